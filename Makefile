@@ -1,0 +1,63 @@
+# The two commands (see README.md):
+#   make run    set everything up, migrate, seed the demo firm and serve on http://127.0.0.1:6543
+#   make test   set up what the tests need, then ruff, mypy and the whole pytest suite
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CONFIG ?= development.ini
+HOST ?= 127.0.0.1
+PORT ?= 6543
+PYTEST_ARGS ?=
+
+.PHONY: run test setup assets lint typecheck pytest chromium migrate demo serve worker clean
+
+run: setup migrate demo serve
+
+setup: $(VENV)/.installed assets
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[testing]"
+	touch $@
+
+assets: node_modules/.installed
+	npm run --silent build
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+migrate: setup
+	$(BIN)/clientpay --config $(CONFIG) db upgrade
+
+demo: setup
+	$(BIN)/clientpay --config $(CONFIG) demo --reset-passwords
+
+serve: setup
+	$(BIN)/clientpay --config $(CONFIG) serve --host $(HOST) --port $(PORT)
+
+worker: setup
+	$(BIN)/clientpay --config $(CONFIG) worker
+
+# Browser tests drive Debian's chromium; never a downloaded browser.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy clientpay_connect adapters
+
+pytest: setup chromium
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) node_modules clientpay_connect/static/vendor var

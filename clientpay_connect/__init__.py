@@ -1,0 +1,38 @@
+"""clientpay-connect: single-use payment links for law firms, as a Pyramid add-on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyramid.config import Configurator
+from pyramid.router import Router
+
+from clientpay_connect.config import resolve_settings
+from clientpay_connect.crypto import ensure_secrets
+
+
+def main(global_config: dict[str, Any] | None, **settings: Any) -> Router:
+    """The WSGI application for ``pserve`` and ``clientpay serve``."""
+    here = (global_config or {}).get("here")
+    with Configurator(settings=resolve_settings(settings, here=here)) as config:
+        config.include(includeme)
+    return config.make_wsgi_app()
+
+
+def includeme(config: Configurator) -> None:
+    """Set the add-on up inside ``config`` (a host may include it under a route prefix)."""
+    settings = config.get_settings()
+    if "clientpay.jobs.immediate" not in settings:
+        settings.update(resolve_settings(settings))
+    ensure_secrets(settings)
+    config.include("pyramid_services")
+    config.include(".templating")
+    config.include(".db")
+    config.include(".security")
+    config.include(".headers")
+    config.include(".throttle")
+    config.include(".jobs")
+    config.include(".api")
+    config.include(".accounts")
+    config.include(".admin")
+    config.add_static_view("static", "clientpay_connect:static", cache_max_age=3600)

@@ -1,0 +1,79 @@
+"""What an admin configures for the firm: settings, notification recipients, merchant accounts."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from clientpay_connect.accounts.models import Firm
+from clientpay_connect.db import Base, UTCDateTime, utcnow
+
+KIND_OPERATING = "operating"
+KIND_TRUST = "trust"
+ACCOUNT_KINDS = (KIND_OPERATING, KIND_TRUST)
+METHOD_CARD = "card"
+METHOD_ECHECK = "echeck"
+NOTIFICATION_EVENTS = ("payment_received", "payment_failed", "email_failed", "link_expired")
+
+DEFAULT_EMAIL_MESSAGE = (
+    "Thank you for your business. Please use the secure link below to make your payment."
+)
+
+
+class FirmSettings(Base):
+    __tablename__ = "firm_settings"
+
+    firm_id: Mapped[int] = mapped_column(
+        ForeignKey("firms.id", ondelete="CASCADE"), primary_key=True
+    )
+    default_email_message: Mapped[str] = mapped_column(Text, default=DEFAULT_EMAIL_MESSAGE)
+    disclaimer: Mapped[str] = mapped_column(Text, default="")
+    recaptcha_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    recaptcha_site_key: Mapped[str] = mapped_column(String(200), default="")
+    # Fernet ciphertext (MultiFernet, keys from clientpay.encryption_keys); never plain text.
+    recaptcha_secret_encrypted: Mapped[str | None] = mapped_column(Text, nullable=True)
+    link_expiry_days: Mapped[int] = mapped_column(Integer, default=30)
+    time_zone: Mapped[str] = mapped_column(String(64), default="America/New_York")
+    reply_to_email: Mapped[str] = mapped_column(String(254), default="")
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    firm: Mapped[Firm] = relationship()
+
+
+class NotificationRecipient(Base):
+    __tablename__ = "notification_recipients"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    firm_id: Mapped[int] = mapped_column(ForeignKey("firms.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(254))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    events: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MerchantAccount(Base):
+    __tablename__ = "merchant_accounts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    firm_id: Mapped[int] = mapped_column(ForeignKey("firms.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16), default=KIND_OPERATING)
+    processor: Mapped[str] = mapped_column(String(32), default="sandbox")
+    currency: Mapped[str] = mapped_column(String(3), default="USD")
+    accepts_card: Mapped[bool] = mapped_column(Boolean, default=True)
+    accepts_echeck: Mapped[bool] = mapped_column(Boolean, default=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    firm: Mapped[Firm] = relationship()
+
+    @property
+    def methods(self) -> list[str]:
+        methods = []
+        if self.accepts_card:
+            methods.append(METHOD_CARD)
+        if self.accepts_echeck:
+            methods.append(METHOD_ECHECK)
+        return methods

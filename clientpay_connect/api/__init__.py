@@ -1,0 +1,7 @@
+from pyramid.config import Configurator
+
+
+def includeme(config: Configurator) -> None:
+    config.include(".openapi")
+    config.add_route("api.openapi", "/api/v1/openapi.json")
+    config.scan(".views")

@@ -1,0 +1,104 @@
+"""Health, the OpenAPI document, and how errors look on the API and on pages."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pyramid.httpexceptions import HTTPException, HTTPForbidden, HTTPFound, HTTPNotFound
+from pyramid.request import Request
+from pyramid.response import Response
+from pyramid.view import (
+    exception_view_config,
+    forbidden_view_config,
+    notfound_view_config,
+    view_config,
+)
+from sqlalchemy import text
+
+from clientpay_connect.api.errors import ApiError, error_response, is_api_request
+from clientpay_connect.security import PUBLIC
+
+log = logging.getLogger(__name__)
+
+
+@view_config(route_name="health", renderer="json", permission=PUBLIC, require_csrf=False)
+def healthz(request: Request) -> Any:
+    request.dbsession.execute(text("SELECT 1"))
+    return {"status": "ok"}
+
+
+@view_config(route_name="api.openapi", permission=PUBLIC)
+def openapi_document(request: Request) -> Response:
+    response = Response(body=request.registry["clientpay.openapi.document"])
+    response.content_type = "application/json"
+    return response
+
+
+@exception_view_config(ApiError)
+def api_error(exc: ApiError, request: Request) -> Response:
+    return error_response(request, exc)
+
+
+@forbidden_view_config()
+def forbidden(exc: HTTPForbidden, request: Request) -> Response:
+    signed_in = request.user is not None
+    if is_api_request(request):
+        if not signed_in:
+            return error_response(
+                request, ApiError(401, "unauthenticated", "Sign in or send a valid API token.")
+            )
+        if getattr(exc, "result", None) is None:
+            # Raised by the CSRF check, not by a permission.
+            return error_response(request, ApiError(403, "csrf", str(exc.detail or exc)))
+        return error_response(request, ApiError(403, "forbidden", "Only admins can do that."))
+    if not signed_in:
+        login = request.route_url("login", _query={"next": request.path_qs})
+        return HTTPFound(location=login)
+    request.response.status = 403
+    return _render_error_page(request, 403, "You do not have access to this page.")
+
+
+@notfound_view_config()
+def not_found(exc: HTTPNotFound, request: Request) -> Response:
+    if is_api_request(request):
+        return error_response(request, ApiError(404, "not_found", "Not found."))
+    request.response.status = 404
+    return _render_error_page(request, 404, "We could not find that page.")
+
+
+# Two registrations so that pyramid_retry can still retry a transient error (a serialization
+# failure) before we render it: non-retryable errors at once, retryable ones on the last try.
+@exception_view_config(Exception, retryable_error=False)
+@exception_view_config(Exception, last_retry_attempt=True)
+def server_error(exc: Exception, request: Request) -> Response:
+    if isinstance(exc, HTTPException):
+        return exc
+    log.exception(
+        "unhandled error on %s %s",
+        request.method,
+        request.matched_route.name if request.matched_route else "-",
+    )
+    if is_api_request(request):
+        return error_response(
+            request,
+            ApiError(
+                500,
+                "server_error",
+                "Something went wrong on our side; nothing was charged twice. Please try again.",
+            ),
+        )
+    request.response.status = 500
+    return _render_error_page(request, 500, "Something went wrong on our side. Please try again.")
+
+
+def _render_error_page(request: Request, status: int, message: str) -> Response:
+    from pyramid.renderers import render_to_response
+
+    response = render_to_response(
+        "clientpay_connect:templates/error.jinja2",
+        {"status": status, "message": message},
+        request=request,
+    )
+    response.status = status
+    return response

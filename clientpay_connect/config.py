@@ -1,0 +1,101 @@
+"""Settings: ini values with defaults, each overridable by a CLIENTPAY_* environment variable.
+
+The environment name of a setting is derived from its key: drop a leading ``clientpay.``,
+turn dots into underscores, upper-case, prefix ``CLIENTPAY_``. So ``clientpay.public_url``
+is ``CLIENTPAY_PUBLIC_URL`` and ``clientpay.sandbox.delay_ms`` is
+``CLIENTPAY_SANDBOX_DELAY_MS``. A few keys that belong to other libraries have a shorter
+name (``sqlalchemy.url`` is ``CLIENTPAY_DATABASE_URL``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+# Every setting the application reads, with its default. The README's table is made from this.
+DEFAULTS: dict[str, str] = {
+    "sqlalchemy.url": "sqlite:///var/clientpay.sqlite",
+    "clientpay.secret": "",
+    "clientpay.encryption_keys": "",
+    "clientpay.secrets_file": "var/secrets.json",
+    "clientpay.public_url": "",
+    "clientpay.redis_url": "",
+    "clientpay.jobs.sqlite_path": "var/jobs.sqlite",
+    "clientpay.jobs.immediate": "false",
+    "clientpay.jobs.name": "clientpay",
+    "clientpay.jobs.workers": "2",
+    "clientpay.cookie_secure": "true",
+    "clientpay.cookie_samesite": "Lax",
+    "clientpay.session_max_age": "28800",
+    "clientpay.frame_ancestors": "",
+    "clientpay.limits.storage_url": "memory://",
+    "clientpay.limits.key_prefix": "clientpay",
+    "clientpay.limits.login_failures_per_account": "5/15minutes",
+    "clientpay.limits.login_failures_per_ip": "20/15minutes",
+    "clientpay.limits.pay_attempts": "10/minute",
+    "clientpay.limits.token_lookups": "60/minute",
+    "clientpay.openapi.validate_responses": "false",
+    "clientpay.processor": "clientpay_connect.pay.services.SandboxProcessor",
+    "clientpay.sandbox.delay_ms": "0",
+    "clientpay.mail.delivery": "clientpay_connect.mail.services.FileMailDelivery",
+    "clientpay.mail.maildir": "var/mail",
+    "clientpay.mail.sender": "payments@clientpay.test",
+    "clientpay.mail.reply_to": "",
+    "mail.host": "localhost",
+    "mail.port": "25",
+    "mail.username": "",
+    "mail.password": "",
+    "mail.tls": "false",
+    "mail.ssl": "false",
+    "clientpay.captcha.verify_url": "https://www.google.com/recaptcha/api/siteverify",
+    "clientpay.http_timeout": "10",
+}
+
+SHORT_ENV_NAMES: dict[str, str] = {
+    "sqlalchemy.url": "CLIENTPAY_DATABASE_URL",
+}
+
+# Settings whose value is a file or folder; a relative value is taken from the ini's folder.
+PATH_SETTINGS = ("clientpay.jobs.sqlite_path", "clientpay.mail.maildir", "clientpay.secrets_file")
+
+
+def env_name(key: str) -> str:
+    """The environment variable that overrides setting ``key``."""
+    if key in SHORT_ENV_NAMES:
+        return SHORT_ENV_NAMES[key]
+    bare = key.removeprefix("clientpay.")
+    return "CLIENTPAY_" + bare.replace(".", "_").upper()
+
+
+def resolve_settings(
+    settings: Mapping[str, Any],
+    environ: Mapping[str, str] | None = None,
+    here: str | None = None,
+) -> dict[str, Any]:
+    """Defaults, then the ini's values, then the environment's; relative paths made absolute."""
+    environ = os.environ if environ is None else environ
+    resolved: dict[str, Any] = dict(DEFAULTS)
+    resolved.update(settings)
+    for key in list(resolved):
+        name = env_name(key)
+        if name in environ:
+            resolved[key] = environ[name]
+    base = here or settings.get("here") or os.getcwd()
+    _anchor_paths(resolved, base)
+    return resolved
+
+
+def _anchor_paths(settings: MutableMapping[str, Any], base: str) -> None:
+    for key in PATH_SETTINGS:
+        value = settings.get(key)
+        if value and not os.path.isabs(value):
+            settings[key] = os.path.join(base, value)
+    url = settings["sqlalchemy.url"]
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+        settings["sqlalchemy.url"] = prefix + os.path.join(base, url[len(prefix) :])
+
+
+def as_bool(value: Any) -> bool:
+    return str(value).strip().lower() in ("1", "true", "yes", "on")

@@ -1,0 +1,81 @@
+"""Secrets at rest: Fernet encryption with key rotation (MultiFernet), and one-way hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+from typing import Any
+
+from cryptography.fernet import Fernet, MultiFernet
+
+
+def sha256_hex(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+def new_token(prefix: str = "") -> str:
+    """A URL-safe token with 256 bits of randomness."""
+    return prefix + secrets.token_urlsafe(32)
+
+
+class Encryptor:
+    """Encrypts with the first key, decrypts with any: rotate by putting a new key first."""
+
+    def __init__(self, keys: list[str]):
+        if not keys:
+            raise ValueError("clientpay.encryption_keys is empty")
+        self._fernet = MultiFernet([Fernet(k.encode()) for k in keys])
+
+    def encrypt(self, plaintext: str) -> str:
+        return self._fernet.encrypt(plaintext.encode("utf-8")).decode("ascii")
+
+    def decrypt(self, ciphertext: str) -> str:
+        return self._fernet.decrypt(ciphertext.encode("ascii")).decode("utf-8")
+
+
+def ensure_secrets(settings: dict[str, Any]) -> None:
+    """Fill in the session secret and encryption keys when the ini leaves them empty.
+
+    A development instance keeps generated values in ``clientpay.secrets_file`` (beside its
+    data, so a copied ini is its own instance); production sets them through the environment
+    and has no secrets file, so a missing value stops start-up instead of being invented.
+    """
+    if settings.get("clientpay.secret") and settings.get("clientpay.encryption_keys"):
+        return
+    path = settings.get("clientpay.secrets_file")
+    if not path:
+        raise RuntimeError(
+            "clientpay.secret and clientpay.encryption_keys must be set "
+            "(CLIENTPAY_SECRET, CLIENTPAY_ENCRYPTION_KEYS)"
+        )
+    stored = _load_or_create_secrets(path)
+    settings["clientpay.secret"] = settings.get("clientpay.secret") or stored["secret"]
+    settings["clientpay.encryption_keys"] = (
+        settings.get("clientpay.encryption_keys") or stored["encryption_key"]
+    )
+
+
+def _load_or_create_secrets(path: str) -> dict[str, str]:
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as handle:
+            return dict(json.load(handle))
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    values = {
+        "secret": secrets.token_urlsafe(48),
+        "encryption_key": Fernet.generate_key().decode("ascii"),
+    }
+    # O_EXCL: two processes starting at once agree on one file instead of overwriting.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        with open(path, encoding="utf-8") as handle:
+            return dict(json.load(handle))
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(values, handle)
+    return values
+
+
+def encryption_keys(settings: dict[str, Any]) -> list[str]:
+    return [k.strip() for k in str(settings["clientpay.encryption_keys"]).split(",") if k.strip()]

@@ -1,0 +1,151 @@
+"""Engine, the request's session (pyramid_tm + zope.sqlalchemy), and the declarative Base."""
+
+from __future__ import annotations
+
+import contextvars
+import datetime as dt
+import os
+from collections.abc import Callable
+from typing import Any
+
+import transaction
+import zope.sqlalchemy
+from pyramid.config import Configurator
+from pyramid.request import Request
+from sqlalchemy import MetaData, create_engine, event, make_url
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.pool import NullPool
+from sqlalchemy.types import DateTime, TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC timestamps on both databases (SQLite forgets the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given where UTC is required")
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def get_engine(settings: dict[str, Any], prefix: str = "sqlalchemy.") -> Engine:
+    url = settings[prefix + "url"]
+    if url.startswith("sqlite"):
+        return _sqlite_engine(url)
+    return create_engine(url, pool_pre_ping=True, future=True)
+
+
+def _sqlite_engine(url: str) -> Engine:
+    database = make_url(url).database
+    if database and database != ":memory:":
+        os.makedirs(os.path.dirname(os.path.abspath(database)), exist_ok=True)
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": 30},
+        # Each thread its own connection, closed after use: SQLite connections are cheap and
+        # sharing one across waitress threads would serialise every request.
+        poolclass=NullPool if ":memory:" not in url else None,
+    )
+    event.listen(engine, "connect", _sqlite_on_connect)
+    event.listen(engine, "begin", _sqlite_on_begin)
+    return engine
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # pysqlite's own transaction handling breaks SAVEPOINT and lets a reader upgrade to a
+    # writer too late; we turn it off and emit BEGIN ourselves (SQLAlchemy's documented recipe).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+# Whether the current unit of work may write. Reads (GET pages) begin DEFERRED so that any
+# number run side by side under WAL; writers begin IMMEDIATE so that they queue on
+# busy_timeout instead of failing with "database is locked" when a reader upgrades to a writer.
+sqlite_may_write: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "sqlite_may_write", default=True
+)
+
+
+def _sqlite_on_begin(conn: Any) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if sqlite_may_write.get() else "BEGIN")
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def write_intent_tween_factory(handler: Callable[[Request], Any], registry: Any) -> Any:
+    def write_intent_tween(request: Request) -> Any:
+        token = sqlite_may_write.set(request.method not in SAFE_METHODS)
+        try:
+            return handler(request)
+        finally:
+            sqlite_may_write.reset(token)
+
+    return write_intent_tween
+
+
+def get_session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def get_tm_session(
+    session_factory: sessionmaker[Session], transaction_manager: transaction.TransactionManager
+) -> Session:
+    """A session joined to ``transaction_manager``: it commits or aborts with it."""
+    dbsession = session_factory()
+    zope.sqlalchemy.register(dbsession, transaction_manager=transaction_manager)
+    return dbsession
+
+
+def includeme(config: Configurator) -> None:
+    settings = config.get_settings()
+    settings["tm.manager_hook"] = "pyramid_tm.explicit_manager"
+    config.include("pyramid_tm")
+    config.include("pyramid_retry")
+    engine = get_engine(settings)
+    session_factory = get_session_factory(engine)
+    config.registry["dbsession_factory"] = session_factory
+    config.registry["dbengine"] = engine
+
+    def dbsession(request: Request) -> Session:
+        # Tests hand in a session bound to their own transaction through the environ.
+        session = request.environ.get("app.dbsession")
+        if session is None:
+            session = get_tm_session(session_factory, request.tm)
+        return session
+
+    config.add_request_method(dbsession, reify=True)
+    config.add_tween(
+        "clientpay_connect.db.write_intent_tween_factory", over="pyramid_tm.tm_tween_factory"
+    )

@@ -1,0 +1,49 @@
+"""Security headers on every response: CSP with frame-ancestors for the embedding panel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyramid.config import Configurator
+from pyramid.events import NewResponse
+
+NO_REFERRER_ROUTE_PREFIX = "pay"
+
+
+def content_security_policy(frame_ancestors: str) -> str:
+    ancestors = frame_ancestors.strip() or "'self'"
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self' data:",
+            "font-src 'self'",
+            "connect-src 'self'",
+            "form-action 'self'",
+            "base-uri 'none'",
+            "object-src 'none'",
+            f"frame-ancestors {ancestors}",
+        ]
+    )
+
+
+def includeme(config: Configurator) -> None:
+    settings = config.get_settings()
+    csp = content_security_policy(settings.get("clientpay.frame_ancestors", ""))
+
+    def add_security_headers(event: Any) -> None:
+        response = event.response
+        headers = response.headers
+        headers.setdefault("Content-Security-Policy", csp)
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        # The payer's page carries the link's secret in its URL: never let it leak onward.
+        route = event.request.matched_route
+        on_pay_page = route is not None and route.name.startswith(NO_REFERRER_ROUTE_PREFIX)
+        headers.setdefault("Referrer-Policy", "no-referrer" if on_pay_page else "same-origin")
+        if event.request.scheme == "https":
+            headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        if event.request.user is not None or on_pay_page:
+            headers.setdefault("Cache-Control", "no-store")
+
+    config.add_subscriber(add_security_headers, NewResponse)

@@ -1,0 +1,142 @@
+"""Who is asking (staff session or API bearer token) and what they may do.
+
+Permissions are named constants; every view declares one. ``PUBLIC`` views are the payer's
+side and the login page; ``STAFF`` needs any active user; ``ADMIN`` needs an admin.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyramid.authentication import SessionAuthenticationHelper
+from pyramid.config import Configurator
+from pyramid.csrf import SessionCSRFStoragePolicy
+from pyramid.request import Request
+from pyramid.security import Allowed, Denied
+from pyramid.session import SignedCookieSessionFactory
+from sqlalchemy import select
+
+from clientpay_connect.accounts.models import ApiToken, User
+from clientpay_connect.config import as_bool
+from clientpay_connect.crypto import sha256_hex
+from clientpay_connect.db import utcnow
+
+PUBLIC = "public"
+STAFF = "staff"
+ADMIN = "admin"
+
+API_TOKEN_PREFIX = "cpc_"  # noqa: S105 (a marker, not a secret)
+
+
+def bearer_token(request: Request) -> str | None:
+    auth = request.authorization
+    if auth is None or auth.authtype.lower() != "bearer":
+        return None
+    params = auth.params
+    return params if isinstance(params, str) else None
+
+
+def uses_bearer_token(request: Request) -> bool:
+    return request.authorization is not None and request.authorization.authtype.lower() == "bearer"
+
+
+class SecurityPolicy:
+    def __init__(self) -> None:
+        self.session_helper = SessionAuthenticationHelper()
+
+    def identity(self, request: Request) -> User | None:
+        user: User | None = request.user
+        return user
+
+    def authenticated_userid(self, request: Request) -> int | None:
+        user = request.user
+        return user.id if user is not None else None
+
+    def permits(self, request: Request, context: Any, permission: str) -> Allowed | Denied:
+        if permission == PUBLIC:
+            return Allowed("public")
+        user = request.user
+        if user is None:
+            return Denied("not signed in")
+        if permission == STAFF:
+            return Allowed("active user")
+        if permission == ADMIN:
+            return Allowed("admin") if user.is_admin else Denied("admins only")
+        return Denied(f"unknown permission {permission!r}")
+
+    def remember(self, request: Request, userid: Any, **kw: Any) -> list[tuple[str, str]]:
+        return self.session_helper.remember(request, userid, **kw)
+
+    def forget(self, request: Request, **kw: Any) -> list[tuple[str, str]]:
+        return self.session_helper.forget(request, **kw)
+
+
+def session_principal(user: User) -> str:
+    """What the session remembers: the id and the version a password reset bumps."""
+    return f"{user.id}:{user.session_version}"
+
+
+def load_user(request: Request) -> User | None:
+    """The request's user: from the bearer token when one is sent, else from the session."""
+    if uses_bearer_token(request):
+        return _user_from_token(request, bearer_token(request))
+    return _user_from_session(request)
+
+
+def _user_from_token(request: Request, token: str | None) -> User | None:
+    if not token:
+        return None
+    row = request.dbsession.execute(
+        select(ApiToken).where(ApiToken.token_hash == sha256_hex(token))
+    ).scalar_one_or_none()
+    if row is None or row.revoked_at is not None or not row.user.active:
+        return None
+    row.last_used_at = utcnow()
+    user: User = row.user
+    return user
+
+
+def _user_from_session(request: Request) -> User | None:
+    principal = request.session.get("auth.userid")
+    if not isinstance(principal, str) or ":" not in principal:
+        return None
+    user_id, _, version = principal.partition(":")
+    if not user_id.isdigit():
+        return None
+    user = request.dbsession.get(User, int(user_id))
+    if user is None or not user.active or str(user.session_version) != version:
+        return None
+    return user
+
+
+def firm_id(request: Request) -> int:
+    """The firm every query of this request is scoped to."""
+    user = request.user
+    if user is None:
+        raise RuntimeError("firm_id asked for on an anonymous request")
+    return int(user.firm_id)
+
+
+def csrf_applies(request: Request) -> bool:
+    # A bearer-token call carries no cookie, so there is nothing for a forged request to ride on.
+    return not uses_bearer_token(request)
+
+
+def includeme(config: Configurator) -> None:
+    settings = config.get_settings()
+    session_factory = SignedCookieSessionFactory(
+        settings["clientpay.secret"],
+        cookie_name="clientpay_session",
+        secure=as_bool(settings["clientpay.cookie_secure"]),
+        httponly=True,
+        samesite=settings["clientpay.cookie_samesite"],
+        max_age=None,
+        timeout=int(settings["clientpay.session_max_age"]),
+        reissue_time=300,
+    )
+    config.set_session_factory(session_factory)
+    config.set_security_policy(SecurityPolicy())
+    config.set_csrf_storage_policy(SessionCSRFStoragePolicy())
+    config.set_default_csrf_options(require_csrf=True, callback=csrf_applies)
+    config.set_default_permission(STAFF)
+    config.add_request_method(load_user, "user", reify=True)

@@ -1,0 +1,19 @@
+"""Jinja2 set-up: globals the layout needs."""
+
+from __future__ import annotations
+
+from pyramid.config import Configurator
+
+
+def includeme(config: Configurator) -> None:
+    settings = config.get_settings()
+    settings.setdefault("jinja2.autoescape", "true")
+    settings.setdefault("jinja2.trim_blocks", "true")
+    settings.setdefault("jinja2.lstrip_blocks", "true")
+    settings.setdefault(
+        "jinja2.globals",
+        "nav_modules = clientpay_connect.navigation.nav_modules\n"
+        "home_modules = clientpay_connect.navigation.home_modules",
+    )
+    config.include("pyramid_jinja2")
+    config.add_jinja2_search_path("clientpay_connect:templates", name=".jinja2")

@@ -1,0 +1,64 @@
+"""Alembic environment: the database URL comes from the Pyramid settings (ini + environment)."""
+
+from __future__ import annotations
+
+import os
+
+import plaster
+from alembic import context
+from sqlalchemy.engine import Connection
+
+import clientpay_connect.models  # noqa: F401  (every model, so autogenerate sees them)
+from clientpay_connect.config import resolve_settings
+from clientpay_connect.db import Base, get_engine
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def app_settings() -> dict[str, object]:
+    given = config.attributes.get("settings")
+    if given is not None:
+        return dict(given)
+    ini = os.path.abspath(config.config_file_name or "development.ini")
+    settings = plaster.get_settings(ini, "app:main")
+    return resolve_settings(settings, here=os.path.dirname(ini))
+
+
+def run_with(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        # SQLite cannot ALTER most things; batch mode rebuilds the table instead.
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_offline() -> None:
+    context.configure(
+        url=str(app_settings()["sqlalchemy.url"]),
+        target_metadata=target_metadata,
+        literal_binds=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        run_with(connection)
+        return
+    engine = get_engine(app_settings())
+    with engine.connect() as conn:
+        run_with(conn)
+    engine.dispose()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

@@ -1,0 +1,160 @@
+"""Test base: one database per test session (SQLite, or PostgreSQL when
+CLIENTPAY_TEST_DATABASE_URL is set), migrated by Alembic, and a savepoint rolled back after
+every test. Redis is used for jobs and rate limits when CLIENTPAY_TEST_REDIS_URL is set.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import transaction
+import webtest
+from cryptography.fernet import Fernet
+from pyramid.router import Router
+from sqlalchemy.orm import Session
+
+from clientpay_connect import main
+from clientpay_connect.accounts.models import User
+from clientpay_connect.accounts.services import create_api_token
+from clientpay_connect.db import get_tm_session
+from tests import factories
+from tests.support import databases
+
+TEST_PASSWORD = factories.TEST_PASSWORD
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with databases.fresh_database(tmp_path_factory.mktemp("db")) as url:
+        databases.migrate(url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+def base_settings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Settings every test app starts from; a test may copy and change them."""
+    data = tmp_path_factory.mktemp("data")
+    redis_url = os.environ.get("CLIENTPAY_TEST_REDIS_URL", "")
+    run = uuid.uuid4().hex[:10]
+    return {
+        "clientpay.secret": "test-secret-" + run,
+        "clientpay.encryption_keys": Fernet.generate_key().decode(),
+        "clientpay.secrets_file": "",
+        "clientpay.redis_url": redis_url,
+        "clientpay.limits.key_prefix": f"clientpay-test-{run}",
+        "clientpay.jobs.name": f"clientpay-test-{run}",
+        "clientpay.jobs.immediate": "true",
+        "clientpay.jobs.sqlite_path": str(data / "jobs.sqlite"),
+        "clientpay.mail.maildir": str(data / "mail"),
+        "clientpay.cookie_secure": "false",
+        "clientpay.openapi.validate_responses": "true",
+        "clientpay.public_url": "http://localhost",
+    }
+
+
+@pytest.fixture(scope="session")
+def app_settings(base_settings: dict[str, Any], database_url: str) -> dict[str, Any]:
+    return {**base_settings, "sqlalchemy.url": database_url}
+
+
+@pytest.fixture(scope="session")
+def app(app_settings: dict[str, Any]) -> Iterator[Router]:
+    application = main({}, **app_settings)
+    yield application
+    application.registry["dbengine"].dispose()
+
+
+@pytest.fixture
+def db_connection(app: Router) -> Iterator[Any]:
+    """The connection every session of this test uses; rolled back at the end."""
+    engine = app.registry["dbengine"]
+    factory = app.registry["dbsession_factory"]
+    connection = engine.connect()
+    outer = connection.begin()
+    factory.configure(bind=connection, join_transaction_mode="create_savepoint")
+    try:
+        yield connection
+    finally:
+        factory.configure(bind=engine, join_transaction_mode="conservative_savepoint")
+        if outer.is_active:
+            outer.rollback()
+        connection.close()
+
+
+@pytest.fixture
+def dbsession(app: Router, db_connection: Any) -> Iterator[Session]:
+    """A session for arranging data and checking results, inside the test's transaction."""
+    tm = transaction.TransactionManager(explicit=True)
+    tm.begin()
+    session = get_tm_session(app.registry["dbsession_factory"], tm)
+    factories.bind(session)
+    try:
+        yield session
+    finally:
+        factories.bind(None)
+        tm.abort()
+
+
+@pytest.fixture
+def client_ip() -> str:
+    # Each test its own address, so that one test's failed sign-ins cannot throttle another.
+    return f"127.{random.randint(1, 254)}.{random.randint(1, 254)}.{random.randint(1, 254)}"
+
+
+@pytest.fixture
+def testapp(app: Router, db_connection: Any, client_ip: str) -> webtest.TestApp:
+    return webtest.TestApp(app, extra_environ={"REMOTE_ADDR": client_ip, "HTTP_HOST": "localhost"})
+
+
+@pytest.fixture
+def firm(dbsession: Session) -> Any:
+    return factories.FirmFactory()
+
+
+@pytest.fixture
+def admin(firm: Any) -> User:
+    return factories.UserFactory(firm=firm, role="admin")
+
+
+@pytest.fixture
+def staff(firm: Any) -> User:
+    return factories.UserFactory(firm=firm, role="staff")
+
+
+def bearer(dbsession: Session, user: User) -> dict[str, str]:
+    _row, token = create_api_token(dbsession, user, "test")
+    dbsession.flush()
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def admin_auth(dbsession: Session, admin: User) -> dict[str, str]:
+    return bearer(dbsession, admin)
+
+
+@pytest.fixture
+def staff_auth(dbsession: Session, staff: User) -> dict[str, str]:
+    return bearer(dbsession, staff)
+
+
+def login(
+    testapp: webtest.TestApp, user: User, password: str = TEST_PASSWORD
+) -> webtest.TestResponse:
+    """Sign in through the real form; the app's session cookie stays in ``testapp``."""
+    form = testapp.get("/login").forms[0]
+    form["email"] = user.email
+    form["password"] = password
+    return form.submit(status=303)
+
+
+def csrf_token(testapp: webtest.TestApp) -> str:
+    """The session's CSRF token, as the pages embed it."""
+    page = testapp.get("/")
+    token = page.html.find("input", {"name": "csrf_token"})
+    assert token is not None, "the page has no CSRF token"
+    return str(token["value"])

@@ -1,0 +1,57 @@
+"""Fresh databases for a test session: a SQLite file, or a new PostgreSQL database."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, make_url, text
+
+from clientpay_connect.cli import MIGRATIONS
+from clientpay_connect.db import get_engine
+
+PG_ENV = "CLIENTPAY_TEST_DATABASE_URL"
+
+
+def using_postgresql() -> bool:
+    return bool(os.environ.get(PG_ENV))
+
+
+@contextmanager
+def fresh_database(folder: Path) -> Iterator[str]:
+    """Yield the URL of an empty database that is dropped afterwards."""
+    server = os.environ.get(PG_ENV)
+    if not server:
+        yield f"sqlite:///{folder / ('clientpay-' + uuid.uuid4().hex[:8] + '.sqlite')}"
+        return
+    name = "clientpay_test_" + uuid.uuid4().hex[:12]
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def alembic_config(url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", MIGRATIONS)
+    cfg.attributes["settings"] = {"sqlalchemy.url": url}
+    return cfg
+
+
+def migrate(url: str) -> None:
+    engine = get_engine({"sqlalchemy.url": url})
+    with engine.begin() as connection:
+        cfg = alembic_config(url)
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "head")
+    engine.dispose()
