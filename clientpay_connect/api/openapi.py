@@ -25,12 +25,34 @@ from clientpay_connect.api.errors import FieldErrors
 from clientpay_connect.config import as_bool
 
 SPEC_PATH = Path(__file__).with_name("openapi.yaml")
+# Each feature folder documents its own endpoints in an openapi.yaml beside its views
+# (``paths`` and ``components.schemas``); they are merged into the base document.
+FEATURE_SPECS = sorted(Path(__file__).parent.parent.glob("*/openapi.yaml"))
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as handle:
+        data: dict[str, Any] = yaml.safe_load(handle) or {}
+    return data
 
 
 def load_spec(route_prefix: str) -> dict[str, Any]:
-    with SPEC_PATH.open(encoding="utf-8") as handle:
-        spec: dict[str, Any] = yaml.safe_load(handle)
-    spec = copy.deepcopy(spec)
+    spec = copy.deepcopy(_read_yaml(SPEC_PATH))
+    schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+    paths = spec.setdefault("paths", {}) or {}
+    spec["paths"] = paths
+    for fragment_path in FEATURE_SPECS:
+        if fragment_path == SPEC_PATH:
+            continue
+        fragment = _read_yaml(fragment_path)
+        for name, item in (fragment.get("paths") or {}).items():
+            if name in paths:
+                raise ValueError(f"{fragment_path}: path {name} is documented twice")
+            paths[name] = item
+        for name, schema in ((fragment.get("components") or {}).get("schemas") or {}).items():
+            if name in schemas:
+                raise ValueError(f"{fragment_path}: schema {name} is defined twice")
+            schemas[name] = schema
     spec["servers"] = [{"url": (route_prefix or "").rstrip("/") + "/api/v1"}]
     return spec
 

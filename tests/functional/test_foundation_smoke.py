@@ -9,3 +9,27 @@ def test_staff_signs_in_and_sees_the_home_page(testapp, staff):
     login(testapp, staff)
     page = testapp.get("/")
     assert staff.firm.name in page.text
+
+
+def test_merchant_accounts_are_the_firms_own(testapp, dbsession, staff, staff_auth):
+    from tests.factories import FirmFactory, MerchantAccountFactory
+
+    mine = MerchantAccountFactory(firm=staff.firm, name="Operating")
+    MerchantAccountFactory(firm=FirmFactory(), name="Someone else's")
+    body = testapp.get("/api/v1/merchant-accounts", headers=staff_auth).json
+    assert body == {
+        "items": [
+            {
+                "id": mine.id,
+                "name": "Operating",
+                "kind": "operating",
+                "currency": "USD",
+                "methods": ["card", "echeck"],
+            }
+        ]
+    }
+
+
+def test_api_without_credentials_is_401(testapp):
+    body = testapp.get("/api/v1/merchant-accounts", status=401).json
+    assert body["error"] == "unauthenticated"
