@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from clientpay_connect.accounts.models import ApiToken, User
 from clientpay_connect.config import as_bool
-from clientpay_connect.crypto import sha256_hex
+from clientpay_connect.crypto import Encryptor, encryption_keys, sha256_hex
 from clientpay_connect.db import utcnow
 
 PUBLIC = "public"
@@ -140,3 +140,6 @@ def includeme(config: Configurator) -> None:
     config.set_default_csrf_options(require_csrf=True, callback=csrf_applies)
     config.set_default_permission(STAFF)
     config.add_request_method(load_user, "user", reify=True)
+    encryptor = Encryptor(encryption_keys(settings))
+    config.registry["clientpay.encryptor"] = encryptor
+    config.add_request_method(lambda request: encryptor, "encryptor", reify=True)
