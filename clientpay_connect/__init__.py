@@ -35,4 +35,7 @@ def includeme(config: Configurator) -> None:
     config.include(".api")
     config.include(".accounts")
     config.include(".admin")
+    config.include(".mail")
+    config.include(".links")
+    config.include(".pay")
     config.add_static_view("static", "clientpay_connect:static", cache_max_age=3600)

@@ -3,6 +3,9 @@
 from clientpay_connect.accounts.models import ApiToken, AuditEvent, Firm, User
 from clientpay_connect.admin.models import FirmSettings, MerchantAccount, NotificationRecipient
 from clientpay_connect.db import Base
+from clientpay_connect.links.models import PaymentLink
+from clientpay_connect.mail.models import OutboxMessage
+from clientpay_connect.pay.models import Payment, SandboxCharge, SandboxToken
 
 __all__ = [
     "ApiToken",
@@ -12,5 +15,10 @@ __all__ = [
     "FirmSettings",
     "MerchantAccount",
     "NotificationRecipient",
+    "OutboxMessage",
+    "Payment",
+    "PaymentLink",
+    "SandboxCharge",
+    "SandboxToken",
     "User",
 ]

@@ -1,0 +1,84 @@
+"""Payment links: one secret URL, paid at most once."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import JSON, BigInteger, Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from clientpay_connect.accounts.models import Firm, User
+from clientpay_connect.admin.models import MerchantAccount
+from clientpay_connect.db import Base, UTCDateTime, utcnow
+
+SOURCE_QUICK = "quick_link"
+SOURCE_BULK = "bulk_upload"
+SOURCE_CONNECT = "connect"
+SOURCES = (SOURCE_QUICK, SOURCE_BULK, SOURCE_CONNECT)
+
+STATUS_OUTSTANDING = "outstanding"
+STATUS_PROCESSING = "processing"
+STATUS_PAID = "paid"
+STATUS_CANCELLED = "cancelled"
+STATUS_EXPIRED = "expired"
+STATUSES = (STATUS_OUTSTANDING, STATUS_PROCESSING, STATUS_PAID, STATUS_CANCELLED, STATUS_EXPIRED)
+
+EMAIL_NOT_SENT = "not_sent"
+EMAIL_QUEUED = "queued"
+EMAIL_SENT = "sent"
+EMAIL_FAILED = "failed"
+
+LOCALES = ("en", "es")
+
+
+class PaymentLink(Base):
+    __tablename__ = "payment_links"
+    __table_args__ = (
+        Index("ix_payment_links_firm_status", "firm_id", "status"),
+        Index("ix_payment_links_firm_created", "firm_id", "created_at"),
+        Index("ix_payment_links_status_expires", "status", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    firm_id: Mapped[int] = mapped_column(ForeignKey("firms.id", ondelete="CASCADE"))
+    merchant_account_id: Mapped[int] = mapped_column(ForeignKey("merchant_accounts.id"))
+    source: Mapped[str] = mapped_column(String(16), default=SOURCE_QUICK)
+    # SHA-256 of the URL's secret: how a payer's request finds the link.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The secret itself only encrypted, so that staff can copy the link again.
+    token_encrypted: Mapped[str] = mapped_column(Text)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    amount_paid_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    currency: Mapped[str] = mapped_column(String(3), default="USD")
+    invoice_number: Mapped[str] = mapped_column(String(100), default="")
+    invoice_date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    due_date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    recipient_name: Mapped[str] = mapped_column(String(200), default="")
+    emails: Mapped[list[str]] = mapped_column(JSON, default=list)
+    message: Mapped[str] = mapped_column(Text, default="")
+    locale: Mapped[str] = mapped_column(String(8), default="en")
+    status: Mapped[str] = mapped_column(String(16), default=STATUS_OUTSTANDING)
+    email_status: Mapped[str] = mapped_column(String(16), default=EMAIL_NOT_SENT)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by_user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    paid_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    cancelled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # When a payment attempt claimed the link; a crash leaves it set for the resolver job.
+    processing_started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    reminders_sent: Mapped[int] = mapped_column(Integer, default=0)
+    # The link this one collects the balance of (a "balance link").
+    parent_link_id: Mapped[int | None] = mapped_column(
+        ForeignKey("payment_links.id", ondelete="SET NULL"), nullable=True
+    )
+
+    firm: Mapped[Firm] = relationship()
+    merchant_account: Mapped[MerchantAccount] = relationship()
+    created_by: Mapped[User | None] = relationship()
+
+    @property
+    def amount_due_minor(self) -> int:
+        return self.amount_minor

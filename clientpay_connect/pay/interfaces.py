@@ -1,0 +1,21 @@
+from zope.interface import Attribute, Interface
+
+
+class IPaymentProcessor(Interface):
+    name = Attribute("The processor's name as stored on merchant accounts, e.g. 'sandbox'.")
+
+    def charge(token, amount_minor, currency, idempotency_key):
+        """Charge once per idempotency_key; return a ChargeResult, or raise Declined.
+
+        Called outside any database transaction of ours. Raises ProcessorUnavailable when the
+        outcome is unknown (timeout, network), so the link stays claimed for the resolver.
+        """
+
+    def lookup(idempotency_key):
+        """The ChargeResult of an earlier charge with this key, None if there was none, or
+        raise Declined if it was declined."""
+
+
+class ICaptchaVerifier(Interface):
+    def verify(secret, response_token, remote_ip):
+        """True if the reCAPTCHA response token is valid for this secret."""

@@ -1,0 +1,84 @@
+"""Payments, and the sandbox processor's own ledger."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from clientpay_connect.db import Base, UTCDateTime, utcnow
+from clientpay_connect.links.models import PaymentLink
+
+PAYMENT_PENDING = "pending"
+PAYMENT_SUCCEEDED = "succeeded"
+PAYMENT_FAILED = "failed"
+
+
+class Payment(Base):
+    """One attempt to pay a link; at most one per link succeeds."""
+
+    __tablename__ = "payments"
+    __table_args__ = (
+        UniqueConstraint("link_id", "idempotency_key"),
+        # The backstop behind the conditional claim: never two successful payments per link.
+        Index(
+            "uq_payments_one_success_per_link",
+            "link_id",
+            unique=True,
+            sqlite_where=text("status = 'succeeded'"),
+            postgresql_where=text("status = 'succeeded'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    firm_id: Mapped[int] = mapped_column(ForeignKey("firms.id", ondelete="CASCADE"), index=True)
+    link_id: Mapped[int] = mapped_column(ForeignKey("payment_links.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16), default=PAYMENT_PENDING)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    method: Mapped[str] = mapped_column(String(16), default="")
+    brand: Mapped[str] = mapped_column(String(32), default="")
+    last4: Mapped[str] = mapped_column(String(4), default="")
+    payer_name: Mapped[str] = mapped_column(String(200), default="")
+    payer_email: Mapped[str] = mapped_column(String(254), default="")
+    # The payer's Idempotency-Key header: a replay returns this attempt's answer.
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    # What we send the processor as its idempotency key: one per attempt, never reused.
+    processor_key: Mapped[str] = mapped_column(String(64), unique=True)
+    processor_ref: Mapped[str] = mapped_column(String(100), default="")
+    failure_code: Mapped[str] = mapped_column(String(64), default="")
+    failure_message: Mapped[str] = mapped_column(Text, default="")
+    receipt_number: Mapped[str | None] = mapped_column(String(32), unique=True, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    link: Mapped[PaymentLink] = relationship()
+
+
+class SandboxToken(Base):
+    """What the sandbox's tokenization returned: the outcome to simulate, never the number."""
+
+    __tablename__ = "sandbox_tokens"
+
+    token: Mapped[str] = mapped_column(String(64), primary_key=True)
+    method: Mapped[str] = mapped_column(String(16))
+    brand: Mapped[str] = mapped_column(String(32), default="")
+    last4: Mapped[str] = mapped_column(String(4))
+    outcome: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SandboxCharge(Base):
+    """The sandbox processor's record of each charge, one per idempotency key."""
+
+    __tablename__ = "sandbox_charges"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    token: Mapped[str] = mapped_column(String(64))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    outcome: Mapped[str] = mapped_column(String(32))
+    reference: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
