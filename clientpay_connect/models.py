@@ -2,6 +2,7 @@
 
 from clientpay_connect.accounts.models import ApiToken, AuditEvent, Firm, User
 from clientpay_connect.admin.models import FirmSettings, MerchantAccount, NotificationRecipient
+from clientpay_connect.bulk.models import BulkRow, BulkUpload
 from clientpay_connect.db import Base
 from clientpay_connect.links.models import PaymentLink
 from clientpay_connect.mail.models import OutboxMessage
@@ -11,6 +12,8 @@ __all__ = [
     "ApiToken",
     "AuditEvent",
     "Base",
+    "BulkRow",
+    "BulkUpload",
     "Firm",
     "FirmSettings",
     "MerchantAccount",

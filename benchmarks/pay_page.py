@@ -1,0 +1,171 @@
+"""Benchmark: GET /pay/{token} against a hello-world Pyramid view, both served by waitress on
+one core, loaded by 50 concurrent keep-alive clients from another core.
+
+    .venv/bin/python benchmarks/pay_page.py [--duration 10] [--clients 50]
+
+Prints both rates, the ratio and our p95 latency. Targets: ratio >= 0.3, p95 < 200 ms.
+Set CLIENTPAY_BENCH_DATABASE_URL to a PostgreSQL server URL to run on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks._load import LoadResult, run_load  # noqa: E402
+
+SERVER_CPU = 0
+CLIENT_CPU = 1
+
+
+def hello_app() -> object:
+    from pyramid.config import Configurator
+    from pyramid.response import Response
+
+    def hello(request: object) -> Response:
+        return Response("Hello world")
+
+    with Configurator() as config:
+        config.add_route("hello", "/hello")
+        config.add_view(hello, route_name="hello")
+    return config.make_wsgi_app()
+
+
+def serve(kind: str, port: int, settings_json: str) -> None:
+    """Run in the server subprocess: one core, waitress."""
+    from waitress import serve as waitress_serve
+
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {SERVER_CPU})
+    if kind == "hello":
+        app = hello_app()
+    else:
+        from clientpay_connect import main
+
+        app = main({}, **json.loads(settings_json))
+    waitress_serve(app, host="127.0.0.1", port=port, threads=8, _quiet=True, backlog=1024)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until_up(url: str, timeout: float = 30) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def prepare_database(folder: Path) -> tuple[dict[str, str], str]:
+    """A migrated database with one firm and one outstanding link; returns settings and token."""
+    from cryptography.fernet import Fernet
+
+    from clientpay_connect.config import resolve_settings
+    from tests.support.databases import fresh_database, migrate
+
+    server_url = os.environ.get("CLIENTPAY_BENCH_DATABASE_URL")
+    if server_url:
+        os.environ["CLIENTPAY_TEST_DATABASE_URL"] = server_url
+    database = fresh_database(folder)
+    url = database.__enter__()
+    migrate(url)
+    settings = {
+        "sqlalchemy.url": url,
+        "clientpay.secret": "bench-secret",
+        "clientpay.encryption_keys": Fernet.generate_key().decode(),
+        "clientpay.secrets_file": "",
+        "clientpay.jobs.sqlite_path": str(folder / "jobs.sqlite"),
+        "clientpay.mail.maildir": str(folder / "mail"),
+        "clientpay.public_url": "http://127.0.0.1",
+        # The benchmark measures the page, not the abuse limits.
+        "clientpay.limits.token_lookups": "none",
+    }
+    token = seed_link(resolve_settings(settings))
+    return settings, token
+
+
+def seed_link(settings: dict[str, str]) -> str:
+    import transaction
+
+    from clientpay_connect.accounts.services import create_firm, create_user
+    from clientpay_connect.admin.models import MerchantAccount
+    from clientpay_connect.crypto import Encryptor, encryption_keys
+    from clientpay_connect.db import get_engine, get_session_factory, get_tm_session
+    from clientpay_connect.links.services import NewLink, create_link
+
+    engine = get_engine(settings)
+    tm = transaction.TransactionManager(explicit=True)
+    with tm:
+        session = get_tm_session(get_session_factory(engine), tm)
+        firm = create_firm(session, "Benchmark Law LLP", "bench-law")
+        user = create_user(session, firm, "bench@example.test", "staff", "bench-password-123")
+        account = MerchantAccount(firm_id=firm.id, name="Operating", kind="operating")
+        session.add(account)
+        session.flush()
+        new = NewLink(account, 123450, invoice_number="INV-1001", recipient_name="Pat Payer")
+        _link, token = create_link(session, Encryptor(encryption_keys(settings)), user, new)
+    engine.dispose()
+    return token
+
+
+def measure(
+    kind: str, path: str, settings: dict[str, str], clients: int, duration: float
+) -> LoadResult:
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--serve", kind, "--port", str(port)],
+        env={**os.environ, "BENCH_SETTINGS": json.dumps(settings)},
+        cwd=ROOT,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}{path}"
+        wait_until_up(url)
+        run_load(url, clients, min(2.0, duration), cpu=CLIENT_CPU)  # warm-up
+        return run_load(url, clients, duration, cpu=CLIENT_CPU)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--serve", choices=["hello", "app"])
+    parser.add_argument("--port", type=int)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve, args.port, os.environ.get("BENCH_SETTINGS", "{}"))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        settings, token = prepare_database(Path(tmp))
+        hello = measure("hello", "/hello", settings, args.clients, args.duration)
+        ours = measure("app", f"/pay/{token}", settings, args.clients, args.duration)
+    ratio = ours.rps / hello.rps if hello.rps else 0.0
+    print(f"hello-world Pyramid view : {hello.summary()}")
+    print(f"GET /pay/{{token}}         : {ours.summary()}")
+    print(f"ratio (ours / hello)     : {ratio:.2f}   target >= 0.30")
+    print(f"p95 GET /pay/{{token}}     : {ours.percentile(95):.1f} ms   target < 200 ms")
+
+
+if __name__ == "__main__":
+    main()
