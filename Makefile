@@ -10,11 +10,26 @@ HOST ?= 127.0.0.1
 PORT ?= 6543
 PYTEST_ARGS ?=
 
-.PHONY: run test setup assets lint typecheck pytest chromium migrate demo serve worker clean
+.PHONY: run test setup assets catalogs messages lint typecheck pytest chromium migrate demo serve worker clean
 
 run: setup migrate demo serve
 
-setup: $(VENV)/.installed assets
+setup: $(VENV)/.installed assets catalogs
+
+# The payer's pages in English and Spanish: gettext catalogs, compiled here (never committed).
+CATALOGS := $(patsubst %.po,%.mo,$(wildcard clientpay_connect/locale/*/LC_MESSAGES/*.po))
+
+catalogs: $(CATALOGS)
+
+clientpay_connect/locale/%.mo: clientpay_connect/locale/%.po $(VENV)/.installed
+	$(BIN)/pybabel compile --domain clientpay -i $< -o $@
+
+# After changing what a payer reads: re-extract, then translate what is new in es/.../clientpay.po.
+messages: $(VENV)/.installed
+	$(BIN)/pybabel extract -F babel.cfg --no-location --sort-output \
+	  -o clientpay_connect/locale/clientpay.pot .
+	$(BIN)/pybabel update --domain clientpay -d clientpay_connect/locale --ignore-obsolete \
+	  --no-fuzzy-matching -i clientpay_connect/locale/clientpay.pot
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

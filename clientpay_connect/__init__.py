@@ -22,8 +22,9 @@ def main(global_config: dict[str, Any] | None, **settings: Any) -> Router:
 def includeme(config: Configurator) -> None:
     """Set the add-on up inside ``config`` (a host may include it under a route prefix)."""
     settings = config.get_settings()
-    if "clientpay.jobs.immediate" not in settings:
-        settings.update(resolve_settings(settings))
+    # Always: a host's ini may set some clientpay.* keys and not others. Resolving twice (after
+    # main()) changes nothing, since paths are absolute by then.
+    settings.update(resolve_settings(settings))
     ensure_secrets(settings)
     config.include("pyramid_services")
     config.include(".templating")

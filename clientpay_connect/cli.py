@@ -15,6 +15,7 @@ import click
 import transaction
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.util.exc import CommandError as AlembicCommandError
 from pyramid.paster import get_app, setup_logging
 from pyramid.router import Router
 from sqlalchemy import select
@@ -30,6 +31,7 @@ from clientpay_connect.accounts.services import (
     record,
     slugify,
 )
+from clientpay_connect.crypto import MissingSecrets
 from clientpay_connect.db import get_tm_session
 from clientpay_connect.demo import seed_demo
 from clientpay_connect.jobs import JobQueue
@@ -46,7 +48,10 @@ class Context:
     def app(self) -> Router:
         if self._app is None:
             setup_logging(self.config_path)
-            self._app = get_app(self.config_path, "main")
+            try:
+                self._app = get_app(self.config_path, "main")
+            except MissingSecrets as exc:
+                raise click.ClickException(str(exc)) from exc
         return self._app
 
     @property
@@ -67,6 +72,16 @@ def alembic_config(settings: dict[str, Any], config_path: str) -> AlembicConfig:
     cfg.set_main_option("script_location", MIGRATIONS)
     cfg.attributes["settings"] = settings
     return cfg
+
+
+@contextmanager
+def alembic_errors() -> Iterator[None]:
+    """Alembic's refusals ("not up to date", "new upgrade operations detected") are answers
+    for the operator, not crashes: print them without a traceback and exit 1."""
+    try:
+        yield
+    except AlembicCommandError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 pass_context = click.make_pass_decorator(Context)
@@ -99,7 +114,8 @@ def db() -> None:
 @pass_context
 def db_upgrade(ctx: Context, revision: str) -> None:
     """Migrate the database to REVISION (the newest by default)."""
-    command.upgrade(alembic_config(ctx.settings, ctx.config_path), revision)
+    with alembic_errors():
+        command.upgrade(alembic_config(ctx.settings, ctx.config_path), revision)
     click.echo(f"database at {revision}")
 
 
@@ -107,7 +123,9 @@ def db_upgrade(ctx: Context, revision: str) -> None:
 @pass_context
 def db_check(ctx: Context) -> None:
     """Fail if the models and the migrations disagree."""
-    command.check(alembic_config(ctx.settings, ctx.config_path))
+    with alembic_errors():
+        command.check(alembic_config(ctx.settings, ctx.config_path))
+    click.echo("the database, the migrations and the models agree")
 
 
 @cli.command()
@@ -195,6 +213,10 @@ def create_token_command(ctx: Context, email: str, name: str) -> None:
     click.echo(token)
 
 
+def _exit_on_signal(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
+
+
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=6543, show_default=True, type=int)
@@ -208,6 +230,11 @@ def serve(ctx: Context, host: str, port: int, workers: int | None) -> None:
     queue: JobQueue = app.registry["clientpay.jobs"]
     consumer = queue.consumer(workers or int(ctx.settings["clientpay.jobs.workers"]))
     consumer.start()
+    # Huey's consumer installs signal handlers for a main loop of its own, which we do not run;
+    # left in place they swallow Ctrl-C and SIGTERM and the server never stops. Both must end
+    # waitress's loop (it stops on KeyboardInterrupt and SystemExit), then the worker below.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     click.echo(f"Serving on http://{host}:{port} (job worker running in-process)")
     try:
         waitress_serve(app, host=host, port=port, threads=8, ident="clientpay")
@@ -223,9 +250,10 @@ def worker(ctx: Context, workers: int | None) -> None:
     queue: JobQueue = ctx.app.registry["clientpay.jobs"]
     consumer = queue.consumer(workers or int(ctx.settings["clientpay.jobs.workers"]))
     stop = threading.Event()
+    consumer.start()
+    # After start(): it installs handlers of its own that would otherwise replace these.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    consumer.start()
     click.echo("worker running; Ctrl-C to stop", err=True)
     stop.wait()
     consumer.stop(graceful=True)

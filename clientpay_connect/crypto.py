@@ -35,6 +35,10 @@ class Encryptor:
         return self._fernet.decrypt(ciphertext.encode("ascii")).decode("utf-8")
 
 
+class MissingSecrets(RuntimeError):
+    """Start-up stops: a production-like config lacks the session secret or encryption keys."""
+
+
 def ensure_secrets(settings: dict[str, Any]) -> None:
     """Fill in the session secret and encryption keys when the ini leaves them empty.
 
@@ -46,9 +50,18 @@ def ensure_secrets(settings: dict[str, Any]) -> None:
         return
     path = settings.get("clientpay.secrets_file")
     if not path:
-        raise RuntimeError(
-            "clientpay.secret and clientpay.encryption_keys must be set "
-            "(CLIENTPAY_SECRET, CLIENTPAY_ENCRYPTION_KEYS)"
+        missing = [
+            env
+            for key, env in (
+                ("clientpay.secret", "CLIENTPAY_SECRET"),
+                ("clientpay.encryption_keys", "CLIENTPAY_ENCRYPTION_KEYS"),
+            )
+            if not settings.get(key)
+        ]
+        raise MissingSecrets(
+            f"refusing to start: {' and '.join(missing)} not set, and there is no secrets file "
+            "(clientpay.secrets_file is empty, as in production). Set them in the environment; "
+            "CLIENTPAY_ENCRYPTION_KEYS takes Fernet keys, comma-separated, newest first."
         )
     stored = _load_or_create_secrets(path)
     settings["clientpay.secret"] = settings.get("clientpay.secret") or stored["secret"]

@@ -8,6 +8,7 @@ The queue is ``SqliteHuey`` (a file beside the data) unless a Redis URL is confi
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 from collections.abc import Callable
@@ -114,10 +115,14 @@ class JobQueue:
             dbsession = get_tm_session(self.registry["dbsession_factory"], tm)
             return spec.function(JobContext(self.registry, dbsession, tm), *args)
 
-    def enqueue(self, name: str, *args: Any) -> None:
+    def enqueue(self, name: str, *args: Any, eta: dt.datetime | None = None) -> None:
+        """Enqueue job ``name`` now, or for ``eta`` (an aware datetime) when given."""
         if name not in self._tasks:
             self.bind_declared_jobs()
-        self._tasks[name](*args)
+        if eta is None:
+            self._tasks[name](*args)
+        else:
+            self._tasks[name].schedule(args=args, eta=eta)
 
     def pending_count(self) -> int:
         return int(self.huey.pending_count())
@@ -127,14 +132,19 @@ class JobQueue:
 
 
 def enqueue_after_commit(
-    tm: transaction.TransactionManager, registry: Registry, name: str, *args: Any
+    tm: transaction.TransactionManager,
+    registry: Registry,
+    name: str,
+    *args: Any,
+    eta: dt.datetime | None = None,
 ) -> None:
-    """Enqueue job ``name`` once the current transaction of ``tm`` has committed."""
+    """Enqueue job ``name`` (for ``eta`` if given) once the current transaction of ``tm``
+    has committed."""
     queue: JobQueue = registry["clientpay.jobs"]
 
     def enqueue_if_committed(committed: bool) -> None:
         if committed:
-            queue.enqueue(name, *args)
+            queue.enqueue(name, *args, eta=eta)
 
     tm.get().addAfterCommitHook(enqueue_if_committed)
 

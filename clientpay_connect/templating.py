@@ -10,6 +10,10 @@ def includeme(config: Configurator) -> None:
     settings.setdefault("jinja2.autoescape", "true")
     settings.setdefault("jinja2.trim_blocks", "true")
     settings.setdefault("jinja2.lstrip_blocks", "true")
+    # Templates translate with _("…"): the "clientpay" gettext catalogs (pay/i18n.py), and
+    # newstyle gettext so that _("%(name)s", name=value) escapes the values it fills in.
+    settings.setdefault("jinja2.i18n.domain", "clientpay")
+    settings.setdefault("jinja2.newstyle", "true")
     settings.setdefault(
         "jinja2.globals",
         "nav_modules = clientpay_connect.navigation.nav_modules\n"

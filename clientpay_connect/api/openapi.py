@@ -53,7 +53,10 @@ def load_spec(route_prefix: str) -> dict[str, Any]:
             if name in schemas:
                 raise ValueError(f"{fragment_path}: schema {name} is defined twice")
             schemas[name] = schema
-    spec["servers"] = [{"url": (route_prefix or "").rstrip("/") + "/api/v1"}]
+    # Pyramid keeps an include's route prefix without its slashes ("payments"); the server URL
+    # must be absolute ("/payments/api/v1") or no request matches it.
+    prefix = (route_prefix or "").strip("/")
+    spec["servers"] = [{"url": (f"/{prefix}" if prefix else "") + "/api/v1"}]
     return spec
 
 

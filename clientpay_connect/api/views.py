@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from pyramid.exceptions import BadCSRFOrigin, BadCSRFToken
 from pyramid.httpexceptions import HTTPException, HTTPForbidden, HTTPFound, HTTPNotFound
 from pyramid.request import Request
 from pyramid.response import Response
@@ -48,15 +49,29 @@ def forbidden(exc: HTTPForbidden, request: Request) -> Response:
             return error_response(
                 request, ApiError(401, "unauthenticated", "Sign in or send a valid API token.")
             )
-        if getattr(exc, "result", None) is None:
-            # Raised by the CSRF check, not by a permission.
-            return error_response(request, ApiError(403, "csrf", str(exc.detail or exc)))
         return error_response(request, ApiError(403, "forbidden", "Only admins can do that."))
     if not signed_in:
         login = request.route_url("login", _query={"next": request.path_qs})
         return HTTPFound(location=login)
     request.response.status = 403
     return _render_error_page(request, 403, "You do not have access to this page.")
+
+
+# Pyramid raises these as 400; the contract says a refused write is 403, on pages and API alike,
+# signed in or not (the login form is checked too).
+@exception_view_config(BadCSRFToken)
+@exception_view_config(BadCSRFOrigin)
+def csrf_failed(exc: HTTPException, request: Request) -> Response:
+    if is_api_request(request):
+        if isinstance(exc, BadCSRFOrigin):
+            message = "The request did not come from this site."
+        else:
+            message = "Missing or wrong CSRF token: send X-CSRF-Token with session writes."
+        return error_response(request, ApiError(403, "csrf", message))
+    request.response.status = 403
+    return _render_error_page(
+        request, 403, "This form has expired. Please reload the page and try again."
+    )
 
 
 @notfound_view_config()

@@ -6,6 +6,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+import transaction
+from pyramid.registry import Registry
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -14,11 +16,19 @@ from clientpay_connect.admin.models import FirmSettings, MerchantAccount
 from clientpay_connect.crypto import Encryptor, new_token, sha256_hex
 from clientpay_connect.db import utcnow
 from clientpay_connect.links.models import (
+    EMAIL_NOT_SENT,
+    EMAIL_QUEUED,
     SOURCE_QUICK,
+    STATUS_CANCELLED,
+    STATUS_EXPIRED,
     STATUS_OUTSTANDING,
+    STATUS_PAID,
     STATUS_PROCESSING,
     PaymentLink,
 )
+from clientpay_connect.mail.models import KIND_LINK
+from clientpay_connect.mail.outbox import queue_email
+from clientpay_connect.money import format_amount
 
 
 @dataclass
@@ -104,7 +114,18 @@ def find_by_token(dbsession: Session, token: str) -> PaymentLink | None:
     ).scalar_one_or_none()
 
 
+# Link ids are 32-bit on PostgreSQL: a larger number names no link, and binding it would be a
+# database error rather than the "not found" it is.
+MAX_LINK_ID = 2**31 - 1
+
+
+def possible_link_id(link_id: int) -> bool:
+    return 0 < link_id <= MAX_LINK_ID
+
+
 def get_for_firm(dbsession: Session, firm_id: int, link_id: int) -> PaymentLink | None:
+    if not possible_link_id(link_id):
+        return None
     return dbsession.execute(
         select(PaymentLink).where(PaymentLink.id == link_id, PaymentLink.firm_id == firm_id)
     ).scalar_one_or_none()
@@ -134,3 +155,245 @@ def release(dbsession: Session, link_id: int) -> bool:
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+STATUS_LABELS = {
+    STATUS_OUTSTANDING: "Outstanding",
+    STATUS_PROCESSING: "Processing",
+    STATUS_PAID: "Payment Received",
+    STATUS_CANCELLED: "Cancelled",
+    STATUS_EXPIRED: "Expired",
+}
+SKIP_NOT_FOUND = "not_found"
+SKIP_NOT_OUTSTANDING = "not_outstanding"
+
+
+def status_label(status: str) -> str:
+    return STATUS_LABELS.get(status, status.replace("_", " ").capitalize())
+
+
+def link_url(request: Any, link: PaymentLink) -> str:
+    """The payer's URL of ``link``, for staff to copy again."""
+    base = public_base_url(request.registry.settings, request)
+    return pay_url(base, link_token(request.encryptor, link))
+
+
+def queue_link_email(
+    dbsession: Session, tm: transaction.TransactionManager, registry: Registry, link: PaymentLink
+) -> None:
+    """Email the link to its addresses once this transaction commits (the outbox row is
+    written now, in it, so a crash cannot lose the email or send one for a rolled-back link)."""
+    queue_email(
+        dbsession,
+        tm,
+        registry,
+        firm_id=link.firm_id,
+        kind=KIND_LINK,
+        recipients=list(link.emails),
+        link_id=link.id,
+    )
+    # sent_at is the mail job's to set, when the message has really gone.
+    link.email_status = EMAIL_QUEUED
+
+
+def balance_link_of(dbsession: Session, link: PaymentLink) -> PaymentLink | None:
+    return dbsession.execute(
+        select(PaymentLink)
+        .where(PaymentLink.parent_link_id == link.id, PaymentLink.firm_id == link.firm_id)
+        .order_by(PaymentLink.id)
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def balance_due(link: PaymentLink) -> int:
+    """What a partial payment left unpaid; nothing for a link that is not paid."""
+    if link.status != STATUS_PAID:
+        return 0
+    return max(link.amount_minor - link.amount_paid_minor, 0)
+
+
+class BalanceLinkRefused(Exception):
+    def __init__(self, code: str, message: str, **extra: Any):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.extra = extra
+
+
+def lock_for_firm(dbsession: Session, firm_id: int, link_id: int) -> PaymentLink | None:
+    """The link, row-locked until commit (PostgreSQL; SQLite's writers are serial anyway)."""
+    if not possible_link_id(link_id):
+        return None
+    return dbsession.execute(
+        select(PaymentLink)
+        .where(PaymentLink.id == link_id, PaymentLink.firm_id == firm_id)
+        .with_for_update()
+    ).scalar_one_or_none()
+
+
+def refuse_balance_link(dbsession: Session, parent: PaymentLink) -> None:
+    """Raise BalanceLinkRefused unless ``parent`` may have a balance link made now."""
+    if balance_due(parent) <= 0:
+        raise BalanceLinkRefused("no_balance", "This link has no unpaid balance.")
+    existing = balance_link_of(dbsession, parent)
+    if existing is not None:
+        raise BalanceLinkRefused(
+            "balance_link_exists",
+            "A balance link for this link already exists.",
+            balance_link_id=existing.id,
+        )
+    if not parent.merchant_account.active:
+        raise BalanceLinkRefused(
+            "merchant_account_inactive", "The link's merchant account is no longer active."
+        )
+
+
+def create_balance_link(
+    dbsession: Session, encryptor: Encryptor, creator: User | None, parent: PaymentLink
+) -> tuple[PaymentLink, str]:
+    """A new link for what a partial payment left unpaid, with the parent's details.
+
+    The caller holds the parent's row lock (``lock_for_firm``), so two clicks at once make
+    one balance link, not two.
+    """
+    refuse_balance_link(dbsession, parent)
+    return create_link(dbsession, encryptor, creator, _balance_details(parent, balance_due(parent)))
+
+
+def _balance_details(parent: PaymentLink, remaining: int) -> NewLink:
+    return NewLink(
+        merchant_account=parent.merchant_account,
+        amount_minor=remaining,
+        source=parent.source,
+        invoice_number=parent.invoice_number,
+        invoice_date=parent.invoice_date,
+        due_date=parent.due_date,
+        recipient_name=parent.recipient_name,
+        emails=list(parent.emails),
+        message=parent.message,
+        locale=parent.locale,
+        parent_link_id=parent.id,
+    )
+
+
+def was_emailed(link: PaymentLink) -> bool:
+    return bool(link.emails) and link.email_status != EMAIL_NOT_SENT
+
+
+@dataclass
+class CancelResult:
+    cancelled: list[PaymentLink]
+    skipped: list[dict[str, Any]]
+
+
+def cancel_links(
+    dbsession: Session, firm_id: int, ids: list[int], now: dt.datetime | None = None
+) -> CancelResult:
+    """Cancel those of ``ids`` that are outstanding; say why each other one was skipped.
+
+    One conditional UPDATE: a link a payer claimed a moment ago is no longer outstanding
+    and stays untouched, whatever this request read before.
+    """
+    wanted = list(dict.fromkeys(ids))
+    possible = [i for i in wanted if possible_link_id(i)]
+    changed = set(
+        dbsession.execute(
+            update(PaymentLink)
+            .where(
+                PaymentLink.firm_id == firm_id,
+                PaymentLink.id.in_(possible),
+                PaymentLink.status == STATUS_OUTSTANDING,
+            )
+            .values(status=STATUS_CANCELLED, cancelled_at=now or utcnow())
+            .returning(PaymentLink.id)
+            .execution_options(synchronize_session=False)
+        ).scalars()
+    )
+    links = _firm_links(dbsession, firm_id, possible)
+    cancelled = [links[i] for i in wanted if i in changed]
+    skipped = [_skip_reason(i, links.get(i)) for i in wanted if i not in changed]
+    return CancelResult(cancelled, skipped)
+
+
+def _firm_links(dbsession: Session, firm_id: int, ids: list[int]) -> dict[int, PaymentLink]:
+    rows = dbsession.execute(
+        select(PaymentLink)
+        .where(PaymentLink.firm_id == firm_id, PaymentLink.id.in_(ids))
+        .execution_options(populate_existing=True)
+    ).scalars()
+    return {link.id: link for link in rows}
+
+
+def _skip_reason(link_id: int, link: PaymentLink | None) -> dict[str, Any]:
+    if link is None:
+        return {"id": link_id, "reason": SKIP_NOT_FOUND}
+    return {"id": link_id, "reason": SKIP_NOT_OUTSTANDING, "status": link.status}
+
+
+def expire_due_links(dbsession: Session, now: dt.datetime) -> int:
+    """Mark outstanding links whose time is up as expired; the number changed.
+
+    Only ``outstanding`` rows change, in one statement: a link a payer has claimed
+    (``processing``) finishes its payment instead of expiring under them.
+    """
+    result = dbsession.execute(
+        update(PaymentLink)
+        .where(
+            PaymentLink.status == STATUS_OUTSTANDING,
+            PaymentLink.expires_at.is_not(None),
+            PaymentLink.expires_at <= now,
+        )
+        .values(status=STATUS_EXPIRED)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def link_json(link: PaymentLink, url: str, balance_link_id: int | None = None) -> dict[str, Any]:
+    """The API's link object."""
+    currency = link.currency
+    return {
+        "id": link.id,
+        "url": url,
+        "status": link.status,
+        "source": link.source,
+        "merchant_account_id": link.merchant_account_id,
+        "amount": format_amount(link.amount_minor, currency),
+        "amount_paid": format_amount(link.amount_paid_minor, currency),
+        "currency": currency,
+        "invoice_number": link.invoice_number,
+        "invoice_date": _date_json(link.invoice_date),
+        "due_date": _date_json(link.due_date),
+        "recipient_name": link.recipient_name,
+        "emails": list(link.emails),
+        "message": link.message,
+        "created_at": timestamp_json(link.created_at),
+        "sent_at": timestamp_json(link.sent_at),
+        "expires_at": timestamp_json(link.expires_at),
+        "paid_at": timestamp_json(link.paid_at),
+        "cancelled_at": timestamp_json(link.cancelled_at),
+        "created_by": _creator_name(link),
+        "created_by_user_id": link.created_by_user_id,
+        "reminders_sent": link.reminders_sent,
+        "email_status": link.email_status,
+        "locale": link.locale,
+        "parent_link_id": link.parent_link_id,
+        "balance_link_id": balance_link_id,
+    }
+
+
+def _date_json(value: dt.date | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def timestamp_json(value: dt.datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _creator_name(link: PaymentLink) -> str | None:
+    creator = link.created_by
+    if creator is None:
+        return None
+    return creator.name or creator.email

@@ -6,12 +6,29 @@ from typing import Any
 
 import transaction
 from pyramid.registry import Registry
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from clientpay_connect.admin.models import NotificationRecipient
+from clientpay_connect.db import utcnow
 from clientpay_connect.jobs import enqueue_after_commit
-from clientpay_connect.mail.models import OutboxMessage
+from clientpay_connect.links.models import EMAIL_FAILED, EMAIL_QUEUED, PaymentLink
+from clientpay_connect.mail.models import (
+    KIND_LINK,
+    KIND_PAYMENT_NOTICE,
+    OUTBOX_FAILED,
+    OUTBOX_PENDING,
+    OutboxMessage,
+)
 
 DELIVER_JOB = "mail.deliver"
+SWEEP_JOB = "mail.sweep"
+
+# Sent to the firm when a payment link's email could not be delivered.
+KIND_EMAIL_FAILED = "email_failed"
+# The notification event whose subscribers receive each kind of firm notice.
+NOTICE_EVENTS = {KIND_PAYMENT_NOTICE: "payment_received", KIND_EMAIL_FAILED: "email_failed"}
+RETRYABLE = (OUTBOX_PENDING, OUTBOX_FAILED)
 
 
 def queue_email(
@@ -43,3 +60,53 @@ def queue_email(
     dbsession.flush()
     enqueue_after_commit(tm, registry, DELIVER_JOB, message.id)
     return message
+
+
+def notification_recipients(dbsession: Session, firm_id: int, event: str) -> list[str]:
+    """The addresses of the firm's people who asked to hear of ``event``."""
+    rows = dbsession.execute(
+        select(NotificationRecipient)
+        .where(NotificationRecipient.firm_id == firm_id)
+        .order_by(NotificationRecipient.id)
+    ).scalars()
+    return list(dict.fromkeys(r.email for r in rows if event in (r.events or [])))
+
+
+def firm_message(dbsession: Session, firm_id: int, outbox_id: int) -> OutboxMessage | None:
+    return dbsession.execute(
+        select(OutboxMessage).where(OutboxMessage.id == outbox_id, OutboxMessage.firm_id == firm_id)
+    ).scalar_one_or_none()
+
+
+def retry_now(
+    dbsession: Session,
+    tm: transaction.TransactionManager,
+    registry: Registry,
+    message: OutboxMessage,
+) -> bool:
+    """Send a pending or failed message again at once; False if it is not waiting.
+
+    A failed message gets one more attempt (its count is kept, so another failure fails it
+    again instead of starting a new series of retries).
+    """
+    now = utcnow()
+    # Conditional, like a worker's claim: a message a worker took a moment ago (sending)
+    # must not be put back to pending under it, or it would go out twice.
+    result = dbsession.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message.id, OutboxMessage.status.in_(RETRYABLE))
+        .values(status=OUTBOX_PENDING, next_attempt_at=now, lease_until=None)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    link = (
+        dbsession.get(PaymentLink, message.link_id)
+        if message.kind == KIND_LINK and message.link_id is not None
+        else None
+    )
+    if link is not None and link.email_status == EMAIL_FAILED:
+        link.email_status = EMAIL_QUEUED
+    dbsession.flush()
+    # Due as of the moment the admin asked, by this machine's clock, whatever the worker's.
+    enqueue_after_commit(tm, registry, DELIVER_JOB, message.id, now.isoformat())
+    return True

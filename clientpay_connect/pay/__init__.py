@@ -1,5 +1,29 @@
 from pyramid.config import Configurator
 
+from clientpay_connect.pay.interfaces import ICaptchaVerifier, IPaymentProcessor
+from clientpay_connect.pay.processor import SandboxProcessor
+
 
 def includeme(config: Configurator) -> None:
     """Routes, services and views of this feature."""
+    settings = config.get_settings()
+    processor_class = config.maybe_dotted(settings["clientpay.processor"])
+    # One instance for requests (through the service) and jobs (through the registry) alike.
+    config.registry["clientpay.processor"] = processor_class.from_settings(
+        settings, config.registry
+    )
+    config.register_service_factory(processor_class.create_service, IPaymentProcessor)
+    config.add_route("pay.api", "/api/v1/pay/{token}")
+    config.scan(".api_views")
+    if issubclass(processor_class, SandboxProcessor):
+        # A real processor tokenizes on its own servers; only the sandbox does it here.
+        config.add_route("pay.sandbox_tokens", "/sandbox/tokens")
+        config.scan(".sandbox_views")
+    config.include(".tasks")
+    captcha_class = config.maybe_dotted(settings["clientpay.captcha.verifier"])
+    config.register_service_factory(captcha_class.create_service, ICaptchaVerifier)
+    # The payer's pages; route names start with "pay" so that headers.py sends no Referer.
+    config.include(".i18n")
+    config.add_route("pay.page", "/pay/{token}")
+    config.add_route("pay.receipt", "/pay/{token}/receipt")
+    config.scan(".page_views")

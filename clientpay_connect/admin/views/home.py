@@ -1,0 +1,41 @@
+"""The admin home: the sections and what changed lately."""
+
+from __future__ import annotations
+
+import zoneinfo
+from typing import Any
+
+from pyramid.request import Request
+from pyramid.view import view_config
+
+from clientpay_connect.admin.services import firm_settings, recent_audit_events
+from clientpay_connect.security import ADMIN, firm_id
+
+SECTIONS = (
+    ("admin.users", "Users", "Add people, change their role, reset passwords."),
+    ("admin.settings", "Settings", "Email message, payment-page disclaimer, reCAPTCHA, expiry."),
+    ("admin.notifications", "Notifications", "Who hears about payments and failures."),
+    ("admin.merchant_accounts", "Merchant accounts", "Operating and trust accounts."),
+    ("admin.tokens", "API tokens", "Tokens for the matter software and scripts."),
+    ("admin.outbox", "Outbox", "Every email sent for the firm, and the ones to retry."),
+)
+RECENT_EVENTS = 50
+
+
+@view_config(route_name="admin.home", renderer="admin/home.jinja2", permission=ADMIN)
+def admin_home(request: Request) -> dict[str, Any]:
+    firm = firm_id(request)
+    zone = zoneinfo.ZoneInfo(firm_settings(request.dbsession, firm).time_zone)
+    events = [
+        {
+            "when": event.created_at.astimezone(zone),
+            "actor": actor.email if actor is not None else "system",
+            "action": event.action,
+            "target": f"{event.target_type} {event.target_id}".strip(),
+            "details": event.details or {},
+        }
+        for event, actor in recent_audit_events(request.dbsession, firm, RECENT_EVENTS)
+    ]
+    # The Outbox belongs to the mail feature: listed only when that feature is installed.
+    sections = [s for s in SECTIONS if request.registry.introspector.get("routes", s[0])]
+    return {"sections": sections, "events": events, "time_zone": zone.key}

@@ -1,0 +1,1 @@
+"""Bulk Upload: a CSV/TXT file of invoices becomes reviewed rows, then payment links."""

@@ -1,0 +1,346 @@
+"""Delivering the outbox: claim a row, render it, send it, record what happened.
+
+Each message is delivered at least once and, in the normal course, exactly once:
+
+- a worker claims a row with a conditional UPDATE (pending and due → sending, with a lease),
+  committed before it talks to the mail server, so no two workers send the same message;
+- a failure puts the row back to pending with an exponential, jittered ``next_attempt_at``
+  and schedules the retry in the queue for that time; after ``max_attempts`` it is failed;
+- the periodic sweep re-dispatches whatever the queue lost: overdue pending rows, and rows
+  whose worker died mid-send (the lease ran out), which counts as a failed attempt.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import smtplib
+from dataclasses import dataclass
+from typing import Any
+
+import transaction
+from pyramid.registry import Registry
+from pyramid.request import Request, apply_request_extensions
+from pyramid_mailer.exceptions import BadHeaders, InvalidMessage
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from clientpay_connect.db import utcnow
+from clientpay_connect.jobs import JobContext, enqueue_after_commit, job, periodic_job
+from clientpay_connect.links.models import EMAIL_FAILED, EMAIL_SENT, PaymentLink
+from clientpay_connect.mail.compose import (
+    MailComposer,
+    PermanentMailError,
+    header_safe,
+    mail_environment,
+)
+from clientpay_connect.mail.interfaces import IMailDelivery
+from clientpay_connect.mail.models import (
+    KIND_LINK,
+    OUTBOX_FAILED,
+    OUTBOX_PENDING,
+    OUTBOX_SENDING,
+    OUTBOX_SENT,
+    OutboxMessage,
+)
+from clientpay_connect.mail.outbox import (
+    DELIVER_JOB,
+    KIND_EMAIL_FAILED,
+    NOTICE_EVENTS,
+    SWEEP_JOB,
+    notification_recipients,
+    queue_email,
+)
+
+log = logging.getLogger(__name__)
+
+COMPOSER_KEY = "clientpay.mail.composer"
+SWEEP_BATCH = 500
+MAX_ERROR_LENGTH = 500
+# What deliver() reports, for tests and the worker's log.
+SENT, RETRY, FAILED, SKIPPED = "sent", "retry", "failed", "skipped"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    base_seconds: float
+    cap_seconds: float
+    max_attempts: int
+    lease_seconds: float
+    sweep_grace_seconds: float
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any]) -> RetryPolicy:
+        return cls(
+            base_seconds=float(settings["clientpay.mail.retry_base_seconds"]),
+            cap_seconds=float(settings["clientpay.mail.retry_cap_seconds"]),
+            max_attempts=int(settings["clientpay.mail.max_attempts"]),
+            lease_seconds=float(settings["clientpay.mail.lease_seconds"]),
+            sweep_grace_seconds=float(settings["clientpay.mail.sweep_grace_seconds"]),
+        )
+
+    def delay(self, attempts: int) -> dt.timedelta:
+        """base * 2**(attempts - 1), capped, times a random factor in [0.5, 1]: messages that
+        failed together (the server was down) spread out instead of retrying in a herd."""
+        exponential = self.base_seconds * 2 ** min(max(attempts - 1, 0), 32)
+        factor = random.uniform(0.5, 1.0)  # jitter, not a secret
+        return dt.timedelta(seconds=min(self.cap_seconds, exponential) * factor)
+
+
+# The steps, each in its own transaction.
+
+
+def claim(
+    dbsession: Session, outbox_id: int, due_by: dt.datetime, lease_until: dt.datetime
+) -> bool:
+    """pending and due → sending, counting the attempt. Atomic on both databases: of any
+    number of workers given the same row, exactly one sees it change.
+
+    A message never tried is always due: its next_attempt_at is the web server's clock, and
+    a worker whose clock runs a little behind must not leave it to the sweep.
+    """
+    result = dbsession.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.id == outbox_id,
+            OutboxMessage.status == OUTBOX_PENDING,
+            or_(OutboxMessage.next_attempt_at <= due_by, OutboxMessage.attempts == 0),
+        )
+        .values(
+            status=OUTBOX_SENDING,
+            lease_until=lease_until,
+            attempts=OutboxMessage.attempts + 1,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def record_sent(dbsession: Session, outbox_id: int, now: dt.datetime) -> None:
+    # Unconditional: even if our lease ran out meanwhile, the message did go, and marking it
+    # sent stops the other worker from sending it a second time.
+    dbsession.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == outbox_id)
+        .values(status=OUTBOX_SENT, sent_at=now, lease_until=None, last_error="")
+        .execution_options(synchronize_session=False)
+    )
+    row = dbsession.get(OutboxMessage, outbox_id)
+    if row is not None and row.kind == KIND_LINK and row.link_id is not None:
+        _set_link_email_status(dbsession, row.link_id, EMAIL_SENT, sent_at=now)
+
+
+def record_failure(
+    ctx: JobContext,
+    outbox_id: int,
+    lease_until: dt.datetime | None,
+    error: str,
+    *,
+    permanent: bool,
+    now: dt.datetime,
+) -> str:
+    """Back to pending with the next attempt scheduled, or failed for good.
+
+    Only while the row is still ours (sending, under our lease): if the lease ran out and
+    the sweep or another worker took over, their outcome stands.
+    """
+    policy = RetryPolicy.from_settings(ctx.settings)
+    row = ctx.dbsession.get(OutboxMessage, outbox_id)
+    if row is None:
+        return SKIPPED
+    gives_up = permanent or row.attempts >= policy.max_attempts
+    next_attempt = now + policy.delay(row.attempts)
+    result = ctx.dbsession.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.id == outbox_id,
+            OutboxMessage.status == OUTBOX_SENDING,
+            OutboxMessage.lease_until == lease_until,
+        )
+        .values(
+            status=OUTBOX_FAILED if gives_up else OUTBOX_PENDING,
+            lease_until=None,
+            last_error=error,
+            next_attempt_at=row.next_attempt_at if gives_up else next_attempt,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return SKIPPED
+    if gives_up:
+        log.warning("outbox %s failed after %d attempt(s): %s", outbox_id, row.attempts, error)
+        _after_giving_up(ctx, row)
+        return FAILED
+    log.warning(
+        "outbox %s attempt %d failed, next at %s: %s",
+        outbox_id,
+        row.attempts,
+        next_attempt.isoformat(timespec="seconds"),
+        error,
+    )
+    enqueue_after_commit(ctx.tm, ctx.registry, DELIVER_JOB, outbox_id, eta=next_attempt)
+    return RETRY
+
+
+def _after_giving_up(ctx: JobContext, row: OutboxMessage) -> None:
+    if row.kind != KIND_LINK or row.link_id is None:
+        return
+    _set_link_email_status(ctx.dbsession, row.link_id, EMAIL_FAILED)
+    staff = notification_recipients(ctx.dbsession, row.firm_id, NOTICE_EVENTS[KIND_EMAIL_FAILED])
+    if staff:
+        queue_email(
+            ctx.dbsession,
+            ctx.tm,
+            ctx.registry,
+            firm_id=row.firm_id,
+            kind=KIND_EMAIL_FAILED,
+            recipients=staff,
+            link_id=row.link_id,
+            params={"failed_recipients": list(row.recipients), "attempts": row.attempts},
+        )
+
+
+def _set_link_email_status(
+    dbsession: Session, link_id: int, status: str, sent_at: dt.datetime | None = None
+) -> None:
+    values: dict[str, Any] = {"email_status": status}
+    if sent_at is not None:
+        values["sent_at"] = sent_at
+    dbsession.execute(
+        update(PaymentLink)
+        .where(PaymentLink.id == link_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """Errors that another attempt cannot fix. Anything else (server down, timeouts, 4xx,
+    a wrong password an admin can correct) is retried."""
+    if isinstance(exc, PermanentMailError | BadHeaders | InvalidMessage):
+        return True
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return all(code >= 500 for code, _text in exc.recipients.values())
+    return False
+
+
+def error_text(exc: BaseException, secrets: list[str]) -> str:
+    """What the Outbox page and the log may show: one line, short, secrets masked."""
+    text = f"{type(exc).__name__}: {exc}"
+    # Longest first: the URL goes whole, not as its prefix plus a masked token.
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        text = text.replace(secret, "[redacted]")
+    return header_safe(text)[:MAX_ERROR_LENGTH]
+
+
+# The jobs.
+
+
+def _next_transaction(tm: transaction.TransactionManager, *, commit: bool = True) -> None:
+    if commit:
+        tm.commit()
+    else:
+        tm.abort()
+    tm.begin()
+
+
+def composer(registry: Registry) -> MailComposer:
+    """The app's composer, made on first use (its templates are compiled once per app)."""
+    found: MailComposer | None = registry.get(COMPOSER_KEY)
+    if found is None:
+        found = MailComposer(
+            settings=registry.settings,
+            encryptor=registry["clientpay.encryptor"],
+            environment=mail_environment(),
+        )
+        registry[COMPOSER_KEY] = found
+    return found
+
+
+def mail_delivery(registry: Registry) -> Any:
+    """The configured IMailDelivery, found the way a view finds it (a job has no request,
+    so it gets a blank one bound to the app's registry)."""
+    request = Request.blank("/")
+    request.registry = registry
+    apply_request_extensions(request)
+    return request.find_service(IMailDelivery, context=None)
+
+
+@job(DELIVER_JOB)
+def deliver(ctx: JobContext, outbox_id: int, due_by: str | None = None) -> str:
+    """Send outbox message ``outbox_id`` if it is due now (or at ``due_by``, the ISO time
+    at which the sweep found it due)."""
+    policy = RetryPolicy.from_settings(ctx.settings)
+    now = utcnow()
+    due = dt.datetime.fromisoformat(due_by) if due_by else now
+    lease_until = now + dt.timedelta(seconds=policy.lease_seconds)
+    if not claim(ctx.dbsession, outbox_id, due, lease_until):
+        return SKIPPED
+    # Committed before the slow part, so that every other worker sees the claim.
+    _next_transaction(ctx.tm)
+    row = ctx.dbsession.get(OutboxMessage, outbox_id)
+    if row is None:
+        return SKIPPED
+    try:
+        composed = composer(ctx.registry).compose(ctx.dbsession, row, now)
+        row.subject = composed.subject
+        _next_transaction(ctx.tm)
+    except Exception as exc:
+        _next_transaction(ctx.tm, commit=False)
+        return record_failure(
+            ctx, outbox_id, lease_until, error_text(exc, []), permanent=is_permanent(exc), now=now
+        )
+    try:
+        mail_delivery(ctx.registry).send(composed.message)
+    except Exception as exc:
+        error = error_text(exc, composed.secrets)
+        return record_failure(
+            ctx, outbox_id, lease_until, error, permanent=is_permanent(exc), now=utcnow()
+        )
+    record_sent(ctx.dbsession, outbox_id, utcnow())
+    log.info("outbox %s sent (%s)", outbox_id, row.kind)
+    return SENT
+
+
+@periodic_job(SWEEP_JOB, minute="*")
+def sweep(ctx: JobContext, now: dt.datetime | None = None) -> int:
+    """Re-dispatch what the queue lost; the number of messages dispatched.
+
+    Rows whose lease ran out (their worker stopped mid-send) count a failed attempt; pending
+    rows overdue by more than the grace period (the retry the queue held is evidently gone)
+    are enqueued again. A row enqueued twice is harmless: the claim lets one through.
+    """
+    now = now or utcnow()
+    policy = RetryPolicy.from_settings(ctx.settings)
+    for row in _expired_leases(ctx.dbsession, now):
+        record_failure(
+            ctx,
+            row.id,
+            row.lease_until,
+            "Interrupted: the worker stopped before the message was confirmed sent",
+            permanent=False,
+            now=now,
+        )
+    overdue = now - dt.timedelta(seconds=policy.sweep_grace_seconds)
+    due_ids = ctx.dbsession.execute(
+        select(OutboxMessage.id)
+        .where(OutboxMessage.status == OUTBOX_PENDING, OutboxMessage.next_attempt_at <= overdue)
+        .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+        .limit(SWEEP_BATCH)
+    ).scalars()
+    dispatched = 0
+    for outbox_id in due_ids:
+        enqueue_after_commit(ctx.tm, ctx.registry, DELIVER_JOB, outbox_id, now.isoformat())
+        dispatched += 1
+    return dispatched
+
+
+def _expired_leases(dbsession: Session, now: dt.datetime) -> list[OutboxMessage]:
+    return list(
+        dbsession.execute(
+            select(OutboxMessage)
+            .where(OutboxMessage.status == OUTBOX_SENDING, OutboxMessage.lease_until < now)
+            .limit(SWEEP_BATCH)
+        ).scalars()
+    )

@@ -1,0 +1,414 @@
+"""The payer's pages: the payment page (or what became of the link), and the receipt.
+
+The page never sees card or bank numbers: static/pay.js hands them to the processor's
+tokenization endpoint and posts only the token to the payment API. Everything here is read
+only; the payment itself is the API's business (pay/api_views.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pyramid.httpexceptions import HTTPSeeOther
+from pyramid.i18n import TranslationString
+from pyramid.interfaces import IRoutesMapper
+from pyramid.renderers import render_to_response
+from pyramid.request import Request
+from pyramid.response import Response
+from pyramid.view import view_config
+from sqlalchemy import select
+
+from clientpay_connect.admin.models import METHOD_CARD, METHOD_ECHECK, FirmSettings
+from clientpay_connect.db import utcnow
+from clientpay_connect.headers import content_security_policy
+from clientpay_connect.links.models import (
+    LOCALES,
+    STATUS_CANCELLED,
+    STATUS_EXPIRED,
+    STATUS_OUTSTANDING,
+    STATUS_PAID,
+    STATUS_PROCESSING,
+    PaymentLink,
+)
+from clientpay_connect.links.services import find_by_token
+from clientpay_connect.money import format_amount, minor_digits
+from clientpay_connect.pay.i18n import (
+    LANG_PARAM,
+    LANGUAGE_NAMES,
+    _,
+    choose_locale,
+    day,
+    moment,
+    money,
+    translate,
+    use_locale,
+)
+from clientpay_connect.pay.models import PAYMENT_SUCCEEDED, Payment
+from clientpay_connect.pay.services import is_past_expiry
+from clientpay_connect.security import PUBLIC
+from clientpay_connect.throttle.interfaces import IRateLimiter
+
+# Where reCAPTCHA's script and its challenge frame come from (Google's published CSP advice).
+RECAPTCHA_ORIGINS = "https://www.google.com https://www.gstatic.com"
+RECAPTCHA_SCRIPT = "https://www.google.com/recaptcha/api.js"
+DEFAULT_TIME_ZONE = "America/New_York"
+
+# How card brands are written; the processor reports them in lower case.
+CARD_BRANDS = {
+    "visa": "Visa",
+    "mastercard": "Mastercard",
+    "amex": "American Express",
+    "discover": "Discover",
+    "diners": "Diners Club",
+    "jcb": "JCB",
+    "unionpay": "UnionPay",
+}
+
+# The card expiry years offered: cards are issued for at most about fifteen years.
+EXPIRY_YEARS_AHEAD = 15
+
+
+class _Lookup:
+    """A link found by its token, with the firm's settings and the language to speak."""
+
+    def __init__(self, request: Request, link: PaymentLink):
+        self.link = link
+        self.settings = request.dbsession.get(FirmSettings, link.firm_id)
+        self.locale = choose_locale(request, link.locale)
+        use_locale(request, self.locale)
+
+    @property
+    def time_zone(self) -> str:
+        return self.settings.time_zone if self.settings is not None else DEFAULT_TIME_ZONE
+
+    def state(self) -> str:
+        """The link's status as the payer should see it."""
+        # The expiry job runs periodically; between its runs an overdue link is still expired.
+        if is_past_expiry(self.link, utcnow()):
+            return STATUS_EXPIRED
+        return self.link.status
+
+
+def _find(request: Request) -> _Lookup | Response:
+    """The link of this URL, or the page to answer with instead (unknown token, rate limited)."""
+    token = request.matchdict["token"]
+    limiter = request.find_service(IRateLimiter)
+    limit = request.registry.settings["clientpay.limits.token_lookups"]
+    # Only misses count, so a payer reloading their own page never uses the allowance up; the
+    # check comes before the lookup, so that once over it a guesser learns nothing more.
+    key = f"pay-page-miss:{request.client_addr}"
+    if not limiter.allowed(limit, key):
+        return _unknown(request, status=429)
+    link = find_by_token(request.dbsession, token)
+    if link is None:
+        limiter.hit(limit, key)
+        return _unknown(request, status=404)
+    return _Lookup(request, link)
+
+
+def _unknown(request: Request, status: int) -> Response:
+    locale = choose_locale(request, None)
+    use_locale(request, locale)
+    context = {
+        **_page_basics(request, locale, firm_name=""),
+        "too_many": status == 429,
+    }
+    response = _render(request, "pay/unknown.jinja2", context)
+    response.status = status
+    return response
+
+
+def _render(request: Request, template: str, context: dict[str, Any]) -> Response:
+    return render_to_response(f"clientpay_connect:templates/{template}", context, request=request)
+
+
+def _page_basics(request: Request, locale: str, firm_name: str) -> dict[str, Any]:
+    """What every payer page shows: the firm, the language and the English/Español switch."""
+    switch = []
+    for code in LOCALES:
+        switch.append(
+            {
+                "code": code,
+                "name": LANGUAGE_NAMES[code],
+                "url": request.current_route_path(_query={LANG_PARAM: code}),
+                "current": code == locale,
+            }
+        )
+    return {"locale": locale, "firm_name": firm_name, "language_switch": switch}
+
+
+def _lang_query(request: Request, locale: str) -> dict[str, str]:
+    """Carry the payer's explicit choice of language on to the next page."""
+    return {LANG_PARAM: locale} if request.GET.get(LANG_PARAM) in LOCALES else {}
+
+
+def _link_summary(found: _Lookup) -> dict[str, Any]:
+    link = found.link
+    return {
+        "amount_due": money(link.amount_due_minor, link.currency, found.locale),
+        "invoice_number": link.invoice_number,
+        "invoice_date": day(link.invoice_date, found.locale),
+        "due_date": day(link.due_date, found.locale),
+        "recipient_name": link.recipient_name,
+    }
+
+
+@view_config(route_name="pay.page", permission=PUBLIC, request_method="GET")
+def payment_page(request: Request) -> Response:
+    found = _find(request)
+    if isinstance(found, Response):
+        return found
+    link = found.link
+    basics = _page_basics(request, found.locale, link.firm.name)
+    state = found.state()
+    if state != STATUS_OUTSTANDING:
+        return _closed_page(request, found, state, basics)
+    settings = found.settings
+    site_key = ""
+    if settings is not None and settings.recaptcha_enabled:
+        site_key = settings.recaptcha_site_key
+    methods = [m for m in link.merchant_account.methods if m in (METHOD_CARD, METHOD_ECHECK)]
+    tokens_url = _tokenization_url(request)
+    if not link.merchant_account.active or tokens_url is None:
+        methods = []
+    token = request.matchdict["token"]
+    context = {
+        **basics,
+        **_link_summary(found),
+        "amount_input": format_amount(link.amount_due_minor, link.currency),
+        "currency": link.currency,
+        "payer_name": link.recipient_name,
+        "payer_email": link.emails[0] if link.emails else "",
+        "methods": methods,
+        "recaptcha_site_key": site_key,
+        "recaptcha_script": f"{RECAPTCHA_SCRIPT}?hl={found.locale}" if site_key else "",
+        "disclaimer": settings.disclaimer.strip() if settings is not None else "",
+        "expiry_years": _expiry_years(),
+        "pay_data": _script_data(request, found, token, tokens_url or "", methods, bool(site_key)),
+    }
+    response = _render(request, "pay/page.jinja2", context)
+    if site_key:
+        response.headers["Content-Security-Policy"] = recaptcha_policy(
+            request.registry.settings.get("clientpay.frame_ancestors", "")
+        )
+    return response
+
+
+def _closed_page(request: Request, found: _Lookup, state: str, basics: dict[str, Any]) -> Response:
+    link = found.link
+    context = {
+        **basics,
+        **_link_summary(found),
+        "state": state,
+        "amount_paid": money(link.amount_paid_minor, link.currency, found.locale),
+        "paid_on": moment(link.paid_at, found.time_zone, found.locale),
+        "receipt_url": request.route_path(
+            "pay.receipt",
+            token=request.matchdict["token"],
+            _query=_lang_query(request, found.locale),
+        ),
+    }
+    if state not in (STATUS_PAID, STATUS_CANCELLED, STATUS_EXPIRED, STATUS_PROCESSING):
+        # A status this page does not know yet still must not offer the form: the nearest
+        # honest message is that the link cannot be used.
+        context["state"] = STATUS_CANCELLED
+    return _render(request, "pay/closed.jinja2", context)
+
+
+@view_config(route_name="pay.receipt", permission=PUBLIC, request_method="GET")
+def receipt_page(request: Request) -> Response:
+    found = _find(request)
+    if isinstance(found, Response):
+        return found
+    link = found.link
+    token = request.matchdict["token"]
+    if link.status != STATUS_PAID:
+        # Nothing to show a receipt for yet (or ever): the payment page says why.
+        return HTTPSeeOther(
+            location=request.route_path(
+                "pay.page", token=token, _query=_lang_query(request, found.locale)
+            )
+        )
+    payment = request.dbsession.execute(
+        select(Payment)
+        .where(Payment.link_id == link.id, Payment.status == PAYMENT_SUCCEEDED)
+        .order_by(Payment.id)
+        .limit(1)
+    ).scalar_one_or_none()
+    locale = found.locale
+    amount_minor = payment.amount_minor if payment is not None else link.amount_paid_minor
+    balance_minor = max(link.amount_minor - amount_minor, 0)
+    context = {
+        **_page_basics(request, locale, link.firm.name),
+        **_link_summary(found),
+        "receipt_number": payment.receipt_number if payment is not None else "",
+        "amount_paid": money(amount_minor, link.currency, locale),
+        "balance": money(balance_minor, link.currency, locale) if balance_minor else "",
+        "method": _method_description(request, payment),
+        "paid_on": moment(
+            (payment.completed_at or payment.created_at) if payment is not None else link.paid_at,
+            found.time_zone,
+            locale,
+        ),
+        "payer_name": payment.payer_name if payment is not None else "",
+        "payer_email": payment.payer_email if payment is not None else "",
+    }
+    return _render(request, "pay/receipt.jinja2", context)
+
+
+def _method_description(request: Request, payment: Payment | None) -> str:
+    if payment is None:
+        return ""
+    if payment.method == METHOD_ECHECK:
+        if payment.last4:
+            return translate(request, _("Bank account ending in %(last4)s"), last4=payment.last4)
+        return translate(request, _("Bank account (eCheck)"))
+    brand = CARD_BRANDS.get(payment.brand.lower(), "") or translate(request, _("Card"))
+    if payment.last4:
+        return translate(
+            request, _("%(brand)s ending in %(last4)s"), brand=brand, last4=payment.last4
+        )
+    return brand
+
+
+def _expiry_years() -> list[int]:
+    this_year = dt.date.today().year
+    return list(range(this_year, this_year + EXPIRY_YEARS_AHEAD + 1))
+
+
+def recaptcha_policy(frame_ancestors: str) -> str:
+    """The site's Content-Security-Policy, widened just enough for Google's reCAPTCHA."""
+    directives = []
+    for directive in content_security_policy(frame_ancestors).split(";"):
+        directive = directive.strip()
+        if directive.startswith("script-src "):
+            directive = f"{directive} {RECAPTCHA_ORIGINS}"
+        directives.append(directive)
+    directives.append(f"frame-src {RECAPTCHA_ORIGINS}")
+    return "; ".join(directives)
+
+
+def _tokenization_url(request: Request) -> str | None:
+    """Where pay.js sends card and bank numbers: the sandbox's endpoint when it is the processor.
+
+    Another processor would bring its own hosted fields; until one is wired in, the page says
+    that paying online is unavailable rather than offer fields nothing can tokenize.
+    """
+    mapper = request.registry.getUtility(IRoutesMapper)
+    if mapper.get_route("pay.sandbox_tokens") is None:
+        return None
+    return str(request.route_path("pay.sandbox_tokens"))
+
+
+def _script_data(
+    request: Request,
+    found: _Lookup,
+    token: str,
+    tokens_url: str,
+    methods: list[str],
+    recaptcha: bool,
+) -> dict[str, Any]:
+    """What pay.js needs: where to send things, and every message it may show, translated."""
+    link = found.link
+    firm = link.firm.name
+    amount_due = money(link.amount_due_minor, link.currency, found.locale)
+    return {
+        "tokens_url": tokens_url,
+        "pay_url": request.route_path("pay.api", token=token),
+        "receipt_url": request.route_path(
+            "pay.receipt", token=token, _query=_lang_query(request, found.locale)
+        ),
+        "locale": {"en": "en-US", "es": "es-US"}.get(found.locale, "en-US"),
+        "currency": link.currency,
+        "amount_due": format_amount(link.amount_due_minor, link.currency),
+        "minor_digits": minor_digits(link.currency),
+        "methods": methods,
+        "recaptcha": recaptcha,
+        "messages": _script_messages(request, firm, amount_due),
+    }
+
+
+def _script_messages(request: Request, firm: str, amount_due: str) -> dict[str, str]:
+    def t(message: TranslationString, **values: Any) -> str:
+        return translate(request, message, **values)
+
+    return {
+        "pay": t(_("Pay %(amount)s")),
+        "pay_plain": t(_("Pay now")),
+        "processing": t(_("Processing your payment…")),
+        "summary": t(_("Please check the highlighted fields.")),
+        "payer_name": t(_("Enter your name.")),
+        "payer_email": t(_("Enter a valid email address, like name@example.com.")),
+        "amount": t(
+            _("Enter an amount more than zero and no more than %(amount)s."), amount=amount_due
+        ),
+        "card_number": t(_("Enter the card number as it appears on your card.")),
+        "card_expiry": t(_("Choose the card's expiry month and year.")),
+        "card_expired": t(_("That expiry date has passed. Please check it or use another card.")),
+        "card_cvc": t(_("Enter the 3- or 4-digit security code (CVC).")),
+        "routing_number": t(_("Enter a valid 9-digit routing number.")),
+        "account_number": t(_("Enter the account number (4 to 17 digits).")),
+        "account_type": t(_("Choose the account type.")),
+        "recaptcha": t(_("Please confirm that you are not a robot.")),
+        "card_declined": t(
+            _("Your card was declined. Please check the details or use another card.")
+        ),
+        "insufficient_funds": t(
+            _(
+                "Your payment was declined for insufficient funds. "
+                "Please use another card or bank account."
+            )
+        ),
+        "expired_card": t(
+            _("Your card has expired. Please check the expiry date or use another card.")
+        ),
+        "incorrect_cvc": t(
+            _("The security code (CVC) is incorrect. Please check it and try again.")
+        ),
+        "processing_error": t(
+            _(
+                "An error occurred while processing your payment. You were not charged; "
+                "please try again."
+            )
+        ),
+        "account_closed": t(
+            _("That bank account is closed. Please use another account or a card.")
+        ),
+        "declined": t(_("Your payment was declined. Please use another card or bank account.")),
+        "already_paid": t(_("This link has already been paid.")),
+        "view_receipt": t(_("View the receipt")),
+        "in_progress": t(
+            _(
+                "A payment for this link is already being processed. "
+                "Please wait a moment, then reload this page."
+            )
+        ),
+        "not_payable": t(_("This link can no longer be paid. Please contact %(firm)s."), firm=firm),
+        "expired": t(
+            _("This payment link has expired. Please contact %(firm)s for a new link."), firm=firm
+        ),
+        "not_found": t(_("We could not find this payment link. Please check the address.")),
+        "rate_limited": t(_("Too many attempts. Please wait a minute and try again.")),
+        "network": t(
+            _(
+                "We could not reach the payment service. Please check your connection and "
+                "try again; you will not be charged twice."
+            )
+        ),
+        "server": t(
+            _(
+                "Something went wrong on our side. Please try again in a moment; "
+                "you will not be charged twice."
+            )
+        ),
+        "processor_unavailable": t(
+            _(
+                "We could not get an answer from the payment processor. Please do not pay "
+                "again: we will check with the processor and email your receipt if the "
+                "payment went through."
+            )
+        ),
+        "field_error": t(_("Please check this field.")),
+        "rejected": t(_("Some of the details were not accepted. Please check them and try again.")),
+    }

@@ -1,0 +1,59 @@
+"""The sandbox processor's tokenization endpoint: what a processor's hosted fields would call.
+
+Registered only while the sandbox is the configured processor. It answers with a token and
+keeps only the outcome to simulate, the brand and the last four digits: never the number.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyramid.request import Request
+from pyramid.view import view_config
+
+from clientpay_connect.api.errors import ApiError, FieldErrors
+from clientpay_connect.db import utcnow
+from clientpay_connect.pay.interfaces import IPaymentProcessor
+from clientpay_connect.pay.processor import InvalidDetails, SandboxProcessor, read_details
+from clientpay_connect.security import PUBLIC
+from clientpay_connect.throttle.interfaces import IRateLimiter
+
+
+def _body(request: Request) -> dict[str, Any]:
+    try:
+        body = request.json_body
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise FieldErrors([{"field": "", "message": "Send the details as a JSON object."}])
+    return body
+
+
+# require_csrf=False: a processor's endpoint takes no cookie of ours, so a forged request has
+# nothing to ride on; all it could do is make a token, which pays nothing by itself.
+@view_config(
+    route_name="pay.sandbox_tokens",
+    request_method="POST",
+    renderer="json",
+    permission=PUBLIC,
+    require_csrf=False,
+)
+def create_token(request: Request) -> dict[str, Any]:
+    limiter = request.find_service(IRateLimiter)
+    limit = request.registry.settings["clientpay.limits.sandbox_tokens"]
+    if not limiter.hit(limit, f"sandbox-tokens-ip:{request.client_addr}"):
+        raise ApiError(
+            429, "rate_limited", "Too many attempts. Please wait a minute and try again."
+        )
+    try:
+        details = read_details(_body(request), utcnow().date())
+    except InvalidDetails as exc:
+        raise FieldErrors(exc.errors) from None
+    processor: SandboxProcessor = request.find_service(IPaymentProcessor)
+    token = processor.tokenize(details)
+    return {
+        "token": token,
+        "method": details.method,
+        "brand": details.brand,
+        "last4": details.last4,
+    }

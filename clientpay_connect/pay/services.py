@@ -1,0 +1,319 @@
+"""Paying a link exactly once: claim it, record the attempt, charge outside any transaction,
+settle. The steps are separate functions because the view commits between them.
+
+``clientpay.processor`` names its default, the sandbox, by this module's path.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import transaction
+from pyramid.registry import Registry
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from clientpay_connect.accounts.services import is_valid_email, normalize_email
+from clientpay_connect.admin.models import NotificationRecipient
+from clientpay_connect.api.errors import FieldErrors
+from clientpay_connect.db import utcnow
+from clientpay_connect.links import services as links
+from clientpay_connect.links.models import (
+    STATUS_EXPIRED,
+    STATUS_OUTSTANDING,
+    STATUS_PAID,
+    STATUS_PROCESSING,
+    PaymentLink,
+)
+from clientpay_connect.mail.models import KIND_PAYMENT_NOTICE, KIND_RECEIPT
+from clientpay_connect.mail.outbox import queue_email
+from clientpay_connect.money import AmountError, format_amount, parse_amount
+from clientpay_connect.pay.models import (
+    PAYMENT_FAILED,
+    PAYMENT_PENDING,
+    PAYMENT_SUCCEEDED,
+    Payment,
+)
+from clientpay_connect.pay.processor import ChargeResult, Processor, SandboxProcessor
+
+__all__ = ["SandboxProcessor"]
+
+log = logging.getLogger(__name__)
+
+RECEIPT_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"  # base32: no 0/1/8/9 to misread
+NOTICE_EVENT = "payment_received"
+# The failure code of a payment the processor never heard of (the resolver's verdict).
+NOT_CHARGED = "not_charged"
+
+
+def processor_for(registry: Registry) -> Processor:
+    """The configured processor, for code that has no request (jobs)."""
+    processor: Processor = registry["clientpay.processor"]
+    return processor
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A payer's validated submission."""
+
+    payment_token: str
+    amount_minor: int
+    payer_name: str
+    payer_email: str
+
+
+def read_attempt(body: Mapping[str, Any], link: PaymentLink) -> Attempt:
+    """Validate the payer's fields against the link; FieldErrors (422) names each bad one."""
+    errors: list[dict[str, str]] = []
+    amount_minor = _amount(body.get("amount"), link, errors)
+    payer_name = str(body.get("payer_name") or "").strip()
+    if not payer_name or len(payer_name) > 200:
+        errors.append({"field": "payer_name", "message": "Enter your name (up to 200 letters)."})
+    payer_email = normalize_email(str(body.get("payer_email") or ""))
+    if not is_valid_email(payer_email):
+        errors.append({"field": "payer_email", "message": "Enter a valid email address."})
+    payment_token = str(body.get("payment_token") or "").strip()
+    if not payment_token or len(payment_token) > 64:
+        errors.append({"field": "payment_token", "message": "The payment details are missing."})
+    if errors:
+        raise FieldErrors(errors)
+    return Attempt(payment_token, amount_minor, payer_name, payer_email)
+
+
+def _amount(value: Any, link: PaymentLink, errors: list[dict[str, str]]) -> int:
+    try:
+        amount_minor = parse_amount(str(value or ""), link.currency)
+    except AmountError as exc:
+        errors.append({"field": "amount", "message": str(exc)})
+        return 0
+    if amount_minor > link.amount_due_minor:
+        due = format_amount(link.amount_due_minor, link.currency)
+        errors.append({"field": "amount", "message": f"The amount due is {due}; pay no more."})
+    return amount_minor
+
+
+def find_attempt(dbsession: Session, link_id: int, idempotency_key: str) -> Payment | None:
+    """The payment an earlier request with this Idempotency-Key made, if any."""
+    return dbsession.execute(
+        select(Payment).where(
+            Payment.link_id == link_id, Payment.idempotency_key == idempotency_key
+        )
+    ).scalar_one_or_none()
+
+
+def is_past_expiry(link: PaymentLink, now: dt.datetime) -> bool:
+    return (
+        link.status == STATUS_OUTSTANDING and link.expires_at is not None and link.expires_at <= now
+    )
+
+
+def mark_expired(dbsession: Session, link_id: int) -> None:
+    # Conditional, like the claim: a payer who claimed it a moment ago keeps it.
+    dbsession.execute(
+        update(PaymentLink)
+        .where(PaymentLink.id == link_id, PaymentLink.status == STATUS_OUTSTANDING)
+        .values(status=STATUS_EXPIRED)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def start_payment(
+    dbsession: Session, link: PaymentLink, attempt: Attempt, idempotency_key: str
+) -> Payment | None:
+    """Claim the link and record a pending payment; None if another payer holds the link."""
+    if not links.claim(dbsession, link.id):
+        return None
+    payment = Payment(
+        firm_id=link.firm_id,
+        link_id=link.id,
+        status=PAYMENT_PENDING,
+        amount_minor=attempt.amount_minor,
+        currency=link.currency,
+        payer_name=attempt.payer_name,
+        payer_email=attempt.payer_email,
+        idempotency_key=idempotency_key,
+        # Ours, not the payer's: a payer could reuse a key across links, the processor must not.
+        processor_key="pk_" + secrets.token_hex(24),
+        created_at=utcnow(),
+    )
+    dbsession.add(payment)
+    dbsession.flush()
+    return payment
+
+
+def new_receipt_number() -> str:
+    return "R-" + "".join(secrets.choice(RECEIPT_ALPHABET) for _ in range(10))
+
+
+def complete_payment(
+    dbsession: Session,
+    tm: transaction.TransactionManager,
+    registry: Registry,
+    payment_id: int,
+    result: ChargeResult,
+) -> Payment:
+    """Record the processor's success: the payment succeeds, the link is paid, mail is queued.
+
+    Each change is conditional on the state we left it in, so that when the request and the
+    resolver job both get here only one of them writes (and sends the emails).
+    """
+    now = utcnow()
+    won = dbsession.execute(
+        update(Payment)
+        .where(Payment.id == payment_id, Payment.status == PAYMENT_PENDING)
+        .values(
+            status=PAYMENT_SUCCEEDED,
+            method=result.method,
+            brand=result.brand,
+            last4=result.last4,
+            processor_ref=result.reference,
+            receipt_number=new_receipt_number(),
+            completed_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    payment = _reload(dbsession, payment_id)
+    if won.rowcount != 1:  # type: ignore[attr-defined]
+        return payment
+    _mark_paid(dbsession, payment, now)
+    _queue_payment_emails(dbsession, tm, registry, payment)
+    return payment
+
+
+def _mark_paid(dbsession: Session, payment: Payment, now: dt.datetime) -> None:
+    paid = dbsession.execute(
+        update(PaymentLink)
+        .where(PaymentLink.id == payment.link_id, PaymentLink.status == STATUS_PROCESSING)
+        .values(
+            status=STATUS_PAID,
+            amount_paid_minor=payment.amount_minor,
+            paid_at=now,
+            processing_started_at=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if paid.rowcount != 1:  # type: ignore[attr-defined]
+        # Money was taken for a link we no longer held (the resolver gave up on it too soon).
+        log.error(
+            "payment %s succeeded but link %s was not processing", payment.id, payment.link_id
+        )
+
+
+def fail_payment(dbsession: Session, payment_id: int, code: str, message: str) -> Payment:
+    """Record a refusal: the payment fails and the link is payable again."""
+    won = dbsession.execute(
+        update(Payment)
+        .where(Payment.id == payment_id, Payment.status == PAYMENT_PENDING)
+        .values(
+            status=PAYMENT_FAILED,
+            failure_code=code,
+            failure_message=message,
+            completed_at=utcnow(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    payment = _reload(dbsession, payment_id)
+    if won.rowcount == 1:  # type: ignore[attr-defined]
+        links.release(dbsession, payment.link_id)
+    return payment
+
+
+def _reload(dbsession: Session, payment_id: int) -> Payment:
+    return dbsession.execute(
+        select(Payment).where(Payment.id == payment_id).execution_options(populate_existing=True)
+    ).scalar_one()
+
+
+def _queue_payment_emails(
+    dbsession: Session, tm: transaction.TransactionManager, registry: Registry, payment: Payment
+) -> None:
+    mails = [(KIND_RECEIPT, [payment.payer_email])]
+    staff = notice_recipients(dbsession, payment.firm_id)
+    if staff:
+        mails.append((KIND_PAYMENT_NOTICE, staff))
+    for kind, recipients in mails:
+        queue_email(
+            dbsession,
+            tm,
+            registry,
+            firm_id=payment.firm_id,
+            kind=kind,
+            recipients=recipients,
+            link_id=payment.link_id,
+            payment_id=payment.id,
+        )
+
+
+def notice_recipients(dbsession: Session, firm_id: int) -> list[str]:
+    rows = dbsession.execute(
+        select(NotificationRecipient)
+        .where(NotificationRecipient.firm_id == firm_id)
+        .order_by(NotificationRecipient.id)
+    ).scalars()
+    # Filtered here rather than in SQL: JSON containment is spelled differently per database.
+    return [row.email for row in rows if NOTICE_EVENT in (row.events or [])]
+
+
+def payment_answer(payment: Payment) -> tuple[int, dict[str, Any]]:
+    """The HTTP status and body that tell a payer how this attempt went.
+
+    Built only from the stored payment, so that a replayed Idempotency-Key gets the very
+    answer the first request got.
+    """
+    if payment.status == PAYMENT_SUCCEEDED:
+        return 201, {
+            "payment_id": payment.id,
+            "status": PAYMENT_SUCCEEDED,
+            "amount": format_amount(payment.amount_minor, payment.currency),
+            "currency": payment.currency,
+            "receipt_number": payment.receipt_number,
+            "link_status": STATUS_PAID,
+            "method": payment.method,
+            "brand": payment.brand,
+            "last4": payment.last4,
+        }
+    if payment.status == PAYMENT_FAILED:
+        return 402, {
+            "error": payment.failure_code,
+            "message": payment.failure_message,
+            "errors": [],
+            "payment_id": payment.id,
+            # A refused payment gave the link back.
+            "link_status": STATUS_OUTSTANDING,
+        }
+    return 409, {
+        "error": "payment_in_progress",
+        "message": "This payment is still being processed. Please wait a moment and reload.",
+        "errors": [],
+        "payment_id": payment.id,
+        "link_status": STATUS_PROCESSING,
+    }
+
+
+@dataclass(frozen=True)
+class StuckPayment:
+    link_id: int
+    payment_id: int | None
+    processor_key: str | None
+
+
+def stuck_payments(dbsession: Session, started_before: dt.datetime) -> list[StuckPayment]:
+    """Links claimed before ``started_before`` and still processing, with their pending payment."""
+    rows = dbsession.execute(
+        select(PaymentLink.id, Payment.id, Payment.processor_key)
+        .outerjoin(
+            Payment, (Payment.link_id == PaymentLink.id) & (Payment.status == PAYMENT_PENDING)
+        )
+        .where(
+            PaymentLink.status == STATUS_PROCESSING,
+            (PaymentLink.processing_started_at < started_before)
+            | PaymentLink.processing_started_at.is_(None),
+        )
+        .order_by(PaymentLink.id)
+    ).all()
+    return [StuckPayment(link_id, payment_id, key) for link_id, payment_id, key in rows]

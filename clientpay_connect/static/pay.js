@@ -1,0 +1,528 @@
+/*
+ * The payment page.
+ *
+ * Card and bank numbers never reach our server: they go to the processor's tokenization
+ * endpoint (the sandbox's POST /sandbox/tokens here, a processor's hosted fields in
+ * production), and only the token it returns is sent to the payment API with the payer's
+ * name, email and amount. Every message comes translated from the page's JSON data block.
+ */
+(function () {
+  "use strict";
+
+  var dataElement = document.getElementById("pay-data");
+  var section = document.getElementById("pay-section");
+  var form = document.getElementById("pay-form");
+  if (!dataElement || !section || !form) {
+    return;
+  }
+  var data = JSON.parse(dataElement.textContent);
+  var text = data.messages;
+  var button = document.getElementById("pay-button");
+  var errorRegion = document.getElementById("pay-error");
+  var amountInput = document.getElementById("amount");
+  var money = new Intl.NumberFormat(data.locale, { style: "currency", currency: data.currency });
+
+  // Where each field's message goes, for our checks and for the API's field errors.
+  var FIELDS = {
+    payer_name: { inputs: ["payer-name"], error: "payer-name-error" },
+    payer_email: { inputs: ["payer-email"], error: "payer-email-error" },
+    amount: { inputs: ["amount"], error: "amount-error" },
+    card_number: { inputs: ["card-number"], error: "card-number-error" },
+    card_expiry: { inputs: ["card-exp-month", "card-exp-year"], error: "card-expiry-error" },
+    card_cvc: { inputs: ["card-cvc"], error: "card-cvc-error" },
+    routing_number: { inputs: ["routing-number"], error: "routing-number-error" },
+    account_number: { inputs: ["account-number"], error: "account-number-error" },
+    account_type: { inputs: ["account-type"], error: "account-type-error" },
+    recaptcha: { inputs: [], error: "pay-recaptcha-error" },
+  };
+  // The API's and the tokenization's field names, in terms of ours.
+  var API_FIELDS = {
+    payer_name: "payer_name",
+    payer_email: "payer_email",
+    amount: "amount",
+    card_number: "card_number",
+    number: "card_number",
+    exp_month: "card_expiry",
+    exp_year: "card_expiry",
+    cvc: "card_cvc",
+    routing_number: "routing_number",
+    account_number: "account_number",
+    account_type: "account_type",
+    recaptcha_token: "recaptcha",
+  };
+  var DECLINES = [
+    "card_declined",
+    "insufficient_funds",
+    "expired_card",
+    "incorrect_cvc",
+    "processing_error",
+    "account_closed",
+  ];
+  // A decline about one field puts the payer's attention there.
+  var DECLINE_FIELDS = { expired_card: "card_expiry", incorrect_cvc: "card_cvc" };
+
+  var submitting = false;
+  var finished = false;
+  // The Idempotency-Key of a submission whose outcome we never learned (the network failed,
+  // the server erred): sending the very same details again reuses it, so that the retry, or
+  // a second click, can never charge twice. Any definite answer, or a changed detail, ends it.
+  var pending = null;
+
+  function byId(id) {
+    return document.getElementById(id);
+  }
+
+  function value(id) {
+    var element = byId(id);
+    return element ? element.value.trim() : "";
+  }
+
+  function fill(template, values) {
+    return template.replace(/%\((\w+)\)s/g, function (_match, name) {
+      return Object.prototype.hasOwnProperty.call(values, name) ? values[name] : "";
+    });
+  }
+
+  function selectedMethod() {
+    var method = form.elements.namedItem("method");
+    if (!method) {
+      return "card";
+    }
+    return method.value || "card";
+  }
+
+  function newKey() {
+    if (window.crypto && typeof window.crypto.randomUUID === "function") {
+      return window.crypto.randomUUID();
+    }
+    // randomUUID needs a secure context; plain-http development still gets a random key.
+    var bytes = new Uint8Array(16);
+    window.crypto.getRandomValues(bytes);
+    return Array.prototype.map
+      .call(bytes, function (b) {
+        return ("0" + b.toString(16)).slice(-2);
+      })
+      .join("");
+  }
+
+  // --- amounts -----------------------------------------------------------------------
+
+  var DIGITS = data.minor_digits;
+
+  function toMinor(decimalText) {
+    var parts = decimalText.split(".");
+    var fraction = (parts[1] || "").padEnd(DIGITS, "0");
+    return parseInt(parts[0] + fraction, 10);
+  }
+
+  // The amount as the API's decimal string ("1234.50"), or null if it is not one we accept.
+  function readAmount() {
+    var cleaned = amountInput.value.replace(/[\s\u00a0$,]/g, "").replace(/^US/i, "");
+    var pattern = DIGITS > 0 ? new RegExp("^\\d+(\\.\\d{1," + DIGITS + "})?$") : /^\d+$/;
+    if (!pattern.test(cleaned)) {
+      return null;
+    }
+    var minor = toMinor(cleaned);
+    if (minor <= 0 || minor > toMinor(data.amount_due)) {
+      return null;
+    }
+    return cleaned;
+  }
+
+  function updateButtonLabel() {
+    if (submitting || finished) {
+      return;
+    }
+    var amount = readAmount();
+    button.textContent = amount === null ? text.pay_plain : fill(text.pay, { amount: money.format(Number(amount)) });
+  }
+
+  // --- checks before anything is sent ------------------------------------------------
+
+  function luhnValid(digits) {
+    var sum = 0;
+    for (var i = 0; i < digits.length; i++) {
+      var digit = parseInt(digits.charAt(digits.length - 1 - i), 10);
+      if (i % 2 === 1) {
+        digit *= 2;
+        if (digit > 9) {
+          digit -= 9;
+        }
+      }
+      sum += digit;
+    }
+    return sum % 10 === 0;
+  }
+
+  // The ABA checksum: weights 3, 7, 1 repeated must sum to a multiple of ten.
+  function routingValid(number) {
+    if (!/^\d{9}$/.test(number)) {
+      return false;
+    }
+    var weights = [3, 7, 1, 3, 7, 1, 3, 7, 1];
+    var sum = 0;
+    for (var i = 0; i < 9; i++) {
+      sum += parseInt(number.charAt(i), 10) * weights[i];
+    }
+    return sum % 10 === 0;
+  }
+
+  function checkFields(method) {
+    var problems = [];
+    if (!value("payer-name")) {
+      problems.push(["payer_name", text.payer_name]);
+    }
+    if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(value("payer-email"))) {
+      problems.push(["payer_email", text.payer_email]);
+    }
+    if (readAmount() === null) {
+      problems.push(["amount", text.amount]);
+    }
+    if (method === "card") {
+      var number = value("card-number").replace(/[\s-]/g, "");
+      if (!/^\d{12,19}$/.test(number) || !luhnValid(number)) {
+        problems.push(["card_number", text.card_number]);
+      }
+      var month = parseInt(value("card-exp-month"), 10);
+      var year = parseInt(value("card-exp-year"), 10);
+      var now = new Date();
+      if (!month || !year) {
+        problems.push(["card_expiry", text.card_expiry]);
+      } else if (year < now.getFullYear() || (year === now.getFullYear() && month < now.getMonth() + 1)) {
+        problems.push(["card_expiry", text.card_expired]);
+      }
+      if (!/^\d{3,4}$/.test(value("card-cvc"))) {
+        problems.push(["card_cvc", text.card_cvc]);
+      }
+    } else {
+      if (!routingValid(value("routing-number"))) {
+        problems.push(["routing_number", text.routing_number]);
+      }
+      if (!/^\d{4,17}$/.test(value("account-number"))) {
+        problems.push(["account_number", text.account_number]);
+      }
+      if (!value("account-type")) {
+        problems.push(["account_type", text.account_type]);
+      }
+    }
+    if (data.recaptcha && !recaptchaResponse()) {
+      problems.push(["recaptcha", text.recaptcha]);
+    }
+    return problems;
+  }
+
+  function recaptchaResponse() {
+    if (!window.grecaptcha || typeof window.grecaptcha.getResponse !== "function") {
+      return "";
+    }
+    try {
+      return window.grecaptcha.getResponse();
+    } catch (_error) {
+      return "";
+    }
+  }
+
+  function resetRecaptcha() {
+    if (data.recaptcha && window.grecaptcha && typeof window.grecaptcha.reset === "function") {
+      try {
+        window.grecaptcha.reset();
+      } catch (_error) {
+        // Not rendered yet: nothing to reset.
+      }
+    }
+  }
+
+  // --- showing errors ------------------------------------------------------------------
+
+  function clearErrors() {
+    errorRegion.replaceChildren();
+    Object.keys(FIELDS).forEach(function (name) {
+      var field = FIELDS[name];
+      var message = byId(field.error);
+      if (message) {
+        message.textContent = "";
+        message.hidden = true;
+      }
+      field.inputs.forEach(function (id) {
+        var input = byId(id);
+        if (input) {
+          input.removeAttribute("aria-invalid");
+        }
+      });
+    });
+  }
+
+  function showFieldError(name, message) {
+    var field = FIELDS[name];
+    var element = field && byId(field.error);
+    if (!element) {
+      return null;
+    }
+    element.textContent = message;
+    element.hidden = false;
+    var first = null;
+    field.inputs.forEach(function (id) {
+      var input = byId(id);
+      if (input) {
+        input.setAttribute("aria-invalid", "true");
+        first = first || input;
+      }
+    });
+    return first;
+  }
+
+  // A message beside the Pay button; ``link`` optionally adds one link after it.
+  function showAlert(message, link) {
+    var box = document.createElement("div");
+    box.className = "pay-alert";
+    box.tabIndex = -1;
+    var paragraph = document.createElement("p");
+    paragraph.textContent = message;
+    box.appendChild(paragraph);
+    if (link) {
+      var anchor = document.createElement("a");
+      anchor.href = link.href;
+      anchor.textContent = link.text;
+      var wrapper = document.createElement("p");
+      wrapper.appendChild(anchor);
+      box.appendChild(wrapper);
+    }
+    errorRegion.replaceChildren(box);
+    box.focus({ preventScroll: true });
+    box.scrollIntoView({ block: "center", behavior: "smooth" });
+  }
+
+  function showFieldErrors(problems) {
+    var firstInput = null;
+    var shown = 0;
+    problems.forEach(function (problem) {
+      var input = showFieldError(problem[0], problem[1]);
+      shown += 1;
+      firstInput = firstInput || input;
+    });
+    if (shown) {
+      showAlert(text.summary);
+    }
+    if (firstInput) {
+      firstInput.focus();
+    }
+  }
+
+  function apiFieldErrors(body) {
+    var problems = [];
+    (body && Array.isArray(body.errors) ? body.errors : []).forEach(function (error) {
+      var ours = API_FIELDS[error.field];
+      if (ours && FIELDS[ours]) {
+        // Our own words in the payer's language; the API speaks English.
+        problems.push([ours, text[ours] || text.field_error]);
+      }
+    });
+    return problems;
+  }
+
+  // --- sending -------------------------------------------------------------------------
+
+  function postJSON(url, body, headers) {
+    var allHeaders = { "Content-Type": "application/json", Accept: "application/json" };
+    Object.keys(headers || {}).forEach(function (name) {
+      allHeaders[name] = headers[name];
+    });
+    return fetch(url, {
+      method: "POST",
+      headers: allHeaders,
+      body: JSON.stringify(body),
+      credentials: "same-origin",
+      cache: "no-store",
+    }).then(function (response) {
+      return response
+        .json()
+        .catch(function () {
+          return null;
+        })
+        .then(function (json) {
+          return { status: response.status, body: json };
+        });
+    });
+  }
+
+  function tokenDetails(method) {
+    if (method === "card") {
+      return {
+        card_number: value("card-number").replace(/[\s-]/g, ""),
+        exp_month: parseInt(value("card-exp-month"), 10),
+        exp_year: parseInt(value("card-exp-year"), 10),
+        cvc: value("card-cvc"),
+      };
+    }
+    return {
+      routing_number: value("routing-number"),
+      account_number: value("account-number"),
+      account_type: value("account-type"),
+    };
+  }
+
+  function setBusy(busy) {
+    submitting = busy;
+    button.disabled = busy || finished;
+    button.setAttribute("aria-busy", busy ? "true" : "false");
+    if (busy) {
+      button.textContent = text.processing;
+    } else {
+      updateButtonLabel();
+    }
+  }
+
+  function finish() {
+    // The link can take no payment now: leave the button off for good.
+    finished = true;
+    button.disabled = true;
+    pending = null;
+  }
+
+  function handleAnswer(answer) {
+    var body = answer.body || {};
+    var code = body.error || "";
+    if ((answer.status === 200 || answer.status === 201) && body.status === "succeeded") {
+      finished = true;
+      window.location.assign(data.receipt_url);
+      return;
+    }
+    if (code === "processor_unavailable") {
+      // The processor may or may not have charged: the link waits for the resolver, and
+      // paying again is exactly what must not happen.
+      finish();
+      showAlert(text.processor_unavailable);
+      return;
+    }
+    if (answer.status >= 500) {
+      // Outcome unknown: keep ``pending`` so that trying again is the same submission.
+      showAlert(text.server);
+      return;
+    }
+    if (answer.status === 429) {
+      showAlert(text.rate_limited);
+      return;
+    }
+    if (answer.status === 409 && body.link_status === "processing") {
+      // Perhaps this payer's own earlier attempt, still running: asking again with the same
+      // key will get its answer.
+      showAlert(text.in_progress);
+      return;
+    }
+    pending = null;
+    resetRecaptcha();
+    if (answer.status === 402) {
+      var message = DECLINES.indexOf(code) >= 0 ? text[code] : text.declined;
+      showAlert(message);
+      var field = DECLINE_FIELDS[code];
+      if (field) {
+        showFieldError(field, message);
+      }
+      return;
+    }
+    if (answer.status === 422 || answer.status === 400) {
+      var problems = apiFieldErrors(body);
+      if (problems.length) {
+        showFieldErrors(problems);
+      } else if (code.indexOf("recaptcha") >= 0 || code.indexOf("captcha") >= 0) {
+        showFieldErrors([["recaptcha", text.recaptcha]]);
+      } else {
+        showAlert(text.rejected);
+      }
+      return;
+    }
+    if (answer.status === 409) {
+      if (body.link_status === "paid") {
+        finish();
+        showAlert(text.already_paid, { href: data.receipt_url, text: text.view_receipt });
+      } else {
+        finish();
+        showAlert(body.link_status === "expired" ? text.expired : text.not_payable);
+      }
+      return;
+    }
+    if (answer.status === 410) {
+      finish();
+      showAlert(text.expired);
+      return;
+    }
+    if (answer.status === 404) {
+      finish();
+      showAlert(text.not_found);
+      return;
+    }
+    showAlert(text.server);
+  }
+
+  function submit(event) {
+    event.preventDefault();
+    if (submitting || finished) {
+      return;
+    }
+    clearErrors();
+    var method = selectedMethod();
+    var problems = checkFields(method);
+    if (problems.length) {
+      showFieldErrors(problems);
+      return;
+    }
+    var details = tokenDetails(method);
+    var payment = {
+      amount: readAmount(),
+      payer_name: value("payer-name"),
+      payer_email: value("payer-email"),
+    };
+    var fingerprint = JSON.stringify([method, details, payment]);
+    if (!pending || pending.fingerprint !== fingerprint) {
+      pending = { key: newKey(), fingerprint: fingerprint };
+    }
+    var key = pending.key;
+    if (data.recaptcha) {
+      payment.recaptcha_token = recaptchaResponse();
+    }
+    setBusy(true);
+    postJSON(data.tokens_url, details)
+      .then(function (tokenAnswer) {
+        if (tokenAnswer.status !== 200 && tokenAnswer.status !== 201) {
+          return tokenAnswer;
+        }
+        payment.payment_token = tokenAnswer.body.token;
+        return postJSON(data.pay_url, payment, { "Idempotency-Key": key });
+      })
+      .then(handleAnswer, function () {
+        showAlert(text.network);
+      })
+      .finally(function () {
+        setBusy(false);
+      });
+  }
+
+  function showMethod() {
+    var method = selectedMethod();
+    document.querySelectorAll(".pay-secure").forEach(function (fieldset) {
+      fieldset.hidden = fieldset.getAttribute("data-method") !== method;
+    });
+  }
+
+  form.addEventListener("submit", submit);
+  form.addEventListener("change", function (event) {
+    if (event.target && event.target.name === "method") {
+      showMethod();
+    }
+  });
+  amountInput.addEventListener("input", updateButtonLabel);
+  // The card and bank fields are outside the form (they are the processor's), so Enter in
+  // them would do nothing by itself.
+  document.querySelectorAll(".pay-secure input").forEach(function (input) {
+    input.addEventListener("keydown", function (event) {
+      if (event.key === "Enter") {
+        event.preventDefault();
+        form.requestSubmit(button);
+      }
+    });
+  });
+
+  section.hidden = false;
+  showMethod();
+  updateButtonLabel();
+})();

@@ -1,0 +1,116 @@
+"""Notification recipients: add, edit, remove, each audited; mistakes explained, typing kept."""
+
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+
+from clientpay_connect.accounts.models import AuditEvent
+from clientpay_connect.admin.models import NotificationRecipient
+from tests.conftest import csrf_token, login
+from tests.factories import FirmFactory
+
+
+def form_posting_to(page, path):
+    return next(form for form in page.forms.values() if urlsplit(form.action).path == path)
+
+
+def check_events(form, *events):
+    for checkbox in form.fields["events"]:
+        checkbox.checked = checkbox._value in events
+
+
+def recipients_of(dbsession, firm):
+    dbsession.expire_all()
+    return list(
+        dbsession.execute(
+            select(NotificationRecipient).where(NotificationRecipient.firm_id == firm.id)
+        ).scalars()
+    )
+
+
+def actions(dbsession, firm):
+    return list(
+        dbsession.execute(
+            select(AuditEvent.action).where(AuditEvent.firm_id == firm.id).order_by(AuditEvent.id)
+        ).scalars()
+    )
+
+
+def add_recipient(testapp, email, *events, name=""):
+    form = form_posting_to(testapp.get("/admin/notifications"), "/admin/notifications")
+    form["email"] = email
+    form["name"] = name
+    check_events(form, *events)
+    return form.submit(status=[303, 400])
+
+
+def test_add_edit_and_remove_a_recipient(testapp, dbsession, admin):
+    login(testapp, admin)
+    page = add_recipient(
+        testapp, "Books@Firm.example", "payment_received", "link_expired", name="Bookkeeper"
+    ).follow()
+    assert "books@firm.example will be notified." in page.text
+    (recipient,) = recipients_of(dbsession, admin.firm)
+    assert (recipient.email, recipient.name, recipient.events) == (
+        "books@firm.example",
+        "Bookkeeper",
+        ["payment_received", "link_expired"],
+    )
+
+    path = f"/admin/notifications/{recipient.id}"
+    form = form_posting_to(testapp.get(path), path)
+    assert [c._value for c in form.fields["events"] if c.checked] == [
+        "payment_received",
+        "link_expired",
+    ]
+    check_events(form, "payment_failed")
+    form.submit(status=303)
+    assert recipients_of(dbsession, admin.firm)[0].events == ["payment_failed"]
+
+    testapp.post(f"{path}/remove", {"csrf_token": csrf_token(testapp)}, status=303)
+    assert recipients_of(dbsession, admin.firm) == []
+    assert actions(dbsession, admin.firm) == [
+        "notification_recipient.created",
+        "notification_recipient.updated",
+        "notification_recipient.removed",
+    ]
+
+
+def test_mistakes_are_explained_and_the_typing_kept(testapp, dbsession, admin):
+    login(testapp, admin)
+    page = add_recipient(testapp, "not-an-email", name="Typed Name")
+    assert page.status_int == 400
+    assert page.html.find(id="email-error") is not None
+    assert page.html.find(id="events-error").get_text(strip=True) == (
+        "Choose at least one event to be told about."
+    )
+    assert "events-error" in page.html.find(id="events")["aria-describedby"]
+    kept = form_posting_to(page, "/admin/notifications")
+    assert (kept["email"].value, kept["name"].value) == ("not-an-email", "Typed Name")
+    assert not any(c.checked for c in kept.fields["events"])
+    assert recipients_of(dbsession, admin.firm) == []
+    assert actions(dbsession, admin.firm) == []
+
+
+def test_one_address_once_per_firm(testapp, dbsession, admin):
+    login(testapp, admin)
+    add_recipient(testapp, "books@firm.example", "payment_received")
+    page = add_recipient(testapp, "BOOKS@firm.example", "payment_failed")
+    assert page.status_int == 400
+    assert "already receives notifications" in page.html.find(id="email-error").text
+    assert len(recipients_of(dbsession, admin.firm)) == 1
+
+
+def test_another_firms_recipient_is_not_found(testapp, dbsession, admin):
+    other = FirmFactory()
+    theirs = NotificationRecipient(
+        firm_id=other.id, email="x@other.example", events=["link_expired"]
+    )
+    dbsession.add(theirs)
+    dbsession.flush()
+    login(testapp, admin)
+    testapp.get(f"/admin/notifications/{theirs.id}", status=404)
+    testapp.post(
+        f"/admin/notifications/{theirs.id}/remove", {"csrf_token": csrf_token(testapp)}, status=404
+    )
+    assert len(recipients_of(dbsession, other)) == 1

@@ -1,0 +1,175 @@
+"""Settings that change what the app sends: CSP frame-ancestors, session cookie flags, and a
+production-like config that must not start without its secrets."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import plaster
+import pytest
+import webtest
+from cryptography.fernet import Fernet
+from pyramid.router import Router
+
+from clientpay_connect import main
+from clientpay_connect.crypto import MissingSecrets
+from tests.conftest import TEST_PASSWORD
+
+ROOT = Path(__file__).resolve().parents[2]
+HTTPS = {"wsgi.url_scheme": "https", "HTTP_HOST": "localhost"}
+
+
+@contextmanager
+def sharing_connection(app: Router, connection: Any) -> Iterator[None]:
+    """Let a second app work inside the test's connection (see test_security)."""
+    factory = app.registry["dbsession_factory"]
+    factory.configure(bind=connection, join_transaction_mode="create_savepoint")
+    try:
+        yield
+    finally:
+        factory.configure(
+            bind=app.registry["dbengine"], join_transaction_mode="conservative_savepoint"
+        )
+
+
+@contextmanager
+def built(settings: dict[str, Any]) -> Iterator[Router]:
+    app = main({}, **settings)
+    try:
+        yield app
+    finally:
+        app.registry["dbengine"].dispose()
+
+
+def csp_directives(response: webtest.TestResponse) -> dict[str, str]:
+    policy = response.headers["Content-Security-Policy"]
+    parts = [p.strip().split(" ", 1) for p in policy.split(";")]
+    return {p[0]: p[1] if len(p) > 1 else "" for p in parts}
+
+
+def session_cookie(response: webtest.TestResponse) -> list[str]:
+    """The flags of the session cookie set by ``response``, lower-cased."""
+    cookies = [
+        c for c in response.headers.getall("Set-Cookie") if c.startswith("clientpay_session=")
+    ]
+    assert len(cookies) == 1, response.headers.getall("Set-Cookie")
+    return [flag.strip().lower() for flag in cookies[0].split(";")[1:]]
+
+
+def test_frame_ancestors_default_to_self(testapp):
+    page = testapp.get("/login")
+    assert csp_directives(page)["frame-ancestors"] == "'self'"
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_frame_ancestors_come_from_the_setting(app_settings):
+    origins = "'self' https://matters.example.com https://*.practice.example"
+    with built({**app_settings, "clientpay.frame_ancestors": origins}) as app:
+        page = webtest.TestApp(app, extra_environ={"HTTP_HOST": "localhost"}).get("/login")
+    assert csp_directives(page)["frame-ancestors"] == origins
+    assert csp_directives(page)["default-src"] == "'self'"
+
+
+def test_frame_ancestors_from_the_environment_win_over_the_ini(app_settings, monkeypatch):
+    monkeypatch.setenv("CLIENTPAY_FRAME_ANCESTORS", "https://from-env.example")
+    with built({**app_settings, "clientpay.frame_ancestors": "https://from-ini.example"}) as app:
+        page = webtest.TestApp(app, extra_environ={"HTTP_HOST": "localhost"}).get("/login")
+    assert csp_directives(page)["frame-ancestors"] == "https://from-env.example"
+
+
+def test_the_session_cookie_is_httponly_and_samesite(testapp, staff):
+    form = testapp.get("/login").form
+    form["email"], form["password"] = staff.email, TEST_PASSWORD
+    flags = session_cookie(form.submit(status=303))
+    assert "httponly" in flags
+    assert "samesite=lax" in flags
+    # The tests' apps run over http with clientpay.cookie_secure = false.
+    assert "secure" not in flags
+
+
+def test_the_session_cookie_is_secure_when_configured(app_settings, db_connection, staff):
+    """Production: Secure, and SameSite=None so that the panel works framed by another site."""
+    settings = {
+        **app_settings,
+        "clientpay.cookie_secure": "true",
+        "clientpay.cookie_samesite": "None",
+    }
+    with built(settings) as app, sharing_connection(app, db_connection):
+        browser = webtest.TestApp(app, extra_environ=HTTPS)
+        form = browser.get("/login").form
+        form["email"], form["password"] = staff.email, TEST_PASSWORD
+        signed_in = form.submit(headers={"Origin": "https://localhost"}, status=303)
+        flags = session_cookie(signed_in)
+        assert {"httponly", "secure", "samesite=none"} <= set(flags)
+        assert signed_in.headers["Strict-Transport-Security"].startswith("max-age=")
+        assert browser.get("/", status=200)
+
+
+@pytest.fixture
+def production_settings(tmp_path: Path, monkeypatch) -> dict[str, Any]:
+    """production.ini as pserve reads it, from a copy, with no CLIENTPAY_* in the environment."""
+    for name in [n for n in os.environ if n.startswith("CLIENTPAY_")]:
+        monkeypatch.delenv(name)
+    ini = tmp_path / "production.ini"
+    shutil.copy(ROOT / "production.ini", ini)
+    return dict(plaster.get_settings(str(ini), "app:main"))
+
+
+def test_production_refuses_to_start_without_its_secrets(production_settings, tmp_path):
+    with pytest.raises(MissingSecrets) as refused:
+        main({"here": str(tmp_path)}, **production_settings)
+    assert "CLIENTPAY_SECRET and CLIENTPAY_ENCRYPTION_KEYS not set" in str(refused.value)
+    # Nothing was invented in their place.
+    assert not (tmp_path / "var" / "secrets.json").exists()
+
+
+def test_production_refuses_to_start_with_only_the_secret(
+    production_settings, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("CLIENTPAY_SECRET", "a long random production secret")
+    with pytest.raises(MissingSecrets) as refused:
+        main({"here": str(tmp_path)}, **production_settings)
+    assert "CLIENTPAY_ENCRYPTION_KEYS not set" in str(refused.value)
+    assert "CLIENTPAY_SECRET and" not in str(refused.value)
+
+
+def test_production_starts_with_its_secrets_from_the_environment(
+    production_settings, tmp_path, monkeypatch
+):
+    key = Fernet.generate_key().decode()
+    monkeypatch.setenv("CLIENTPAY_SECRET", "a long random production secret")
+    monkeypatch.setenv("CLIENTPAY_ENCRYPTION_KEYS", key)
+    app = main({"here": str(tmp_path)}, **production_settings)
+    try:
+        settings = app.registry.settings
+        assert settings["clientpay.secret"] == "a long random production secret"
+        assert settings["clientpay.encryption_keys"] == key
+        encryptor = app.registry["clientpay.encryptor"]
+        assert Fernet(key.encode()).decrypt(encryptor.encrypt("x").encode()) == b"x"
+    finally:
+        app.registry["dbengine"].dispose()
+    assert not (tmp_path / "var" / "secrets.json").exists()
+
+
+def test_the_cli_says_why_production_will_not_start(tmp_path):
+    ini = tmp_path / "production.ini"
+    shutil.copy(ROOT / "production.ini", ini)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLIENTPAY_")}
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "clientpay"), "--config", str(ini), "db", "upgrade"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "Error: refusing to start: CLIENTPAY_SECRET" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,129 @@
+"""The real application served by waitress on loopback, for tests that drive a browser.
+
+It has its own database (not the one the WebTest fixtures roll back after every test): a
+browser's requests arrive on waitress's threads, each with its own connection and its own
+committed transaction, exactly as in production.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import transaction
+from pyramid.router import Router
+from sqlalchemy.orm import Session
+from waitress import create_server, wasyncore
+
+from clientpay_connect import main
+from clientpay_connect.db import get_tm_session
+from clientpay_connect.demo import DEMO_USERS, seed_demo
+from tests.support import databases
+
+
+@dataclass(frozen=True)
+class Login:
+    email: str
+    password: str
+
+
+@dataclass
+class LiveServer:
+    """What a browser test needs: where the app is, the app itself, and who can sign in."""
+
+    url: str
+    app: Router
+    logins: dict[str, Login]
+    _server: Any = field(repr=False)
+    _thread: threading.Thread = field(repr=False)
+    _stop: threading.Event = field(repr=False)
+
+    @property
+    def admin(self) -> Login:
+        return self.logins["admin"]
+
+    @property
+    def staff(self) -> Login:
+        return self.logins["staff"]
+
+    @contextmanager
+    def dbsession(self) -> Iterator[Session]:
+        """A session on the server's database, committed at the end (as ``clientpay`` does)."""
+        tm = transaction.TransactionManager(explicit=True)
+        with tm:
+            yield get_tm_session(self.app.registry["dbsession_factory"], tm)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        if self._thread.is_alive():
+            raise RuntimeError("the live server's loop did not stop")
+        self._server.task_dispatcher.shutdown()
+        self.app.registry["dbengine"].dispose()
+
+
+def _serve(server: Any, socket_map: dict[int, Any], stop: threading.Event) -> None:
+    # One short poll at a time, so that the loop notices ``stop``; everything that touches
+    # the socket map (serving and closing) then happens on this one thread, never racing it.
+    while not stop.is_set():
+        wasyncore.loop(timeout=0.05, map=socket_map, use_poll=True, count=1)
+    server.close()
+    for channel in list(socket_map.values()):
+        # Keep-alive connections the browser left open; closing them here keeps pytest
+        # (filterwarnings = error) free of ResourceWarnings about unclosed sockets.
+        channel.close()
+
+
+def start_live_server(base_settings: dict[str, Any], folder: Path) -> Iterator[LiveServer]:
+    """Yield a running server on a fresh, migrated, demo-seeded database; stop it afterwards."""
+    with databases.fresh_database(folder) as database_url:
+        databases.migrate(database_url)
+        # Bound before the app is built, so that the app's public URL (the payer links it
+        # hands out) is this server's own address rather than one the browser cannot reach.
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.bind(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+        url = f"http://127.0.0.1:{port}"
+        settings = {
+            **base_settings,
+            "sqlalchemy.url": database_url,
+            "clientpay.public_url": url,
+            # Every browser test signs in from 127.0.0.1: one test's deliberate failures
+            # must not lock the next test out (the limits themselves have their own tests).
+            "clientpay.limits.login_failures_per_ip": "1000/15minutes",
+            "clientpay.limits.key_prefix": base_settings["clientpay.limits.key_prefix"] + "-live",
+        }
+        app = main({}, **settings)
+        logins = _seed(app)
+        socket_map: dict[int, Any] = {}
+        server = create_server(app, map=socket_map, sockets=[listener], threads=4)
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=_serve, args=(server, socket_map, stop), name="live-server", daemon=True
+        )
+        thread.start()
+        live = LiveServer(url, app, logins, server, thread, stop)
+        try:
+            yield live
+        finally:
+            live.close()
+
+
+def _seed(app: Router) -> dict[str, Login]:
+    tm = transaction.TransactionManager(explicit=True)
+    with tm:
+        session = get_tm_session(app.registry["dbsession_factory"], tm)
+        result = seed_demo(session)
+    passwords = dict(result.logins)
+    logins: dict[str, Login] = {}
+    for email, role, _name in DEMO_USERS:
+        password = passwords[email]
+        if password is None:
+            raise RuntimeError(f"the fresh database already had {email}")
+        logins[role] = Login(email, password)
+    return logins
