@@ -72,15 +72,12 @@ def app(app_settings: dict[str, Any]) -> Iterator[Router]:
 @pytest.fixture
 def db_connection(app: Router) -> Iterator[Any]:
     """The connection every session of this test uses; rolled back at the end."""
-    engine = app.registry["dbengine"]
-    factory = app.registry["dbsession_factory"]
-    connection = engine.connect()
+    connection = app.registry["dbengine"].connect()
     outer = connection.begin()
-    factory.configure(bind=connection, join_transaction_mode="create_savepoint")
     try:
-        yield connection
+        with databases.sharing_connection(app, connection):
+            yield connection
     finally:
-        factory.configure(bind=engine, join_transaction_mode="conservative_savepoint")
         if outer.is_active:
             outer.rollback()
         connection.close()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 import pytest
 import webtest
@@ -18,6 +16,7 @@ from pyramid.router import Router
 from clientpay_connect.security import PUBLIC
 from tests.conftest import TEST_PASSWORD
 from tests.factories import MerchantAccountFactory
+from tests.support.databases import sharing_connection
 
 PREFIX = "/payments"
 
@@ -37,19 +36,6 @@ def host_app(base_settings, database_url) -> Iterator[Router]:
     application = config.make_wsgi_app()
     yield application
     application.registry["dbengine"].dispose()
-
-
-@contextmanager
-def sharing_connection(app: Router, connection: Any) -> Iterator[None]:
-    """Let the host app work inside the test's connection (see test_security)."""
-    factory = app.registry["dbsession_factory"]
-    factory.configure(bind=connection, join_transaction_mode="create_savepoint")
-    try:
-        yield
-    finally:
-        factory.configure(
-            bind=app.registry["dbengine"], join_transaction_mode="conservative_savepoint"
-        )
 
 
 @pytest.fixture

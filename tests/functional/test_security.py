@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -25,22 +24,9 @@ from clientpay_connect.config import resolve_settings
 from clientpay_connect.db import Base, utcnow
 from clientpay_connect.security import STAFF
 from tests.conftest import TEST_PASSWORD, csrf_token, login
+from tests.support.databases import sharing_connection
 
 MERCHANT_ACCOUNTS = "/api/v1/merchant-accounts"
-
-
-@contextmanager
-def sharing_connection(app: Router, connection: Any) -> Iterator[None]:
-    """Let a second app work inside the test's connection, so both see the same rows and
-    everything is rolled back with the test (on SQLite a second writer would wait forever)."""
-    factory = app.registry["dbsession_factory"]
-    factory.configure(bind=connection, join_transaction_mode="create_savepoint")
-    try:
-        yield
-    finally:
-        factory.configure(
-            bind=app.registry["dbengine"], join_transaction_mode="conservative_savepoint"
-        )
 
 
 def login_form_token(testapp: webtest.TestApp) -> str:

@@ -21,22 +21,10 @@ from pyramid.router import Router
 from clientpay_connect import main
 from clientpay_connect.crypto import MissingSecrets
 from tests.conftest import TEST_PASSWORD
+from tests.support.databases import sharing_connection
 
 ROOT = Path(__file__).resolve().parents[2]
 HTTPS = {"wsgi.url_scheme": "https", "HTTP_HOST": "localhost"}
-
-
-@contextmanager
-def sharing_connection(app: Router, connection: Any) -> Iterator[None]:
-    """Let a second app work inside the test's connection (see test_security)."""
-    factory = app.registry["dbsession_factory"]
-    factory.configure(bind=connection, join_transaction_mode="create_savepoint")
-    try:
-        yield
-    finally:
-        factory.configure(
-            bind=app.registry["dbengine"], join_transaction_mode="conservative_savepoint"
-        )
 
 
 @contextmanager

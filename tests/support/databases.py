@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -55,3 +56,17 @@ def migrate(url: str) -> None:
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, "head")
     engine.dispose()
+
+
+@contextmanager
+def sharing_connection(app: Any, connection: Any) -> Iterator[None]:
+    """Let ``app`` work inside the test's connection, so that it sees the test's rows and
+    everything is rolled back with the test (on SQLite a second writer would wait forever)."""
+    factory = app.registry["dbsession_factory"]
+    factory.configure(bind=connection, join_transaction_mode="create_savepoint")
+    try:
+        yield
+    finally:
+        factory.configure(
+            bind=app.registry["dbengine"], join_transaction_mode="conservative_savepoint"
+        )
