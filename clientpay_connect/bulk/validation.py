@@ -74,7 +74,6 @@ _MONTH_NAMES = [name.casefold() for name in calendar.month_name]
 _DATE_FORMATS_HINT = "Write dates as 2025-02-13 or 2/13/2025 (month/day/year)."
 
 _CONTROL_CHARACTERS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-_EMAIL_SEPARATORS = re.compile(r"[;,]")
 _NAMED_ADDRESS = re.compile(r"[^<>]*<([^<>]*)>")
 
 
@@ -418,7 +417,7 @@ def parse_emails(text: str) -> tuple[tuple[str, ...], list[str]]:
             return (address,), []
     emails: list[str] = []
     problems: list[str] = []
-    for part in _EMAIL_SEPARATORS.split(text):
+    for part in text.replace(",", ";").split(";"):
         candidate = part.strip()
         if not candidate:
             continue
