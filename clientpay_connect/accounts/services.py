@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 from typing import Any
@@ -17,9 +18,17 @@ from clientpay_connect.crypto import new_token, sha256_hex
 from clientpay_connect.security import API_TOKEN_PREFIX
 
 _hasher = PasswordHasher()
+
+
 # Verifying against this when the email is unknown takes as long as a real check, so the
 # response time does not tell an attacker which addresses have accounts.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+# Made on first use, not at import: hashing takes a noticeable moment that every CLI call and
+# worker start would otherwise pay.
+@functools.cache
+def _dummy_hash() -> str:
+    return _hasher.hash(secrets.token_urlsafe(16))
+
+
 EMAIL_RE = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
 MIN_PASSWORD_LENGTH = 10
 
@@ -42,7 +51,7 @@ def generate_password() -> str:
 
 def check_password(user: User | None, password: str) -> bool:
     if user is None or not user.password_hash:
-        _verify_quietly(_DUMMY_HASH, password)
+        _verify_quietly(_dummy_hash(), password)
         return False
     if not _verify_quietly(user.password_hash, password):
         return False

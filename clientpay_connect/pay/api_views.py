@@ -119,8 +119,9 @@ def submit_payment(request: Request) -> Response:
     if payment is None:
         return _lost_the_claim(request, link.id, key)
     payment_id, processor_key = payment.id, payment.processor_key
+    methods = link.merchant_account.methods
     _commit(request)
-    return _charge(request, payment_id, processor_key, attempt, link.currency)
+    return _charge(request, payment_id, processor_key, attempt, link.currency, methods)
 
 
 def _refuse_unpayable(request: Request, link: PaymentLink) -> Response | None:
@@ -180,11 +181,12 @@ def _charge(
     processor_key: str,
     attempt: services.Attempt,
     currency: str,
+    allowed_methods: list[str],
 ) -> Response:
     processor = request.find_service(IPaymentProcessor)
     try:
         result = processor.charge(
-            attempt.payment_token, attempt.amount_minor, currency, processor_key
+            attempt.payment_token, attempt.amount_minor, currency, processor_key, allowed_methods
         )
     except Declined as declined:
         payment = services.fail_payment(

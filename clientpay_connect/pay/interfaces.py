@@ -4,8 +4,11 @@ from zope.interface import Attribute, Interface
 class IPaymentProcessor(Interface):
     name = Attribute("The processor's name as stored on merchant accounts, e.g. 'sandbox'.")
 
-    def charge(token, amount_minor, currency, idempotency_key):
+    def charge(token, amount_minor, currency, idempotency_key, allowed_methods):
         """Charge once per idempotency_key; return a ChargeResult, or raise Declined.
+
+        ``allowed_methods`` ("card", "echeck") are what the merchant account accepts; a token
+        of another method is declined with "method_not_accepted" before any money moves.
 
         Called outside any database transaction of ours. Raises ProcessorUnavailable when the
         outcome is unknown (timeout, network), so the link stays claimed for the resolver.

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -59,7 +59,12 @@ class Processor(Protocol):
     name: str
 
     def charge(
-        self, token: str, amount_minor: int, currency: str, idempotency_key: str
+        self,
+        token: str,
+        amount_minor: int,
+        currency: str,
+        idempotency_key: str,
+        allowed_methods: Collection[str],
     ) -> ChargeResult: ...
 
     def lookup(self, idempotency_key: str) -> ChargeResult | None: ...
@@ -72,6 +77,7 @@ DECLINE_MESSAGES: dict[str, str] = {
     "incorrect_cvc": "Your card's security code is incorrect.",
     "processing_error": "An error occurred while processing your card. Please try again.",
     "account_closed": "The bank account is closed.",
+    "method_not_accepted": "This payment method is not accepted for this invoice.",
     "invalid_payment_token": (
         "The payment details have expired or were already used. Please enter them again."
     ),
@@ -256,13 +262,20 @@ class SandboxProcessor:
         return token
 
     def charge(
-        self, token: str, amount_minor: int, currency: str, idempotency_key: str
+        self,
+        token: str,
+        amount_minor: int,
+        currency: str,
+        idempotency_key: str,
+        allowed_methods: Collection[str],
     ) -> ChargeResult:
         if self.delay_ms:
             # The network round trip of a real processor; it widens every race window.
             time.sleep(self.delay_ms / 1000)
         try:
-            charge, card = self._record_charge(token, amount_minor, currency, idempotency_key)
+            charge, card = self._record_charge(
+                token, amount_minor, currency, idempotency_key, allowed_methods
+            )
         except IntegrityError:
             # Someone charged with this key at the same moment: theirs is the charge.
             charge, card = self._existing_charge(idempotency_key)
@@ -280,7 +293,12 @@ class SandboxProcessor:
         return _answer(charge, card)
 
     def _record_charge(
-        self, token: str, amount_minor: int, currency: str, idempotency_key: str
+        self,
+        token: str,
+        amount_minor: int,
+        currency: str,
+        idempotency_key: str,
+        allowed_methods: Collection[str],
     ) -> tuple[SandboxCharge, SandboxToken]:
         with self._ledger() as session:
             found = _charge_with_key(session, idempotency_key)
@@ -290,6 +308,8 @@ class SandboxProcessor:
             if card is None or _token_used(session, token):
                 # Like a real processor's token: single use, and unknown ones are refused.
                 raise Declined("invalid_payment_token")
+            if card.method not in allowed_methods:
+                raise Declined("method_not_accepted")
             if card.outcome == OUTCOME_UNREACHABLE:
                 raise ProcessorUnavailable("the sandbox is unreachable")
             charge = SandboxCharge(

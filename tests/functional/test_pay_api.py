@@ -199,6 +199,18 @@ def test_a_closed_bank_account_is_402(testapp, dbsession, link, token):
     assert _fresh(dbsession, link).status == "outstanding"
 
 
+def test_a_method_the_merchant_account_refuses_is_402_and_nothing_is_charged(
+    testapp, dbsession, account, link, token
+):
+    account.accepts_card = False
+    dbsession.flush()
+    body = pay(testapp, token, submission(tokenize(testapp, card(SUCCEEDS))), status=402).json
+    assert body["error"] == "method_not_accepted"
+    assert dbsession.scalar(select(func.count()).select_from(SandboxCharge)) == 0
+    assert _fresh(dbsession, link).status == "outstanding"
+    pay(testapp, token, submission(tokenize(testapp, bank_account())), status=201)
+
+
 def test_after_a_decline_a_good_card_pays_the_link(testapp, dbsession, link, token):
     pay(testapp, token, submission(tokenize(testapp, card("4000000000000002"))), status=402)
     pay(testapp, token, submission(tokenize(testapp, card(SUCCEEDS))), status=201)

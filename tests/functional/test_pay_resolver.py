@@ -15,7 +15,16 @@ from clientpay_connect.pay.models import Payment
 from clientpay_connect.pay.processor import Declined
 from clientpay_connect.pay.tasks import RESOLVE_JOB
 from tests import factories
-from tests.support.payments import ANSWER_LOST, SUCCEEDS, card, new_link, pay, submission, tokenize
+from tests.support.payments import (
+    ANSWER_LOST,
+    BOTH_METHODS,
+    SUCCEEDS,
+    card,
+    new_link,
+    pay,
+    submission,
+    tokenize,
+)
 
 LATER = dt.timedelta(minutes=10)
 
@@ -62,7 +71,9 @@ def test_a_charge_the_processor_made_completes_the_payment(app, testapp, dbsessi
     link, _token = link_and_token
     payment = _crashed_attempt(dbsession, link, "pk-crashed-after-charge")
     processor = app.registry["clientpay.processor"]
-    processor.charge(tokenize(testapp, card(SUCCEEDS)), 5_000, "USD", "pk-crashed-after-charge")
+    processor.charge(
+        tokenize(testapp, card(SUCCEEDS)), 5_000, "USD", "pk-crashed-after-charge", BOTH_METHODS
+    )
 
     assert _resolve(app, utcnow() + LATER) == 1
 
@@ -96,7 +107,9 @@ def test_a_declined_charge_fails_with_the_processors_code(app, testapp, dbsessio
     payment = _crashed_attempt(dbsession, link, "pk-declined")
     processor = app.registry["clientpay.processor"]
     with pytest.raises(Declined, match="insufficient_funds"):
-        processor.charge(tokenize(testapp, card("4000000000009995")), 5_000, "USD", "pk-declined")
+        processor.charge(
+            tokenize(testapp, card("4000000000009995")), 5_000, "USD", "pk-declined", BOTH_METHODS
+        )
 
     _resolve(app, utcnow() + LATER)
 

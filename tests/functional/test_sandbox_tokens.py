@@ -14,6 +14,7 @@ from clientpay_connect.pay.processor import Declined, ProcessorUnavailable, Sand
 from tests.support.payments import (
     ACCOUNT_CLOSED,
     ANSWER_LOST,
+    BOTH_METHODS,
     CARD_OUTCOMES,
     SUCCEEDS,
     UNREACHABLE,
@@ -101,8 +102,8 @@ def test_a_body_that_is_not_a_json_object_is_422(testapp):
 def test_a_charge_is_made_once_per_idempotency_key(testapp, dbsession, app):
     processor = app.registry["clientpay.processor"]
     token = tokenize(testapp, card(SUCCEEDS))
-    first = processor.charge(token, 5000, "USD", "key-1")
-    again = processor.charge(token, 5000, "USD", "key-1")
+    first = processor.charge(token, 5000, "USD", "key-1", BOTH_METHODS)
+    again = processor.charge(token, 5000, "USD", "key-1", BOTH_METHODS)
     assert first == again
     assert processor.lookup("key-1") == first
     assert (first.method, first.brand, first.last4, first.amount_minor) == (
@@ -118,12 +119,12 @@ def test_a_charge_is_made_once_per_idempotency_key(testapp, dbsession, app):
 def test_a_token_pays_once_and_an_unknown_one_never(testapp, app):
     processor = app.registry["clientpay.processor"]
     token = tokenize(testapp, card(SUCCEEDS))
-    processor.charge(token, 5000, "USD", "key-a")
+    processor.charge(token, 5000, "USD", "key-a", BOTH_METHODS)
     with pytest.raises(Declined) as reused:
-        processor.charge(token, 5000, "USD", "key-b")
+        processor.charge(token, 5000, "USD", "key-b", BOTH_METHODS)
     assert reused.value.code == "invalid_payment_token"
     with pytest.raises(Declined):
-        processor.charge("tok_nobody_made_this", 5000, "USD", "key-c")
+        processor.charge("tok_nobody_made_this", 5000, "USD", "key-c", BOTH_METHODS)
     assert processor.lookup("key-b") is None
 
 
@@ -132,7 +133,7 @@ def test_a_declined_charge_stays_declined_when_asked_again(testapp, app):
     token = tokenize(testapp, card("4000000000000002"))
     for _ in range(2):
         with pytest.raises(Declined) as declined:
-            processor.charge(token, 5000, "USD", "key-declined")
+            processor.charge(token, 5000, "USD", "key-declined", BOTH_METHODS)
         assert declined.value.code == "card_declined"
     with pytest.raises(Declined):
         processor.lookup("key-declined")
@@ -142,9 +143,9 @@ def test_the_outage_numbers_leave_the_outcome_to_lookup(testapp, app):
     processor = app.registry["clientpay.processor"]
     lost = tokenize(testapp, card(ANSWER_LOST))
     with pytest.raises(ProcessorUnavailable):
-        processor.charge(lost, 5000, "USD", "key-lost")
+        processor.charge(lost, 5000, "USD", "key-lost", BOTH_METHODS)
     assert processor.lookup("key-lost").amount_minor == 5000
     unreachable = tokenize(testapp, card(UNREACHABLE))
     with pytest.raises(ProcessorUnavailable):
-        processor.charge(unreachable, 5000, "USD", "key-unreachable")
+        processor.charge(unreachable, 5000, "USD", "key-unreachable", BOTH_METHODS)
     assert processor.lookup("key-unreachable") is None
