@@ -59,6 +59,7 @@ DEFAULTS: dict[str, str] = {
     "clientpay.captcha.verifier": "clientpay_connect.pay.captcha.GoogleCaptchaVerifier",
     "clientpay.captcha.verify_url": "https://www.google.com/recaptcha/api/siteverify",
     "clientpay.http_timeout": "10",
+    "clientpay.bulk.inline_rows": "2000",
 }
 
 SHORT_ENV_NAMES: dict[str, str] = {

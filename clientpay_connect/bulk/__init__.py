@@ -1,1 +1,31 @@
 """Bulk Upload: a CSV/TXT file of invoices becomes reviewed rows, then payment links."""
+
+from pyramid.config import Configurator
+
+
+def includeme(config: Configurator) -> None:
+    """Routes, the job and the views of Bulk Upload (pages under /bulk, API under
+    /api/v1/bulk-uploads)."""
+    # Imported for its job declaration: the job engine binds declared jobs at the end of
+    # configuration.
+    from clientpay_connect.bulk import tasks  # noqa: F401
+
+    upload = r"/api/v1/bulk-uploads/{id:\d+}"
+    config.add_route("api.bulk.template", "/api/v1/bulk-uploads/template.{ext:csv|txt}")
+    config.add_route("api.bulk.uploads", "/api/v1/bulk-uploads")
+    config.add_route("api.bulk.upload", upload)
+    config.add_route("api.bulk.rows", upload + "/rows")
+    config.add_route("api.bulk.row", upload + r"/rows/{row:\d+}")
+    config.add_route("api.bulk.send", upload + "/send")
+    config.add_route("api.bulk.generate", upload + "/generate")
+    config.add_route("api.bulk.report", upload + "/report.csv")
+    config.add_route("api.bulk.links_csv", upload + "/links.csv")
+    config.add_route("api.bulk.links_xlsx", upload + "/links.xlsx")
+    page = r"/bulk/{id:\d+}"
+    config.add_route("bulk.upload", "/bulk")
+    config.add_route("bulk.review", page)
+    config.add_route("bulk.rows", page + "/rows")
+    config.add_route("bulk.row.delete", page + r"/rows/{row:\d+}/delete")
+    config.add_route("bulk.act", page + "/act")
+    config.scan(".api")
+    config.scan(".views")

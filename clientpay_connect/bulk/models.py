@@ -37,6 +37,9 @@ class BulkUpload(Base):
     status: Mapped[str] = mapped_column(String(16), default=UPLOAD_REVIEW)
     encoding: Mapped[str] = mapped_column(String(32), default="")
     delimiter: Mapped[str] = mapped_column(String(8), default="")
+    # Where the header was (blank lines may come first), so that the error report's row
+    # numbers stay the file's.
+    header_row_number: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     headers: Mapped[list[str]] = mapped_column(JSON, default=list)
     ignored_columns: Mapped[list[str]] = mapped_column(JSON, default=list)
     # Send All or Generate; the first request to set it wins, so a double click makes one set.

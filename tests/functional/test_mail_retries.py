@@ -313,3 +313,32 @@ def test_a_new_message_goes_out_even_when_the_workers_clock_is_behind(
 
     assert outbox_rows(dbsession, [outbox_id])[0].status == OUTBOX_SENT
     assert len(smtp.messages) == 1
+
+
+def test_with_a_real_queue_the_retry_is_queued_for_its_time(
+    app_settings, smtp_server, db_connection, tmp_path, dbsession, staff, account
+):
+    """Outside test mode, jobs wait in the queue: the retry is a queued task with an eta."""
+    smtp_server.stop()
+    queued_mode = {
+        "clientpay.jobs.immediate": "false",
+        "clientpay.redis_url": "",
+        "clientpay.jobs.sqlite_path": str(tmp_path / "jobs.sqlite"),
+    }
+    with (
+        smtp_application(app_settings, smtp_server, **queued_mode) as queued_app,
+        bound_to(queued_app, db_connection),
+    ):
+        huey = queued_app.registry["clientpay.jobs"].huey
+        sent = send_link(queued_app, staff, account)
+        first = huey.dequeue()
+        assert (first.name, first.args, first.eta) == (DELIVER_JOB, (sent["outbox_id"],), None)
+
+        huey.execute(first)  # a worker runs it: the server is down
+
+        [row] = outbox_rows(dbsession, [sent["outbox_id"]])
+        assert (row.status, row.attempts) == (OUTBOX_PENDING, 1)
+        retry = huey.dequeue()
+        assert (retry.name, retry.args) == (DELIVER_JOB, (sent["outbox_id"],))
+        assert retry.eta == row.next_attempt_at.astimezone(dt.UTC).replace(tzinfo=None)
+        assert huey.dequeue() is None

@@ -1,0 +1,571 @@
+"""Bulk uploads under review: storing a checked file's rows, reading them back, and the
+review's changes (delete a row, add one by hand), each followed by a fresh duplicate check.
+
+Rows are written and read with SQLAlchemy Core, never as ORM objects one by one: a file may
+hold 100,000 invoices. Every lookup starts from an upload of the asking firm; rows are only
+ever reached through their upload.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from sqlalchemy import and_, bindparam, case, distinct, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from clientpay_connect.admin.models import MerchantAccount
+from clientpay_connect.bulk.models import (
+    UPLOAD_FAILED,
+    UPLOAD_REVIEW,
+    BulkRow,
+    BulkUpload,
+)
+from clientpay_connect.bulk.reader import FIELDS, ParsedFile, RawRow, read_invoice_file
+from clientpay_connect.bulk.validation import (
+    MAX_INVOICE_NUMBER_LENGTH,
+    MAX_RECIPIENT_NAME_LENGTH,
+    FieldIssue,
+    ReportLine,
+    RowChecker,
+    ValidatedRow,
+    error_report_csv,
+    flag_duplicate_invoice_numbers,
+    validate_rows,
+)
+from clientpay_connect.db import utcnow
+from clientpay_connect.links.forms import active_accounts
+from clientpay_connect.links.models import STATUS_OUTSTANDING, PaymentLink
+from clientpay_connect.money import format_amount
+
+# Ids are 32-bit on PostgreSQL: a larger number in a URL names nothing, and binding it would
+# be a database error rather than the "not found" it is.
+MAX_ID = 2**31 - 1
+# Rows per INSERT … executemany: bounds the parameter lists held at once.
+INSERT_BATCH = 5_000
+MAX_FILENAME = 255
+# Only rows under review may change; once Send All or Generate has begun they are the links'.
+EDITABLE_STATUSES = (UPLOAD_REVIEW, UPLOAD_FAILED)
+
+
+class Refused(Exception):
+    """The upload's state does not allow this (an API 409); ``code`` names the reason."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        errors: list[dict[str, str]] | None = None,
+        **extra: Any,
+    ):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.errors = errors or []
+        self.extra = extra
+
+
+class RowView(NamedTuple):
+    """One invoice row as the review shows it, whether just validated or read back."""
+
+    row_number: int
+    typed: tuple[str, ...]  # the texts as written, in reader.FIELDS order
+    invoice_number: str
+    invoice_date: dt.date | None
+    due_date: dt.date | None
+    recipient_name: str
+    amount_minor: int | None
+    emails: tuple[str, ...]
+    message: str
+    errors: tuple[FieldIssue, ...]
+    warnings: tuple[FieldIssue, ...]
+    added_by_hand: bool = False
+    link_id: int | None = None
+    id: int | None = None
+
+    @property
+    def typed_fields(self) -> dict[str, str]:
+        return dict(zip(FIELDS, self.typed, strict=True))
+
+
+@dataclass(frozen=True)
+class Counts:
+    rows: int
+    rows_with_errors: int
+    error_count: int
+    rows_with_warnings: int
+    warning_count: int
+    rows_without_email: int
+    links: int
+
+
+# --- choosing the account, reading the file ---------------------------------------------------
+
+
+def choose_account(dbsession: Session, firm_id: int, value: Any) -> MerchantAccount:
+    """The account the links will use; with only one, it needs no choosing.
+
+    Raises ``ValueError`` with a message for the person choosing.
+    """
+    accounts = active_accounts(dbsession, firm_id)
+    text = "" if value is None else str(value).strip()
+    if not accounts:
+        raise ValueError("Your firm has no active merchant account, so no link can be made yet.")
+    if not text:
+        if len(accounts) == 1:
+            return accounts[0]
+        raise ValueError("Choose a merchant account.")
+    for account in accounts:
+        if str(account.id) == text:
+            return account
+    # Another firm's account reads exactly like a missing one.
+    raise ValueError("Choose one of your firm's active merchant accounts.")
+
+
+def clean_filename(name: Any) -> str:
+    """The file's own name, without the folders some browsers send along."""
+    text = name if isinstance(name, str) else ""
+    base = os.path.basename(text.replace("\\", "/"))
+    return re.sub(r"[\x00-\x1f\x7f]", "", base).strip()[:MAX_FILENAME] or "upload.csv"
+
+
+def today() -> dt.date:
+    return utcnow().date()
+
+
+def check_file(
+    data: bytes, *, currency: str, outstanding: Iterable[str]
+) -> tuple[ParsedFile, list[ValidatedRow]]:
+    """Read and check the file; ``UnreadableFile`` when it cannot be read at all.
+
+    Email addresses are not required here: Generate needs none, and Send All checks that
+    every row has one when it is pressed.
+    """
+    parsed = read_invoice_file(data)
+    rows = validate_rows(
+        parsed.rows,
+        currency=currency,
+        require_email=False,
+        existing_invoice_numbers=frozenset(outstanding),
+        today=today(),
+    )
+    return parsed, rows
+
+
+def outstanding_invoice_numbers(dbsession: Session, firm_id: int) -> set[str]:
+    return set(
+        dbsession.execute(
+            select(distinct(PaymentLink.invoice_number)).where(
+                PaymentLink.firm_id == firm_id,
+                PaymentLink.status == STATUS_OUTSTANDING,
+                PaymentLink.invoice_number != "",
+            )
+        ).scalars()
+    )
+
+
+# --- storing ----------------------------------------------------------------------------------
+
+
+def store_upload(
+    dbsession: Session,
+    *,
+    firm_id: int,
+    user_id: int | None,
+    account: MerchantAccount,
+    filename: str,
+    parsed: ParsedFile,
+    rows: Sequence[ValidatedRow],
+) -> BulkUpload:
+    upload = BulkUpload(
+        firm_id=firm_id,
+        merchant_account_id=account.id,
+        created_by_user_id=user_id,
+        filename=filename,
+        status=UPLOAD_REVIEW,
+        encoding=parsed.encoding,
+        delimiter=parsed.delimiter,
+        header_row_number=parsed.header_row_number,
+        headers=list(parsed.headers),
+        ignored_columns=list(parsed.ignored_columns),
+        progress_total=len(rows),
+    )
+    dbsession.add(upload)
+    dbsession.flush()
+    insert_rows(dbsession, upload.id, rows)
+    return upload
+
+
+def insert_rows(
+    dbsession: Session, upload_id: int, rows: Sequence[ValidatedRow], by_hand: bool = False
+) -> None:
+    statement = insert(BulkRow.__table__)
+    for start in range(0, len(rows), INSERT_BATCH):
+        batch = rows[start : start + INSERT_BATCH]
+        dbsession.execute(statement, [_row_params(upload_id, row, by_hand) for row in batch])
+
+
+def _row_params(upload_id: int, row: ValidatedRow, by_hand: bool) -> dict[str, Any]:
+    raw = row.raw
+    return {
+        "upload_id": upload_id,
+        "row_number": raw.row_number,
+        "raw": {"values": raw.values, "cells": raw.cells, "overflow": raw.overflow},
+        # The columns are bounded and PostgreSQL text holds no NUL; a value too long or with a
+        # control character is an error of the row already, and "raw" keeps it as typed.
+        "invoice_number": _storable(row.invoice_number, MAX_INVOICE_NUMBER_LENGTH),
+        "invoice_date": row.invoice_date,
+        "due_date": row.due_date,
+        "recipient_name": _storable(row.recipient_name, MAX_RECIPIENT_NAME_LENGTH),
+        "amount_minor": row.amount_minor,
+        "emails": row.emails,
+        "message": row.message.replace("\x00", ""),
+        "errors": _issues_json(row.errors),
+        "warnings": _issues_json(row.warnings),
+        "added_by_hand": by_hand,
+        "deleted": False,
+        "link_id": None,
+    }
+
+
+def _storable(text: str, limit: int) -> str:
+    return text.replace("\x00", "")[:limit]
+
+
+def _issues_json(issues: Iterable[FieldIssue]) -> list[dict[str, str]]:
+    return [{"field": issue.field, "message": issue.message} for issue in issues]
+
+
+def _issues(items: Iterable[Mapping[str, str]] | None) -> tuple[FieldIssue, ...]:
+    return tuple(FieldIssue(item["field"], item["message"]) for item in items or ())
+
+
+# --- reading back -----------------------------------------------------------------------------
+
+
+def firm_upload(
+    dbsession: Session, firm_id: int, upload_id: int, *, lock: bool = False
+) -> BulkUpload | None:
+    """The firm's upload, row-locked until commit when ``lock`` (PostgreSQL; SQLite's writers
+    take turns anyway), so that review changes and Send All queue behind one another."""
+    if not 0 < upload_id <= MAX_ID:
+        return None
+    query = select(BulkUpload).where(BulkUpload.id == upload_id, BulkUpload.firm_id == firm_id)
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return dbsession.execute(query).scalar_one_or_none()
+
+
+def recent_uploads(dbsession: Session, firm_id: int, limit: int = 20) -> list[BulkUpload]:
+    return list(
+        dbsession.execute(
+            select(BulkUpload)
+            .where(BulkUpload.firm_id == firm_id)
+            .order_by(BulkUpload.created_at.desc(), BulkUpload.id.desc())
+            .limit(limit)
+        ).scalars()
+    )
+
+
+_VIEW_COLUMNS = (
+    BulkRow.id,
+    BulkRow.row_number,
+    BulkRow.raw,
+    BulkRow.invoice_number,
+    BulkRow.invoice_date,
+    BulkRow.due_date,
+    BulkRow.recipient_name,
+    BulkRow.amount_minor,
+    BulkRow.emails,
+    BulkRow.message,
+    BulkRow.errors,
+    BulkRow.warnings,
+    BulkRow.added_by_hand,
+    BulkRow.link_id,
+)
+
+
+def _live(upload_id: int) -> Any:
+    return and_(BulkRow.upload_id == upload_id, BulkRow.deleted.is_(False))
+
+
+def row_views(
+    dbsession: Session,
+    upload_id: int,
+    *,
+    offset: int = 0,
+    limit: int | None = None,
+    after: int | None = None,
+    problems_only: bool = False,
+) -> list[RowView]:
+    query = select(*_VIEW_COLUMNS).where(_live(upload_id)).order_by(BulkRow.row_number)
+    if problems_only:
+        query = query.where(_has_problem())
+    if after is not None:
+        query = query.where(BulkRow.row_number > after)
+    if offset:
+        query = query.offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
+    return [_view(record) for record in dbsession.execute(query)]
+
+
+def count_rows(dbsession: Session, upload_id: int, *, problems_only: bool = False) -> int:
+    query = select(func.count()).select_from(BulkRow).where(_live(upload_id))
+    if problems_only:
+        query = query.where(_has_problem())
+    return int(dbsession.execute(query).scalar_one())
+
+
+def _has_problem() -> Any:
+    return (func.json_array_length(BulkRow.errors) > 0) | (
+        func.json_array_length(BulkRow.warnings) > 0
+    )
+
+
+def one_row(dbsession: Session, upload_id: int, row_number: int) -> RowView | None:
+    if not 0 < row_number <= MAX_ID:
+        return None
+    record = dbsession.execute(
+        select(*_VIEW_COLUMNS).where(_live(upload_id), BulkRow.row_number == row_number)
+    ).one_or_none()
+    return _view(record) if record is not None else None
+
+
+def _view(record: Any) -> RowView:
+    raw = record.raw or {}
+    typed = tuple(raw.get("values") or ())
+    typed = (typed + ("",) * len(FIELDS))[: len(FIELDS)]
+    return RowView(
+        row_number=record.row_number,
+        typed=typed,
+        invoice_number=record.invoice_number,
+        invoice_date=record.invoice_date,
+        due_date=record.due_date,
+        recipient_name=record.recipient_name,
+        amount_minor=record.amount_minor,
+        emails=tuple(record.emails or ()),
+        message=record.message,
+        errors=_issues(record.errors),
+        warnings=_issues(record.warnings),
+        added_by_hand=record.added_by_hand,
+        link_id=record.link_id,
+        id=record.id,
+    )
+
+
+def validated_view(row: ValidatedRow, by_hand: bool = False) -> RowView:
+    return RowView(
+        row_number=row.row_number,
+        typed=row.raw.values,
+        invoice_number=row.invoice_number,
+        invoice_date=row.invoice_date,
+        due_date=row.due_date,
+        recipient_name=row.recipient_name,
+        amount_minor=row.amount_minor,
+        emails=row.emails,
+        message=row.message,
+        errors=row.errors,
+        warnings=row.warnings,
+        added_by_hand=by_hand,
+    )
+
+
+def counts(dbsession: Session, upload_id: int) -> Counts:
+    """One pass over the rows in the database (the page polls this while links are made).
+
+    ``json_array_length`` exists under that name on SQLite and on PostgreSQL alike.
+    """
+    errors = func.json_array_length(BulkRow.errors)
+    warnings = func.json_array_length(BulkRow.warnings)
+    emails = func.json_array_length(BulkRow.emails)
+    record = dbsession.execute(
+        select(
+            func.count(),
+            func.sum(case((errors > 0, 1), else_=0)),
+            func.sum(errors),
+            func.sum(case((warnings > 0, 1), else_=0)),
+            func.sum(warnings),
+            func.sum(case((emails == 0, 1), else_=0)),
+            func.count(BulkRow.link_id),
+        ).where(_live(upload_id))
+    ).one()
+    return Counts(*(int(value or 0) for value in record))
+
+
+def row_json(view: RowView, currency: str) -> dict[str, Any]:
+    """The API's row: values as understood (null when missing or wrong), and as typed."""
+    return {
+        "row": view.row_number,
+        "invoice_number": view.invoice_number,
+        "invoice_date": _iso(view.invoice_date),
+        "due_date": _iso(view.due_date),
+        "recipient_name": view.recipient_name,
+        "amount": format_amount(view.amount_minor, currency)
+        if view.amount_minor is not None
+        else None,
+        "email": "; ".join(view.emails),
+        "message": view.message,
+        "errors": _issues_json(view.errors),
+        "warnings": _issues_json(view.warnings),
+        "typed": view.typed_fields,
+        "added_by_hand": view.added_by_hand,
+    }
+
+
+def _iso(value: dt.date | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+# --- the review's changes -----------------------------------------------------------------------
+
+
+def refuse_changes(upload: BulkUpload) -> None:
+    if upload.action is not None or upload.status not in EDITABLE_STATUSES:
+        raise Refused(
+            "upload_closed",
+            "Links are being made (or were made) from this upload; its rows can no longer change.",
+            status=upload.status,
+        )
+
+
+def delete_row(dbsession: Session, upload: BulkUpload, row_number: int) -> bool:
+    """Remove a row from the review; False if there is no such row (or it is gone already)."""
+    refuse_changes(upload)
+    if not 0 < row_number <= MAX_ID:
+        return False
+    result = dbsession.execute(
+        update(BulkRow)
+        .where(_live(upload.id), BulkRow.row_number == row_number)
+        .values(deleted=True)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    refresh_warnings(dbsession, upload)
+    return True
+
+
+def check_typed_row(
+    dbsession: Session, upload: BulkUpload, row_number: int, fields: Mapping[str, Any]
+) -> ValidatedRow:
+    """The same checks as a row of the file (duplicates are flagged once it is stored)."""
+    account = dbsession.get(MerchantAccount, upload.merchant_account_id)
+    currency = account.currency if account is not None else "USD"
+    checker = RowChecker(currency=currency, require_email=False, today=today())
+    typed = {name: _text(fields.get(name)) for name in FIELDS}
+    return checker.check(RawRow.from_fields(row_number, typed))
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ("" if value is None else str(value))
+
+
+def next_row_number(dbsession: Session, upload: BulkUpload) -> int:
+    """After every row the upload ever had (deleted ones keep their numbers)."""
+    last = dbsession.execute(
+        select(func.max(BulkRow.row_number)).where(BulkRow.upload_id == upload.id)
+    ).scalar_one()
+    return int(last or upload.header_row_number) + 1
+
+
+def add_row(
+    dbsession: Session,
+    upload: BulkUpload,
+    fields: Mapping[str, Any],
+    *,
+    replaces: int | None = None,
+    keep_if_invalid: bool = True,
+) -> tuple[RowView, bool]:
+    """Add a row typed by hand, replacing row ``replaces`` if given (fixing it).
+
+    Returns the row and whether it was stored: the API keeps a row with errors (they are
+    listed beside it, as for a row of the file); the page sends it back to be corrected.
+    """
+    refuse_changes(upload)
+    if replaces is not None and one_row(dbsession, upload.id, replaces) is None:
+        raise LookupError(f"There is no row {replaces} to replace.")
+    checked = check_typed_row(dbsession, upload, next_row_number(dbsession, upload), fields)
+    if checked.errors and not keep_if_invalid:
+        return validated_view(checked, by_hand=True), False
+    if replaces is not None:
+        delete_row(dbsession, upload, replaces)
+    insert_rows(dbsession, upload.id, [checked], by_hand=True)
+    refresh_warnings(dbsession, upload)
+    stored = one_row(dbsession, upload.id, checked.row_number)
+    assert stored is not None  # inserted just above, in this transaction
+    return stored, True
+
+
+def refresh_warnings(dbsession: Session, upload: BulkUpload) -> None:
+    """Flag duplicate invoice numbers again after the rows changed; rewrite only the rows
+    whose warnings are different now."""
+    records = dbsession.execute(
+        select(BulkRow.id, BulkRow.row_number, BulkRow.invoice_number, BulkRow.warnings)
+        .where(_live(upload.id))
+        .order_by(BulkRow.row_number)
+    ).all()
+    flagged = duplicate_warnings(
+        [(r.row_number, r.invoice_number) for r in records],
+        outstanding_invoice_numbers(dbsession, upload.firm_id),
+    )
+    changed = [
+        {"b_id": record.id, "b_warnings": _issues_json(warnings)}
+        for record, warnings in zip(records, flagged, strict=True)
+        if _issues(record.warnings) != warnings
+    ]
+    if changed:
+        table = BulkRow.__table__
+        dbsession.execute(
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
+            .values(warnings=bindparam("b_warnings")),
+            changed,
+        )
+
+
+def duplicate_warnings(
+    rows: Sequence[tuple[int, str]], outstanding: Iterable[str]
+) -> list[tuple[FieldIssue, ...]]:
+    """The warnings of each (row number, invoice number), in the order given."""
+    validated = [
+        ValidatedRow(RawRow(number, ()), invoice, None, None, "", None, (), "")
+        for number, invoice in rows
+    ]
+    flag_duplicate_invoice_numbers(validated, frozenset(outstanding))
+    return [row.warnings for row in validated]
+
+
+# --- the error report ------------------------------------------------------------------------
+
+
+def report_csv(dbsession: Session, upload: BulkUpload) -> bytes:
+    """The rows under review as the file had them, with Errors and Warnings columns."""
+    records = dbsession.execute(
+        select(BulkRow.row_number, BulkRow.raw, BulkRow.errors, BulkRow.warnings)
+        .where(_live(upload.id))
+        .order_by(BulkRow.row_number)
+    )
+    lines = [
+        ReportLine(_raw_row(r.row_number, r.raw), _issues(r.errors), _issues(r.warnings))
+        for r in records
+    ]
+    return error_report_csv(
+        upload.headers,
+        lines,
+        delimiter=upload.delimiter or ",",
+        header_row_number=upload.header_row_number,
+    )
+
+
+def _raw_row(row_number: int, raw: Mapping[str, Any] | None) -> RawRow:
+    raw = raw or {}
+    values = tuple(raw.get("values") or ())
+    values = (values + ("",) * len(FIELDS))[: len(FIELDS)]
+    return RawRow(
+        row_number, values, tuple(raw.get("cells") or ()), tuple(raw.get("overflow") or ())
+    )

@@ -1,0 +1,233 @@
+"""The links of one firm that match a ListQuery, in its order, one page at a time.
+
+The order rules (API.md's "Lists", and what the page and the export follow too):
+
+- a field sorts by its type: amounts numerically (minor units), dates and timestamps
+  chronologically, invoice numbers and names as text ignoring case (code-point order on both
+  databases), status by a link's life: outstanding, processing, paid, cancelled, expired;
+- empty values (no date, no timestamp, a blank invoice number or name) come last in both
+  directions, so that ``-due_date`` starts with the latest due date, not with "none";
+- ties are broken by id, in the sort's direction.
+
+Pages are cut by keyset (the last row's sort value and id), not by offset, so that walking
+the cursors returns every matching row exactly once, even while links are being added.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, collate, func, literal, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from clientpay_connect.accounts.models import User
+from clientpay_connect.links.models import STATUSES, PaymentLink
+from clientpay_connect.sent.cursor import Cursor, encode_cursor
+from clientpay_connect.sent.query import STATUS_VIEWS, ListQuery, Sort, creator_is_id
+
+NULLABLE_FIELDS = frozenset({"due_date", "invoice_date", "sent_at", "paid_at", "expires_at"})
+TEXT_FIELDS = frozenset({"invoice_number", "recipient_name"})
+COLUMNS = {"amount": PaymentLink.amount_minor, "amount_paid": PaymentLink.amount_paid_minor}
+STATUS_ORDER = case(
+    {status: place for place, status in enumerate(STATUSES)},
+    value=PaymentLink.status,
+    else_=len(STATUSES),
+)
+EXPORT_BATCH = 500
+
+
+@dataclass
+class LinkPage:
+    links: list[PaymentLink]
+    next_cursor: str | None
+    total: int
+
+
+def fetch_page(dbsession: Session, firm_id: int, query: ListQuery) -> LinkPage:
+    dialect = _dialect(dbsession)
+    conditions = [*match_conditions(query, firm_id, dialect), *_status_condition(query.status)]
+    key, nullable = sort_key(query.sort.field, dialect)
+    statement = (
+        select(PaymentLink, key.label("sort_key"))
+        .where(*conditions)
+        .order_by(*_order(key, nullable, query.sort))
+        .limit(query.limit + 1)
+        .options(selectinload(PaymentLink.created_by))
+    )
+    if query.cursor is not None:
+        statement = statement.where(_after(key, nullable, query.sort, query.cursor))
+    rows = dbsession.execute(statement).all()
+    page = rows[: query.limit]
+    next_cursor = None
+    if len(rows) > query.limit:
+        last = page[-1]
+        next_cursor = encode_cursor(query.sort.param, query.sort.kind, last.sort_key, last[0].id)
+    return LinkPage([row[0] for row in page], next_cursor, _count(dbsession, conditions))
+
+
+def iter_matching(dbsession: Session, firm_id: int, query: ListQuery) -> Iterator[PaymentLink]:
+    """Every matching link in order, whatever the page size: for the export. Fetched in
+    batches so that a firm's whole history never sits in memory at once."""
+    dialect = _dialect(dbsession)
+    key, nullable = sort_key(query.sort.field, dialect)
+    statement = (
+        select(PaymentLink)
+        .where(*match_conditions(query, firm_id, dialect), *_status_condition(query.status))
+        .order_by(*_order(key, nullable, query.sort))
+        .execution_options(yield_per=EXPORT_BATCH)
+    )
+    yield from dbsession.scalars(statement)
+
+
+def count_by_view(dbsession: Session, firm_id: int, query: ListQuery) -> dict[str, int]:
+    """How many links each status view would show for this search and these filters."""
+    conditions = match_conditions(query, firm_id, _dialect(dbsession))
+    rows = dbsession.execute(
+        select(PaymentLink.status, func.count()).where(*conditions).group_by(PaymentLink.status)
+    ).all()
+    by_status = {status: int(number) for status, number in rows}
+    return {
+        view: sum(n for s, n in by_status.items() if not statuses or s in statuses)
+        for view, statuses in STATUS_VIEWS.items()
+    }
+
+
+def balance_links_of(dbsession: Session, firm_id: int, ids: list[int]) -> dict[int, int]:
+    """The balance link of each of ``ids`` that has one, in one query rather than one each."""
+    if not ids:
+        return {}
+    rows = dbsession.execute(
+        select(PaymentLink.parent_link_id, func.min(PaymentLink.id))
+        .where(PaymentLink.firm_id == firm_id, PaymentLink.parent_link_id.in_(ids))
+        .group_by(PaymentLink.parent_link_id)
+    ).all()
+    return {int(parent): int(child) for parent, child in rows}
+
+
+# --- What matches --------------------------------------------------------------------------
+
+
+def match_conditions(query: ListQuery, firm_id: int, dialect: str) -> list[ColumnElement[bool]]:
+    """The firm, the search text and the filters; not the status view (the tabs count each)."""
+    conditions: list[ColumnElement[bool]] = [PaymentLink.firm_id == firm_id]
+    if query.q:
+        conditions.append(_search(query.q, dialect))
+    for name, value in query.filters:
+        conditions.append(_FILTERS[name](value, firm_id))
+    return conditions
+
+
+def _status_condition(view: str) -> list[ColumnElement[bool]]:
+    statuses = STATUS_VIEWS[view]
+    return [PaymentLink.status.in_(statuses)] if statuses else []
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _contains(expression: Any, pattern: str) -> ColumnElement[bool]:
+    # lower() on both sides rather than ILIKE: SQLite has no ILIKE, and its LIKE's own
+    # case-folding is a connection setting we would rather not depend on.
+    return func.lower(expression).like(pattern, escape="\\")
+
+
+def _search(q: str, dialect: str) -> ColumnElement[bool]:
+    pattern = _like_pattern(q)
+    return or_(
+        _contains(PaymentLink.invoice_number, pattern),
+        _contains(PaymentLink.recipient_name, pattern),
+        _any_email_contains(pattern, dialect),
+    )
+
+
+def _any_email_contains(pattern: str, dialect: str) -> ColumnElement[bool]:
+    # Each address on its own, not the JSON text: a search for '","' must match nothing.
+    elements = func.json_array_elements_text if dialect == "postgresql" else func.json_each
+    addresses = elements(PaymentLink.emails).table_valued("value")
+    return (
+        select(literal(1))
+        .select_from(addresses)
+        .where(_contains(addresses.c.value, pattern))
+        .exists()
+    )
+
+
+def _equals_ignoring_case(column: Any) -> Any:
+    return lambda value, _firm_id: func.lower(column) == value.lower()
+
+
+def _created_by(value: str, firm_id: int) -> ColumnElement[bool]:
+    if creator_is_id(value):
+        return PaymentLink.created_by_user_id == int(value)
+    wanted = value.lower()
+    people = select(User.id).where(
+        User.firm_id == firm_id,
+        or_(func.lower(User.name) == wanted, func.lower(User.email) == wanted),
+    )
+    return PaymentLink.created_by_user_id.in_(people)
+
+
+_FILTERS: dict[str, Any] = {
+    "source": lambda value, _firm_id: PaymentLink.source == value,
+    "merchant_account_id": lambda value, _firm_id: PaymentLink.merchant_account_id == int(value),
+    "invoice_number": _equals_ignoring_case(PaymentLink.invoice_number),
+    "recipient_name": _equals_ignoring_case(PaymentLink.recipient_name),
+    "email_status": lambda value, _firm_id: PaymentLink.email_status == value,
+    "created_by": _created_by,
+}
+
+
+# --- In which order ------------------------------------------------------------------------
+
+
+def sort_key(field: str, dialect: str) -> tuple[ColumnElement[Any], bool]:
+    """What ``field`` sorts by, and whether that can be empty (NULL)."""
+    if field == "status":
+        return STATUS_ORDER, False
+    if field in TEXT_FIELDS:
+        return _text_key(getattr(PaymentLink, field), dialect), True
+    column = COLUMNS.get(field)
+    if column is None:
+        column = getattr(PaymentLink, field)
+    return column, field in NULLABLE_FIELDS
+
+
+def _text_key(column: Any, dialect: str) -> ColumnElement[Any]:
+    # A blank is "no value" (NULL), so that it sorts last like a missing date.
+    key = func.nullif(func.lower(column), "")
+    # PostgreSQL compares text by the database's locale, SQLite by code point: the "C"
+    # collation makes PostgreSQL agree, so the order is the same on both.
+    return collate(key, "C") if dialect == "postgresql" else key
+
+
+def _order(key: ColumnElement[Any], nullable: bool, sort: Sort) -> list[Any]:
+    by_key = key.desc() if sort.descending else key.asc()
+    if nullable:
+        by_key = by_key.nulls_last()
+    return [by_key, PaymentLink.id.desc() if sort.descending else PaymentLink.id.asc()]
+
+
+def _after(
+    key: ColumnElement[Any], nullable: bool, sort: Sort, cursor: Cursor
+) -> ColumnElement[bool]:
+    """The rows that come after the cursor's (value, id) in this order."""
+    id_after = PaymentLink.id < cursor.id if sort.descending else PaymentLink.id > cursor.id
+    if cursor.value is None:
+        # Among the empty values at the end: only the id moves on.
+        return and_(key.is_(None), id_after)
+    value_after = key < cursor.value if sort.descending else key > cursor.value
+    after = or_(value_after, and_(key == cursor.value, id_after))
+    return or_(after, key.is_(None)) if nullable else after
+
+
+def _count(dbsession: Session, conditions: list[ColumnElement[bool]]) -> int:
+    statement = select(func.count()).select_from(PaymentLink).where(*conditions)
+    return int(dbsession.execute(statement).scalar_one())
+
+
+def _dialect(dbsession: Session) -> str:
+    return str(dbsession.get_bind().dialect.name)
