@@ -24,6 +24,7 @@ from clientpay_connect import main
 from clientpay_connect.db import get_tm_session
 from clientpay_connect.demo import DEMO_USERS, seed_demo
 from tests.support import databases
+from tests.support.smtp import SMTPServer
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class LiveServer:
     url: str
     app: Router
     logins: dict[str, Login]
+    # The real SMTP server on loopback that the app's mail goes to.
+    smtp: SMTPServer
     _server: Any = field(repr=False)
     _thread: threading.Thread = field(repr=False)
     _stop: threading.Event = field(repr=False)
@@ -81,37 +84,44 @@ def _serve(server: Any, socket_map: dict[int, Any], stop: threading.Event) -> No
 
 def start_live_server(base_settings: dict[str, Any], folder: Path) -> Iterator[LiveServer]:
     """Yield a running server on a fresh, migrated, demo-seeded database; stop it afterwards."""
-    with databases.fresh_database(folder) as database_url:
-        databases.migrate(database_url)
-        # Bound before the app is built, so that the app's public URL (the payer links it
-        # hands out) is this server's own address rather than one the browser cannot reach.
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.bind(("127.0.0.1", 0))
-        port = listener.getsockname()[1]
-        url = f"http://127.0.0.1:{port}"
-        settings = {
-            **base_settings,
-            "sqlalchemy.url": database_url,
-            "clientpay.public_url": url,
-            # Every browser test signs in from 127.0.0.1: one test's deliberate failures
-            # must not lock the next test out (the limits themselves have their own tests).
-            "clientpay.limits.login_failures_per_ip": "1000/15minutes",
-            "clientpay.limits.key_prefix": base_settings["clientpay.limits.key_prefix"] + "-live",
-        }
-        app = main({}, **settings)
-        logins = _seed(app)
-        socket_map: dict[int, Any] = {}
-        server = create_server(app, map=socket_map, sockets=[listener], threads=4)
-        stop = threading.Event()
-        thread = threading.Thread(
-            target=_serve, args=(server, socket_map, stop), name="live-server", daemon=True
-        )
-        thread.start()
-        live = LiveServer(url, app, logins, server, thread, stop)
-        try:
-            yield live
-        finally:
-            live.close()
+    smtp = SMTPServer().start()
+    try:
+        with databases.fresh_database(folder) as database_url:
+            databases.migrate(database_url)
+            # Bound before the app is built, so that the app's public URL (the payer links it
+            # hands out) is this server's own address rather than one the browser cannot reach.
+            listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            listener.bind(("127.0.0.1", 0))
+            port = listener.getsockname()[1]
+            url = f"http://127.0.0.1:{port}"
+            settings = {
+                **base_settings,
+                "sqlalchemy.url": database_url,
+                "clientpay.public_url": url,
+                # Every browser test signs in from 127.0.0.1: one test's deliberate failures
+                # must not lock the next test out (the limits themselves have their own tests).
+                "clientpay.limits.login_failures_per_ip": "1000/15minutes",
+                "clientpay.limits.key_prefix": base_settings["clientpay.limits.key_prefix"]
+                + "-live",
+                **smtp.settings(),
+            }
+            app = main({}, **settings)
+            logins = _seed(app)
+            socket_map: dict[int, Any] = {}
+            server = create_server(app, map=socket_map, sockets=[listener], threads=4)
+            stop = threading.Event()
+            thread = threading.Thread(
+                target=_serve, args=(server, socket_map, stop), name="live-server", daemon=True
+            )
+            thread.start()
+            live = LiveServer(url, app, logins, smtp, server, thread, stop)
+            try:
+                yield live
+            finally:
+                live.close()
+
+    finally:
+        smtp.stop()
 
 
 def _seed(app: Router) -> dict[str, Login]:
