@@ -5,10 +5,12 @@ every test. Redis is used for jobs and rate limits when CLIENTPAY_TEST_REDIS_URL
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,8 +26,32 @@ from clientpay_connect.accounts.services import create_api_token
 from clientpay_connect.db import get_tm_session
 from tests import factories
 from tests.support import databases
+from tests.support.live_server import LiveServer, start_live_server
 
 TEST_PASSWORD = factories.TEST_PASSWORD
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Everything the application logs during the session, kept in a file, so that the
+    last test can check that no secret (link token, card number) was ever written to a log."""
+    path = tmp_path_factory.mktemp("logs") / "session.log"
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setLevel(logging.DEBUG)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+    # Our code, the job engine (which logs each job with its arguments) and the web server.
+    loggers = [logging.getLogger(n) for n in ("clientpay_connect", "huey", "waitress", "pyramid")]
+    previous = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+    try:
+        yield path
+    finally:
+        for logger, level in zip(loggers, previous, strict=True):
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+        handler.close()
 
 
 @pytest.fixture(scope="session")
@@ -67,6 +93,14 @@ def app(app_settings: dict[str, Any]) -> Iterator[Router]:
     application = main({}, **app_settings)
     yield application
     application.registry["dbengine"].dispose()
+
+
+@pytest.fixture(scope="session")
+def live_server(
+    base_settings: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """The real app served by waitress on loopback, on its own committed database."""
+    yield from start_live_server(base_settings, tmp_path_factory.mktemp("live-db"))
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from tests.support.live_server import LiveServer, Login, start_live_server
+from tests.support.live_server import LiveServer, Login
 
 CHROMIUM = os.environ.get("CLIENTPAY_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -59,13 +59,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     item.stash.setdefault(_REPORTS, {})[report.when] = report
     return report
-
-
-@pytest.fixture(scope="session")
-def live_server(
-    base_settings: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveServer]:
-    yield from start_live_server(base_settings, tmp_path_factory.mktemp("live-db"))
 
 
 @pytest.fixture(scope="session")
