@@ -15,7 +15,6 @@ from pyramid.request import Request
 from sqlalchemy import MetaData, create_engine, event, make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
-from sqlalchemy.pool import NullPool
 from sqlalchemy.types import DateTime, TypeDecorator
 
 NAMING_CONVENTION = {
@@ -68,9 +67,10 @@ def _sqlite_engine(url: str) -> Engine:
     engine = create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": 30},
-        # Each thread its own connection, closed after use: SQLite connections are cheap and
-        # sharing one across waitress threads would serialise every request.
-        poolclass=NullPool if ":memory:" not in url else None,
+        # A pool as for any server: opening a connection and setting its pragmas costs more
+        # than a whole small query. Sized for waitress's threads plus the job workers.
+        pool_size=10,
+        max_overflow=20,
     )
     event.listen(engine, "connect", _sqlite_on_connect)
     event.listen(engine, "begin", _sqlite_on_begin)

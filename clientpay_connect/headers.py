@@ -7,6 +7,8 @@ from typing import Any
 from pyramid.config import Configurator
 from pyramid.events import NewResponse
 
+from clientpay_connect.security import SESSION_COOKIE
+
 NO_REFERRER_ROUTE_PREFIX = "pay"
 
 
@@ -43,7 +45,9 @@ def includeme(config: Configurator) -> None:
         headers.setdefault("Referrer-Policy", "no-referrer" if on_pay_page else "same-origin")
         if event.request.scheme == "https":
             headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-        if event.request.user is not None or on_pay_page:
+        # Anything answered to a browser holding a session may be personal; cheaper to tell by
+        # the cookie than to load the user on every response, static files included.
+        if on_pay_page or SESSION_COOKIE in event.request.cookies:
             headers.setdefault("Cache-Control", "no-store")
 
     config.add_subscriber(add_security_headers, NewResponse)

@@ -25,6 +25,7 @@ PUBLIC = "public"
 STAFF = "staff"
 ADMIN = "admin"
 
+SESSION_COOKIE = "clientpay_session"
 API_TOKEN_PREFIX = "cpc_"  # noqa: S105 (a marker, not a secret)
 
 
@@ -126,7 +127,7 @@ def includeme(config: Configurator) -> None:
     settings = config.get_settings()
     session_factory = SignedCookieSessionFactory(
         settings["clientpay.secret"],
-        cookie_name="clientpay_session",
+        cookie_name=SESSION_COOKIE,
         secure=as_bool(settings["clientpay.cookie_secure"]),
         httponly=True,
         samesite=settings["clientpay.cookie_samesite"],
