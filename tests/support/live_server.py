@@ -101,6 +101,10 @@ def start_live_server(base_settings: dict[str, Any], folder: Path) -> Iterator[L
                 # Every browser test signs in from 127.0.0.1: one test's deliberate failures
                 # must not lock the next test out (the limits themselves have their own tests).
                 "clientpay.limits.login_failures_per_ip": "1000/15minutes",
+                # Likewise every payer of every test pays from 127.0.0.1.
+                "clientpay.limits.pay_attempts": "1000/minute",
+                "clientpay.limits.sandbox_tokens": "1000/minute",
+                "clientpay.limits.token_lookups": "1000/minute",
                 "clientpay.limits.key_prefix": base_settings["clientpay.limits.key_prefix"]
                 + "-live",
                 **smtp.settings(),
