@@ -114,12 +114,13 @@ def submit_payment(request: Request) -> Response:
     if refusal is not None:
         return refusal
     attempt = services.read_attempt(request.openapi_validated.body, link)
+    # Read before any commit below: the link is detached once its transaction ends.
+    methods = link.merchant_account.methods
     _check_captcha(request, link)
     payment = services.start_payment(request.dbsession, link, attempt, key)
     if payment is None:
         return _lost_the_claim(request, link.id, key)
     payment_id, processor_key = payment.id, payment.processor_key
-    methods = link.merchant_account.methods
     _commit(request)
     return _charge(request, payment_id, processor_key, attempt, link.currency, methods)
 
