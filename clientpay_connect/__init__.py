@@ -38,6 +38,7 @@ def includeme(config: Configurator) -> None:
     config.include(".admin")
     config.include(".mail")
     config.include(".links")
+    config.include(".sent")
     config.include(".bulk")
     config.include(".pay")
     config.add_static_view("static", "clientpay_connect:static", cache_max_age=3600)

@@ -4,7 +4,9 @@ matching row). Both are documented in links/openapi.yaml, beside the rest of /li
 from __future__ import annotations
 
 import tempfile
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import IO, Any
+from zoneinfo import ZoneInfo
 
 from pyramid.request import Request
 from pyramid.response import FileIter, Response
@@ -12,6 +14,7 @@ from pyramid.view import view_config
 
 from clientpay_connect.api.errors import FieldErrors
 from clientpay_connect.db import utcnow
+from clientpay_connect.links.models import PaymentLink
 from clientpay_connect.links.services import link_json, link_url
 from clientpay_connect.security import STAFF, firm_id
 from clientpay_connect.sent.export import XLSX_TYPE, export_filename, write_workbook
@@ -38,30 +41,37 @@ def list_links_view(request: Request) -> dict[str, Any]:
     page = fetch_page(request.dbsession, firm, checked_query(request))
     balance_links = balance_links_of(request.dbsession, firm, [link.id for link in page.links])
     items = [
-        link_json(link, link_url(request, link), balance_links.get(link.id))
-        for link in page.links
+        link_json(link, link_url(request, link), balance_links.get(link.id)) for link in page.links
     ]
     return {"items": items, "next_cursor": page.next_cursor, "total": page.total}
 
 
-@view_config(
-    route_name="api.links.export", request_method="GET", permission=STAFF, openapi=True
-)
+@view_config(route_name="api.links.export", request_method="GET", permission=STAFF, openapi=True)
 def export_links_view(request: Request) -> Response:
     query = checked_query(request)
     firm = firm_id(request)
-    spool = tempfile.SpooledTemporaryFile(max_size=EXPORT_SPOOL_BYTES)  # noqa: SIM115 (FileIter closes it)
-    write_workbook(
-        iter_matching(request.dbsession, firm, query),
-        lambda link: link_url(request, link),
-        firm_zone(request.dbsession, firm),
-        spool,
-    )
-    size = spool.tell()
-    spool.seek(0)
+    zone = firm_zone(request.dbsession, firm)
+    links = iter_matching(request.dbsession, firm, query)
+    spool, size = _workbook_file(links, lambda link: link_url(request, link), zone)
     response = Response(
         app_iter=FileIter(spool), content_type=XLSX_TYPE, content_length=size, charset=None
     )
-    filename = export_filename(utcnow().astimezone(firm_zone(request.dbsession, firm)).date())
+    filename = export_filename(utcnow().astimezone(zone).date())
     response.content_disposition = f'attachment; filename="{filename}"'
     return response
+
+
+def _workbook_file(
+    links: Iterable[PaymentLink], url_for: Callable[[PaymentLink], str], zone: ZoneInfo
+) -> tuple[IO[bytes], int]:
+    """The workbook in a file rewound for reading, and its size; whoever reads it closes it
+    (the response's FileIter does, once it has been sent)."""
+    spool = tempfile.SpooledTemporaryFile(max_size=EXPORT_SPOOL_BYTES)  # noqa: SIM115
+    try:
+        write_workbook(links, url_for, zone, spool)
+        size = spool.tell()
+        spool.seek(0)
+    except BaseException:
+        spool.close()
+        raise
+    return spool, size

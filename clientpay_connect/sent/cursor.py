@@ -92,12 +92,17 @@ def _datetime(value: Any) -> dt.datetime:
     parsed = dt.datetime.fromisoformat(value)
     if parsed.tzinfo is None:
         raise ValueError("a timestamp needs its zone")
-    return parsed
+    try:
+        return parsed.astimezone(dt.UTC)
+    except OverflowError as exc:  # "0001-01-01T00:00+05:00" is before year 1 in UTC
+        raise ValueError("out of range") from exc
 
 
 def _text(value: Any) -> str:
     if not isinstance(value, str):
         raise TypeError("not text")
+    if "\x00" in value:
+        raise ValueError("PostgreSQL refuses NUL in text")
     return value
 
 

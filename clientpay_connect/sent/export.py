@@ -90,7 +90,8 @@ def _set_up(sheet: WriteOnlyWorksheet) -> None:
     # Widths and frozen header must be set before the first row is written.
     for index, (_header, width) in enumerate(COLUMNS):
         letter = chr(ord("A") + index)
-        sheet.column_dimensions[letter].width = width
+        # Worksheet._setup gives write-only sheets their column_dimensions; the stubs miss it.
+        sheet.column_dimensions[letter].width = width  # type: ignore[attr-defined]
     sheet.freeze_panes = "A2"
     bold = Font(bold=True)
     header = []

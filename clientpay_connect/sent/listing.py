@@ -103,7 +103,7 @@ def balance_links_of(dbsession: Session, firm_id: int, ids: list[int]) -> dict[i
         .where(PaymentLink.firm_id == firm_id, PaymentLink.parent_link_id.in_(ids))
         .group_by(PaymentLink.parent_link_id)
     ).all()
-    return {int(parent): int(child) for parent, child in rows}
+    return {int(parent): int(child) for parent, child in rows if parent is not None}
 
 
 # --- What matches --------------------------------------------------------------------------
@@ -190,9 +190,7 @@ def sort_key(field: str, dialect: str) -> tuple[ColumnElement[Any], bool]:
         return STATUS_ORDER, False
     if field in TEXT_FIELDS:
         return _text_key(getattr(PaymentLink, field), dialect), True
-    column = COLUMNS.get(field)
-    if column is None:
-        column = getattr(PaymentLink, field)
+    column: Any = COLUMNS.get(field) or getattr(PaymentLink, field)
     return column, field in NULLABLE_FIELDS
 
 

@@ -165,7 +165,11 @@ def _single(params: Any, name: str, errors: _Errors) -> str | None:
 
 
 def _choice(
-    params: Any, name: str, choices: Mapping[str, Any] | tuple[str, ...], default: str, errors: _Errors
+    params: Any,
+    name: str,
+    choices: Mapping[str, Any] | tuple[str, ...],
+    default: str,
+    errors: _Errors,
 ) -> str:
     value = _single(params, name, errors)
     if value is None or value == "":
@@ -178,10 +182,20 @@ def _choice(
 
 def _text(params: Any, name: str, limit: int, errors: _Errors) -> str:
     value = (_single(params, name, errors) or "").strip()
-    if len(value) > limit:
-        errors.add(name, f"Use at most {limit} characters.")
+    problem = _text_problem(value, limit)
+    if problem:
+        errors.add(name, problem)
         return ""
     return value
+
+
+def _text_problem(value: str, limit: int) -> str | None:
+    if len(value) > limit:
+        return f"Use at most {limit} characters."
+    # PostgreSQL refuses a NUL in any text it is given, so it must not get that far.
+    if "\x00" in value:
+        return "Remove the NUL character."
+    return None
 
 
 def _limit(params: Any, errors: _Errors) -> int:
@@ -226,8 +240,9 @@ def _filters(params: Any, errors: _Errors) -> tuple[tuple[str, str], ...]:
 
 
 def _filter_problem(name: str, value: str) -> str | None:
-    if len(value) > MAX_FILTER_VALUE:
-        return f"Use at most {MAX_FILTER_VALUE} characters."
+    problem = _text_problem(value, MAX_FILTER_VALUE)
+    if problem:
+        return problem
     if name == "source" and value and value not in SOURCES:
         return f"Use one of: {', '.join(SOURCES)}."
     if name == "email_status" and value and value not in EMAIL_STATUSES:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pyramid.httpexceptions import HTTPSeeOther
 from pyramid.request import Request
@@ -58,7 +59,7 @@ class Row:
     status_label: str
     invoice_number: str
     recipient_name: str
-    emails: str
+    emails: list[str]
     amount: str
     amount_paid: str
     created: str
@@ -97,7 +98,11 @@ def sent_list(request: Request) -> dict[str, Any]:
     start = _start(request, query)
     next_url = None
     if page.next_cursor is not None:
-        params = {**query.params(), "cursor": page.next_cursor, "start": str(start + len(page.links))}
+        params = {
+            **query.params(),
+            "cursor": page.next_cursor,
+            "start": str(start + len(page.links)),
+        }
         next_url = request.route_url("sent.list", _query=params)
     return {
         "query": query,
@@ -115,7 +120,7 @@ def sent_list(request: Request) -> dict[str, Any]:
 
 
 def _start(request: Request, query: ListQuery) -> int:
-    """The row number the page starts at, for "Links 51–100 of 240": only a label (the
+    """The row number the page starts at, for "Links 51 to 100 of 240": only a label (the
     cursor decides what the page holds), so anything odd just means 1."""
     number = whole_number(request.GET.get("start", ""), 10**9)
     if query.cursor is None or number is None:
@@ -130,7 +135,7 @@ def _export_params(query: ListQuery) -> dict[str, str]:
     return params
 
 
-def _row(request: Request, link: PaymentLink, zone: Any) -> Row:
+def _row(request: Request, link: PaymentLink, zone: ZoneInfo) -> Row:
     return Row(
         id=link.id,
         name=link_name(link),
@@ -138,7 +143,7 @@ def _row(request: Request, link: PaymentLink, zone: Any) -> Row:
         status_label=status_label(link.status),
         invoice_number=link.invoice_number,
         recipient_name=link.recipient_name,
-        emails=", ".join(link.emails),
+        emails=list(link.emails),
         amount=display_amount(link.amount_minor, link.currency),
         amount_paid=display_amount(link.amount_paid_minor, link.currency),
         created=local_date(link.created_at, zone),
@@ -186,7 +191,11 @@ def _headers(request: Request, query: ListQuery) -> list[Header]:
 def cancel_selected(request: Request) -> HTTPSeeOther:
     # Back to the page the person was on: the form carries its query.
     query, _problems = parse_list_query(request.POST)
-    back = HTTPSeeOther(location=request.route_url("sent.list", _query=query.page_params()))
+    params = query.page_params()
+    start = whole_number(request.POST.get("start", ""), 10**9)
+    if query.cursor is not None and start is not None:
+        params["start"] = str(start)
+    back = HTTPSeeOther(location=request.route_url("sent.list", _query=params))
     ids = _selected_ids(request.POST.getall("ids"))
     if not ids:
         request.session.flash("Select the links to cancel first.", "error")
