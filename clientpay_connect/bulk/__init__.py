@@ -11,7 +11,8 @@ def includeme(config: Configurator) -> None:
     from clientpay_connect.bulk import tasks  # noqa: F401
 
     upload = r"/api/v1/bulk-uploads/{id:\d+}"
-    config.add_route("api.bulk.template", "/api/v1/bulk-uploads/template.{ext:csv|txt}")
+    config.add_route("api.bulk.template_csv", "/api/v1/bulk-uploads/template.csv")
+    config.add_route("api.bulk.template_txt", "/api/v1/bulk-uploads/template.txt")
     config.add_route("api.bulk.uploads", "/api/v1/bulk-uploads")
     config.add_route("api.bulk.upload", upload)
     config.add_route("api.bulk.rows", upload + "/rows")

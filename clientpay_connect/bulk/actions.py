@@ -9,31 +9,36 @@ one transaction, so a failure leaves no link behind and the upload can be tried 
 Small uploads are done in the request. Larger ones (``clientpay.bulk.inline_rows``) go to
 the ``bulk.create_links`` job in two phases:
 
-1. preparing: the links' secrets are drawn, hashed and encrypted (the slow, CPU-bound part),
-   with the progress committed after each batch in a short transaction of its own;
-2. writing: every link, row update and email in one transaction.
+1. preparing: the links' secrets are drawn, hashed and encrypted, with the progress
+   committed (at most every half second) in a short transaction of its own;
+2. writing: every link, row update and email in one transaction; meanwhile the page shows
+   the preparation complete and says the links are being saved.
 
 Why not write in batches and report progress from a second connection during one long
 transaction? On SQLite a writing transaction holds the database's only write lock, so a
-second connection's progress update would wait for it to end; the page would see nothing
+second connection's progress update would wait for it to end: the page would see nothing
 until the very end. Preparing outside the transaction needs no lock, so progress shows on
-both databases, and the writing transaction stays short (about a second for 100,000 links).
+both databases, and the writing transaction holds only the writes (a few seconds for
+100,000 links, by the driver's bulk paths in fastwrite.py).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol, cast
 
 import transaction
 from pyramid.registry import Registry
-from sqlalchemy import bindparam, insert, select, text, update
+from sqlalchemy import Table, func, select, text, update
 from sqlalchemy.orm import Session
 
 from clientpay_connect.admin.models import MerchantAccount
+from clientpay_connect.bulk.fastwrite import TableWriter, new_ids, set_column_by_id
 from clientpay_connect.bulk.models import (
     ACTION_GENERATE,
     ACTION_SEND,
@@ -45,12 +50,15 @@ from clientpay_connect.bulk.models import (
     BulkRow,
     BulkUpload,
 )
+from clientpay_connect.bulk.reader import garbage_collection_paused
 from clientpay_connect.bulk.services import (
+    ROWS_TABLE,
     Refused,
+    counts,
     duplicate_warnings,
     outstanding_invoice_numbers,
 )
-from clientpay_connect.crypto import Encryptor, new_token, sha256_hex
+from clientpay_connect.crypto import new_token, sha256_hex
 from clientpay_connect.db import get_tm_session, utcnow
 from clientpay_connect.jobs import enqueue_after_commit
 from clientpay_connect.links.forms import default_message
@@ -72,11 +80,13 @@ INLINE_ROWS_SETTING = "clientpay.bulk.inline_rows"
 ACTIONS = (ACTION_SEND, ACTION_GENERATE)
 ACTION_LABELS = {ACTION_SEND: "Send All", ACTION_GENERATE: "Generate Links for Download"}
 DONE_STATUS = {ACTION_SEND: UPLOAD_SENT, ACTION_GENERATE: UPLOAD_GENERATED}
-# Links per INSERT … RETURNING and progress step of the job.
-LINK_BATCH = 5_000
+# Links prepared between two progress reports of the job.
 PROGRESS_BATCH = 2_000
+# How often, at most, the job commits its progress.
+PROGRESS_SECONDS = 0.5
 # How many problems a refusal lists; the review page and report.csv have them all.
 MAX_LISTED = 100
+LINKS_TABLE = cast(Table, PaymentLink.__table__)
 FAILED_MESSAGE = "The links could not be made, so none were. Please try again."
 
 
@@ -88,8 +98,10 @@ class PreparedSecret(NamedTuple):
     token_encrypted: str
 
 
-class LinkRow(NamedTuple):
-    """What a link is made from: the stored row, read with Core."""
+class LinkRow(Protocol):
+    """What a link is made from: a stored row (a result row of LINK_ROWS_SQL), its dates
+    and addresses still as the database holds them (they go straight back into the link's
+    columns)."""
 
     id: int
     row_number: int
@@ -97,10 +109,9 @@ class LinkRow(NamedTuple):
     invoice_date: Any
     due_date: Any
     recipient_name: str
-    amount_minor: int | None
-    emails: list[str]
+    amount_minor: int
+    emails_json: str
     message: str
-    errors: list[dict[str, str]]
 
 
 @dataclass(frozen=True)
@@ -118,11 +129,6 @@ class Work:
     tm: transaction.TransactionManager
     registry: Registry
 
-    @property
-    def encryptor(self) -> Encryptor:
-        encryptor: Encryptor = self.registry["clientpay.encryptor"]
-        return encryptor
-
 
 def take_action(
     work: Work, upload: BulkUpload, action: str, *, user_id: int | None, confirm_warnings: bool
@@ -131,17 +137,16 @@ def take_action(
     if upload.action is not None:
         return _repeat(upload, action)
     _merchant_account(work.dbsession, upload)
-    rows = link_rows(work.dbsession, upload.id)
-    refuse_unready(work.dbsession, upload, rows, action, confirm_warnings)
-    if not _claim(work.dbsession, upload, action, len(rows)):
+    total = refuse_unready(work.dbsession, upload, action, confirm_warnings)
+    if not _claim(work.dbsession, upload, action, total):
         work.dbsession.refresh(upload)
         return _repeat(upload, action)
     work.dbsession.refresh(upload)
-    if len(rows) > inline_rows(work.registry):
+    if total > inline_rows(work.registry):
         enqueue_after_commit(work.tm, work.registry, CREATE_LINKS_JOB, upload.id, user_id)
         return Outcome(upload, "queued")
-    secrets = prepare_secrets(work.encryptor, len(rows))
-    make_links(work, upload, rows, secrets, user_id)
+    rows = link_rows(work.dbsession, upload.id)
+    make_links(work, upload, rows, prepare_secrets(work.registry, len(rows)), user_id)
     return Outcome(upload, "created")
 
 
@@ -154,8 +159,8 @@ def _repeat(upload: BulkUpload, action: str) -> Outcome:
         return Outcome(upload, "existing")
     raise Refused(
         "other_action_taken",
-        f"This upload was already used for {ACTION_LABELS.get(upload.action or '', '')}; "
-        "its links exist once.",
+        f"The links of this upload were already made with "
+        f"{ACTION_LABELS.get(upload.action or '', '')}: an upload makes its links once.",
         action=upload.action,
     )
 
@@ -195,71 +200,92 @@ def _claim(dbsession: Session, upload: BulkUpload, action: str, total: int) -> b
 
 
 def refuse_unready(
-    dbsession: Session,
-    upload: BulkUpload,
-    rows: Sequence[LinkRow],
-    action: str,
-    confirm_warnings: bool,
-) -> None:
-    """Raise ``Refused`` unless every row can become a link now."""
-    if not rows:
+    dbsession: Session, upload: BulkUpload, action: str, confirm_warnings: bool
+) -> int:
+    """Raise ``Refused`` unless every row can become a link now; the number of rows.
+
+    The counts come from one aggregate query; rows are read only to name the problems.
+    """
+    tally = counts(dbsession, upload.id)
+    if not tally.rows:
         raise Refused("no_rows", "There are no invoice rows left to make links from.")
-    with_errors = [row for row in rows if row.errors]
-    if with_errors:
-        raise Refused(
-            "rows_have_errors",
-            f"{_rows(len(with_errors))} still {_have(len(with_errors))} errors: fix or delete "
-            f"{_them(len(with_errors))} first.",
-            _listed(
-                (f"rows.{row.row_number}.{issue['field']}", issue["message"])
-                for row in with_errors
-                for issue in row.errors
-            ),
-        )
-    if action == ACTION_SEND:
-        _refuse_missing_emails(rows)
+    if tally.rows_with_errors:
+        _refuse_errors(dbsession, upload, tally.rows_with_errors)
+    if action == ACTION_SEND and tally.rows_without_email:
+        _refuse_missing_emails(dbsession, upload, tally.rows_without_email)
     if not confirm_warnings:
-        _refuse_unconfirmed_duplicates(dbsession, upload, rows)
+        _refuse_unconfirmed_duplicates(dbsession, upload)
+    return tally.rows
 
 
-def _refuse_missing_emails(rows: Sequence[LinkRow]) -> None:
-    missing = [row for row in rows if not row.emails]
-    if missing:
-        raise Refused(
-            "emails_missing",
-            f"{_rows(len(missing))} {_have(len(missing))} no email address, and Send All emails "
-            "every link. Add the addresses, or choose Generate Links for Download.",
-            _listed(
-                (f"rows.{row.row_number}.email", "Enter an email address: Send All emails it.")
-                for row in missing
-            ),
-        )
+def _first_rows(dbsession: Session, upload: BulkUpload, condition: Any, *columns: Any) -> Any:
+    return dbsession.execute(
+        select(BulkRow.row_number, *columns)
+        .where(BulkRow.upload_id == upload.id, BulkRow.deleted.is_(False), condition)
+        .order_by(BulkRow.row_number)
+        .limit(MAX_LISTED)
+    )
 
 
-def _refuse_unconfirmed_duplicates(
-    dbsession: Session, upload: BulkUpload, rows: Sequence[LinkRow]
-) -> None:
+def _refuse_errors(dbsession: Session, upload: BulkUpload, count: int) -> None:
+    records = _first_rows(
+        dbsession, upload, func.json_array_length(BulkRow.errors) > 0, BulkRow.errors
+    )
+    raise Refused(
+        "rows_have_errors",
+        f"{_rows(count)} still {_have(count)} errors: fix or delete {_them(count)} first.",
+        _listed(
+            (f"rows.{number}.{issue['field']}", issue["message"])
+            for number, errors in records
+            for issue in errors
+        ),
+    )
+
+
+def _refuse_missing_emails(dbsession: Session, upload: BulkUpload, count: int) -> None:
+    records = _first_rows(dbsession, upload, func.json_array_length(BulkRow.emails) == 0)
+    raise Refused(
+        "emails_missing",
+        f"{_rows(count)} {_have(count)} no email address, and Send All emails every link. "
+        "Add the addresses, or choose Generate Links for Download.",
+        _listed(
+            (f"rows.{number}.email", "Enter an email address: Send All emails it.")
+            for (number,) in records
+        ),
+    )
+
+
+def _refuse_unconfirmed_duplicates(dbsession: Session, upload: BulkUpload) -> None:
     # Checked again now: a link made since the upload may share an invoice number.
+    numbered = dbsession.execute(
+        select(BulkRow.row_number, BulkRow.invoice_number)
+        .where(BulkRow.upload_id == upload.id, BulkRow.deleted.is_(False))
+        .order_by(BulkRow.row_number)
+    ).all()
     warnings = duplicate_warnings(
-        [(row.row_number, row.invoice_number) for row in rows],
+        [(number, invoice) for number, invoice in numbered],
         outstanding_invoice_numbers(dbsession, upload.firm_id),
     )
-    flagged = [(row, issues) for row, issues in zip(rows, warnings, strict=True) if issues]
+    flagged = [
+        (number, issues)
+        for (number, _invoice), issues in zip(numbered, warnings, strict=True)
+        if issues
+    ]
     if flagged:
         raise Refused(
             "warnings_need_confirmation",
             f"{_rows(len(flagged))} {_have(len(flagged))} an invoice number used more than once. "
             'Check them, then confirm ("confirm_warnings": true) to make the links anyway.',
             _listed(
-                (f"rows.{row.row_number}.{issue.field}", issue.message)
-                for row, issues in flagged
+                (f"rows.{number}.{issue.field}", issue.message)
+                for number, issues in flagged
                 for issue in issues
             ),
         )
 
 
 def _listed(problems: Any) -> list[dict[str, str]]:
-    listed = []
+    listed: list[dict[str, str]] = []
     for field, message in problems:
         if len(listed) == MAX_LISTED:
             break
@@ -282,33 +308,69 @@ def _them(count: int) -> str:
 # --- making the links ---------------------------------------------------------------------------
 
 
-def link_rows(dbsession: Session, upload_id: int) -> list[LinkRow]:
-    records = dbsession.execute(
-        select(
-            BulkRow.id,
-            BulkRow.row_number,
-            BulkRow.invoice_number,
-            BulkRow.invoice_date,
-            BulkRow.due_date,
-            BulkRow.recipient_name,
-            BulkRow.amount_minor,
-            BulkRow.emails,
-            BulkRow.message,
-            BulkRow.errors,
+# Text, not an ORM query: no value is converted on the way out (see link_rows).
+LINK_ROWS_SQL = text(
+    "SELECT id, row_number, invoice_number, invoice_date, due_date, recipient_name, "
+    "amount_minor, CAST(emails AS TEXT) AS emails_json, message FROM bulk_rows "
+    "WHERE upload_id = :upload AND deleted = :deleted ORDER BY row_number"
+)
+
+
+def link_rows(dbsession: Session, upload_id: int) -> Sequence[LinkRow]:
+    """The rows under review, in order, straight from the driver. Dates and addresses are
+    not converted: they go back into columns of the same types (the links'), so the
+    database's own form of them is the one wanted."""
+    with garbage_collection_paused():
+        records = (
+            dbsession.connection()
+            .execute(LINK_ROWS_SQL, {"upload": upload_id, "deleted": False})
+            # all(): one fetchall, rather than a fetchone per row.
+            .all()
         )
-        .where(BulkRow.upload_id == upload_id, BulkRow.deleted.is_(False))
-        .order_by(BulkRow.row_number)
-    )
-    return [LinkRow(*record) for record in records]
+    rows: Sequence[LinkRow] = records
+    return rows
 
 
-def prepare_secrets(encryptor: Encryptor, count: int) -> list[PreparedSecret]:
-    """New link secrets, hashed and encrypted, as ``create_link`` makes them one at a time."""
-    prepared = []
-    for _ in range(count):
-        token = new_token()
-        prepared.append(PreparedSecret(sha256_hex(token), encryptor.encrypt(token)))
-    return prepared
+def prepare_secrets(registry: Registry, count: int) -> list[PreparedSecret]:
+    """New link secrets, hashed and encrypted: what ``create_link`` makes one at a time,
+    made for the whole batch in one tight loop. Encryption stays the library's own
+    (MultiFernet through the app's Encryptor): no hand-composed cryptography."""
+    encrypt = registry["clientpay.encryptor"].encrypt
+    with garbage_collection_paused():
+        secrets = []
+        for _ in range(count):
+            token = new_token()
+            secrets.append(PreparedSecret(sha256_hex(token), encrypt(token)))
+        return secrets
+
+
+# The columns each link gets from its row and secret, then those every link shares.
+LINK_OWN_COLUMNS = (
+    "id",
+    "token_hash",
+    "token_encrypted",
+    "amount_minor",
+    "invoice_number",
+    "invoice_date",
+    "due_date",
+    "recipient_name",
+    "emails",
+    "message",
+)
+LINK_SHARED_COLUMNS = (
+    "firm_id",
+    "merchant_account_id",
+    "source",
+    "amount_paid_minor",
+    "currency",
+    "locale",
+    "status",
+    "email_status",
+    "created_at",
+    "created_by_user_id",
+    "expires_at",
+    "reminders_sent",
+)
 
 
 def make_links(
@@ -323,45 +385,50 @@ def make_links(
     dbsession = work.dbsession
     account = _merchant_account(dbsession, upload)
     sending = upload.action == ACTION_SEND
-    template = _link_template(dbsession, upload, account, sending, user_id)
+    writer = TableWriter(dbsession, LINKS_TABLE, LINK_OWN_COLUMNS + LINK_SHARED_COLUMNS)
+    shared = _shared_values(writer, dbsession, upload, account, sending, user_id)
+    # A blank message is the firm's own words, fixed now (as Quick Link does), so that
+    # reminders and the link's page show what the payer received.
     fallback = default_message(dbsession, upload.firm_id)
-    link_ids: list[int] = []
-    table = PaymentLink.__table__
-    statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-    for start in range(0, len(rows), LINK_BATCH):
-        params = [
-            _link_params(template, row, secret, fallback)
-            for row, secret in zip(
-                rows[start : start + LINK_BATCH], secrets[start : start + LINK_BATCH], strict=True
-            )
-        ]
-        link_ids.extend(dbsession.execute(statement, params).scalars())
-    _attach_links(dbsession, [row.id for row in rows], link_ids)
+    link_ids = new_ids(dbsession, LINKS_TABLE, len(rows))
+    writer.insert(
+        (
+            link_id,
+            secret.token_hash,
+            secret.token_encrypted,
+            row.amount_minor,
+            row.invoice_number,
+            row.invoice_date,
+            row.due_date,
+            row.recipient_name,
+            row.emails_json,
+            row.message or fallback,
+            *shared,
+        )
+        for link_id, row, secret in zip(link_ids, rows, secrets, strict=True)
+    )
+    set_column_by_id(
+        dbsession,
+        ROWS_TABLE,
+        "link_id",
+        [(row.id, k) for row, k in zip(rows, link_ids, strict=True)],
+    )
     if sending:
-        for row, link_id in zip(rows, link_ids, strict=True):
-            queue_email(
-                dbsession,
-                work.tm,
-                work.registry,
-                firm_id=upload.firm_id,
-                kind=KIND_LINK,
-                recipients=list(row.emails),
-                link_id=link_id,
-            )
+        _queue_emails(work, upload, rows, link_ids)
     _finish(dbsession, upload, len(link_ids))
     return link_ids
 
 
-def _link_template(
+def _shared_values(
+    writer: TableWriter,
     dbsession: Session,
     upload: BulkUpload,
     account: MerchantAccount,
     sending: bool,
     user_id: int | None,
-) -> dict[str, Any]:
-    """The values every link of the upload shares."""
+) -> tuple[Any, ...]:
     now = utcnow()
-    return {
+    shared = {
         "firm_id": upload.firm_id,
         "merchant_account_id": account.id,
         "source": SOURCE_BULK,
@@ -369,58 +436,29 @@ def _link_template(
         "currency": account.currency,
         "locale": "en",
         "status": STATUS_OUTSTANDING,
-        # Queued now, in the same transaction as the outbox row; the mail job marks it sent.
+        # Queued now, in the same transaction as the outbox rows; the mail job marks it sent.
         "email_status": EMAIL_QUEUED if sending else EMAIL_NOT_SENT,
         "created_at": now,
         "created_by_user_id": user_id,
-        "sent_at": None,
         "expires_at": expiry_for(dbsession, upload.firm_id, now),
-        "paid_at": None,
-        "cancelled_at": None,
-        "processing_started_at": None,
         "reminders_sent": 0,
-        "parent_link_id": None,
     }
+    return tuple(writer.value(name, shared[name]) for name in LINK_SHARED_COLUMNS)
 
 
-def _link_params(
-    template: dict[str, Any], row: LinkRow, secret: PreparedSecret, fallback_message: str
-) -> dict[str, Any]:
-    return {
-        **template,
-        "token_hash": secret.token_hash,
-        "token_encrypted": secret.token_encrypted,
-        "amount_minor": row.amount_minor,
-        "invoice_number": row.invoice_number,
-        "invoice_date": row.invoice_date,
-        "due_date": row.due_date,
-        "recipient_name": row.recipient_name,
-        "emails": row.emails,
-        # A blank message is the firm's own words, fixed now (as Quick Link does), so that
-        # reminders and the link's page show what the payer received.
-        "message": row.message or fallback_message,
-    }
-
-
-def _attach_links(dbsession: Session, row_ids: Sequence[int], link_ids: Sequence[int]) -> None:
-    """Point each row at its link. PostgreSQL does it in one statement from two arrays (an
-    UPDATE per row would be 100,000 round trips); SQLite's executemany runs in C, in-process."""
-    table = BulkRow.__table__
-    if dbsession.get_bind().dialect.name == "postgresql":
-        dbsession.execute(
-            text(
-                "UPDATE bulk_rows SET link_id = pairs.link_id FROM "
-                "(SELECT unnest(CAST(:row_ids AS integer[])) AS id, "
-                "unnest(CAST(:link_ids AS integer[])) AS link_id) AS pairs "
-                "WHERE bulk_rows.id = pairs.id"
-            ),
-            {"row_ids": list(row_ids), "link_ids": list(link_ids)},
+def _queue_emails(
+    work: Work, upload: BulkUpload, rows: Sequence[LinkRow], link_ids: Sequence[int]
+) -> None:
+    for row, link_id in zip(rows, link_ids, strict=True):
+        queue_email(
+            work.dbsession,
+            work.tm,
+            work.registry,
+            firm_id=upload.firm_id,
+            kind=KIND_LINK,
+            recipients=json.loads(row.emails_json),
+            link_id=link_id,
         )
-        return
-    dbsession.execute(
-        update(table).where(table.c.id == bindparam("b_id")).values(link_id=bindparam("b_link")),
-        [{"b_id": r, "b_link": k} for r, k in zip(row_ids, link_ids, strict=True)],
-    )
 
 
 def _finish(dbsession: Session, upload: BulkUpload, made: int) -> None:
@@ -468,11 +506,14 @@ def make_links_in_background(registry: Registry, upload_id: int, user_id: int | 
 
 
 def _prepare_with_progress(registry: Registry, upload_id: int, total: int) -> list[PreparedSecret]:
-    encryptor: Encryptor = registry["clientpay.encryptor"]
     secrets: list[PreparedSecret] = []
+    published = time.monotonic()
     while len(secrets) < total:
-        secrets.extend(prepare_secrets(encryptor, min(PROGRESS_BATCH, total - len(secrets))))
-        _publish_progress(registry, upload_id, len(secrets))
+        secrets.extend(prepare_secrets(registry, min(PROGRESS_BATCH, total - len(secrets))))
+        # The page asks once a second; a commit per batch would be most of the work.
+        if time.monotonic() - published >= PROGRESS_SECONDS or len(secrets) == total:
+            _publish_progress(registry, upload_id, len(secrets))
+            published = time.monotonic()
     return secrets
 
 
@@ -497,7 +538,7 @@ def _write_links(
             return "skipped"
         rows = link_rows(work.dbsession, upload_id)
         if len(secrets) < len(rows):
-            secrets += prepare_secrets(work.encryptor, len(rows) - len(secrets))
+            secrets += prepare_secrets(registry, len(rows) - len(secrets))
         make_links(work, upload, rows, secrets[: len(rows)], user_id)
     return "done"
 
@@ -508,7 +549,9 @@ def _mark_failed(registry: Registry, upload_id: int) -> None:
         work.dbsession.execute(
             update(BulkUpload)
             .where(BulkUpload.id == upload_id, BulkUpload.status == UPLOAD_PROCESSING)
-            .values(status=UPLOAD_FAILED, action=None, progress_done=0, error_message=FAILED_MESSAGE)
+            .values(
+                status=UPLOAD_FAILED, action=None, progress_done=0, error_message=FAILED_MESSAGE
+            )
             .execution_options(synchronize_session=False)
         )
 

@@ -50,6 +50,7 @@ from clientpay_connect.bulk.services import (
 )
 from clientpay_connect.bulk.templates_csv import TEMPLATES
 from clientpay_connect.links.services import public_base_url, timestamp_json
+from clientpay_connect.money import format_amount
 from clientpay_connect.security import STAFF, firm_id
 
 API = {"renderer": "json", "permission": STAFF, "openapi": True}
@@ -74,7 +75,9 @@ ROW_FIELDS = (
 
 
 def upload_or_404(request: Request, *, lock: bool = False) -> BulkUpload:
-    upload = firm_upload(request.dbsession, firm_id(request), int(request.matchdict["id"]), lock=lock)
+    upload = firm_upload(
+        request.dbsession, firm_id(request), int(request.matchdict["id"]), lock=lock
+    )
     if upload is None:
         raise not_found("No such upload.")
     return upload
@@ -114,6 +117,7 @@ def status_json(request: Request, upload: BulkUpload) -> dict[str, Any]:
             "rows_without_email": tally.rows_without_email,
             "links": tally.links,
         },
+        "total_amount": format_amount(tally.amount_minor, currency_of(request, upload)),
         "ignored_columns": list(upload.ignored_columns or []),
         "error_message": upload.error_message or None,
     }
@@ -142,9 +146,10 @@ def _json_body(request: Request) -> dict[str, Any]:
 # --- templates and upload -----------------------------------------------------------------------
 
 
-@view_config(route_name="api.bulk.template", request_method="GET", **FILE)
+@view_config(route_name="api.bulk.template_csv", request_method="GET", **FILE)
+@view_config(route_name="api.bulk.template_txt", request_method="GET", **FILE)
 def template(request: Request) -> Response:
-    name = f"template.{request.matchdict['ext']}"
+    name = request.path_info.rsplit("/", 1)[1]
     content, content_type = TEMPLATES[name]
     return _download(content, content_type.split(";")[0], name)
 
@@ -206,7 +211,7 @@ def list_rows(request: Request) -> dict[str, Any]:
     limit = min(int(query.get("limit", DEFAULT_LIMIT)), MAX_LIMIT)
     cursor = query.get("cursor")
     after = int(cursor) if cursor and str(cursor).isdigit() else None
-    views = row_views(request.dbsession, upload.id, after=after, limit=limit + 1)
+    views = row_views(request.dbsession, upload, after=after, limit=limit + 1)
     currency = currency_of(request, upload)
     more = len(views) > limit
     views = views[:limit]

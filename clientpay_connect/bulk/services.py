@@ -1,9 +1,11 @@
 """Bulk uploads under review: storing a checked file's rows, reading them back, and the
 review's changes (delete a row, add one by hand), each followed by a fresh duplicate check.
 
-Rows are written and read with SQLAlchemy Core, never as ORM objects one by one: a file may
-hold 100,000 invoices. Every lookup starts from an upload of the asking firm; rows are only
-ever reached through their upload.
+A file may hold 100,000 invoices: rows are written by the driver in bulk (fastwrite.py) and
+read with Core queries, never as ORM objects one by one. Each row keeps the file's own cells
+(``raw``), from which its typed values and the error report are rebuilt with the upload's
+header. Every lookup starts from an upload of the asking firm; rows are only ever reached
+through their upload.
 """
 
 from __future__ import annotations
@@ -13,19 +15,26 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import and_, bindparam, case, distinct, func, insert, select, update
+from sqlalchemy import Table, and_, bindparam, case, func, select, update
 from sqlalchemy.orm import Session
 
 from clientpay_connect.admin.models import MerchantAccount
+from clientpay_connect.bulk.fastwrite import TableWriter, json_strings, json_text, wrote_with_core
 from clientpay_connect.bulk.models import (
     UPLOAD_FAILED,
     UPLOAD_REVIEW,
     BulkRow,
     BulkUpload,
 )
-from clientpay_connect.bulk.reader import FIELDS, ParsedFile, RawRow, read_invoice_file
+from clientpay_connect.bulk.reader import (
+    FIELDS,
+    ParsedFile,
+    RawRow,
+    match_columns,
+    read_invoice_file,
+)
 from clientpay_connect.bulk.validation import (
     MAX_INVOICE_NUMBER_LENGTH,
     MAX_RECIPIENT_NAME_LENGTH,
@@ -45,9 +54,8 @@ from clientpay_connect.money import format_amount
 # Ids are 32-bit on PostgreSQL: a larger number in a URL names nothing, and binding it would
 # be a database error rather than the "not found" it is.
 MAX_ID = 2**31 - 1
-# Rows per INSERT … executemany: bounds the parameter lists held at once.
-INSERT_BATCH = 5_000
 MAX_FILENAME = 255
+ROWS_TABLE = cast(Table, BulkRow.__table__)
 # Only rows under review may change; once Send All or Generate has begun they are the links'.
 EDITABLE_STATUSES = (UPLOAD_REVIEW, UPLOAD_FAILED)
 
@@ -101,6 +109,7 @@ class Counts:
     warning_count: int
     rows_without_email: int
     links: int
+    amount_minor: int
 
 
 # --- choosing the account, reading the file ---------------------------------------------------
@@ -159,11 +168,13 @@ def check_file(
 def outstanding_invoice_numbers(dbsession: Session, firm_id: int) -> set[str]:
     return set(
         dbsession.execute(
-            select(distinct(PaymentLink.invoice_number)).where(
+            select(PaymentLink.invoice_number)
+            .where(
                 PaymentLink.firm_id == firm_id,
                 PaymentLink.status == STATUS_OUTSTANDING,
                 PaymentLink.invoice_number != "",
             )
+            .distinct()
         ).scalars()
     )
 
@@ -200,36 +211,62 @@ def store_upload(
     return upload
 
 
+ROW_COLUMNS = (
+    "upload_id",
+    "row_number",
+    "raw",
+    "invoice_number",
+    "invoice_date",
+    "due_date",
+    "recipient_name",
+    "amount_minor",
+    "emails",
+    "message",
+    "errors",
+    "warnings",
+    "added_by_hand",
+    "deleted",
+)
+
+
 def insert_rows(
     dbsession: Session, upload_id: int, rows: Sequence[ValidatedRow], by_hand: bool = False
 ) -> None:
-    statement = insert(BulkRow.__table__)
-    for start in range(0, len(rows), INSERT_BATCH):
-        batch = rows[start : start + INSERT_BATCH]
-        dbsession.execute(statement, [_row_params(upload_id, row, by_hand) for row in batch])
+    """Every row at the driver's speed (a file may hold 100,000)."""
+    writer = TableWriter(dbsession, ROWS_TABLE, ROW_COLUMNS)
+    date = writer.memoized("invoice_date")
+    shared = (writer.value("added_by_hand", by_hand), writer.value("deleted", False))
+    empty = json_text([])
+
+    def values(row: ValidatedRow) -> tuple[Any, ...]:
+        raw = row.raw
+        return (
+            upload_id,
+            raw.row_number,
+            _raw_json(raw),
+            # The columns are bounded and PostgreSQL text holds no NUL; a value too long or
+            # with a control character is an error of the row already, and "raw" keeps it.
+            _storable(row.invoice_number, MAX_INVOICE_NUMBER_LENGTH),
+            date(row.invoice_date),
+            date(row.due_date),
+            _storable(row.recipient_name, MAX_RECIPIENT_NAME_LENGTH),
+            row.amount_minor,
+            json_strings(row.emails) if row.emails else empty,
+            row.message.replace("\x00", ""),
+            json_text(_issues_json(row.errors)) if row.errors else empty,
+            json_text(_issues_json(row.warnings)) if row.warnings else empty,
+            *shared,
+        )
+
+    writer.insert(map(values, rows))
 
 
-def _row_params(upload_id: int, row: ValidatedRow, by_hand: bool) -> dict[str, Any]:
-    raw = row.raw
-    return {
-        "upload_id": upload_id,
-        "row_number": raw.row_number,
-        "raw": {"values": raw.values, "cells": raw.cells, "overflow": raw.overflow},
-        # The columns are bounded and PostgreSQL text holds no NUL; a value too long or with a
-        # control character is an error of the row already, and "raw" keeps it as typed.
-        "invoice_number": _storable(row.invoice_number, MAX_INVOICE_NUMBER_LENGTH),
-        "invoice_date": row.invoice_date,
-        "due_date": row.due_date,
-        "recipient_name": _storable(row.recipient_name, MAX_RECIPIENT_NAME_LENGTH),
-        "amount_minor": row.amount_minor,
-        "emails": row.emails,
-        "message": row.message.replace("\x00", ""),
-        "errors": _issues_json(row.errors),
-        "warnings": _issues_json(row.warnings),
-        "added_by_hand": by_hand,
-        "deleted": False,
-        "link_id": None,
-    }
+def _raw_json(raw: RawRow) -> str:
+    # The file's own cells (the values are read from them again with the header); a row
+    # typed by hand has no cells, so its values are kept instead.
+    if raw.cells:
+        return '{"cells": ' + json_strings(raw.cells) + "}"
+    return '{"values": ' + json_strings(raw.values) + "}"
 
 
 def _storable(text: str, limit: int) -> str:
@@ -237,6 +274,7 @@ def _storable(text: str, limit: int) -> str:
 
 
 def _issues_json(issues: Iterable[FieldIssue]) -> list[dict[str, str]]:
+    # Plain dicts: the JSON column's shape, and the API's.
     return [{"field": issue.field, "message": issue.message} for issue in issues]
 
 
@@ -295,14 +333,14 @@ def _live(upload_id: int) -> Any:
 
 def row_views(
     dbsession: Session,
-    upload_id: int,
+    upload: BulkUpload,
     *,
     offset: int = 0,
     limit: int | None = None,
     after: int | None = None,
     problems_only: bool = False,
 ) -> list[RowView]:
-    query = select(*_VIEW_COLUMNS).where(_live(upload_id)).order_by(BulkRow.row_number)
+    query = select(*_VIEW_COLUMNS).where(_live(upload.id)).order_by(BulkRow.row_number)
     if problems_only:
         query = query.where(_has_problem())
     if after is not None:
@@ -311,7 +349,8 @@ def row_views(
         query = query.offset(offset)
     if limit is not None:
         query = query.limit(limit)
-    return [_view(record) for record in dbsession.execute(query)]
+    layout = RawLayout.of(upload)
+    return [_view(record, layout) for record in dbsession.execute(query)]
 
 
 def count_rows(dbsession: Session, upload_id: int, *, problems_only: bool = False) -> int:
@@ -327,22 +366,49 @@ def _has_problem() -> Any:
     )
 
 
-def one_row(dbsession: Session, upload_id: int, row_number: int) -> RowView | None:
+def one_row(dbsession: Session, upload: BulkUpload, row_number: int) -> RowView | None:
     if not 0 < row_number <= MAX_ID:
         return None
     record = dbsession.execute(
-        select(*_VIEW_COLUMNS).where(_live(upload_id), BulkRow.row_number == row_number)
+        select(*_VIEW_COLUMNS).where(_live(upload.id), BulkRow.row_number == row_number)
     ).one_or_none()
-    return _view(record) if record is not None else None
+    return _view(record, RawLayout.of(upload)) if record is not None else None
 
 
-def _view(record: Any) -> RowView:
-    raw = record.raw or {}
-    typed = tuple(raw.get("values") or ())
-    typed = (typed + ("",) * len(FIELDS))[: len(FIELDS)]
+@dataclass(frozen=True)
+class RawLayout:
+    """How a stored row's cells map to its fields: the file's header, read again."""
+
+    columns: dict[str, int]
+    width: int
+
+    @classmethod
+    def of(cls, upload: BulkUpload) -> RawLayout:
+        headers = list(upload.headers or [])
+        named = [index for index, name in enumerate(headers) if str(name).strip()]
+        return cls(match_columns(headers).columns, (max(named) + 1) if named else 0)
+
+    def raw_row(self, row_number: int, raw: Mapping[str, Any] | None) -> RawRow:
+        """The row as the reader made it (``RawRow``), from what was stored."""
+        raw = raw or {}
+        if "cells" not in raw:
+            values = tuple(raw.get("values") or ())
+            return RawRow(row_number, (values + ("",) * len(FIELDS))[: len(FIELDS)])
+        cells = tuple(raw["cells"])
+        values = tuple(_cell(cells, self.columns.get(name, -1)) for name in FIELDS)
+        overflow = tuple(cell.strip() for cell in cells[self.width :] if cell.strip())
+        return RawRow(row_number, values, cells, overflow)
+
+
+def _cell(cells: Sequence[str], index: int) -> str:
+    # A short row (or a field the file has no column for) reads as blank, as in the reader.
+    return cells[index].strip() if 0 <= index < len(cells) else ""
+
+
+def _view(record: Any, layout: RawLayout) -> RowView:
     return RowView(
         row_number=record.row_number,
-        typed=typed,
+        typed=layout.raw_row(record.row_number, record.raw).values,
         invoice_number=record.invoice_number,
         invoice_date=record.invoice_date,
         due_date=record.due_date,
@@ -392,9 +458,22 @@ def counts(dbsession: Session, upload_id: int) -> Counts:
             func.sum(warnings),
             func.sum(case((emails == 0, 1), else_=0)),
             func.count(BulkRow.link_id),
+            func.sum(BulkRow.amount_minor),
         ).where(_live(upload_id))
     ).one()
     return Counts(*(int(value or 0) for value in record))
+
+
+def row_counts(dbsession: Session, upload_ids: Sequence[int]) -> dict[int, int]:
+    """How many rows each upload has under review (for the list of uploads)."""
+    if not upload_ids:
+        return {}
+    records = dbsession.execute(
+        select(BulkRow.upload_id, func.count())
+        .where(BulkRow.upload_id.in_(upload_ids), BulkRow.deleted.is_(False))
+        .group_by(BulkRow.upload_id)
+    )
+    return {upload_id: int(count) for upload_id, count in records}
 
 
 def row_json(view: RowView, currency: str) -> dict[str, Any]:
@@ -487,7 +566,7 @@ def add_row(
     listed beside it, as for a row of the file); the page sends it back to be corrected.
     """
     refuse_changes(upload)
-    if replaces is not None and one_row(dbsession, upload.id, replaces) is None:
+    if replaces is not None and one_row(dbsession, upload, replaces) is None:
         raise LookupError(f"There is no row {replaces} to replace.")
     checked = check_typed_row(dbsession, upload, next_row_number(dbsession, upload), fields)
     if checked.errors and not keep_if_invalid:
@@ -496,7 +575,7 @@ def add_row(
         delete_row(dbsession, upload, replaces)
     insert_rows(dbsession, upload.id, [checked], by_hand=True)
     refresh_warnings(dbsession, upload)
-    stored = one_row(dbsession, upload.id, checked.row_number)
+    stored = one_row(dbsession, upload, checked.row_number)
     assert stored is not None  # inserted just above, in this transaction
     return stored, True
 
@@ -519,10 +598,10 @@ def refresh_warnings(dbsession: Session, upload: BulkUpload) -> None:
         if _issues(record.warnings) != warnings
     ]
     if changed:
-        table = BulkRow.__table__
+        wrote_with_core(dbsession)
         dbsession.execute(
-            update(table)
-            .where(table.c.id == bindparam("b_id"))
+            update(ROWS_TABLE)
+            .where(ROWS_TABLE.c.id == bindparam("b_id"))
             .values(warnings=bindparam("b_warnings")),
             changed,
         )
@@ -550,8 +629,9 @@ def report_csv(dbsession: Session, upload: BulkUpload) -> bytes:
         .where(_live(upload.id))
         .order_by(BulkRow.row_number)
     )
+    layout = RawLayout.of(upload)
     lines = [
-        ReportLine(_raw_row(r.row_number, r.raw), _issues(r.errors), _issues(r.warnings))
+        ReportLine(layout.raw_row(r.row_number, r.raw), _issues(r.errors), _issues(r.warnings))
         for r in records
     ]
     return error_report_csv(
@@ -559,13 +639,4 @@ def report_csv(dbsession: Session, upload: BulkUpload) -> bytes:
         lines,
         delimiter=upload.delimiter or ",",
         header_row_number=upload.header_row_number,
-    )
-
-
-def _raw_row(row_number: int, raw: Mapping[str, Any] | None) -> RawRow:
-    raw = raw or {}
-    values = tuple(raw.get("values") or ())
-    values = (values + ("",) * len(FIELDS))[: len(FIELDS)]
-    return RawRow(
-        row_number, values, tuple(raw.get("cells") or ()), tuple(raw.get("overflow") or ())
     )
