@@ -64,14 +64,13 @@ def _sqlite_engine(url: str) -> Engine:
     database = make_url(url).database
     if database and database != ":memory:":
         os.makedirs(os.path.dirname(os.path.abspath(database)), exist_ok=True)
-    engine = create_engine(
-        url,
-        connect_args={"check_same_thread": False, "timeout": 30},
+    pool: dict[str, Any] = {}
+    if database and database != ":memory:":
         # A pool as for any server: opening a connection and setting its pragmas costs more
-        # than a whole small query. Sized for waitress's threads plus the job workers.
-        pool_size=10,
-        max_overflow=20,
-    )
+        # than a whole small query. Sized for waitress's threads plus the job workers. (An
+        # in-memory database keeps SQLAlchemy's one connection per thread, which takes no size.)
+        pool = {"pool_size": 10, "max_overflow": 20}
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **pool)
     event.listen(engine, "connect", _sqlite_on_connect)
     event.listen(engine, "begin", _sqlite_on_begin)
     return engine
@@ -131,6 +130,10 @@ def get_tm_session(
 def includeme(config: Configurator) -> None:
     settings = config.get_settings()
     settings["tm.manager_hook"] = "pyramid_tm.explicit_manager"
+    # pyramid_tm would otherwise load the user (session cookie, then a query) at the start of
+    # every request, only to write the id into the transaction's notes, which nothing reads
+    # here (that is for ZODB's history); views that need the user load it themselves.
+    settings.setdefault("tm.annotate_user", "false")
     config.include("pyramid_tm")
     config.include("pyramid_retry")
     engine = get_engine(settings)
