@@ -50,8 +50,10 @@ migrate: setup
 demo: setup
 	$(BIN)/clientpay --config $(CONFIG) demo --reset-passwords
 
+# The links the app sends out must point at the address it really serves on.
 serve: setup
-	$(BIN)/clientpay --config $(CONFIG) serve --host $(HOST) --port $(PORT)
+	CLIENTPAY_PUBLIC_URL=$${CLIENTPAY_PUBLIC_URL:-http://$(HOST):$(PORT)} \
+	  $(BIN)/clientpay --config $(CONFIG) serve --host $(HOST) --port $(PORT)
 
 worker: setup
 	$(BIN)/clientpay --config $(CONFIG) worker
