@@ -21,7 +21,6 @@ import requests
 import transaction
 from pyramid.router import Router
 from sqlalchemy import func, select
-from waitress import create_server, wasyncore
 
 from clientpay_connect import main
 from clientpay_connect.accounts.services import create_api_token, create_firm, create_user
@@ -30,6 +29,7 @@ from clientpay_connect.db import get_tm_session
 from clientpay_connect.links.models import PaymentLink
 from clientpay_connect.mail.models import OutboxMessage
 from tests.support import databases
+from tests.support.live_server import serving
 
 CLICKS = 8
 ROWS = 3
@@ -48,15 +48,6 @@ class Served:
             return int(session.scalar(select(func.count()).select_from(model).where(*where)))
 
 
-def _serve(server: Any, socket_map: dict[int, Any], stop: threading.Event) -> None:
-    # Polled in short steps so that the loop sees ``stop``; closing happens on this thread too.
-    while not stop.is_set():
-        wasyncore.loop(timeout=0.05, map=socket_map, use_poll=True, count=1)
-    server.close()
-    for channel in list(socket_map.values()):
-        channel.close()
-
-
 @pytest.fixture(scope="module")
 def served(
     base_settings: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
@@ -64,17 +55,10 @@ def served(
     with databases.fresh_database(tmp_path_factory.mktemp("bulk-race")) as database_url:
         databases.migrate(database_url)
         app = main({}, **{**base_settings, "sqlalchemy.url": database_url})
-        socket_map: dict[int, Any] = {}
-        server = create_server(app, map=socket_map, listen="127.0.0.1:0", threads=CLICKS)
-        stop = threading.Event()
-        thread = threading.Thread(target=_serve, args=(server, socket_map, stop), daemon=True)
-        thread.start()
         try:
-            yield Served(f"http://127.0.0.1:{server.effective_port}", app)
+            with serving(app, threads=CLICKS) as url:
+                yield Served(url, app)
         finally:
-            stop.set()
-            thread.join(timeout=10)
-            server.task_dispatcher.shutdown()
             app.registry["dbengine"].dispose()
 
 

@@ -24,7 +24,6 @@ import transaction
 from pyramid.router import Router
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
-from waitress import create_server, wasyncore
 
 from clientpay_connect import main
 from clientpay_connect.accounts.services import create_firm
@@ -34,6 +33,7 @@ from clientpay_connect.links.models import PaymentLink
 from clientpay_connect.links.services import NewLink, create_link
 from clientpay_connect.pay.models import Payment, SandboxCharge
 from tests.support import databases
+from tests.support.live_server import serving
 from tests.support.payments import card, submission
 
 PAYERS = 50
@@ -67,15 +67,6 @@ class _committed_session:
             self.tm.abort()
 
 
-def _serve(server: Any, socket_map: dict[int, Any], stop: threading.Event) -> None:
-    # Polled in short steps so that the loop sees ``stop``; closing happens on this thread too.
-    while not stop.is_set():
-        wasyncore.loop(timeout=0.05, map=socket_map, use_poll=True, count=1)
-    server.close()
-    for channel in list(socket_map.values()):
-        channel.close()
-
-
 @pytest.fixture(scope="module")
 def served(
     base_settings: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
@@ -93,17 +84,10 @@ def served(
             "clientpay.limits.key_prefix": "clientpay-race-" + uuid.uuid4().hex[:8],
         }
         app = main({}, **settings)
-        socket_map: dict[int, Any] = {}
-        server = create_server(app, map=socket_map, listen="127.0.0.1:0", threads=PAYERS)
-        stop = threading.Event()
-        thread = threading.Thread(target=_serve, args=(server, socket_map, stop), daemon=True)
-        thread.start()
         try:
-            yield Served(f"http://127.0.0.1:{server.effective_port}", app)
+            with serving(app, threads=PAYERS) as url:
+                yield Served(url, app)
         finally:
-            stop.set()
-            thread.join(timeout=10)
-            server.task_dispatcher.shutdown()
             app.registry["dbengine"].dispose()
 
 

@@ -70,7 +70,8 @@ class LiveServer:
         self.app.registry["dbengine"].dispose()
 
 
-def _serve(server: Any, socket_map: dict[int, Any], stop: threading.Event) -> None:
+def serve_until(server: Any, socket_map: dict[int, Any], stop: threading.Event) -> None:
+    """Run a waitress server made with ``map=socket_map`` until ``stop`` is set."""
     # One short poll at a time, so that the loop notices ``stop``; everything that touches
     # the socket map (serving and closing) then happens on this one thread, never racing it.
     while not stop.is_set():
@@ -80,6 +81,22 @@ def _serve(server: Any, socket_map: dict[int, Any], stop: threading.Event) -> No
         # Keep-alive connections the browser left open; closing them here keeps pytest
         # (filterwarnings = error) free of ResourceWarnings about unclosed sockets.
         channel.close()
+
+
+@contextmanager
+def serving(app: Router, threads: int) -> Iterator[str]:
+    """Serve ``app`` with waitress on a free loopback port; yield its URL, stop afterwards."""
+    socket_map: dict[int, Any] = {}
+    server = create_server(app, map=socket_map, listen="127.0.0.1:0", threads=threads)
+    stop = threading.Event()
+    thread = threading.Thread(target=serve_until, args=(server, socket_map, stop), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.effective_port}"
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        server.task_dispatcher.shutdown()
 
 
 def start_live_server(base_settings: dict[str, Any], folder: Path) -> Iterator[LiveServer]:
@@ -115,7 +132,7 @@ def start_live_server(base_settings: dict[str, Any], folder: Path) -> Iterator[L
             server = create_server(app, map=socket_map, sockets=[listener], threads=4)
             stop = threading.Event()
             thread = threading.Thread(
-                target=_serve, args=(server, socket_map, stop), name="live-server", daemon=True
+                target=serve_until, args=(server, socket_map, stop), name="live-server", daemon=True
             )
             thread.start()
             live = LiveServer(url, app, logins, smtp, server, thread, stop)
