@@ -3,6 +3,7 @@ Generate, and the downloads."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pyramid.request import Request
@@ -30,7 +31,7 @@ from clientpay_connect.bulk.exports import (
     url_maker,
 )
 from clientpay_connect.bulk.models import BulkUpload
-from clientpay_connect.bulk.reader import UnreadableFile
+from clientpay_connect.bulk.reader import ParsedFile, UnreadableFile
 from clientpay_connect.bulk.services import (
     Refused,
     add_row,
@@ -49,6 +50,7 @@ from clientpay_connect.bulk.services import (
     validated_view,
 )
 from clientpay_connect.bulk.templates_csv import TEMPLATES
+from clientpay_connect.bulk.validation import ValidatedRow
 from clientpay_connect.links.services import public_base_url, timestamp_json
 from clientpay_connect.money import format_amount
 from clientpay_connect.security import STAFF, firm_id
@@ -72,6 +74,27 @@ ROW_FIELDS = (
 
 
 # --- helpers shared with the pages -------------------------------------------------------------
+
+
+def save_upload(
+    request: Request,
+    account: MerchantAccount,
+    field: Any,
+    parsed: ParsedFile,
+    rows: Sequence[ValidatedRow],
+) -> BulkUpload:
+    """Store the read file's rows for review and audit it: the API's and the page's upload."""
+    upload = store_upload(
+        request.dbsession,
+        firm_id=firm_id(request),
+        user_id=request.user.id,
+        account=account,
+        filename=clean_filename(getattr(field, "filename", "")),
+        parsed=parsed,
+        rows=rows,
+    )
+    audit(request, "bulk_upload.created", upload, rows=len(rows), filename=upload.filename)
+    return upload
 
 
 def upload_or_404(request: Request, *, lock: bool = False) -> BulkUpload:
@@ -180,16 +203,7 @@ def create_upload(request: Request) -> dict[str, Any]:
         raise ApiError(
             422, "unreadable_file", exc.message, [{"field": "file", "message": exc.message}]
         ) from exc
-    upload = store_upload(
-        request.dbsession,
-        firm_id=firm_id(request),
-        user_id=request.user.id,
-        account=account,
-        filename=clean_filename(getattr(field, "filename", "")),
-        parsed=parsed,
-        rows=rows,
-    )
-    audit(request, "bulk_upload.created", upload, rows=len(rows), filename=upload.filename)
+    upload = save_upload(request, account, field, parsed, rows)
     request.response.status = 201
     body = status_json(request, upload)
     body["rows"] = [row_json(validated_view(row), account.currency) for row in rows]

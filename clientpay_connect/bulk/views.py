@@ -15,10 +15,9 @@ from pyramid.httpexceptions import HTTPNotFound, HTTPSeeOther
 from pyramid.request import Request
 from pyramid.view import view_config
 
-from clientpay_connect.accounts.services import audit
 from clientpay_connect.admin.models import FirmSettings, MerchantAccount
 from clientpay_connect.bulk.actions import ACTIONS, is_done, is_reviewing
-from clientpay_connect.bulk.api import act, uploaded_bytes
+from clientpay_connect.bulk.api import act, save_upload, uploaded_bytes
 from clientpay_connect.bulk.exports import count_links, link_lines, url_maker
 from clientpay_connect.bulk.models import (
     ACTION_SEND,
@@ -36,7 +35,6 @@ from clientpay_connect.bulk.services import (
     add_row,
     check_file,
     choose_account,
-    clean_filename,
     count_rows,
     counts,
     delete_row,
@@ -46,7 +44,6 @@ from clientpay_connect.bulk.services import (
     recent_uploads,
     row_counts,
     row_views,
-    store_upload,
 )
 from clientpay_connect.bulk.validation import WHOLE_ROW, FieldIssue
 from clientpay_connect.links.forms import active_accounts
@@ -196,16 +193,7 @@ def upload_submit(request: Request) -> Any:
     if errors or account is None:
         request.response.status = 422
         return _upload_page(request, errors, chosen)
-    upload = store_upload(
-        request.dbsession,
-        firm_id=firm_id(request),
-        user_id=request.user.id,
-        account=account,
-        filename=clean_filename(getattr(field_value, "filename", "")),
-        parsed=parsed,
-        rows=rows,
-    )
-    audit(request, "bulk_upload.created", upload, rows=len(rows), filename=upload.filename)
+    upload = save_upload(request, account, field_value, parsed, rows)
     # Redirect after POST: reloading the review must not upload the file a second time.
     return HTTPSeeOther(location=_review_url(request, upload))
 
