@@ -35,6 +35,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._setup import bench_settings  # noqa: E402
+
 HEADER = (
     "Invoice Number",
     "Invoice Date",
@@ -90,28 +92,15 @@ def make_csv(rows: int) -> bytes:
 
 
 def prepare(folder: Path, rows: int) -> tuple[dict[str, str], dict[str, int], Path, Any]:
-    from cryptography.fernet import Fernet
-
-    from tests.support.databases import fresh_database, migrate
-
-    server_url = os.environ.get("CLIENTPAY_BENCH_DATABASE_URL")
-    if server_url:
-        os.environ["CLIENTPAY_TEST_DATABASE_URL"] = server_url
-    database = fresh_database(folder)
-    url = database.__enter__()
-    migrate(url)
-    settings = {
-        "sqlalchemy.url": url,
-        "clientpay.secret": "bench-secret",
-        "clientpay.encryption_keys": Fernet.generate_key().decode(),
-        "clientpay.secrets_file": "",
-        "clientpay.jobs.sqlite_path": str(folder / "jobs.sqlite"),
-        # The job runs as soon as Generate commits, in this process: timed with the rest.
-        "clientpay.jobs.immediate": "true",
-        "clientpay.jobs.name": "bench-bulk",
-        "clientpay.mail.maildir": str(folder / "mail"),
-        "clientpay.public_url": "http://127.0.0.1",
-    }
+    database = bench_settings(
+        folder,
+        **{
+            # The job runs as soon as Generate commits, in this process: timed with the rest.
+            "clientpay.jobs.immediate": "true",
+            "clientpay.jobs.name": "bench-bulk",
+        },
+    )
+    settings = database.__enter__()
     ids = seed(settings)
     path = folder / "invoices.csv"
     path.write_bytes(make_csv(rows))

@@ -24,6 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._load import LoadResult, run_load  # noqa: E402
+from benchmarks._setup import bench_settings  # noqa: E402
+from clientpay_connect.config import resolve_settings  # noqa: E402
 
 SERVER_CPU = 0
 CLIENT_CPU = 1
@@ -73,34 +75,6 @@ def wait_until_up(url: str, timeout: float = 30) -> None:
         except OSError:
             time.sleep(0.2)
     raise RuntimeError(f"{url} did not come up")
-
-
-def prepare_database(folder: Path) -> tuple[dict[str, str], str]:
-    """A migrated database with one firm and one outstanding link; returns settings and token."""
-    from cryptography.fernet import Fernet
-
-    from clientpay_connect.config import resolve_settings
-    from tests.support.databases import fresh_database, migrate
-
-    server_url = os.environ.get("CLIENTPAY_BENCH_DATABASE_URL")
-    if server_url:
-        os.environ["CLIENTPAY_TEST_DATABASE_URL"] = server_url
-    database = fresh_database(folder)
-    url = database.__enter__()
-    migrate(url)
-    settings = {
-        "sqlalchemy.url": url,
-        "clientpay.secret": "bench-secret",
-        "clientpay.encryption_keys": Fernet.generate_key().decode(),
-        "clientpay.secrets_file": "",
-        "clientpay.jobs.sqlite_path": str(folder / "jobs.sqlite"),
-        "clientpay.mail.maildir": str(folder / "mail"),
-        "clientpay.public_url": "http://127.0.0.1",
-        # The benchmark measures the page, not the abuse limits.
-        "clientpay.limits.token_lookups": "none",
-    }
-    token = seed_link(resolve_settings(settings))
-    return settings, token
 
 
 def seed_link(settings: dict[str, str]) -> str:
@@ -156,8 +130,12 @@ def main() -> None:
     if args.serve:
         serve(args.serve, args.port, os.environ.get("BENCH_SETTINGS", "{}"))
         return
-    with tempfile.TemporaryDirectory() as tmp:
-        settings, token = prepare_database(Path(tmp))
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        # The benchmark measures the page, not the abuse limits.
+        bench_settings(Path(tmp), **{"clientpay.limits.token_lookups": "none"}) as settings,
+    ):
+        token = seed_link(resolve_settings(settings))
         hello = measure("hello", "/hello", settings, args.clients, args.duration)
         ours = measure("app", f"/pay/{token}", settings, args.clients, args.duration)
     ratio = ours.rps / hello.rps if hello.rps else 0.0
