@@ -34,11 +34,13 @@ def includeme(config: Configurator) -> None:
     config.include(".throttle")
     config.include(".jobs")
     config.include(".api")
+    # First of the features: routes are tried in the order they were added, and the payment
+    # page is the one page the public loads, again and again.
+    config.include(".pay")
     config.include(".accounts")
     config.include(".admin")
     config.include(".mail")
     config.include(".links")
     config.include(".sent")
     config.include(".bulk")
-    config.include(".pay")
     config.add_static_view("static", "clientpay_connect:static", cache_max_age=3600)

@@ -40,6 +40,8 @@ DEFAULTS: dict[str, str] = {
     "clientpay.processor": "clientpay_connect.pay.services.SandboxProcessor",
     "clientpay.sandbox.delay_ms": "0",
     "clientpay.pay.processing_timeout_seconds": "300",
+    "clientpay.pay.page_cache": "clientpay_connect.pay.page_cache.PageCache",
+    "clientpay.pay.page_cache_size": "1000",
     "clientpay.mail.delivery": "clientpay_connect.mail.services.FileMailDelivery",
     "clientpay.mail.maildir": "var/mail",
     "clientpay.mail.sender": "payments@clientpay.test",

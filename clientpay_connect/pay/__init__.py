@@ -1,6 +1,6 @@
 from pyramid.config import Configurator
 
-from clientpay_connect.pay.interfaces import ICaptchaVerifier, IPaymentProcessor
+from clientpay_connect.pay.interfaces import ICaptchaVerifier, IPageCache, IPaymentProcessor
 from clientpay_connect.pay.processor import SandboxProcessor
 
 
@@ -24,6 +24,9 @@ def includeme(config: Configurator) -> None:
     config.register_service_factory(captcha_class.create_service, ICaptchaVerifier)
     # The payer's pages; route names start with "pay" so that headers.py sends no Referer.
     config.include(".i18n")
+    cache_class = config.maybe_dotted(settings["clientpay.pay.page_cache"])
+    config.registry["clientpay.pay.page_cache"] = cache_class.from_settings(settings)
+    config.register_service_factory(cache_class.create_service, IPageCache)
     config.add_route("pay.page", "/pay/{token}")
     config.add_route("pay.receipt", "/pay/{token}/receipt")
     config.scan(".page_views")

@@ -22,3 +22,13 @@ class IPaymentProcessor(Interface):
 class ICaptchaVerifier(Interface):
     def verify(secret, response_token, remote_ip):
         """True if the reCAPTCHA response token is valid for this secret."""
+
+
+class IPageCache(Interface):
+    """Rendered payer pages, by everything that went into them (see pay/page_cache.py)."""
+
+    def get(key):
+        """The CachedPage stored under ``key`` (a hashable value), or None."""
+
+    def put(key, page):
+        """Keep ``page`` (a CachedPage) under ``key``; the least recently used may go."""

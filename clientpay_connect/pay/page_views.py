@@ -8,6 +8,7 @@ only; the payment itself is the API's business (pay/api_views.py).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Hashable
 from typing import Any
 
 from pyramid.httpexceptions import HTTPSeeOther
@@ -19,7 +20,7 @@ from pyramid.response import Response
 from pyramid.view import view_config
 from sqlalchemy import select
 
-from clientpay_connect.admin.models import METHOD_CARD, METHOD_ECHECK, FirmSettings
+from clientpay_connect.admin.models import METHOD_CARD, METHOD_ECHECK
 from clientpay_connect.db import utcnow
 from clientpay_connect.headers import content_security_policy
 from clientpay_connect.links.models import (
@@ -29,10 +30,9 @@ from clientpay_connect.links.models import (
     STATUS_OUTSTANDING,
     STATUS_PAID,
     STATUS_PROCESSING,
-    PaymentLink,
 )
-from clientpay_connect.links.services import find_by_token
 from clientpay_connect.money import format_amount, minor_digits
+from clientpay_connect.pay.facts import LinkFacts, link_facts
 from clientpay_connect.pay.i18n import (
     LANG_PARAM,
     LANGUAGE_NAMES,
@@ -44,15 +44,15 @@ from clientpay_connect.pay.i18n import (
     translate,
     use_locale,
 )
+from clientpay_connect.pay.interfaces import IPageCache
 from clientpay_connect.pay.models import PAYMENT_SUCCEEDED, Payment
-from clientpay_connect.pay.services import is_past_expiry
+from clientpay_connect.pay.page_cache import CachedPage
 from clientpay_connect.security import PUBLIC
 from clientpay_connect.throttle.interfaces import IRateLimiter
 
 # Where reCAPTCHA's script and its challenge frame come from (Google's published CSP advice).
 RECAPTCHA_ORIGINS = "https://www.google.com https://www.gstatic.com"
 RECAPTCHA_SCRIPT = "https://www.google.com/recaptcha/api.js"
-DEFAULT_TIME_ZONE = "America/New_York"
 
 # How card brands are written; the processor reports them in lower case.
 CARD_BRANDS = {
@@ -70,41 +70,28 @@ EXPIRY_YEARS_AHEAD = 15
 
 
 class _Lookup:
-    """A link found by its token, with the firm's settings and the language to speak."""
+    """A link found by its token, and the language to speak."""
 
-    def __init__(self, request: Request, link: PaymentLink):
-        self.link = link
-        self.settings = request.dbsession.get(FirmSettings, link.firm_id)
-        self.locale = choose_locale(request, link.locale)
+    def __init__(self, request: Request, facts: LinkFacts):
+        self.facts = facts
+        self.locale = choose_locale(request, facts.locale)
         use_locale(request, self.locale)
-
-    @property
-    def time_zone(self) -> str:
-        return self.settings.time_zone if self.settings is not None else DEFAULT_TIME_ZONE
-
-    def state(self) -> str:
-        """The link's status as the payer should see it."""
-        # The expiry job runs periodically; between its runs an overdue link is still expired.
-        if is_past_expiry(self.link, utcnow()):
-            return STATUS_EXPIRED
-        return self.link.status
 
 
 def _find(request: Request) -> _Lookup | Response:
     """The link of this URL, or the page to answer with instead (unknown token, rate limited)."""
-    token = request.matchdict["token"]
-    limiter = request.find_service(IRateLimiter)
+    limiter = request.find_service(IRateLimiter, context=None)
     limit = request.registry.settings["clientpay.limits.token_lookups"]
     # Only misses count, so a payer reloading their own page never uses the allowance up; the
     # check comes before the lookup, so that once over it a guesser learns nothing more.
     key = f"pay-page-miss:{request.client_addr}"
     if not limiter.allowed(limit, key):
         return _unknown(request, status=429)
-    link = find_by_token(request.dbsession, token)
-    if link is None:
+    facts = link_facts(request.dbsession, request.matchdict["token"])
+    if facts is None:
         limiter.hit(limit, key)
         return _unknown(request, status=404)
-    return _Lookup(request, link)
+    return _Lookup(request, facts)
 
 
 def _unknown(request: Request, status: int) -> Response:
@@ -144,7 +131,7 @@ def _lang_query(request: Request, locale: str) -> dict[str, str]:
 
 
 def _link_summary(found: _Lookup) -> dict[str, Any]:
-    link = found.link
+    link = found.facts
     return {
         "amount_due": money(link.amount_due_minor, link.currency, found.locale),
         "invoice_number": link.invoice_number,
@@ -159,18 +146,40 @@ def payment_page(request: Request) -> Response:
     found = _find(request)
     if isinstance(found, Response):
         return found
-    link = found.link
-    basics = _page_basics(request, found.locale, link.firm.name)
-    state = found.state()
+    state = found.facts.state(utcnow())
+    key = _page_key(request, found, state)
+    cache = request.find_service(IPageCache, context=None)
+    page = cache.get(key)
+    if page is not None:
+        return page.response()
+    response = _render_payment_page(request, found, state)
+    cache.put(key, CachedPage.of(response))
+    return response
+
+
+def _page_key(request: Request, found: _Lookup, state: str) -> Hashable:
+    """Everything the rendered page depends on (see page_cache.py): keep it complete."""
+    return (
+        found.facts,
+        state,
+        found.locale,
+        # Whether the payer chose the language: the receipt's address then carries it on.
+        bool(_lang_query(request, found.locale)),
+        # Links to static files and to the API are built from the address served at.
+        request.application_url,
+        dt.date.today().year,
+    )
+
+
+def _render_payment_page(request: Request, found: _Lookup, state: str) -> Response:
+    link = found.facts
+    basics = _page_basics(request, found.locale, link.firm_name)
     if state != STATUS_OUTSTANDING:
         return _closed_page(request, found, state, basics)
-    settings = found.settings
-    site_key = ""
-    if settings is not None and settings.recaptcha_enabled:
-        site_key = settings.recaptcha_site_key
-    methods = [m for m in link.merchant_account.methods if m in (METHOD_CARD, METHOD_ECHECK)]
+    site_key = link.recaptcha_site_key
+    methods = [m for m in link.methods if m in (METHOD_CARD, METHOD_ECHECK)]
     tokens_url = _tokenization_url(request)
-    if not link.merchant_account.active or tokens_url is None:
+    if not link.account_active or tokens_url is None:
         methods = []
     token = request.matchdict["token"]
     context = {
@@ -179,11 +188,11 @@ def payment_page(request: Request) -> Response:
         "amount_input": format_amount(link.amount_due_minor, link.currency),
         "currency": link.currency,
         "payer_name": link.recipient_name,
-        "payer_email": link.emails[0] if link.emails else "",
+        "payer_email": link.first_email,
         "methods": methods,
         "recaptcha_site_key": site_key,
         "recaptcha_script": f"{RECAPTCHA_SCRIPT}?hl={found.locale}" if site_key else "",
-        "disclaimer": settings.disclaimer.strip() if settings is not None else "",
+        "disclaimer": link.disclaimer,
         "expiry_years": _expiry_years(),
         "pay_data": _script_data(request, found, token, tokens_url or "", methods, bool(site_key)),
     }
@@ -196,13 +205,13 @@ def payment_page(request: Request) -> Response:
 
 
 def _closed_page(request: Request, found: _Lookup, state: str, basics: dict[str, Any]) -> Response:
-    link = found.link
+    link = found.facts
     context = {
         **basics,
         **_link_summary(found),
         "state": state,
         "amount_paid": money(link.amount_paid_minor, link.currency, found.locale),
-        "paid_on": moment(link.paid_at, found.time_zone, found.locale),
+        "paid_on": moment(link.paid_at, link.time_zone, found.locale),
         "receipt_url": request.route_path(
             "pay.receipt",
             token=request.matchdict["token"],
@@ -221,7 +230,7 @@ def receipt_page(request: Request) -> Response:
     found = _find(request)
     if isinstance(found, Response):
         return found
-    link = found.link
+    link = found.facts
     token = request.matchdict["token"]
     if link.status != STATUS_PAID:
         # Nothing to show a receipt for yet (or ever): the payment page says why.
@@ -232,7 +241,7 @@ def receipt_page(request: Request) -> Response:
         )
     payment = request.dbsession.execute(
         select(Payment)
-        .where(Payment.link_id == link.id, Payment.status == PAYMENT_SUCCEEDED)
+        .where(Payment.link_id == link.link_id, Payment.status == PAYMENT_SUCCEEDED)
         .order_by(Payment.id)
         .limit(1)
     ).scalar_one_or_none()
@@ -240,7 +249,7 @@ def receipt_page(request: Request) -> Response:
     amount_minor = payment.amount_minor if payment is not None else link.amount_paid_minor
     balance_minor = max(link.amount_minor - amount_minor, 0)
     context = {
-        **_page_basics(request, locale, link.firm.name),
+        **_page_basics(request, locale, link.firm_name),
         **_link_summary(found),
         "receipt_number": payment.receipt_number if payment is not None else "",
         "amount_paid": money(amount_minor, link.currency, locale),
@@ -248,7 +257,7 @@ def receipt_page(request: Request) -> Response:
         "method": _method_description(request, payment),
         "paid_on": moment(
             (payment.completed_at or payment.created_at) if payment is not None else link.paid_at,
-            found.time_zone,
+            link.time_zone,
             locale,
         ),
         "payer_name": payment.payer_name if payment is not None else "",
@@ -310,8 +319,8 @@ def _script_data(
     recaptcha: bool,
 ) -> dict[str, Any]:
     """What pay.js needs: where to send things, and every message it may show, translated."""
-    link = found.link
-    firm = link.firm.name
+    link = found.facts
+    firm = link.firm_name
     amount_due = money(link.amount_due_minor, link.currency, found.locale)
     return {
         "tokens_url": tokens_url,

@@ -11,7 +11,7 @@ import logging
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import transaction
 from pyramid.registry import Registry
@@ -106,7 +106,15 @@ def find_attempt(dbsession: Session, link_id: int, idempotency_key: str) -> Paym
     ).scalar_one_or_none()
 
 
-def is_past_expiry(link: PaymentLink, now: dt.datetime) -> bool:
+class Expiring(Protocol):
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def expires_at(self) -> dt.datetime | None: ...
+
+
+def is_past_expiry(link: Expiring, now: dt.datetime) -> bool:
     return (
         link.status == STATUS_OUTSTANDING and link.expires_at is not None and link.expires_at <= now
     )
