@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import plaster
 from alembic import context
@@ -37,6 +39,31 @@ def run_with(connection: Connection) -> None:
         context.run_migrations()
 
 
+@contextmanager
+def sqlite_foreign_keys_off(connection: Connection) -> Iterator[None]:
+    """SQLite's own procedure for changing a schema: foreign keys off around the change,
+    then a check that every reference still holds.
+
+    Batch mode rebuilds a table by copying it and dropping the old one, and with foreign keys
+    on, that drop runs the ON DELETE actions of every row pointing at the table: a CASCADE
+    would empty the referring table, a SET NULL would forget its references. The pragma only
+    takes effect outside a transaction, hence on the driver's connection before any begins.
+    """
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    driver.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+        broken = driver.execute("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise RuntimeError(f"the migration left references that do not hold: {broken[:5]}")
+    finally:
+        driver.execute("PRAGMA foreign_keys=ON")
+
+
 def run_migrations_offline() -> None:
     context.configure(
         url=str(app_settings()["sqlalchemy.url"]),
@@ -53,7 +80,7 @@ def run_migrations_online() -> None:
         run_with(connection)
         return
     engine = get_engine(app_settings())
-    with engine.connect() as conn:
+    with engine.connect() as conn, sqlite_foreign_keys_off(conn):
         run_with(conn)
     engine.dispose()
 

@@ -11,7 +11,7 @@ the ``bulk.create_links`` job in two phases:
 
 1. preparing: the links' secrets are drawn, hashed and encrypted, with the progress
    committed (at most every half second) in a short transaction of its own;
-2. writing: every link, row update and email in one transaction; meanwhile the page shows
+2. writing: every link and email in one transaction; meanwhile the page shows
    the preparation complete and says the links are being saved.
 
 Why not write in batches and report progress from a second connection during one long
@@ -19,26 +19,38 @@ transaction? On SQLite a writing transaction holds the database's only write loc
 second connection's progress update would wait for it to end: the page would see nothing
 until the very end. Preparing outside the transaction needs no lock, so progress shows on
 both databases, and the writing transaction holds only the writes (a few seconds for
-100,000 links, by the driver's bulk paths in fastwrite.py).
+100,000 links: the secrets go to a temporary table by the driver's bulk path in fastwrite.py,
+then one INSERT … SELECT makes the links from the rows inside the database).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol, cast
+from typing import Any, NamedTuple, cast
 
 import transaction
 from pyramid.registry import Registry
-from sqlalchemy import Table, func, select, text, update
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from clientpay_connect.admin.models import MerchantAccount
-from clientpay_connect.bulk.fastwrite import TableWriter, new_ids, set_column_by_id
+from clientpay_connect.bulk.fastwrite import TableWriter, larger_page_cache, wrote_with_core
 from clientpay_connect.bulk.models import (
     ACTION_GENERATE,
     ACTION_SEND,
@@ -52,7 +64,6 @@ from clientpay_connect.bulk.models import (
 )
 from clientpay_connect.bulk.reader import garbage_collection_paused
 from clientpay_connect.bulk.services import (
-    ROWS_TABLE,
     Refused,
     counts,
     duplicate_warnings,
@@ -98,22 +109,6 @@ class PreparedSecret(NamedTuple):
     token_encrypted: str
 
 
-class LinkRow(Protocol):
-    """What a link is made from: a stored row (a result row of LINK_ROWS_SQL), its dates
-    and addresses still as the database holds them (they go straight back into the link's
-    columns)."""
-
-    id: int
-    row_number: int
-    invoice_number: str
-    invoice_date: Any
-    due_date: Any
-    recipient_name: str
-    amount_minor: int
-    emails_json: str
-    message: str
-
-
 @dataclass(frozen=True)
 class Outcome:
     upload: BulkUpload
@@ -145,8 +140,8 @@ def take_action(
     if total > inline_rows(work.registry):
         enqueue_after_commit(work.tm, work.registry, CREATE_LINKS_JOB, upload.id, user_id)
         return Outcome(upload, "queued")
-    rows = link_rows(work.dbsession, upload.id)
-    make_links(work, upload, rows, prepare_secrets(work.registry, len(rows)), user_id)
+    row_ids = live_row_ids(work.dbsession, upload.id)
+    make_links(work, upload, row_ids, prepare_secrets(work.registry, len(row_ids)), user_id)
     return Outcome(upload, "created")
 
 
@@ -308,27 +303,14 @@ def _them(count: int) -> str:
 # --- making the links ---------------------------------------------------------------------------
 
 
-# Text, not an ORM query: no value is converted on the way out (see link_rows).
-LINK_ROWS_SQL = text(
-    "SELECT id, row_number, invoice_number, invoice_date, due_date, recipient_name, "
-    "amount_minor, CAST(emails AS TEXT) AS emails_json, message FROM bulk_rows "
-    "WHERE upload_id = :upload AND deleted = :deleted ORDER BY row_number"
-)
-
-
-def link_rows(dbsession: Session, upload_id: int) -> Sequence[LinkRow]:
-    """The rows under review, in order, straight from the driver. Dates and addresses are
-    not converted: they go back into columns of the same types (the links'), so the
-    database's own form of them is the one wanted."""
-    with garbage_collection_paused():
-        records = (
-            dbsession.connection()
-            .execute(LINK_ROWS_SQL, {"upload": upload_id, "deleted": False})
-            # all(): one fetchall, rather than a fetchone per row.
-            .all()
-        )
-    rows: Sequence[LinkRow] = records
-    return rows
+def live_row_ids(dbsession: Session, upload_id: int) -> list[int]:
+    """The ids of the rows under review, in row order: one link each."""
+    query = (
+        select(BulkRow.id)
+        .where(BulkRow.upload_id == upload_id, BulkRow.deleted.is_(False))
+        .order_by(BulkRow.row_number)
+    )
+    return list(dbsession.connection().execute(query).scalars())
 
 
 def prepare_secrets(registry: Registry, count: int) -> list[PreparedSecret]:
@@ -344,91 +326,88 @@ def prepare_secrets(registry: Registry, count: int) -> list[PreparedSecret]:
         return secrets
 
 
-# The columns each link gets from its row and secret, then those every link shares.
-LINK_OWN_COLUMNS = (
-    "id",
-    "token_hash",
-    "token_encrypted",
-    "amount_minor",
-    "invoice_number",
-    "invoice_date",
-    "due_date",
-    "recipient_name",
-    "emails",
-    "message",
-)
-LINK_SHARED_COLUMNS = (
-    "firm_id",
-    "merchant_account_id",
-    "source",
-    "amount_paid_minor",
-    "currency",
-    "locale",
-    "status",
-    "email_status",
-    "created_at",
-    "created_by_user_id",
-    "expires_at",
-    "reminders_sent",
+# Each row's secret, for the statement that makes the links: a temporary table (this
+# connection's own), filled by the driver's bulk path and dropped before the commit.
+SECRETS_TABLE = Table(
+    "bulk_link_secrets",
+    MetaData(),
+    Column("row_id", Integer, primary_key=True),
+    Column("token_hash", String(64), nullable=False),
+    Column("token_encrypted", Text, nullable=False),
+    prefixes=["TEMPORARY"],
+    postgresql_on_commit="DROP",
 )
 
 
 def make_links(
     work: Work,
     upload: BulkUpload,
-    rows: Sequence[LinkRow],
+    row_ids: Sequence[int],
     secrets: Sequence[PreparedSecret],
     user_id: int | None,
-) -> list[int]:
+) -> int:
     """Insert a link per row (and for Send All queue its email), all in ``work``'s
-    transaction; mark the upload done. Returns the new links' ids in row order."""
+    transaction; mark the upload done. Returns how many links were made.
+
+    The links are made by one INSERT … SELECT from the rows, so the database copies the
+    rows' values itself: none of them travels to Python and back."""
     dbsession = work.dbsession
     account = _merchant_account(dbsession, upload)
     sending = upload.action == ACTION_SEND
-    writer = TableWriter(dbsession, LINKS_TABLE, LINK_OWN_COLUMNS + LINK_SHARED_COLUMNS)
-    shared = _shared_values(writer, dbsession, upload, account, sending, user_id)
+    connection = dbsession.connection()
+    SECRETS_TABLE.create(connection)
+    TableWriter(dbsession, SECRETS_TABLE, ("row_id", "token_hash", "token_encrypted")).insert(
+        (row_id, secret.token_hash, secret.token_encrypted)
+        for row_id, secret in zip(row_ids, secrets, strict=True)
+    )
+    shared = _shared_values(dbsession, upload, account, sending, user_id)
     # A blank message is the firm's own words, fixed now (as Quick Link does), so that
     # reminders and the link's page show what the payer received.
     fallback = default_message(dbsession, upload.firm_id)
-    link_ids = new_ids(dbsession, LINKS_TABLE, len(rows))
-    writer.insert(
-        (
-            link_id,
-            secret.token_hash,
-            secret.token_encrypted,
-            row.amount_minor,
-            row.invoice_number,
-            row.invoice_date,
-            row.due_date,
-            row.recipient_name,
-            row.emails_json,
-            row.message or fallback,
-            *shared,
-        )
-        for link_id, row, secret in zip(link_ids, rows, secrets, strict=True)
+    from_rows = {
+        "token_hash": SECRETS_TABLE.c.token_hash,
+        "token_encrypted": SECRETS_TABLE.c.token_encrypted,
+        "amount_minor": BulkRow.amount_minor,
+        "invoice_number": BulkRow.invoice_number,
+        "invoice_date": BulkRow.invoice_date,
+        "due_date": BulkRow.due_date,
+        "recipient_name": BulkRow.recipient_name,
+        "emails": BulkRow.emails,
+        "message": func.coalesce(func.nullif(BulkRow.message, ""), fallback),
+        "bulk_row_id": BulkRow.id,
+    }
+    values = {
+        **from_rows,
+        **{name: literal(value, LINKS_TABLE.c[name].type) for name, value in shared.items()},
+    }
+    source = (
+        select(*values.values())
+        .join(SECRETS_TABLE, SECRETS_TABLE.c.row_id == BulkRow.id)
+        .where(BulkRow.upload_id == upload.id, BulkRow.deleted.is_(False))
+        .order_by(BulkRow.row_number)
     )
-    set_column_by_id(
-        dbsession,
-        ROWS_TABLE,
-        "link_id",
-        [(row.id, k) for row, k in zip(rows, link_ids, strict=True)],
-    )
+    wrote_with_core(dbsession)
+    with larger_page_cache(connection):
+        connection.execute(insert(LINKS_TABLE).from_select(list(values), source))
+    SECRETS_TABLE.drop(connection)
     if sending:
-        _queue_emails(work, upload, rows, link_ids)
-    _finish(dbsession, upload, len(link_ids))
-    return link_ids
+        _queue_emails(work, upload)
+    # A link per row: the rows cannot change meanwhile (the upload is locked and no longer
+    # under review), and each row has its secret.
+    _finish(dbsession, upload, len(row_ids))
+    return len(row_ids)
 
 
 def _shared_values(
-    writer: TableWriter,
     dbsession: Session,
     upload: BulkUpload,
     account: MerchantAccount,
     sending: bool,
     user_id: int | None,
-) -> tuple[Any, ...]:
+) -> dict[str, Any]:
+    """The columns every link of the upload has alike."""
     now = utcnow()
-    shared = {
+    return {
         "firm_id": upload.firm_id,
         "merchant_account_id": account.id,
         "source": SOURCE_BULK,
@@ -443,20 +422,23 @@ def _shared_values(
         "expires_at": expiry_for(dbsession, upload.firm_id, now),
         "reminders_sent": 0,
     }
-    return tuple(writer.value(name, shared[name]) for name in LINK_SHARED_COLUMNS)
 
 
-def _queue_emails(
-    work: Work, upload: BulkUpload, rows: Sequence[LinkRow], link_ids: Sequence[int]
-) -> None:
-    for row, link_id in zip(rows, link_ids, strict=True):
+def _queue_emails(work: Work, upload: BulkUpload) -> None:
+    made = work.dbsession.execute(
+        select(PaymentLink.id, PaymentLink.emails)
+        .join(BulkRow, PaymentLink.bulk_row_id == BulkRow.id)
+        .where(BulkRow.upload_id == upload.id, BulkRow.deleted.is_(False))
+        .order_by(BulkRow.row_number)
+    )
+    for link_id, emails in made:
         queue_email(
             work.dbsession,
             work.tm,
             work.registry,
             firm_id=upload.firm_id,
             kind=KIND_LINK,
-            recipients=json.loads(row.emails_json),
+            recipients=list(emails),
             link_id=link_id,
         )
 
@@ -536,10 +518,10 @@ def _write_links(
         ).scalar_one_or_none()
         if upload is None or upload.status != UPLOAD_PROCESSING:
             return "skipped"
-        rows = link_rows(work.dbsession, upload_id)
-        if len(secrets) < len(rows):
-            secrets += prepare_secrets(registry, len(rows) - len(secrets))
-        make_links(work, upload, rows, secrets[: len(rows)], user_id)
+        row_ids = live_row_ids(work.dbsession, upload_id)
+        if len(secrets) < len(row_ids):
+            secrets += prepare_secrets(registry, len(row_ids) - len(secrets))
+        make_links(work, upload, row_ids, secrets[: len(row_ids)], user_id)
     return "done"
 
 

@@ -69,7 +69,7 @@ def _query(upload: BulkUpload) -> Any:
             PaymentLink.status,
             PaymentLink.token_encrypted,
         )
-        .join(PaymentLink, PaymentLink.id == BulkRow.link_id)
+        .join(PaymentLink, PaymentLink.bulk_row_id == BulkRow.id)
         .where(
             BulkRow.upload_id == upload.id,
             BulkRow.deleted.is_(False),

@@ -72,6 +72,5 @@ class BulkRow(Base):
     warnings: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
     added_by_hand: Mapped[bool] = mapped_column(Boolean, default=False)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
-    link_id: Mapped[int | None] = mapped_column(
-        ForeignKey("payment_links.id", ondelete="SET NULL"), nullable=True
-    )
+    # The row's link, once made, names its row (PaymentLink.bulk_row_id): written with the
+    # link, so that making 100,000 links never rewrites 100,000 rows.

@@ -323,8 +323,16 @@ _VIEW_COLUMNS = (
     BulkRow.errors,
     BulkRow.warnings,
     BulkRow.added_by_hand,
-    BulkRow.link_id,
+    PaymentLink.id.label("link_id"),
 )
+# Each row with its link, once made (the link names its row).
+_ROWS_AND_LINKS = BulkRow.__table__.outerjoin(
+    PaymentLink.__table__, PaymentLink.bulk_row_id == BulkRow.id
+)
+
+
+def _view_rows() -> Any:
+    return select(*_VIEW_COLUMNS).select_from(_ROWS_AND_LINKS)
 
 
 def _live(upload_id: int) -> Any:
@@ -340,7 +348,7 @@ def row_views(
     after: int | None = None,
     problems_only: bool = False,
 ) -> list[RowView]:
-    query = select(*_VIEW_COLUMNS).where(_live(upload.id)).order_by(BulkRow.row_number)
+    query = _view_rows().where(_live(upload.id)).order_by(BulkRow.row_number)
     if problems_only:
         query = query.where(_has_problem())
     if after is not None:
@@ -370,7 +378,7 @@ def one_row(dbsession: Session, upload: BulkUpload, row_number: int) -> RowView 
     if not 0 < row_number <= MAX_ID:
         return None
     record = dbsession.execute(
-        select(*_VIEW_COLUMNS).where(_live(upload.id), BulkRow.row_number == row_number)
+        _view_rows().where(_live(upload.id), BulkRow.row_number == row_number)
     ).one_or_none()
     return _view(record, RawLayout.of(upload)) if record is not None else None
 
@@ -457,9 +465,11 @@ def counts(dbsession: Session, upload_id: int) -> Counts:
             func.sum(case((warnings > 0, 1), else_=0)),
             func.sum(warnings),
             func.sum(case((emails == 0, 1), else_=0)),
-            func.count(BulkRow.link_id),
+            func.count(PaymentLink.id),
             func.sum(BulkRow.amount_minor),
-        ).where(_live(upload_id))
+        )
+        .select_from(_ROWS_AND_LINKS)
+        .where(_live(upload_id))
     ).one()
     return Counts(*(int(value or 0) for value in record))
 

@@ -37,6 +37,7 @@ class PaymentLink(Base):
         Index("ix_payment_links_firm_status", "firm_id", "status"),
         Index("ix_payment_links_firm_created", "firm_id", "created_at"),
         Index("ix_payment_links_status_expires", "status", "expires_at"),
+        Index("ix_payment_links_bulk_row_id", "bulk_row_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -73,6 +74,11 @@ class PaymentLink(Base):
     # The link this one collects the balance of (a "balance link").
     parent_link_id: Mapped[int | None] = mapped_column(
         ForeignKey("payment_links.id", ondelete="SET NULL"), nullable=True
+    )
+
+    # The Bulk Upload row this link was made from.
+    bulk_row_id: Mapped[int | None] = mapped_column(
+        ForeignKey("bulk_rows.id", ondelete="SET NULL"), nullable=True
     )
 
     firm: Mapped[Firm] = relationship()

@@ -479,7 +479,9 @@ def test_send_all_makes_the_links_and_queues_an_email_for_each(
         (links[1].id, KIND_LINK, ("ap@acme.example", "cfo@acme.example")),
     ]
     rows_linked = dbsession.execute(
-        select(BulkRow.row_number, BulkRow.link_id).where(BulkRow.upload_id == created["id"])
+        select(BulkRow.row_number, PaymentLink.id)
+        .join(PaymentLink, PaymentLink.bulk_row_id == BulkRow.id)
+        .where(BulkRow.upload_id == created["id"])
     ).all()
     assert sorted(rows_linked) == [(2, links[0].id), (3, links[1].id)]
 

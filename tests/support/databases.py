@@ -14,7 +14,6 @@ from alembic.config import Config
 from sqlalchemy import create_engine, make_url, text
 
 from clientpay_connect.cli import MIGRATIONS
-from clientpay_connect.db import get_engine
 
 PG_ENV = "CLIENTPAY_TEST_DATABASE_URL"
 
@@ -50,12 +49,9 @@ def alembic_config(url: str) -> Config:
 
 
 def migrate(url: str) -> None:
-    engine = get_engine({"sqlalchemy.url": url})
-    with engine.begin() as connection:
-        cfg = alembic_config(url)
-        cfg.attributes["connection"] = connection
-        command.upgrade(cfg, "head")
-    engine.dispose()
+    # Through env.py's own engine: on SQLite it turns foreign keys off around the change,
+    # which it can only do on a connection not yet in a transaction.
+    command.upgrade(alembic_config(url), "head")
 
 
 @contextmanager
