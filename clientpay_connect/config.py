@@ -62,6 +62,7 @@ DEFAULTS: dict[str, str] = {
     "clientpay.captcha.verify_url": "https://www.google.com/recaptcha/api/siteverify",
     "clientpay.http_timeout": "10",
     "clientpay.bulk.inline_rows": "2000",
+    "clientpay.bulk.stuck_after_seconds": "600",
 }
 
 SHORT_ENV_NAMES: dict[str, str] = {

@@ -25,6 +25,7 @@ then one INSERT … SELECT makes the links from the rows inside the database).
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -44,6 +45,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    or_,
     select,
     update,
 )
@@ -184,6 +186,7 @@ def _claim(dbsession: Session, upload: BulkUpload, action: str, total: int) -> b
             status=UPLOAD_PROCESSING,
             progress_done=0,
             progress_total=total,
+            progress_at=utcnow(),
             error_message="",
         )
         .execution_options(synchronize_session=False)
@@ -504,7 +507,7 @@ def _publish_progress(registry: Registry, upload_id: int, done: int) -> None:
         work.dbsession.execute(
             update(BulkUpload)
             .where(BulkUpload.id == upload_id, BulkUpload.status == UPLOAD_PROCESSING)
-            .values(progress_done=done)
+            .values(progress_done=done, progress_at=utcnow())
             .execution_options(synchronize_session=False)
         )
 
@@ -536,6 +539,34 @@ def _mark_failed(registry: Registry, upload_id: int) -> None:
             )
             .execution_options(synchronize_session=False)
         )
+
+
+def resume_stuck_uploads(work: Work, now: dt.datetime, quiet_for: dt.timedelta) -> list[int]:
+    """Queue the links' job again for every upload whose job has said nothing for
+    ``quiet_for``: its worker died, or the queue lost it. Safe if the first job is merely
+    slow: the links are written once, by whichever job locks the upload first; the other
+    finds it done and skips it."""
+    stuck = work.dbsession.execute(
+        select(BulkUpload.id, BulkUpload.created_by_user_id).where(
+            BulkUpload.status == UPLOAD_PROCESSING,
+            or_(BulkUpload.progress_at.is_(None), BulkUpload.progress_at < now - quiet_for),
+        )
+    ).all()
+    resumed = []
+    for upload_id, user_id in stuck:
+        # Conditional, and it restarts the clock: one new job per quiet period, not one per
+        # sweep, and none if the upload finished meanwhile.
+        restarted = work.dbsession.execute(
+            update(BulkUpload)
+            .where(BulkUpload.id == upload_id, BulkUpload.status == UPLOAD_PROCESSING)
+            .values(progress_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if restarted.rowcount == 1:  # type: ignore[attr-defined]
+            log.warning("bulk upload %s: its job went quiet; queued it again", upload_id)
+            enqueue_after_commit(work.tm, work.registry, CREATE_LINKS_JOB, upload_id, user_id)
+            resumed.append(upload_id)
+    return resumed
 
 
 def is_done(upload: BulkUpload) -> bool:

@@ -46,6 +46,9 @@ class BulkUpload(Base):
     action: Mapped[str | None] = mapped_column(String(16), nullable=True)
     progress_done: Mapped[int] = mapped_column(Integer, default=0)
     progress_total: Mapped[int] = mapped_column(Integer, default=0)
+    # When the links' job was started or last reported progress: the sweep (tasks.py) queues
+    # the job again for an upload whose job has said nothing for too long (a worker died).
+    progress_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     error_message: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)

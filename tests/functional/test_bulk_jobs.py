@@ -4,6 +4,7 @@ fails makes nothing and the upload can be tried again."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -17,6 +18,8 @@ from sqlalchemy.orm import Session
 from clientpay_connect import main
 from clientpay_connect.bulk.actions import CREATE_LINKS_JOB
 from clientpay_connect.bulk.models import BulkUpload
+from clientpay_connect.bulk.tasks import RESUME_JOB
+from clientpay_connect.db import utcnow
 from clientpay_connect.links.models import PaymentLink
 from clientpay_connect.mail.models import OutboxMessage
 from tests.conftest import login
@@ -191,3 +194,47 @@ def test_a_job_that_fails_makes_nothing_and_the_upload_can_be_tried_again(
     assert dbsession.get(BulkUpload, upload_id).status == "sent"
     assert count(dbsession, PaymentLink, PaymentLink.source == "bulk_upload") == ROWS
     assert count(dbsession, OutboxMessage) == ROWS
+
+
+def test_a_job_lost_with_its_worker_is_queued_again_and_makes_one_set(
+    jobs_later, queued_app, dbsession, staff, staff_auth, account
+):
+    upload_id = upload(jobs_later, staff_auth)
+    busy_id = upload(jobs_later, staff_auth)
+    for started in (upload_id, busy_id):
+        jobs_later.post_json(f"{API}/{started}/send", {}, headers=staff_auth, status=202)
+    # No worker ever runs the first job (it died holding it); the second is under way.
+    lost = dbsession.get(BulkUpload, upload_id)
+    lost.progress_at = utcnow() - dt.timedelta(minutes=11)
+    dbsession.flush()
+    queue = queued_app.registry["clientpay.jobs"]
+    waiting = queue.pending_count()
+
+    assert queue.run_now(RESUME_JOB) == [upload_id]
+    assert queue.pending_count() == waiting + 1
+    # The next sweep leaves it alone: it was just queued again.
+    assert queue.run_now(RESUME_JOB) == []
+
+    assert run_queued(queued_app, upload_id, staff.id) == "done"
+    # Had the first job only been slow, it finds the work done and makes nothing.
+    assert run_queued(queued_app, upload_id, staff.id) == "skipped"
+    made = count(
+        dbsession,
+        PaymentLink,
+        PaymentLink.source == "bulk_upload",
+        PaymentLink.created_at > lost.created_at,
+    )
+    assert made == ROWS
+    dbsession.expire_all()
+    assert dbsession.get(BulkUpload, upload_id).status == "sent"
+    assert dbsession.get(BulkUpload, busy_id).status == "processing"
+
+
+def test_a_job_that_is_still_reporting_progress_is_left_alone(
+    jobs_later, queued_app, dbsession, staff_auth, account
+):
+    upload_id = upload(jobs_later, staff_auth)
+    jobs_later.post_json(f"{API}/{upload_id}/send", {}, headers=staff_auth, status=202)
+    queue = queued_app.registry["clientpay.jobs"]
+    assert queue.run_now(RESUME_JOB, utcnow() + dt.timedelta(minutes=9)) == []
+    assert queue.run_now(RESUME_JOB, utcnow() + dt.timedelta(minutes=11)) == [upload_id]
