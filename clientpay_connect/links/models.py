@@ -27,6 +27,8 @@ EMAIL_NOT_SENT = "not_sent"
 EMAIL_QUEUED = "queued"
 EMAIL_SENT = "sent"
 EMAIL_FAILED = "failed"
+# Not sent on purpose: the link was closed (cancelled, paid, expired) before its email went.
+EMAIL_WITHHELD = "withheld"
 
 LOCALES = ("en", "es")
 

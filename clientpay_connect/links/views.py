@@ -30,6 +30,7 @@ from clientpay_connect.links.models import (
     EMAIL_NOT_SENT,
     EMAIL_QUEUED,
     EMAIL_SENT,
+    EMAIL_WITHHELD,
     STATUS_OUTSTANDING,
     PaymentLink,
 )
@@ -57,6 +58,7 @@ EMAIL_LABELS = {
     EMAIL_QUEUED: "Queued",
     EMAIL_SENT: "Sent",
     EMAIL_FAILED: "Failed",
+    EMAIL_WITHHELD: "Not sent (link closed first)",
 }
 LANGUAGES = [("en", "English"), ("es", "Español (Spanish)")]
 FIELD_LABELS = {

@@ -14,6 +14,8 @@ OUTBOX_PENDING = "pending"
 OUTBOX_SENDING = "sending"
 OUTBOX_SENT = "sent"
 OUTBOX_FAILED = "failed"
+# Not sent on purpose: what it announced no longer holds (see mail/tasks.py).
+OUTBOX_WITHHELD = "withheld"
 
 KIND_LINK = "payment_link"
 KIND_RECEIPT = "receipt"

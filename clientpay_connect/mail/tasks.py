@@ -28,7 +28,16 @@ from sqlalchemy.orm import Session
 
 from clientpay_connect.db import utcnow
 from clientpay_connect.jobs import JobContext, enqueue_after_commit, job, periodic_job
-from clientpay_connect.links.models import EMAIL_FAILED, EMAIL_SENT, PaymentLink
+from clientpay_connect.links.models import (
+    EMAIL_FAILED,
+    EMAIL_SENT,
+    EMAIL_WITHHELD,
+    STATUS_CANCELLED,
+    STATUS_EXPIRED,
+    STATUS_OUTSTANDING,
+    STATUS_PAID,
+    PaymentLink,
+)
 from clientpay_connect.mail.compose import (
     MailComposer,
     PermanentMailError,
@@ -42,6 +51,7 @@ from clientpay_connect.mail.models import (
     OUTBOX_PENDING,
     OUTBOX_SENDING,
     OUTBOX_SENT,
+    OUTBOX_WITHHELD,
     OutboxMessage,
 )
 from clientpay_connect.mail.outbox import (
@@ -59,7 +69,7 @@ COMPOSER_KEY = "clientpay.mail.composer"
 SWEEP_BATCH = 500
 MAX_ERROR_LENGTH = 500
 # What deliver() reports, for tests and the worker's log.
-SENT, RETRY, FAILED, SKIPPED = "sent", "retry", "failed", "skipped"
+SENT, RETRY, FAILED, SKIPPED, WITHHELD = "sent", "retry", "failed", "skipped", "withheld"
 
 
 @dataclass(frozen=True)
@@ -129,6 +139,40 @@ def record_sent(dbsession: Session, outbox_id: int, now: dt.datetime) -> None:
     row = dbsession.get(OutboxMessage, outbox_id)
     if row is not None and row.kind == KIND_LINK and row.link_id is not None:
         _set_link_email_status(dbsession, row.link_id, EMAIL_SENT, sent_at=now)
+
+
+# Why a link's email is not sent after all, by what became of the link meanwhile.
+WITHHOLD_REASONS = {
+    STATUS_CANCELLED: "Not sent: the link was cancelled before its email went out.",
+    STATUS_PAID: "Not sent: the link was paid before its email went out.",
+    STATUS_EXPIRED: "Not sent: the link expired before its email went out.",
+}
+
+
+def withhold_reason(dbsession: Session, row: OutboxMessage, now: dt.datetime) -> str:
+    """Why ``row`` must not go out now ("" if it should): a link's email is for paying it,
+    and a link cancelled, paid or expired while its email waited (the mail server was down,
+    say) would only send the client to a page saying it cannot be paid."""
+    if row.kind != KIND_LINK or row.link_id is None:
+        return ""
+    link = dbsession.get(PaymentLink, row.link_id)
+    if link is None:
+        return ""
+    state = link.status
+    if state == STATUS_OUTSTANDING and link.expires_at is not None and link.expires_at <= now:
+        state = STATUS_EXPIRED
+    return WITHHOLD_REASONS.get(state, "")
+
+
+def record_withheld(dbsession: Session, row: OutboxMessage, reason: str) -> None:
+    dbsession.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == row.id, OutboxMessage.status == OUTBOX_SENDING)
+        .values(status=OUTBOX_WITHHELD, lease_until=None, last_error=reason)
+        .execution_options(synchronize_session=False)
+    )
+    if row.link_id is not None:
+        _set_link_email_status(dbsession, row.link_id, EMAIL_WITHHELD)
 
 
 def record_failure(
@@ -282,6 +326,11 @@ def deliver(ctx: JobContext, outbox_id: int, due_by: str | None = None) -> str:
     row = ctx.dbsession.get(OutboxMessage, outbox_id)
     if row is None:
         return SKIPPED
+    reason = withhold_reason(ctx.dbsession, row, now)
+    if reason:
+        record_withheld(ctx.dbsession, row, reason)
+        log.info("outbox %s withheld (%s): %s", outbox_id, row.kind, reason)
+        return WITHHELD
     try:
         composed = composer(ctx.registry).compose(ctx.dbsession, row, now)
         row.subject = composed.subject

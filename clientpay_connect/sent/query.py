@@ -18,6 +18,7 @@ from clientpay_connect.links.models import (
     EMAIL_NOT_SENT,
     EMAIL_QUEUED,
     EMAIL_SENT,
+    EMAIL_WITHHELD,
     SOURCES,
     STATUS_CANCELLED,
     STATUS_EXPIRED,
@@ -69,7 +70,7 @@ FILTER_FIELDS = (
     "email_status",
     "created_by",
 )
-EMAIL_STATUSES = (EMAIL_NOT_SENT, EMAIL_QUEUED, EMAIL_SENT, EMAIL_FAILED)
+EMAIL_STATUSES = (EMAIL_NOT_SENT, EMAIL_QUEUED, EMAIL_SENT, EMAIL_FAILED, EMAIL_WITHHELD)
 FILTER_PARAM = re.compile(r"filter\[([^\]]*)\]")
 WHOLE_NUMBER = re.compile(r"[0-9]{1,12}")
 

@@ -14,14 +14,15 @@ from sqlalchemy import select
 
 from clientpay_connect.admin.models import MerchantAccount, NotificationRecipient
 from clientpay_connect.db import utcnow
-from clientpay_connect.links.models import EMAIL_FAILED, EMAIL_SENT, PaymentLink
-from clientpay_connect.links.services import NewLink, create_link, pay_url
+from clientpay_connect.links.models import EMAIL_FAILED, EMAIL_SENT, EMAIL_WITHHELD, PaymentLink
+from clientpay_connect.links.services import NewLink, cancel_links, create_link, pay_url
 from clientpay_connect.mail.models import (
     KIND_LINK,
     OUTBOX_FAILED,
     OUTBOX_PENDING,
     OUTBOX_SENDING,
     OUTBOX_SENT,
+    OUTBOX_WITHHELD,
     OutboxMessage,
 )
 from clientpay_connect.mail.outbox import DELIVER_JOB, KIND_EMAIL_FAILED, SWEEP_JOB, queue_email
@@ -342,3 +343,41 @@ def test_with_a_real_queue_the_retry_is_queued_for_its_time(
         assert (retry.name, retry.args) == (DELIVER_JOB, (sent["outbox_id"],))
         assert retry.eta == row.next_attempt_at.astimezone(dt.UTC).replace(tzinfo=None)
         assert huey.dequeue() is None
+
+
+@pytest.mark.parametrize(
+    ("closing", "reason"),
+    [("cancel", "cancelled"), ("pay", "paid"), ("expire", "expired")],
+)
+def test_a_link_closed_while_its_email_waited_is_not_emailed_after_all(
+    mail_app, smtp, dbsession, staff, account, closing, reason
+):
+    sent = send_link(mail_app, staff, account)
+    [waiting] = outbox_rows(dbsession, [sent["outbox_id"]])
+    assert (waiting.status, waiting.attempts) == (OUTBOX_PENDING, 1)  # the server was down
+    with unit_of_work(mail_app) as (session, _tm):
+        if closing == "cancel":
+            cancel_links(session, staff.firm_id, [sent["link_id"]])
+        else:
+            link = session.get(PaymentLink, sent["link_id"])
+            if closing == "pay":
+                link.status, link.amount_paid_minor, link.paid_at = "paid", 123450, utcnow()
+            else:
+                link.expires_at = utcnow() - dt.timedelta(minutes=1)
+    smtp.start()
+    sweep(mail_app, past_every_retry(dbsession, [sent["outbox_id"]]))
+
+    assert smtp.messages == []
+    [row] = outbox_rows(dbsession, [sent["outbox_id"]])
+    assert row.status == OUTBOX_WITHHELD
+    assert f"the link was {reason}" in row.last_error or f"the link {reason}" in row.last_error
+    link = dbsession.execute(
+        select(PaymentLink)
+        .where(PaymentLink.id == sent["link_id"])
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+    assert link.email_status == EMAIL_WITHHELD
+    # Nothing brings it back: not the queue's own retry, not another sweep.
+    run_the_queues_own_retries(mail_app)
+    assert sweep(mail_app, utcnow() + dt.timedelta(days=1)) == 0
+    assert smtp.messages == []
