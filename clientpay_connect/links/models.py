@@ -40,6 +40,9 @@ class PaymentLink(Base):
         Index("ix_payment_links_firm_created", "firm_id", "created_at"),
         Index("ix_payment_links_status_expires", "status", "expires_at"),
         Index("ix_payment_links_bulk_row_id", "bulk_row_id"),
+        # One balance link per link: the parent's row lock makes the second click wait and
+        # find the first; this is the backstop should any path ever skip the lock.
+        Index("uq_payment_links_parent_link_id", "parent_link_id", unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from clientpay_connect.accounts.models import AuditEvent
@@ -434,6 +435,14 @@ def test_only_one_balance_link_per_link(testapp, dbsession, app, staff_auth, acc
     second = testapp.post_json(url, {}, headers=staff_auth, status=409).json
     assert second["error"] == "balance_link_exists"
     assert second["balance_link_id"] == first["id"]
+
+
+def test_the_database_itself_refuses_a_second_balance_link(dbsession, app, account):
+    """The backstop under the row lock: whatever path writes it, no link has two."""
+    parent, _ = make_link(dbsession, app, account, amount_minor=10_000)
+    make_link(dbsession, app, account, amount_minor=5_000, parent_link_id=parent.id)
+    with pytest.raises(IntegrityError), dbsession.begin_nested():
+        make_link(dbsession, app, account, amount_minor=5_000, parent_link_id=parent.id)
 
 
 @pytest.mark.parametrize("state", ["fully_paid", "outstanding", "cancelled"])
