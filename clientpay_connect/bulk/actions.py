@@ -83,8 +83,7 @@ from clientpay_connect.links.models import (
     PaymentLink,
 )
 from clientpay_connect.links.services import expiry_for
-from clientpay_connect.mail.models import KIND_LINK
-from clientpay_connect.mail.outbox import queue_email
+from clientpay_connect.mail.outbox import queue_link_emails
 
 log = logging.getLogger(__name__)
 
@@ -428,22 +427,16 @@ def _shared_values(
 
 
 def _queue_emails(work: Work, upload: BulkUpload) -> None:
-    made = work.dbsession.execute(
-        select(PaymentLink.id, PaymentLink.emails)
+    queue_link_emails(
+        work.dbsession,
+        work.tm,
+        work.registry,
+        firm_id=upload.firm_id,
+        links=select(PaymentLink.id, PaymentLink.emails)
         .join(BulkRow, PaymentLink.bulk_row_id == BulkRow.id)
         .where(BulkRow.upload_id == upload.id, BulkRow.deleted.is_(False))
-        .order_by(BulkRow.row_number)
+        .order_by(BulkRow.row_number),
     )
-    for link_id, emails in made:
-        queue_email(
-            work.dbsession,
-            work.tm,
-            work.registry,
-            firm_id=upload.firm_id,
-            kind=KIND_LINK,
-            recipients=list(emails),
-            link_id=link_id,
-        )
 
 
 def _finish(dbsession: Session, upload: BulkUpload, made: int) -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import transaction
+import zope.sqlalchemy
 from pyramid.registry import Registry
-from sqlalchemy import select, update
+from sqlalchemy import JSON, Select, Table, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from clientpay_connect.admin.models import NotificationRecipient
@@ -22,7 +23,12 @@ from clientpay_connect.mail.models import (
 )
 
 DELIVER_JOB = "mail.deliver"
+DELIVER_MANY_JOB = "mail.deliver_many"
 SWEEP_JOB = "mail.sweep"
+# Messages per mail.deliver_many job: a Send All of 100,000 links is 200 entries in the
+# queue rather than 100,000, and still enough jobs for every worker to take some.
+DELIVERY_BATCH = 500
+OUTBOX_TABLE = cast(Table, OutboxMessage.__table__)
 
 # Sent to the firm when a payment link's email could not be delivered.
 KIND_EMAIL_FAILED = "email_failed"
@@ -60,6 +66,57 @@ def queue_email(
     dbsession.flush()
     enqueue_after_commit(tm, registry, DELIVER_JOB, message.id)
     return message
+
+
+def queue_link_emails(
+    dbsession: Session,
+    tm: transaction.TransactionManager,
+    registry: Registry,
+    *,
+    firm_id: int,
+    links: Select[int, list[str]],
+) -> int:
+    """A payment-link email to each of ``links`` (a select of new links' ``id`` and
+    ``emails``, in the order to send), as ``queue_email`` writes them one at a time: one
+    INSERT … SELECT writes every row inside the database, and the deliveries are enqueued
+    in batches once the transaction commits. Returns how many were queued."""
+    now = utcnow()
+    chosen = links.subquery()
+    rows = select(
+        literal(firm_id, OUTBOX_TABLE.c.firm_id.type),
+        literal(KIND_LINK, OUTBOX_TABLE.c.kind.type),
+        chosen.c.id,
+        chosen.c.emails,
+        literal({}, JSON),
+        literal(OUTBOX_PENDING, OUTBOX_TABLE.c.status.type),
+        literal(0, OUTBOX_TABLE.c.attempts.type),
+        literal(now, OUTBOX_TABLE.c.next_attempt_at.type),
+        literal("", OUTBOX_TABLE.c.last_error.type),
+        literal("", OUTBOX_TABLE.c.subject.type),
+        literal("", OUTBOX_TABLE.c.message_id.type),
+        literal(now, OUTBOX_TABLE.c.created_at.type),
+    )
+    columns = [
+        "firm_id", "kind", "link_id", "recipients", "params", "status", "attempts",
+        "next_attempt_at", "last_error", "subject", "message_id", "created_at",
+    ]  # fmt: skip
+    connection = dbsession.connection()
+    connection.execute(insert(OUTBOX_TABLE).from_select(columns, rows))
+    # Core statements go unseen by zope.sqlalchemy: without this the commit would roll back.
+    zope.sqlalchemy.mark_changed(dbsession)
+    queued = list(
+        connection.execute(
+            select(OutboxMessage.id)
+            .where(
+                OutboxMessage.link_id.in_(select(chosen.c.id)),
+                OutboxMessage.kind == KIND_LINK,
+            )
+            .order_by(OutboxMessage.id)
+        ).scalars()
+    )
+    for start in range(0, len(queued), DELIVERY_BATCH):
+        enqueue_after_commit(tm, registry, DELIVER_MANY_JOB, queued[start : start + DELIVERY_BATCH])
+    return len(queued)
 
 
 def notification_recipients(dbsession: Session, firm_id: int, event: str) -> list[str]:

@@ -56,6 +56,7 @@ from clientpay_connect.mail.models import (
 )
 from clientpay_connect.mail.outbox import (
     DELIVER_JOB,
+    DELIVER_MANY_JOB,
     KIND_EMAIL_FAILED,
     NOTICE_EVENTS,
     SWEEP_JOB,
@@ -350,6 +351,19 @@ def deliver(ctx: JobContext, outbox_id: int, due_by: str | None = None) -> str:
     record_sent(ctx.dbsession, outbox_id, utcnow())
     log.info("outbox %s sent (%s)", outbox_id, row.kind)
     return SENT
+
+
+@job(DELIVER_MANY_JOB)
+def deliver_many(ctx: JobContext, outbox_ids: list[int]) -> dict[str, int]:
+    """``deliver`` each of ``outbox_ids`` in turn (what queue_link_emails enqueues), each
+    committed before the next begins: a worker dying halfway loses nothing (the sweep finds
+    what it had not reached) and repeats nothing that went."""
+    outcomes: dict[str, int] = {}
+    for outbox_id in outbox_ids:
+        outcome = deliver(ctx, outbox_id)
+        _next_transaction(ctx.tm)
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return outcomes
 
 
 @periodic_job(SWEEP_JOB, minute="*")

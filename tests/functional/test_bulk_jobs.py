@@ -238,3 +238,35 @@ def test_a_job_that_is_still_reporting_progress_is_left_alone(
     queue = queued_app.registry["clientpay.jobs"]
     assert queue.run_now(RESUME_JOB, utcnow() + dt.timedelta(minutes=9)) == []
     assert queue.run_now(RESUME_JOB, utcnow() + dt.timedelta(minutes=11)) == [upload_id]
+
+
+def test_send_all_queues_its_emails_as_a_few_batches_that_send_each_once(
+    jobs_later, queued_app, dbsession, staff, staff_auth, account
+):
+    huey = queued_app.registry["clientpay.jobs"].huey
+    huey.flush()
+    upload_id = upload(jobs_later, staff_auth)
+    jobs_later.post_json(f"{API}/{upload_id}/send", {}, headers=staff_auth, status=202)
+    assert run_queued(queued_app, upload_id, staff.id) == "done"
+
+    # What a worker finds in the queue: the links job it already ran, then one batch.
+    tasks = []
+    while (task := huey.dequeue()) is not None:
+        tasks.append(task)
+    assert [task.name for task in tasks] == [
+        "bulk.create_links",
+        "mail.deliver_many",
+    ]
+    [batch] = tasks[1:]
+    queued = list(dbsession.execute(select(OutboxMessage.id).order_by(OutboxMessage.id)).scalars())
+    assert len(queued) == ROWS and list(batch.args[0]) == queued
+
+    for task in tasks:
+        huey.execute(task)
+    dbsession.expire_all()
+    statuses = dbsession.execute(select(OutboxMessage.status, OutboxMessage.attempts)).all()
+    assert sorted(statuses) == [("sent", 1)] * ROWS
+    # A batch delivered twice (a worker died after sending) sends nothing more.
+    huey.execute(batch)
+    dbsession.expire_all()
+    assert dbsession.execute(select(OutboxMessage.attempts)).scalars().all() == [1] * ROWS
