@@ -4,8 +4,10 @@ one core, loaded by 50 concurrent keep-alive clients from another core.
     .venv/bin/python benchmarks/pay_page.py [--duration 10] [--clients 50]
 
 Prints both rates, the ratio and our p95 latency. Targets: ratio >= 0.3, p95 < 200 ms.
-Two more lines show where the time goes: our stack around a view that does nothing, and
-around a view that only reads the link (the page's one query) through request.dbsession.
+Three more lines show where the time goes: our stack around a view that does nothing, around
+one that reads only the link's status straight through the engine (no session, no
+transaction manager), and around one that reads the link (the page's one query) through
+request.dbsession as DESIGN has every view do.
 Set CLIENTPAY_BENCH_DATABASE_URL to a PostgreSQL server URL to run on PostgreSQL.
 """
 
@@ -21,6 +23,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -47,18 +50,33 @@ def hello_app() -> object:
 
 
 def floor_app(settings: dict[str, str]) -> object:
-    """Our whole stack (tweens, security, transaction) around two views that answer "ok":
-    one doing nothing, one only reading the link's facts through request.dbsession as the
-    page does. The second is what no page that reads the link on every request can beat."""
+    """Our whole stack (tweens, security, transaction) around views that answer "ok": one
+    doing nothing; one reading the link's facts through request.dbsession as the page does
+    (what no page that reads the link on every request can beat); and, for scale, one
+    reading only the link's status straight through the engine, with no session and no
+    transaction manager (what DESIGN's one-transaction-per-request rules out)."""
     from pyramid.config import Configurator
     from pyramid.response import Response
+    from sqlalchemy import bindparam, select
 
     from clientpay_connect import includeme
+    from clientpay_connect.crypto import sha256_hex
+    from clientpay_connect.links.models import PaymentLink
     from clientpay_connect.pay.facts import link_facts
     from clientpay_connect.security import PUBLIC
 
+    status_only = select(PaymentLink.status).where(
+        PaymentLink.token_hash == bindparam("token_hash")
+    )
+
     def nothing(request: object) -> Response:
         return Response("ok")
+
+    def engine_only(request: Any) -> Response:
+        token_hash = sha256_hex(request.matchdict["token"])
+        with request.registry["dbengine"].connect() as connection:
+            status = connection.execute(status_only, {"token_hash": token_hash}).scalar()
+        return Response("ok" if status else "unknown")
 
     def facts_only(request: object) -> Response:
         found = link_facts(request.dbsession, request.matchdict["token"])  # type: ignore[attr-defined]
@@ -70,6 +88,8 @@ def floor_app(settings: dict[str, str]) -> object:
         config.add_view(facts_only, route_name="bench.floor", permission=PUBLIC)
         config.add_route("bench.empty", "/bench/empty")
         config.add_view(nothing, route_name="bench.empty", permission=PUBLIC)
+        config.add_route("bench.engine", "/bench/engine/{token}")
+        config.add_view(engine_only, route_name="bench.engine", permission=PUBLIC)
     return config.make_wsgi_app()
 
 
@@ -170,11 +190,13 @@ def main() -> None:
         token = seed_link(resolve_settings(settings))
         hello = measure("hello", "/hello", settings, args.clients, args.duration)
         empty = measure("floor", "/bench/empty", settings, args.clients, args.duration)
+        engine = measure("floor", f"/bench/engine/{token}", settings, args.clients, args.duration)
         floor = measure("floor", f"/bench/floor/{token}", settings, args.clients, args.duration)
         ours = measure("app", f"/pay/{token}", settings, args.clients, args.duration)
     ratio = ours.rps / hello.rps if hello.rps else 0.0
     print(f"hello-world Pyramid view : {hello.summary()}")
     print(f"our stack, empty view    : {empty.summary()}   ratio {empty.rps / hello.rps:.2f}")
+    print(f"our stack, engine only   : {engine.summary()}   ratio {engine.rps / hello.rps:.2f}")
     print(f"our stack, one query     : {floor.summary()}   ratio {floor.rps / hello.rps:.2f}")
     print(f"GET /pay/{{token}}         : {ours.summary()}")
     print(f"ratio (ours / hello)     : {ratio:.2f}   target >= 0.30")
