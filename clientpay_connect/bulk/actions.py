@@ -29,6 +29,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NamedTuple, cast
@@ -42,6 +43,8 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
+    delete,
     func,
     insert,
     literal,
@@ -94,6 +97,16 @@ ACTION_LABELS = {ACTION_SEND: "Send All", ACTION_GENERATE: "Generate Links for D
 DONE_STATUS = {ACTION_SEND: UPLOAD_SENT, ACTION_GENERATE: UPLOAD_GENERATED}
 # Links prepared between two progress reports of the job.
 PROGRESS_BATCH = 2_000
+# The share of the links' secrets the job prepares before it starts writing, reporting
+# progress, by database. PostgreSQL writes in its own process, so the secrets are better
+# prepared meanwhile, on the other core (100,000 links: 4.1 s end to end instead of 4.6).
+# SQLite writes in ours: measured, overlapping gains nothing there, and one statement for
+# all the rows beats chunks, so everything is prepared first.
+UPFRONT_SHARE = {"postgresql": 0.0}
+UPFRONT_SHARE_DEFAULT = 1.0
+# Links written per INSERT … SELECT while secrets are still being prepared: while the
+# database writes one chunk, the next one's secrets are prepared.
+WRITE_CHUNK = 10_000
 # How often, at most, the job commits its progress.
 PROGRESS_SECONDS = 0.5
 # How many problems a refusal lists; the review page and report.csv have them all.
@@ -142,7 +155,7 @@ def take_action(
         enqueue_after_commit(work.tm, work.registry, CREATE_LINKS_JOB, upload.id, user_id)
         return Outcome(upload, "queued")
     row_ids = live_row_ids(work.dbsession, upload.id)
-    make_links(work, upload, row_ids, prepare_secrets(work.registry, len(row_ids)), user_id)
+    make_links(work, upload, row_ids, [], user_id)
     return Outcome(upload, "created")
 
 
@@ -345,22 +358,23 @@ def make_links(
     work: Work,
     upload: BulkUpload,
     row_ids: Sequence[int],
-    secrets: Sequence[PreparedSecret],
+    ready: Sequence[PreparedSecret],
     user_id: int | None,
 ) -> int:
     """Insert a link per row (and for Send All queue its email), all in ``work``'s
     transaction; mark the upload done. Returns how many links were made.
 
-    The links are made by one INSERT … SELECT from the rows, so the database copies the
-    rows' values itself: none of them travels to Python and back."""
+    The links are made WRITE_CHUNK rows at a time by an INSERT … SELECT from the rows, so
+    the database copies the rows' values itself: none of them travels to Python and back.
+    The first rows take the secrets ``ready``; the others' are prepared in a thread while
+    the database writes (see _secrets_in_chunks)."""
     dbsession = work.dbsession
     account = _merchant_account(dbsession, upload)
     sending = upload.action == ACTION_SEND
     connection = dbsession.connection()
     SECRETS_TABLE.create(connection)
-    TableWriter(dbsession, SECRETS_TABLE, ("row_id", "token_hash", "token_encrypted")).insert(
-        (row_id, secret.token_hash, secret.token_encrypted)
-        for row_id, secret in zip(row_ids, secrets, strict=True)
+    secrets_writer = TableWriter(
+        dbsession, SECRETS_TABLE, ("row_id", "token_hash", "token_encrypted")
     )
     shared = _shared_values(dbsession, upload, account, sending, user_id)
     # A blank message is the firm's own words, fixed now (as Quick Link does), so that
@@ -385,12 +399,26 @@ def make_links(
     source = (
         select(*values.values())
         .join(SECRETS_TABLE, SECRETS_TABLE.c.row_id == BulkRow.id)
-        .where(BulkRow.upload_id == upload.id, BulkRow.deleted.is_(False))
+        .where(
+            BulkRow.upload_id == upload.id,
+            BulkRow.deleted.is_(False),
+            # The chunk's span of ids, so that each chunk reads its own rows, not the
+            # upload's every row (the join alone decides which rows take part).
+            BulkRow.id.between(bindparam("first_id"), bindparam("last_id")),
+        )
         .order_by(BulkRow.row_number)
     )
+    make = insert(LINKS_TABLE).from_select(list(values), source)
     wrote_with_core(dbsession)
     with larger_page_cache(connection):
-        connection.execute(insert(LINKS_TABLE).from_select(list(values), source))
+        for chunk_ids, secrets in _secrets_in_chunks(work.registry, row_ids, ready):
+            secrets_writer.insert(
+                (row_id, secret.token_hash, secret.token_encrypted)
+                for row_id, secret in zip(chunk_ids, secrets, strict=True)
+            )
+            # The join with this chunk's secrets makes this chunk's links, in row order.
+            connection.execute(make, {"first_id": min(chunk_ids), "last_id": max(chunk_ids)})
+            connection.execute(delete(SECRETS_TABLE))
     SECRETS_TABLE.drop(connection)
     if sending:
         _queue_emails(work, upload)
@@ -398,6 +426,34 @@ def make_links(
     # under review), and each row has its secret.
     _finish(dbsession, upload, len(row_ids))
     return len(row_ids)
+
+
+def _secrets_in_chunks(
+    registry: Registry, row_ids: Sequence[int], ready: Sequence[PreparedSecret]
+) -> Iterator[tuple[Sequence[int], list[PreparedSecret]]]:
+    """``row_ids`` WRITE_CHUNK at a time, each chunk with its secrets: those ``ready`` first,
+    then new ones. A chunk's missing secrets are prepared in a thread while the caller has
+    the database write the chunk before: SQLite's engine and PostgreSQL's server work
+    without holding Python's interpreter lock, so the encryption and the writing share the
+    machine's cores instead of taking turns."""
+
+    # Every secret ready: one statement for all the rows.
+    chunk = WRITE_CHUNK if len(ready) < len(row_ids) else max(len(row_ids), 1)
+
+    def secrets_for(pool: ThreadPoolExecutor, start: int) -> Future[list[PreparedSecret]]:
+        end = min(start + chunk, len(row_ids))
+        have = list(ready[start:end])
+        missing = end - start - len(have)
+        return pool.submit(lambda: have + prepare_secrets(registry, missing) if missing else have)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="link-secrets") as pool:
+        upcoming = secrets_for(pool, 0) if row_ids else None
+        for start in range(0, len(row_ids), chunk):
+            assert upcoming is not None
+            current = upcoming.result()
+            following = start + chunk
+            upcoming = secrets_for(pool, following) if following < len(row_ids) else None
+            yield row_ids[start:following], current
 
 
 def _shared_values(
@@ -484,14 +540,20 @@ def make_links_in_background(registry: Registry, upload_id: int, user_id: int | 
 
 
 def _prepare_with_progress(registry: Registry, upload_id: int, total: int) -> list[PreparedSecret]:
+    """The secrets to prepare before writing (UPFRONT_SHARE), with progress; any others are
+    prepared while the links are written (make_links). Progress then shows the total,
+    which the page reads as "saving the links"."""
+    dialect = registry["dbengine"].dialect.name
+    upfront = round(total * UPFRONT_SHARE.get(dialect, UPFRONT_SHARE_DEFAULT))
     secrets: list[PreparedSecret] = []
     published = time.monotonic()
-    while len(secrets) < total:
-        secrets.extend(prepare_secrets(registry, min(PROGRESS_BATCH, total - len(secrets))))
+    while len(secrets) < upfront:
+        secrets.extend(prepare_secrets(registry, min(PROGRESS_BATCH, upfront - len(secrets))))
         # The page asks once a second; a commit per batch would be most of the work.
-        if time.monotonic() - published >= PROGRESS_SECONDS or len(secrets) == total:
+        if time.monotonic() - published >= PROGRESS_SECONDS:
             _publish_progress(registry, upload_id, len(secrets))
             published = time.monotonic()
+    _publish_progress(registry, upload_id, total)
     return secrets
 
 
@@ -515,8 +577,6 @@ def _write_links(
         if upload is None or upload.status != UPLOAD_PROCESSING:
             return "skipped"
         row_ids = live_row_ids(work.dbsession, upload_id)
-        if len(secrets) < len(row_ids):
-            secrets += prepare_secrets(registry, len(row_ids) - len(secrets))
         make_links(work, upload, row_ids, secrets[: len(row_ids)], user_id)
     return "done"
 

@@ -106,13 +106,24 @@ def upload_or_404(request: Request, *, lock: bool = False) -> BulkUpload:
     return upload
 
 
-def uploaded_bytes(field: Any) -> bytes | None:
-    """The file's content, or None when the form's file field is missing or empty."""
-    stream = getattr(field, "file", None)
+def uploaded_bytes(request: Request) -> bytes | None:
+    """The form's file, or None when its file field is missing or empty.
+
+    A large request is spooled to temporary files (webob's copy of the body, then the
+    form's file field): both are closed here and when the request is done, rather than
+    whenever the collector gets to them, so that a busy server keeps its file handles."""
+    request.add_finished_callback(_close_request_body)
+    stream = getattr(request.POST.get("file"), "file", None)
     if stream is None:
         return None
-    data: bytes = stream.read(MAX_UPLOAD_BYTES)
+    with stream:
+        data: bytes = stream.read(MAX_UPLOAD_BYTES)
     return data
+
+
+def _close_request_body(request: Request) -> None:
+    # The server has read the whole body before the app ran; nothing reads it after.
+    request.body_file_raw.close()
 
 
 def currency_of(request: Request, upload: BulkUpload) -> str:
@@ -179,8 +190,7 @@ def template(request: Request) -> Response:
 
 @view_config(route_name="api.bulk.uploads", request_method="POST", **API)
 def create_upload(request: Request) -> dict[str, Any]:
-    field = request.POST.get("file")
-    data = uploaded_bytes(field)
+    data = uploaded_bytes(request)
     errors = []
     try:
         account = choose_account(
@@ -203,7 +213,7 @@ def create_upload(request: Request) -> dict[str, Any]:
         raise ApiError(
             422, "unreadable_file", exc.message, [{"field": "file", "message": exc.message}]
         ) from exc
-    upload = save_upload(request, account, field, parsed, rows)
+    upload = save_upload(request, account, request.POST.get("file"), parsed, rows)
     request.response.status = 201
     body = status_json(request, upload)
     body["rows"] = [row_json(validated_view(row), account.currency) for row in rows]

@@ -171,8 +171,7 @@ def upload_form(request: Request) -> dict[str, Any]:
 )
 def upload_submit(request: Request) -> Any:
     chosen = _param(request.POST, "merchant_account_id")
-    field_value = request.POST.get("file")
-    data = uploaded_bytes(field_value)
+    data = uploaded_bytes(request)
     errors: dict[str, str] = {}
     account: MerchantAccount | None = None
     try:
@@ -193,7 +192,7 @@ def upload_submit(request: Request) -> Any:
     if errors or account is None:
         request.response.status = 422
         return _upload_page(request, errors, chosen)
-    upload = save_upload(request, account, field_value, parsed, rows)
+    upload = save_upload(request, account, request.POST.get("file"), parsed, rows)
     # Redirect after POST: reloading the review must not upload the file a second time.
     return HTTPSeeOther(location=_review_url(request, upload))
 

@@ -6,18 +6,23 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import webtest
 from cryptography.fernet import Fernet
+from pyramid.router import Router
 from sqlalchemy import select
 
-from clientpay_connect.bulk.actions import prepare_secrets
+from clientpay_connect import main
+from clientpay_connect.bulk.actions import WRITE_CHUNK, prepare_secrets
 from clientpay_connect.bulk.fastwrite import json_strings
 from clientpay_connect.bulk.models import BulkRow
 from clientpay_connect.crypto import Encryptor, encryption_keys, sha256_hex
 from clientpay_connect.links.models import PaymentLink
 from tests.factories import MerchantAccountFactory
+from tests.support import databases
 
 API = "/api/v1/bulk-uploads"
 
@@ -89,3 +94,48 @@ def test_rows_and_links_written_by_the_driver_read_back_through_the_orm(
     assert (link.status, link.email_status, link.locale) == ("outstanding", "sent", "en")
     assert link.sent_at is not None
     assert link.paid_at is None and link.parent_link_id is None
+
+
+@pytest.fixture(scope="module")
+def inline_app(app_settings: dict[str, Any]) -> Iterator[Router]:
+    """Large uploads made in the request, where no secret is prepared beforehand: the
+    links are written in chunks while a thread prepares the next chunk's secrets."""
+    application = main({}, **{**app_settings, "clientpay.bulk.inline_rows": "30000"})
+    yield application
+    application.registry["dbengine"].dispose()
+
+
+def test_links_written_in_chunks_each_get_their_own_rows_values_and_secret(
+    inline_app: Router, db_connection: Any, dbsession: Any, staff: Any, staff_auth: Any
+) -> None:
+    rows = WRITE_CHUNK * 2 + 7
+    MerchantAccountFactory(firm=staff.firm, name="Operating")
+    lines = ["Invoice Number,Recipient Name,Amount"]
+    lines += [f"C-{n},Client {n},{1 + n % 900}.{n % 100:02d}" for n in range(rows)]
+    with databases.sharing_connection(inline_app, db_connection):
+        client = webtest.TestApp(inline_app, extra_environ={"HTTP_HOST": "localhost"})
+        data = "\n".join(lines).encode()
+        created = client.post(
+            API, {}, upload_files=[("file", "c.csv", data)], headers=staff_auth, status=201
+        ).json
+        client.post_json(f"{API}/{created['id']}/generate", {}, headers=staff_auth, status=201)
+
+    made = dbsession.execute(
+        select(
+            PaymentLink.id, PaymentLink.token_hash, PaymentLink.token_encrypted,
+            PaymentLink.invoice_number, PaymentLink.amount_minor, BulkRow.invoice_number,
+            BulkRow.amount_minor, BulkRow.row_number,
+        )
+        .join(BulkRow, PaymentLink.bulk_row_id == BulkRow.id)
+        .where(BulkRow.upload_id == created["id"])
+        .order_by(BulkRow.row_number)
+    ).all()  # fmt: skip
+    assert len(made) == rows
+    assert all(m[3] == m[5] and m[4] == m[6] for m in made)
+    assert [m[3] for m in made] == [f"C-{n}" for n in range(rows)]
+    assert len({m[1] for m in made}) == rows
+    encryptor: Encryptor = inline_app.registry["clientpay.encryptor"]
+    for m in made[:: WRITE_CHUNK // 4]:
+        assert sha256_hex(encryptor.decrypt(m[2])) == m[1]
+    # Made in row order, chunk after chunk.
+    assert [m[0] for m in made] == sorted(m[0] for m in made)
