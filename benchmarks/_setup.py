@@ -6,8 +6,10 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from cryptography.fernet import Fernet
+from sqlalchemy.orm import Session
 
 from tests.support.databases import fresh_database, migrate
 
@@ -31,3 +33,31 @@ def bench_settings(folder: Path, **extra: str) -> Iterator[dict[str, str]]:
             "clientpay.public_url": "http://127.0.0.1",
             **extra,
         }
+
+
+@contextmanager
+def bench_session(settings: dict[str, str]) -> Iterator[Session]:
+    """A session on the benchmark's database, committed when the block ends."""
+    import transaction
+
+    from clientpay_connect.config import resolve_settings
+    from clientpay_connect.db import get_engine, get_session_factory, get_tm_session
+
+    engine = get_engine(resolve_settings(settings))
+    tm = transaction.TransactionManager(explicit=True)
+    with tm:
+        yield get_tm_session(get_session_factory(engine), tm)
+    engine.dispose()
+
+
+def seed_firm(session: Session) -> dict[str, Any]:
+    """A firm, a staff user and an operating merchant account, as the benchmarks use them."""
+    from clientpay_connect.accounts.services import create_firm, create_user
+    from clientpay_connect.admin.models import MerchantAccount
+
+    firm = create_firm(session, "Benchmark Law LLP", "bench-law")
+    user = create_user(session, firm, "bench@example.test", "staff", "bench-password-123")
+    account = MerchantAccount(firm_id=firm.id, name="Operating", kind="operating")
+    session.add(account)
+    session.flush()
+    return {"firm": firm, "user": user, "account": account}

@@ -35,7 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._setup import bench_settings  # noqa: E402
+from benchmarks._setup import bench_session, bench_settings, seed_firm  # noqa: E402
 
 HEADER = (
     "Invoice Number",
@@ -108,25 +108,13 @@ def prepare(folder: Path, rows: int) -> tuple[dict[str, str], dict[str, int], Pa
 
 
 def seed(settings: dict[str, str]) -> dict[str, int]:
-    import transaction
-
-    from clientpay_connect.accounts.services import create_firm, create_user
-    from clientpay_connect.admin.models import MerchantAccount
-    from clientpay_connect.config import resolve_settings
-    from clientpay_connect.db import get_engine, get_session_factory, get_tm_session
-
-    engine = get_engine(resolve_settings(settings))
-    tm = transaction.TransactionManager(explicit=True)
-    with tm:
-        session = get_tm_session(get_session_factory(engine), tm)
-        firm = create_firm(session, "Benchmark Law LLP", "bench-law")
-        user = create_user(session, firm, "bench@example.test", "staff", "bench-password-123")
-        account = MerchantAccount(firm_id=firm.id, name="Operating", kind="operating")
-        session.add(account)
-        session.flush()
-        ids = {"firm_id": firm.id, "user_id": user.id, "account_id": account.id}
-    engine.dispose()
-    return ids
+    with bench_session(settings) as session:
+        seeded = seed_firm(session)
+        return {
+            "firm_id": seeded["firm"].id,
+            "user_id": seeded["user"].id,
+            "account_id": seeded["account"].id,
+        }
 
 
 def run_part(part: str, settings: dict[str, str], ids: dict[str, int], path: Path) -> Any:

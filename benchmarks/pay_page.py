@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._load import LoadResult, run_load  # noqa: E402
-from benchmarks._setup import bench_settings  # noqa: E402
+from benchmarks._setup import bench_session, bench_settings, seed_firm  # noqa: E402
 from clientpay_connect.config import resolve_settings  # noqa: E402
 
 SERVER_CPU = 0
@@ -129,26 +129,16 @@ def wait_until_up(url: str, timeout: float = 30) -> None:
 
 
 def seed_link(settings: dict[str, str]) -> str:
-    import transaction
-
-    from clientpay_connect.accounts.services import create_firm, create_user
-    from clientpay_connect.admin.models import MerchantAccount
     from clientpay_connect.crypto import Encryptor, encryption_keys
-    from clientpay_connect.db import get_engine, get_session_factory, get_tm_session
     from clientpay_connect.links.services import NewLink, create_link
 
-    engine = get_engine(settings)
-    tm = transaction.TransactionManager(explicit=True)
-    with tm:
-        session = get_tm_session(get_session_factory(engine), tm)
-        firm = create_firm(session, "Benchmark Law LLP", "bench-law")
-        user = create_user(session, firm, "bench@example.test", "staff", "bench-password-123")
-        account = MerchantAccount(firm_id=firm.id, name="Operating", kind="operating")
-        session.add(account)
-        session.flush()
-        new = NewLink(account, 123450, invoice_number="INV-1001", recipient_name="Pat Payer")
-        _link, token = create_link(session, Encryptor(encryption_keys(settings)), user, new)
-    engine.dispose()
+    with bench_session(settings) as session:
+        seeded = seed_firm(session)
+        new = NewLink(
+            seeded["account"], 123450, invoice_number="INV-1001", recipient_name="Pat Payer"
+        )
+        encryptor = Encryptor(encryption_keys(resolve_settings(settings)))
+        _link, token = create_link(session, encryptor, seeded["user"], new)
     return token
 
 
@@ -187,7 +177,7 @@ def main() -> None:
         # measured as the public gets it, the limiter's check included.
         bench_settings(Path(tmp)) as settings,
     ):
-        token = seed_link(resolve_settings(settings))
+        token = seed_link(settings)
         hello = measure("hello", "/hello", settings, args.clients, args.duration)
         empty = measure("floor", "/bench/empty", settings, args.clients, args.duration)
         engine = measure("floor", f"/bench/engine/{token}", settings, args.clients, args.duration)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -26,34 +25,7 @@ from clientpay_connect.mail.models import (
 )
 from tests import factories
 from tests.conftest import login
-from tests.support.smtp import SMTPServer, bound_to, send_link, smtp_application
-
-
-@pytest.fixture(scope="module")
-def smtp_server() -> Iterator[SMTPServer]:
-    server = SMTPServer()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def smtp_app(app_settings: dict[str, Any], smtp_server: SMTPServer) -> Iterator[Router]:
-    with smtp_application(app_settings, smtp_server) as application:
-        yield application
-
-
-@pytest.fixture
-def smtp(smtp_server: SMTPServer) -> Iterator[SMTPServer]:
-    smtp_server.clear()
-    smtp_server.start()
-    yield smtp_server
-    smtp_server.stop()
-
-
-@pytest.fixture
-def mail_app(smtp_app: Router, db_connection: Any) -> Iterator[Router]:
-    with bound_to(smtp_app, db_connection):
-        yield smtp_app
+from tests.support.smtp import send_link
 
 
 @pytest.fixture

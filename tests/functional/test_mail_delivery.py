@@ -7,7 +7,6 @@ import email
 import email.policy
 import mailbox
 import re
-from collections.abc import Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -35,10 +34,7 @@ from clientpay_connect.mail.services import FileMailDelivery, NullMailDelivery, 
 from clientpay_connect.pay.models import PAYMENT_SUCCEEDED, Payment
 from tests import factories
 from tests.support.smtp import (
-    SMTPServer,
-    bound_to,
     send_link,
-    smtp_application,
     unit_of_work,
 )
 
@@ -48,31 +44,8 @@ URL_RE = re.compile(r"http://localhost/pay/([A-Za-z0-9_\-]+)")
 
 
 @pytest.fixture(scope="module")
-def smtp_server() -> Iterator[SMTPServer]:
-    server = SMTPServer()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def smtp_app(app_settings: dict[str, Any], smtp_server: SMTPServer) -> Iterator[Router]:
-    overrides = {"clientpay.mail.sender": SENDER, "clientpay.mail.reply_to": FALLBACK_REPLY_TO}
-    with smtp_application(app_settings, smtp_server, **overrides) as application:
-        yield application
-
-
-@pytest.fixture
-def smtp(smtp_server: SMTPServer) -> Iterator[SMTPServer]:
-    smtp_server.clear()
-    smtp_server.start()
-    yield smtp_server
-    smtp_server.stop()
-
-
-@pytest.fixture
-def mail_app(smtp_app: Router, db_connection: Any) -> Iterator[Router]:
-    with bound_to(smtp_app, db_connection):
-        yield smtp_app
+def smtp_overrides() -> dict[str, str]:
+    return {"clientpay.mail.sender": SENDER, "clientpay.mail.reply_to": FALLBACK_REPLY_TO}
 
 
 @pytest.fixture

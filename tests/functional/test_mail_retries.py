@@ -38,24 +38,15 @@ RECEIVING_SERVER_LOGGERS = ("mail.log", "mail.debug")
 
 
 @pytest.fixture(scope="module")
-def smtp_server() -> Iterator[SMTPServer]:
-    server = SMTPServer()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def smtp_app(app_settings: dict[str, Any], smtp_server: SMTPServer) -> Iterator[Router]:
+def smtp_overrides() -> dict[str, str]:
     # A first retry 2.5-5 s away: far enough that the queue holds it (in tests the queue runs
     # due jobs at once), and the sweep's explicit ``now`` stands in for the wait.
-    overrides = {
+    return {
         "clientpay.mail.retry_base_seconds": "5",
         "clientpay.mail.retry_cap_seconds": "60",
         "clientpay.mail.max_attempts": str(MAX_ATTEMPTS),
         "clientpay.mail.sweep_grace_seconds": str(int(GRACE.total_seconds())),
     }
-    with smtp_application(app_settings, smtp_server, **overrides) as application:
-        yield application
 
 
 @pytest.fixture
