@@ -72,6 +72,7 @@ from clientpay_connect.bulk.services import (
     Refused,
     counts,
     duplicate_warnings,
+    live_rows,
     outstanding_invoice_numbers,
 )
 from clientpay_connect.crypto import new_token, sha256_hex
@@ -231,7 +232,7 @@ def refuse_unready(
 def _first_rows(dbsession: Session, upload: BulkUpload, condition: Any, *columns: Any) -> Any:
     return dbsession.execute(
         select(BulkRow.row_number, *columns)
-        .where(BulkRow.upload_id == upload.id, BulkRow.deleted.is_(False), condition)
+        .where(live_rows(upload.id), condition)
         .order_by(BulkRow.row_number)
         .limit(MAX_LISTED)
     )
@@ -269,7 +270,7 @@ def _refuse_unconfirmed_duplicates(dbsession: Session, upload: BulkUpload) -> No
     # Checked again now: a link made since the upload may share an invoice number.
     numbered = dbsession.execute(
         select(BulkRow.row_number, BulkRow.invoice_number)
-        .where(BulkRow.upload_id == upload.id, BulkRow.deleted.is_(False))
+        .where(live_rows(upload.id))
         .order_by(BulkRow.row_number)
     ).all()
     warnings = duplicate_warnings(
@@ -320,11 +321,7 @@ def _them(count: int) -> str:
 
 def live_row_ids(dbsession: Session, upload_id: int) -> list[int]:
     """The ids of the rows under review, in row order: one link each."""
-    query = (
-        select(BulkRow.id)
-        .where(BulkRow.upload_id == upload_id, BulkRow.deleted.is_(False))
-        .order_by(BulkRow.row_number)
-    )
+    query = select(BulkRow.id).where(live_rows(upload_id)).order_by(BulkRow.row_number)
     return list(dbsession.connection().execute(query).scalars())
 
 
@@ -400,8 +397,7 @@ def make_links(
         select(*values.values())
         .join(SECRETS_TABLE, SECRETS_TABLE.c.row_id == BulkRow.id)
         .where(
-            BulkRow.upload_id == upload.id,
-            BulkRow.deleted.is_(False),
+            live_rows(upload.id),
             # The chunk's span of ids, so that each chunk reads its own rows, not the
             # upload's every row (the join alone decides which rows take part).
             BulkRow.id.between(bindparam("first_id"), bindparam("last_id")),
@@ -490,7 +486,7 @@ def _queue_emails(work: Work, upload: BulkUpload) -> None:
         firm_id=upload.firm_id,
         links=select(PaymentLink.id, PaymentLink.emails)
         .join(BulkRow, PaymentLink.bulk_row_id == BulkRow.id)
-        .where(BulkRow.upload_id == upload.id, BulkRow.deleted.is_(False))
+        .where(live_rows(upload.id))
         .order_by(BulkRow.row_number),
     )
 

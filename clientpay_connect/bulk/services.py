@@ -335,7 +335,8 @@ def _view_rows() -> Any:
     return select(*_VIEW_COLUMNS).select_from(_ROWS_AND_LINKS)
 
 
-def _live(upload_id: int) -> Any:
+def live_rows(upload_id: int) -> Any:
+    """The condition on BulkRow of the rows of ``upload_id`` still under review."""
     return and_(BulkRow.upload_id == upload_id, BulkRow.deleted.is_(False))
 
 
@@ -348,7 +349,7 @@ def row_views(
     after: int | None = None,
     problems_only: bool = False,
 ) -> list[RowView]:
-    query = _view_rows().where(_live(upload.id)).order_by(BulkRow.row_number)
+    query = _view_rows().where(live_rows(upload.id)).order_by(BulkRow.row_number)
     if problems_only:
         query = query.where(_has_problem())
     if after is not None:
@@ -362,7 +363,7 @@ def row_views(
 
 
 def count_rows(dbsession: Session, upload_id: int, *, problems_only: bool = False) -> int:
-    query = select(func.count()).select_from(BulkRow).where(_live(upload_id))
+    query = select(func.count()).select_from(BulkRow).where(live_rows(upload_id))
     if problems_only:
         query = query.where(_has_problem())
     return int(dbsession.execute(query).scalar_one())
@@ -378,7 +379,7 @@ def one_row(dbsession: Session, upload: BulkUpload, row_number: int) -> RowView 
     if not 0 < row_number <= MAX_ID:
         return None
     record = dbsession.execute(
-        _view_rows().where(_live(upload.id), BulkRow.row_number == row_number)
+        _view_rows().where(live_rows(upload.id), BulkRow.row_number == row_number)
     ).one_or_none()
     return _view(record, RawLayout.of(upload)) if record is not None else None
 
@@ -469,7 +470,7 @@ def counts(dbsession: Session, upload_id: int) -> Counts:
             func.sum(BulkRow.amount_minor),
         )
         .select_from(_ROWS_AND_LINKS)
-        .where(_live(upload_id))
+        .where(live_rows(upload_id))
     ).one()
     return Counts(*(int(value or 0) for value in record))
 
@@ -529,7 +530,7 @@ def delete_row(dbsession: Session, upload: BulkUpload, row_number: int) -> bool:
         return False
     result = dbsession.execute(
         update(BulkRow)
-        .where(_live(upload.id), BulkRow.row_number == row_number)
+        .where(live_rows(upload.id), BulkRow.row_number == row_number)
         .values(deleted=True)
         .execution_options(synchronize_session=False)
     )
@@ -595,7 +596,7 @@ def refresh_warnings(dbsession: Session, upload: BulkUpload) -> None:
     whose warnings are different now."""
     records = dbsession.execute(
         select(BulkRow.id, BulkRow.row_number, BulkRow.invoice_number, BulkRow.warnings)
-        .where(_live(upload.id))
+        .where(live_rows(upload.id))
         .order_by(BulkRow.row_number)
     ).all()
     flagged = duplicate_warnings(
@@ -636,7 +637,7 @@ def report_csv(dbsession: Session, upload: BulkUpload) -> bytes:
     """The rows under review as the file had them, with Errors and Warnings columns."""
     records = dbsession.execute(
         select(BulkRow.row_number, BulkRow.raw, BulkRow.errors, BulkRow.warnings)
-        .where(_live(upload.id))
+        .where(live_rows(upload.id))
         .order_by(BulkRow.row_number)
     )
     layout = RawLayout.of(upload)

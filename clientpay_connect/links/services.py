@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import transaction
 from pyramid.registry import Registry
@@ -106,8 +106,34 @@ def pay_url(base_url: str, token: str) -> str:
     return f"{base_url}/pay/{token}"
 
 
+class Expiring(Protocol):
+    """A link, or what is known of one (pay/facts.py)."""
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def expires_at(self) -> dt.datetime | None: ...
+
+
+def is_past_expiry(link: Expiring, now: dt.datetime) -> bool:
+    """Outstanding but overdue: expired, whether or not the expiry job has run yet."""
+    return (
+        link.status == STATUS_OUTSTANDING and link.expires_at is not None and link.expires_at <= now
+    )
+
+
+# Longer than any token we issue (43 characters): such a string names no link, and is not
+# worth hashing.
+MAX_TOKEN_LENGTH = 100
+
+
+def possible_token(token: str) -> bool:
+    return bool(token) and len(token) <= MAX_TOKEN_LENGTH
+
+
 def find_by_token(dbsession: Session, token: str) -> PaymentLink | None:
-    if not token or len(token) > 100:
+    if not possible_token(token):
         return None
     return dbsession.execute(
         select(PaymentLink).where(PaymentLink.token_hash == sha256_hex(token))

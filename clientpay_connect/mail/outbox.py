@@ -100,20 +100,13 @@ def queue_link_emails(
         "firm_id", "kind", "link_id", "recipients", "params", "status", "attempts",
         "next_attempt_at", "last_error", "subject", "message_id", "created_at",
     ]  # fmt: skip
-    connection = dbsession.connection()
-    connection.execute(insert(OUTBOX_TABLE).from_select(columns, rows))
+    written = dbsession.connection().execute(
+        insert(OUTBOX_TABLE).from_select(columns, rows).returning(OUTBOX_TABLE.c.id)
+    )
+    # Ids are drawn in the select's order; RETURNING need not list them in it.
+    queued = sorted(written.scalars())
     # Core statements go unseen by zope.sqlalchemy: without this the commit would roll back.
     zope.sqlalchemy.mark_changed(dbsession)
-    queued = list(
-        connection.execute(
-            select(OutboxMessage.id)
-            .where(
-                OutboxMessage.link_id.in_(select(chosen.c.id)),
-                OutboxMessage.kind == KIND_LINK,
-            )
-            .order_by(OutboxMessage.id)
-        ).scalars()
-    )
     for start in range(0, len(queued), DELIVERY_BATCH):
         enqueue_after_commit(tm, registry, DELIVER_MANY_JOB, queued[start : start + DELIVERY_BATCH])
     return len(queued)

@@ -34,10 +34,10 @@ from clientpay_connect.links.models import (
     EMAIL_WITHHELD,
     STATUS_CANCELLED,
     STATUS_EXPIRED,
-    STATUS_OUTSTANDING,
     STATUS_PAID,
     PaymentLink,
 )
+from clientpay_connect.links.services import is_past_expiry
 from clientpay_connect.mail.compose import (
     MailComposer,
     PermanentMailError,
@@ -159,9 +159,7 @@ def withhold_reason(dbsession: Session, row: OutboxMessage, now: dt.datetime) ->
     link = dbsession.get(PaymentLink, row.link_id)
     if link is None:
         return ""
-    state = link.status
-    if state == STATUS_OUTSTANDING and link.expires_at is not None and link.expires_at <= now:
-        state = STATUS_EXPIRED
+    state = STATUS_EXPIRED if is_past_expiry(link, now) else link.status
     return WITHHOLD_REASONS.get(state, "")
 
 

@@ -23,7 +23,7 @@ from clientpay_connect.api.errors import ApiError, conflict, error_response, not
 from clientpay_connect.crypto import sha256_hex
 from clientpay_connect.db import utcnow
 from clientpay_connect.links.models import STATUS_EXPIRED, STATUS_OUTSTANDING, PaymentLink
-from clientpay_connect.links.services import find_by_token
+from clientpay_connect.links.services import find_by_token, is_past_expiry
 from clientpay_connect.money import format_amount
 from clientpay_connect.pay import services
 from clientpay_connect.pay.interfaces import ICaptchaVerifier, IPaymentProcessor
@@ -75,7 +75,7 @@ def show_link(request: Request) -> dict[str, Any]:
     link = _find_link(request)
     settings = request.dbsession.get(FirmSettings, link.firm_id)
     recaptcha = settings is not None and settings.recaptcha_enabled
-    past_expiry = services.is_past_expiry(link, utcnow())
+    past_expiry = is_past_expiry(link, utcnow())
     return {
         "status": STATUS_EXPIRED if past_expiry else link.status,
         "amount_due": format_amount(link.amount_due_minor, link.currency),
@@ -127,7 +127,7 @@ def submit_payment(request: Request) -> Response:
 
 def _refuse_unpayable(request: Request, link: PaymentLink) -> Response | None:
     """410 for an expired link (marking it so), 409 for any other that cannot be paid."""
-    if services.is_past_expiry(link, utcnow()):
+    if is_past_expiry(link, utcnow()):
         services.mark_expired(request.dbsession, link.id)
         return error_response(request, _expired())
     if link.status == STATUS_EXPIRED:

@@ -20,11 +20,9 @@ from clientpay_connect.accounts.models import Firm
 from clientpay_connect.admin.models import METHOD_CARD, METHOD_ECHECK, FirmSettings, MerchantAccount
 from clientpay_connect.crypto import sha256_hex
 from clientpay_connect.links.models import STATUS_EXPIRED, PaymentLink
-from clientpay_connect.pay.services import is_past_expiry
+from clientpay_connect.links.services import is_past_expiry, possible_token
 
 DEFAULT_TIME_ZONE = "America/New_York"
-# Longer than any token we issue: such a string names no link, and is not worth hashing.
-MAX_TOKEN_LENGTH = 100
 
 
 @dataclass(frozen=True)
@@ -106,7 +104,7 @@ _FACTS = (
 
 def link_facts(dbsession: Session, token: str) -> LinkFacts | None:
     """The facts of the link whose URL secret is ``token``, or None if there is none."""
-    if not token or len(token) > MAX_TOKEN_LENGTH:
+    if not possible_token(token):
         return None
     # Core rows through the session's own connection (and so its transaction): no ORM
     # objects are wanted, only values.

@@ -11,7 +11,7 @@ import logging
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import transaction
 from pyramid.registry import Registry
@@ -104,20 +104,6 @@ def find_attempt(dbsession: Session, link_id: int, idempotency_key: str) -> Paym
             Payment.link_id == link_id, Payment.idempotency_key == idempotency_key
         )
     ).scalar_one_or_none()
-
-
-class Expiring(Protocol):
-    @property
-    def status(self) -> str: ...
-
-    @property
-    def expires_at(self) -> dt.datetime | None: ...
-
-
-def is_past_expiry(link: Expiring, now: dt.datetime) -> bool:
-    return (
-        link.status == STATUS_OUTSTANDING and link.expires_at is not None and link.expires_at <= now
-    )
 
 
 def mark_expired(dbsession: Session, link_id: int) -> None:
