@@ -20,7 +20,7 @@ from pyramid.response import Response
 from pyramid.view import view_config
 from sqlalchemy import select
 
-from clientpay_connect.admin.models import METHOD_CARD, METHOD_ECHECK
+from clientpay_connect.admin.models import METHOD_ECHECK
 from clientpay_connect.db import utcnow
 from clientpay_connect.headers import content_security_policy
 from clientpay_connect.links.models import (
@@ -177,7 +177,8 @@ def _render_payment_page(request: Request, found: _Lookup, state: str) -> Respon
     if state != STATUS_OUTSTANDING:
         return _closed_page(request, found, state, basics)
     site_key = link.recaptcha_site_key
-    methods = [m for m in link.methods if m in (METHOD_CARD, METHOD_ECHECK)]
+    # Only card and eCheck: what pay/facts.py reads from the merchant account.
+    methods = list(link.methods)
     tokens_url = _tokenization_url(request)
     if not link.account_active or tokens_url is None:
         methods = []
