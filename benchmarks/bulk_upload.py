@@ -192,7 +192,7 @@ def _postgresql_copy(url: str, records: list[tuple[Any, ...]]) -> None:
 def ours(settings: dict[str, str], ids: dict[str, int], path: Path) -> dict[str, Any]:
     from clientpay_connect import main
     from clientpay_connect.admin.models import MerchantAccount
-    from clientpay_connect.bulk.actions import ACTION_GENERATE, take_action, unit_of_work
+    from clientpay_connect.bulk.actions import ACTION_GENERATE, take_action
     from clientpay_connect.bulk.models import BulkUpload
     from clientpay_connect.bulk.services import (
         check_file,
@@ -201,13 +201,14 @@ def ours(settings: dict[str, str], ids: dict[str, int], path: Path) -> dict[str,
         outstanding_invoice_numbers,
         store_upload,
     )
+    from clientpay_connect.work import Work
 
     app = main({}, **settings)
     registry = app.registry
     before_mb = peak_mb()
     cpu_started = time.process_time()
     started = time.perf_counter()
-    with unit_of_work(registry) as work:
+    with Work.fresh(registry) as work:
         account = work.dbsession.get(MerchantAccount, ids["account_id"])
         outstanding = outstanding_invoice_numbers(work.dbsession, ids["firm_id"])
         parsed, rows = check_file(path.read_bytes(), currency="USD", outstanding=outstanding)
@@ -225,7 +226,7 @@ def ours(settings: dict[str, str], ids: dict[str, int], path: Path) -> dict[str,
         errors = sum(1 for row in rows if row.errors)
         del parsed, rows
     stored = time.perf_counter()
-    with unit_of_work(registry) as work:
+    with Work.fresh(registry) as work:
         upload = firm_upload(work.dbsession, ids["firm_id"], upload_id, lock=True)
         assert upload is not None
         outcome = take_action(
@@ -234,7 +235,7 @@ def ours(settings: dict[str, str], ids: dict[str, int], path: Path) -> dict[str,
     # The job ran when that transaction committed.
     done = time.perf_counter()
     cpu = time.process_time() - cpu_started
-    with unit_of_work(registry) as work:
+    with Work.fresh(registry) as work:
         final = work.dbsession.get(BulkUpload, upload_id)
         assert final is not None
         made = counts(work.dbsession, upload_id).links

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import click
-import transaction
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.util.exc import CommandError as AlembicCommandError
@@ -32,9 +31,9 @@ from clientpay_connect.accounts.services import (
     slugify,
 )
 from clientpay_connect.crypto import MissingSecrets
-from clientpay_connect.db import get_tm_session
 from clientpay_connect.demo import seed_demo
 from clientpay_connect.jobs import JobQueue
+from clientpay_connect.work import Work
 
 MIGRATIONS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "migrations")
 
@@ -61,9 +60,8 @@ class Context:
 
     @contextmanager
     def dbsession(self) -> Iterator[Session]:
-        tm = transaction.TransactionManager(explicit=True)
-        with tm:
-            yield get_tm_session(self.app.registry["dbsession_factory"], tm)
+        with Work.fresh(self.app.registry) as work:
+            yield work.dbsession
 
 
 def alembic_config(settings: dict[str, Any], config_path: str) -> AlembicConfig:

@@ -142,11 +142,7 @@ def includeme(config: Configurator) -> None:
     config.registry["dbengine"] = engine
 
     def dbsession(request: Request) -> Session:
-        # Tests hand in a session bound to their own transaction through the environ.
-        session = request.environ.get("app.dbsession")
-        if session is None:
-            session = get_tm_session(session_factory, request.tm)
-        return session
+        return get_tm_session(session_factory, request.tm)
 
     config.add_request_method(dbsession, reify=True)
     config.add_tween(

@@ -1,7 +1,7 @@
 """The job engine (Huey): tasks registered by name, enqueued only after a commit.
 
-Features declare work with ``@job`` / ``@periodic_job``; each run gets a ``JobContext`` with
-its own transaction manager and database session, committed when the function returns.
+Features declare work with ``@job`` / ``@periodic_job``; each run gets a fresh ``Work`` (its
+own transaction manager and database session, committed when the function returns).
 The queue is ``SqliteHuey`` (a file beside the data) unless a Redis URL is configured, then
 ``RedisHuey`` so that workers on many machines share one queue.
 """
@@ -15,32 +15,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import transaction
 from huey import Huey, RedisHuey, SqliteHuey, crontab
 from huey.api import TaskWrapper
 from pyramid.config import Configurator
 from pyramid.registry import Registry
-from pyramid.request import Request
-from sqlalchemy.orm import Session
 
 from clientpay_connect.config import as_bool
-from clientpay_connect.db import get_tm_session
+from clientpay_connect.work import Work
 
 log = logging.getLogger(__name__)
 
 JobFunction = Callable[..., Any]
-
-
-@dataclass
-class JobContext:
-    registry: Registry
-    dbsession: Session
-    tm: transaction.TransactionManager
-
-    @property
-    def settings(self) -> dict[str, Any]:
-        settings: dict[str, Any] = self.registry.settings
-        return settings
 
 
 @dataclass(frozen=True)
@@ -55,7 +40,7 @@ _JOBS: dict[str, _JobSpec] = {}
 
 
 def job(name: str, retries: int = 0, retry_delay: int = 0) -> Callable[[JobFunction], JobFunction]:
-    """Declare ``function(ctx, *args)`` as the job ``name``."""
+    """Declare ``function(work, *args)`` as the job ``name``."""
 
     def register(function: JobFunction) -> JobFunction:
         _JOBS[name] = _JobSpec(function, retries, retry_delay, None)
@@ -65,7 +50,7 @@ def job(name: str, retries: int = 0, retry_delay: int = 0) -> Callable[[JobFunct
 
 
 def periodic_job(name: str, **schedule: str) -> Callable[[JobFunction], JobFunction]:
-    """Declare ``function(ctx)`` to run on a crontab schedule (minute=, hour=, …)."""
+    """Declare ``function(work)`` to run on a crontab schedule (minute=, hour=, …)."""
 
     def register(function: JobFunction) -> JobFunction:
         _JOBS[name] = _JobSpec(function, 0, 0, schedule)
@@ -110,10 +95,8 @@ class JobQueue:
     def run_now(self, name: str, *args: Any) -> Any:
         """Run job ``name`` here, in its own transaction."""
         spec = _JOBS[name]
-        tm = transaction.TransactionManager(explicit=True)
-        with tm:
-            dbsession = get_tm_session(self.registry["dbsession_factory"], tm)
-            return spec.function(JobContext(self.registry, dbsession, tm), *args)
+        with Work.fresh(self.registry) as work:
+            return spec.function(work, *args)
 
     def enqueue(self, name: str, *args: Any, eta: dt.datetime | None = None) -> None:
         """Enqueue job ``name`` now, or for ``eta`` (an aware datetime) when given."""
@@ -131,31 +114,8 @@ class JobQueue:
         return self.huey.create_consumer(workers=workers, worker_type="thread", periodic=True)
 
 
-def enqueue_after_commit(
-    tm: transaction.TransactionManager,
-    registry: Registry,
-    name: str,
-    *args: Any,
-    eta: dt.datetime | None = None,
-) -> None:
-    """Enqueue job ``name`` (for ``eta`` if given) once the current transaction of ``tm``
-    has committed."""
-    queue: JobQueue = registry["clientpay.jobs"]
-
-    def enqueue_if_committed(committed: bool) -> None:
-        if committed:
-            queue.enqueue(name, *args, eta=eta)
-
-    tm.get().addAfterCommitHook(enqueue_if_committed)
-
-
-def request_enqueue(request: Request, name: str, *args: Any) -> None:
-    enqueue_after_commit(request.tm, request.registry, name, *args)
-
-
 def includeme(config: Configurator) -> None:
     queue = JobQueue(make_huey(config.get_settings()), config.registry)
     config.registry["clientpay.jobs"] = queue
     # Bound at the very end of configuration, once every feature has declared its jobs.
     config.action(("clientpay.jobs.bind",), queue.bind_declared_jobs, order=100)
-    config.add_request_method(request_enqueue, "enqueue_after_commit")

@@ -20,6 +20,9 @@ from sqlalchemy.orm import Session
 
 from clientpay_connect.db import get_tm_session
 
+# Lets find_service tell "no context given" (the request's own) from an explicit None.
+_UNSET: Any = object()
+
 
 class Work:
     """A session joined to ``tm``, and the registry of the app it works for."""
@@ -68,7 +71,10 @@ class Work:
             self._request = request
         return self._request
 
-    def find_service(self, iface: Any, context: Any = None, name: str = "") -> Any:
+    def find_service(self, iface: Any, context: Any = _UNSET, name: str = "") -> Any:
+        """``request.find_service``: the view's context unless ``context`` is given."""
+        if context is _UNSET:
+            return self.request.find_service(iface, name=name)
         return self.request.find_service(iface, context=context, name=name)
 
     def checkpoint(self) -> None:

@@ -30,11 +30,9 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NamedTuple, cast
 
-import transaction
 from pyramid.registry import Registry
 from sqlalchemy import (
     Column,
@@ -76,8 +74,7 @@ from clientpay_connect.bulk.services import (
     outstanding_invoice_numbers,
 )
 from clientpay_connect.crypto import new_token, sha256_hex
-from clientpay_connect.db import get_tm_session, utcnow
-from clientpay_connect.jobs import enqueue_after_commit
+from clientpay_connect.db import utcnow
 from clientpay_connect.links.forms import default_message
 from clientpay_connect.links.models import (
     EMAIL_NOT_SENT,
@@ -88,6 +85,7 @@ from clientpay_connect.links.models import (
 )
 from clientpay_connect.links.services import expiry_for
 from clientpay_connect.mail.outbox import queue_link_emails
+from clientpay_connect.work import Work
 
 log = logging.getLogger(__name__)
 
@@ -131,15 +129,6 @@ class Outcome:
     result: str
 
 
-@dataclass(frozen=True)
-class Work:
-    """A unit of work: the session, its transaction manager, the app's registry."""
-
-    dbsession: Session
-    tm: transaction.TransactionManager
-    registry: Registry
-
-
 def take_action(
     work: Work, upload: BulkUpload, action: str, *, user_id: int | None, confirm_warnings: bool
 ) -> Outcome:
@@ -153,7 +142,7 @@ def take_action(
         return _repeat(upload, action)
     work.dbsession.refresh(upload)
     if total > inline_rows(work.registry):
-        enqueue_after_commit(work.tm, work.registry, CREATE_LINKS_JOB, upload.id, user_id)
+        work.enqueue_after_commit(CREATE_LINKS_JOB, upload.id, user_id)
         return Outcome(upload, "queued")
     row_ids = live_row_ids(work.dbsession, upload.id)
     make_links(work, upload, row_ids, [], user_id)
@@ -480,9 +469,7 @@ def _shared_values(
 
 def _queue_emails(work: Work, upload: BulkUpload) -> None:
     queue_link_emails(
-        work.dbsession,
-        work.tm,
-        work.registry,
+        work,
         firm_id=upload.firm_id,
         links=select(PaymentLink.id, PaymentLink.emails)
         .join(BulkRow, PaymentLink.bulk_row_id == BulkRow.id)
@@ -510,84 +497,77 @@ def _finish(dbsession: Session, upload: BulkUpload, made: int) -> None:
 # --- the job's two phases -----------------------------------------------------------------------
 
 
-@contextmanager
-def unit_of_work(registry: Registry) -> Iterator[Work]:
-    """A transaction of its own, committed when the block ends (aborted if it raises)."""
-    tm = transaction.TransactionManager(explicit=True)
-    with tm:
-        yield Work(get_tm_session(registry["dbsession_factory"], tm), tm, registry)
-
-
-def make_links_in_background(registry: Registry, upload_id: int, user_id: int | None) -> str:
-    """The job: prepare the secrets with progress, then write everything at once."""
-    with unit_of_work(registry) as work:
-        upload = work.dbsession.get(BulkUpload, upload_id)
-        if upload is None or upload.status != UPLOAD_PROCESSING:
-            # Done already (a job delivered twice), or given up: nothing to do.
-            return "skipped"
-        total = upload.progress_total
+def make_links_in_background(work: Work, upload_id: int, user_id: int | None) -> str:
+    """The job: prepare the secrets with progress, then write everything at once. Each
+    step ends with a checkpoint: the page must see the progress while the links are
+    prepared, and no transaction may stay open (on SQLite, holding the write lock) meanwhile."""
+    upload = work.dbsession.get(BulkUpload, upload_id)
+    if upload is None or upload.status != UPLOAD_PROCESSING:
+        # Done already (a job delivered twice), or given up: nothing to do.
+        return "skipped"
+    total = upload.progress_total
+    work.checkpoint()
     try:
-        secrets = _prepare_with_progress(registry, upload_id, total)
-        return _write_links(registry, upload_id, secrets, user_id)
+        secrets = _prepare_with_progress(work, upload_id, total)
+        return _write_links(work, upload_id, secrets, user_id)
     except Exception:
         log.exception("bulk upload %s: making the links failed", upload_id)
-        _mark_failed(registry, upload_id)
+        work.rollback_and_begin()
+        _mark_failed(work, upload_id)
         return "failed"
 
 
-def _prepare_with_progress(registry: Registry, upload_id: int, total: int) -> list[PreparedSecret]:
+def _prepare_with_progress(work: Work, upload_id: int, total: int) -> list[PreparedSecret]:
     """The secrets to prepare before writing (UPFRONT_SHARE), with progress; any others are
     prepared while the links are written (make_links). Progress then shows the total,
     which the page reads as "saving the links"."""
-    dialect = registry["dbengine"].dialect.name
+    dialect = work.registry["dbengine"].dialect.name
     upfront = round(total * UPFRONT_SHARE.get(dialect, UPFRONT_SHARE_DEFAULT))
     secrets: list[PreparedSecret] = []
     published = time.monotonic()
     while len(secrets) < upfront:
-        secrets.extend(prepare_secrets(registry, min(PROGRESS_BATCH, upfront - len(secrets))))
+        secrets.extend(prepare_secrets(work.registry, min(PROGRESS_BATCH, upfront - len(secrets))))
         # The page asks once a second; a commit per batch would be most of the work.
         if time.monotonic() - published >= PROGRESS_SECONDS:
-            _publish_progress(registry, upload_id, len(secrets))
+            _publish_progress(work, upload_id, len(secrets))
             published = time.monotonic()
-    _publish_progress(registry, upload_id, total)
+    _publish_progress(work, upload_id, total)
     return secrets
 
 
-def _publish_progress(registry: Registry, upload_id: int, done: int) -> None:
-    with unit_of_work(registry) as work:
-        work.dbsession.execute(
-            update(BulkUpload)
-            .where(BulkUpload.id == upload_id, BulkUpload.status == UPLOAD_PROCESSING)
-            .values(progress_done=done, progress_at=utcnow())
-            .execution_options(synchronize_session=False)
-        )
+def _publish_progress(work: Work, upload_id: int, done: int) -> None:
+    work.dbsession.execute(
+        update(BulkUpload)
+        .where(BulkUpload.id == upload_id, BulkUpload.status == UPLOAD_PROCESSING)
+        .values(progress_done=done, progress_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    work.checkpoint()
 
 
 def _write_links(
-    registry: Registry, upload_id: int, secrets: list[PreparedSecret], user_id: int | None
+    work: Work, upload_id: int, secrets: list[PreparedSecret], user_id: int | None
 ) -> str:
-    with unit_of_work(registry) as work:
-        upload = work.dbsession.execute(
-            select(BulkUpload).where(BulkUpload.id == upload_id).with_for_update()
-        ).scalar_one_or_none()
-        if upload is None or upload.status != UPLOAD_PROCESSING:
-            return "skipped"
-        row_ids = live_row_ids(work.dbsession, upload_id)
-        make_links(work, upload, row_ids, secrets[: len(row_ids)], user_id)
+    upload = work.dbsession.execute(
+        select(BulkUpload).where(BulkUpload.id == upload_id).with_for_update()
+    ).scalar_one_or_none()
+    if upload is None or upload.status != UPLOAD_PROCESSING:
+        return "skipped"
+    row_ids = live_row_ids(work.dbsession, upload_id)
+    make_links(work, upload, row_ids, secrets[: len(row_ids)], user_id)
+    # Here, not when the job returns: a failed commit is a failure like any other.
+    work.checkpoint()
     return "done"
 
 
-def _mark_failed(registry: Registry, upload_id: int) -> None:
+def _mark_failed(work: Work, upload_id: int) -> None:
     """Back to review with a message: nothing was made, and the action may be taken again."""
-    with unit_of_work(registry) as work:
-        work.dbsession.execute(
-            update(BulkUpload)
-            .where(BulkUpload.id == upload_id, BulkUpload.status == UPLOAD_PROCESSING)
-            .values(
-                status=UPLOAD_FAILED, action=None, progress_done=0, error_message=FAILED_MESSAGE
-            )
-            .execution_options(synchronize_session=False)
-        )
+    work.dbsession.execute(
+        update(BulkUpload)
+        .where(BulkUpload.id == upload_id, BulkUpload.status == UPLOAD_PROCESSING)
+        .values(status=UPLOAD_FAILED, action=None, progress_done=0, error_message=FAILED_MESSAGE)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def resume_stuck_uploads(work: Work, now: dt.datetime, quiet_for: dt.timedelta) -> list[int]:
@@ -613,7 +593,7 @@ def resume_stuck_uploads(work: Work, now: dt.datetime, quiet_for: dt.timedelta) 
         )
         if restarted.rowcount == 1:  # type: ignore[attr-defined]
             log.warning("bulk upload %s: its job went quiet; queued it again", upload_id)
-            enqueue_after_commit(work.tm, work.registry, CREATE_LINKS_JOB, upload_id, user_id)
+            work.enqueue_after_commit(CREATE_LINKS_JOB, upload_id, user_id)
             resumed.append(upload_id)
     return resumed
 

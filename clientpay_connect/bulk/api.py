@@ -17,7 +17,6 @@ from clientpay_connect.bulk.actions import (
     ACTION_GENERATE,
     ACTION_SEND,
     Outcome,
-    Work,
     inline_rows,
     take_action,
 )
@@ -54,6 +53,7 @@ from clientpay_connect.bulk.validation import ValidatedRow
 from clientpay_connect.links.services import public_base_url, timestamp_json
 from clientpay_connect.money import format_amount
 from clientpay_connect.security import STAFF, firm_id
+from clientpay_connect.work import Work
 
 API = {"renderer": "json", "permission": STAFF, "openapi": True}
 FILE = {"permission": STAFF, "openapi": True}
@@ -279,7 +279,7 @@ def add_row_view(request: Request) -> dict[str, Any]:
 def act(request: Request, action: str, confirm_warnings: bool) -> Outcome:
     """Shared with the page: lock the upload, take the action (or answer a repeat), audit."""
     upload = upload_or_404(request, lock=True)
-    work = Work(request.dbsession, request.tm, request.registry)
+    work = Work.from_request(request)
     outcome = take_action(
         work, upload, action, user_id=request.user.id, confirm_warnings=confirm_warnings
     )

@@ -14,6 +14,7 @@ from clientpay_connect.links.services import (
     queue_link_email,
 )
 from clientpay_connect.money import format_amount
+from clientpay_connect.work import Work
 
 
 def create_for_staff(request: Request, new: NewLink, send_email: bool) -> tuple[PaymentLink, str]:
@@ -33,7 +34,7 @@ def create_balance_for_staff(
 
 def _after_create(request: Request, link: PaymentLink, send_email: bool) -> None:
     if send_email:
-        queue_link_email(request.dbsession, request.tm, request.registry, link)
+        queue_link_email(Work.from_request(request), link)
     # Never the token or the URL: the audit trail is read by more people than the link's payer.
     audit(
         request,

@@ -6,8 +6,6 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import transaction
-from pyramid.registry import Registry
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -29,6 +27,7 @@ from clientpay_connect.links.models import (
 from clientpay_connect.mail.models import KIND_LINK
 from clientpay_connect.mail.outbox import queue_email
 from clientpay_connect.money import format_amount
+from clientpay_connect.work import Work
 
 
 @dataclass
@@ -204,15 +203,11 @@ def link_url(request: Any, link: PaymentLink) -> str:
     return pay_url(base, link_token(request.encryptor, link))
 
 
-def queue_link_email(
-    dbsession: Session, tm: transaction.TransactionManager, registry: Registry, link: PaymentLink
-) -> None:
+def queue_link_email(work: Work, link: PaymentLink) -> None:
     """Email the link to its addresses once this transaction commits (the outbox row is
     written now, in it, so a crash cannot lose the email or send one for a rolled-back link)."""
     queue_email(
-        dbsession,
-        tm,
-        registry,
+        work,
         firm_id=link.firm_id,
         kind=KIND_LINK,
         recipients=list(link.emails),

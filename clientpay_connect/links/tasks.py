@@ -6,8 +6,9 @@ import datetime as dt
 import logging
 
 from clientpay_connect.db import utcnow
-from clientpay_connect.jobs import JobContext, periodic_job
+from clientpay_connect.jobs import periodic_job
 from clientpay_connect.links.services import expire_due_links
+from clientpay_connect.work import Work
 
 log = logging.getLogger(__name__)
 
@@ -15,9 +16,9 @@ EXPIRE_JOB = "links.expire"
 
 
 @periodic_job(EXPIRE_JOB, minute="*/5")
-def expire_links(ctx: JobContext, now: dt.datetime | None = None) -> int:
+def expire_links(work: Work, now: dt.datetime | None = None) -> int:
     """Expire outstanding links past their time; ``now`` is given by tests and backfills."""
-    count = expire_due_links(ctx.dbsession, now or utcnow())
+    count = expire_due_links(work.dbsession, now or utcnow())
     if count:
         log.info("expired %d payment links", count)
     return count

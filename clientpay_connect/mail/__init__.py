@@ -11,6 +11,7 @@ def includeme(config: Configurator) -> None:
 
     delivery = config.maybe_dotted(config.get_settings()["clientpay.mail.delivery"])
     config.register_service_factory(delivery.create_service, IMailDelivery)
+    config.include(".compose")
     config.add_route("admin.outbox", "/admin/outbox")
     config.add_route("admin.outbox.retry", r"/admin/outbox/{id:\d+}/retry")
     config.scan(".views")

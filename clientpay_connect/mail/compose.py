@@ -19,6 +19,7 @@ from typing import Any
 from babel.dates import format_date
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
+from pyramid.config import Configurator
 from pyramid_mailer.message import Message
 from sqlalchemy.orm import Session
 
@@ -278,3 +279,14 @@ def _local_date(moment: dt.datetime | None, zone: dt.tzinfo) -> dt.date | None:
 
 def _date(value: dt.date | None, locale: str) -> str:
     return format_date(value, format="long", locale=locale) if value is not None else ""
+
+
+def includeme(config: Configurator) -> None:
+    """One composer for the app, found as ``find_service(MailComposer)``: its templates are
+    compiled once, not once per message."""
+    composer = MailComposer(
+        settings=config.registry.settings,
+        encryptor=config.registry["clientpay.encryptor"],
+        environment=mail_environment(),
+    )
+    config.register_service(composer, MailComposer)

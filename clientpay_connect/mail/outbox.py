@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-import transaction
 import zope.sqlalchemy
-from pyramid.registry import Registry
 from sqlalchemy import JSON, Select, Table, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from clientpay_connect.admin.models import NotificationRecipient
 from clientpay_connect.db import utcnow
-from clientpay_connect.jobs import enqueue_after_commit
 from clientpay_connect.links.models import EMAIL_FAILED, EMAIL_QUEUED, PaymentLink
 from clientpay_connect.mail.models import (
     KIND_LINK,
@@ -21,6 +18,7 @@ from clientpay_connect.mail.models import (
     OUTBOX_PENDING,
     OutboxMessage,
 )
+from clientpay_connect.work import Work
 
 DELIVER_JOB = "mail.deliver"
 DELIVER_MANY_JOB = "mail.deliver_many"
@@ -38,9 +36,7 @@ RETRYABLE = (OUTBOX_PENDING, OUTBOX_FAILED)
 
 
 def queue_email(
-    dbsession: Session,
-    tm: transaction.TransactionManager,
-    registry: Registry,
+    work: Work,
     *,
     firm_id: int,
     kind: str,
@@ -62,16 +58,14 @@ def queue_email(
         payment_id=payment_id,
         params=dict(params or {}),
     )
-    dbsession.add(message)
-    dbsession.flush()
-    enqueue_after_commit(tm, registry, DELIVER_JOB, message.id)
+    work.dbsession.add(message)
+    work.dbsession.flush()
+    work.enqueue_after_commit(DELIVER_JOB, message.id)
     return message
 
 
 def queue_link_emails(
-    dbsession: Session,
-    tm: transaction.TransactionManager,
-    registry: Registry,
+    work: Work,
     *,
     firm_id: int,
     links: Select[int, list[str]],
@@ -100,15 +94,15 @@ def queue_link_emails(
         "firm_id", "kind", "link_id", "recipients", "params", "status", "attempts",
         "next_attempt_at", "last_error", "subject", "message_id", "created_at",
     ]  # fmt: skip
-    written = dbsession.connection().execute(
+    written = work.dbsession.connection().execute(
         insert(OUTBOX_TABLE).from_select(columns, rows).returning(OUTBOX_TABLE.c.id)
     )
     # Ids are drawn in the select's order; RETURNING need not list them in it.
     queued = sorted(written.scalars())
     # Core statements go unseen by zope.sqlalchemy: without this the commit would roll back.
-    zope.sqlalchemy.mark_changed(dbsession)
+    zope.sqlalchemy.mark_changed(work.dbsession)
     for start in range(0, len(queued), DELIVERY_BATCH):
-        enqueue_after_commit(tm, registry, DELIVER_MANY_JOB, queued[start : start + DELIVERY_BATCH])
+        work.enqueue_after_commit(DELIVER_MANY_JOB, queued[start : start + DELIVERY_BATCH])
     return len(queued)
 
 
@@ -128,18 +122,14 @@ def firm_message(dbsession: Session, firm_id: int, outbox_id: int) -> OutboxMess
     ).scalar_one_or_none()
 
 
-def retry_now(
-    dbsession: Session,
-    tm: transaction.TransactionManager,
-    registry: Registry,
-    message: OutboxMessage,
-) -> bool:
+def retry_now(work: Work, message: OutboxMessage) -> bool:
     """Send a pending or failed message again at once; False if it is not waiting.
 
     A failed message gets one more attempt (its count is kept, so another failure fails it
     again instead of starting a new series of retries).
     """
     now = utcnow()
+    dbsession = work.dbsession
     # Conditional, like a worker's claim: a message a worker took a moment ago (sending)
     # must not be put back to pending under it, or it would go out twice.
     result = dbsession.execute(
@@ -158,5 +148,5 @@ def retry_now(
         link.email_status = EMAIL_QUEUED
     dbsession.flush()
     # Due as of the moment the admin asked, by this machine's clock, whatever the worker's.
-    enqueue_after_commit(tm, registry, DELIVER_JOB, message.id, now.isoformat())
+    work.enqueue_after_commit(DELIVER_JOB, message.id, now.isoformat())
     return True

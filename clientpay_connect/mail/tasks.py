@@ -19,15 +19,12 @@ import smtplib
 from dataclasses import dataclass
 from typing import Any
 
-import transaction
-from pyramid.registry import Registry
-from pyramid.request import Request, apply_request_extensions
 from pyramid_mailer.exceptions import BadHeaders, InvalidMessage
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from clientpay_connect.db import utcnow
-from clientpay_connect.jobs import JobContext, enqueue_after_commit, job, periodic_job
+from clientpay_connect.jobs import job, periodic_job
 from clientpay_connect.links.models import (
     EMAIL_FAILED,
     EMAIL_SENT,
@@ -38,12 +35,7 @@ from clientpay_connect.links.models import (
     PaymentLink,
 )
 from clientpay_connect.links.services import is_past_expiry
-from clientpay_connect.mail.compose import (
-    MailComposer,
-    PermanentMailError,
-    header_safe,
-    mail_environment,
-)
+from clientpay_connect.mail.compose import MailComposer, PermanentMailError, header_safe
 from clientpay_connect.mail.interfaces import IMailDelivery
 from clientpay_connect.mail.models import (
     KIND_LINK,
@@ -63,10 +55,10 @@ from clientpay_connect.mail.outbox import (
     notification_recipients,
     queue_email,
 )
+from clientpay_connect.work import Work
 
 log = logging.getLogger(__name__)
 
-COMPOSER_KEY = "clientpay.mail.composer"
 SWEEP_BATCH = 500
 MAX_ERROR_LENGTH = 500
 # What deliver() reports, for tests and the worker's log.
@@ -175,7 +167,7 @@ def record_withheld(dbsession: Session, row: OutboxMessage, reason: str) -> None
 
 
 def record_failure(
-    ctx: JobContext,
+    work: Work,
     outbox_id: int,
     lease_until: dt.datetime | None,
     error: str,
@@ -188,13 +180,13 @@ def record_failure(
     Only while the row is still ours (sending, under our lease): if the lease ran out and
     the sweep or another worker took over, their outcome stands.
     """
-    policy = RetryPolicy.from_settings(ctx.settings)
-    row = ctx.dbsession.get(OutboxMessage, outbox_id)
+    policy = RetryPolicy.from_settings(work.settings)
+    row = work.dbsession.get(OutboxMessage, outbox_id)
     if row is None:
         return SKIPPED
     gives_up = permanent or row.attempts >= policy.max_attempts
     next_attempt = now + policy.delay(row.attempts)
-    result = ctx.dbsession.execute(
+    result = work.dbsession.execute(
         update(OutboxMessage)
         .where(
             OutboxMessage.id == outbox_id,
@@ -213,7 +205,7 @@ def record_failure(
         return SKIPPED
     if gives_up:
         log.warning("outbox %s failed after %d attempt(s): %s", outbox_id, row.attempts, error)
-        _after_giving_up(ctx, row)
+        _after_giving_up(work, row)
         return FAILED
     log.warning(
         "outbox %s attempt %d failed, next at %s: %s",
@@ -222,20 +214,18 @@ def record_failure(
         next_attempt.isoformat(timespec="seconds"),
         error,
     )
-    enqueue_after_commit(ctx.tm, ctx.registry, DELIVER_JOB, outbox_id, eta=next_attempt)
+    work.enqueue_after_commit(DELIVER_JOB, outbox_id, eta=next_attempt)
     return RETRY
 
 
-def _after_giving_up(ctx: JobContext, row: OutboxMessage) -> None:
+def _after_giving_up(work: Work, row: OutboxMessage) -> None:
     if row.kind != KIND_LINK or row.link_id is None:
         return
-    _set_link_email_status(ctx.dbsession, row.link_id, EMAIL_FAILED)
-    staff = notification_recipients(ctx.dbsession, row.firm_id, NOTICE_EVENTS[KIND_EMAIL_FAILED])
+    _set_link_email_status(work.dbsession, row.link_id, EMAIL_FAILED)
+    staff = notification_recipients(work.dbsession, row.firm_id, NOTICE_EVENTS[KIND_EMAIL_FAILED])
     if staff:
         queue_email(
-            ctx.dbsession,
-            ctx.tm,
-            ctx.registry,
+            work,
             firm_id=row.firm_id,
             kind=KIND_EMAIL_FAILED,
             recipients=staff,
@@ -280,92 +270,62 @@ def error_text(exc: BaseException, secrets: list[str]) -> str:
 # The jobs.
 
 
-def _next_transaction(tm: transaction.TransactionManager, *, commit: bool = True) -> None:
-    if commit:
-        tm.commit()
-    else:
-        tm.abort()
-    tm.begin()
-
-
-def composer(registry: Registry) -> MailComposer:
-    """The app's composer, made on first use (its templates are compiled once per app)."""
-    found: MailComposer | None = registry.get(COMPOSER_KEY)
-    if found is None:
-        found = MailComposer(
-            settings=registry.settings,
-            encryptor=registry["clientpay.encryptor"],
-            environment=mail_environment(),
-        )
-        registry[COMPOSER_KEY] = found
-    return found
-
-
-def mail_delivery(registry: Registry) -> Any:
-    """The configured IMailDelivery, found the way a view finds it (a job has no request,
-    so it gets a blank one bound to the app's registry)."""
-    request = Request.blank("/")
-    request.registry = registry
-    apply_request_extensions(request)
-    return request.find_service(IMailDelivery, context=None)
-
-
 @job(DELIVER_JOB)
-def deliver(ctx: JobContext, outbox_id: int, due_by: str | None = None) -> str:
+def deliver(work: Work, outbox_id: int, due_by: str | None = None) -> str:
     """Send outbox message ``outbox_id`` if it is due now (or at ``due_by``, the ISO time
     at which the sweep found it due)."""
-    policy = RetryPolicy.from_settings(ctx.settings)
+    policy = RetryPolicy.from_settings(work.settings)
     now = utcnow()
     due = dt.datetime.fromisoformat(due_by) if due_by else now
     lease_until = now + dt.timedelta(seconds=policy.lease_seconds)
-    if not claim(ctx.dbsession, outbox_id, due, lease_until):
+    if not claim(work.dbsession, outbox_id, due, lease_until):
         return SKIPPED
     # Committed before the slow part, so that every other worker sees the claim.
-    _next_transaction(ctx.tm)
-    row = ctx.dbsession.get(OutboxMessage, outbox_id)
+    work.checkpoint()
+    row = work.dbsession.get(OutboxMessage, outbox_id)
     if row is None:
         return SKIPPED
-    reason = withhold_reason(ctx.dbsession, row, now)
+    reason = withhold_reason(work.dbsession, row, now)
     if reason:
-        record_withheld(ctx.dbsession, row, reason)
+        record_withheld(work.dbsession, row, reason)
         log.info("outbox %s withheld (%s): %s", outbox_id, row.kind, reason)
         return WITHHELD
     try:
-        composed = composer(ctx.registry).compose(ctx.dbsession, row, now)
+        composed = work.find_service(MailComposer).compose(work.dbsession, row, now)
         row.subject = composed.subject
-        _next_transaction(ctx.tm)
+        work.checkpoint()
     except Exception as exc:
-        _next_transaction(ctx.tm, commit=False)
+        work.rollback_and_begin()
         return record_failure(
-            ctx, outbox_id, lease_until, error_text(exc, []), permanent=is_permanent(exc), now=now
+            work, outbox_id, lease_until, error_text(exc, []), permanent=is_permanent(exc), now=now
         )
     try:
-        mail_delivery(ctx.registry).send(composed.message)
+        work.find_service(IMailDelivery).send(composed.message)
     except Exception as exc:
         error = error_text(exc, composed.secrets)
         return record_failure(
-            ctx, outbox_id, lease_until, error, permanent=is_permanent(exc), now=utcnow()
+            work, outbox_id, lease_until, error, permanent=is_permanent(exc), now=utcnow()
         )
-    record_sent(ctx.dbsession, outbox_id, utcnow())
+    record_sent(work.dbsession, outbox_id, utcnow())
     log.info("outbox %s sent (%s)", outbox_id, row.kind)
     return SENT
 
 
 @job(DELIVER_MANY_JOB)
-def deliver_many(ctx: JobContext, outbox_ids: list[int]) -> dict[str, int]:
+def deliver_many(work: Work, outbox_ids: list[int]) -> dict[str, int]:
     """``deliver`` each of ``outbox_ids`` in turn (what queue_link_emails enqueues), each
     committed before the next begins: a worker dying halfway loses nothing (the sweep finds
     what it had not reached) and repeats nothing that went."""
     outcomes: dict[str, int] = {}
     for outbox_id in outbox_ids:
-        outcome = deliver(ctx, outbox_id)
-        _next_transaction(ctx.tm)
+        outcome = deliver(work, outbox_id)
+        work.checkpoint()
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     return outcomes
 
 
 @periodic_job(SWEEP_JOB, minute="*")
-def sweep(ctx: JobContext, now: dt.datetime | None = None) -> int:
+def sweep(work: Work, now: dt.datetime | None = None) -> int:
     """Re-dispatch what the queue lost; the number of messages dispatched.
 
     Rows whose lease ran out (their worker stopped mid-send) count a failed attempt; pending
@@ -373,10 +333,10 @@ def sweep(ctx: JobContext, now: dt.datetime | None = None) -> int:
     are enqueued again. A row enqueued twice is harmless: the claim lets one through.
     """
     now = now or utcnow()
-    policy = RetryPolicy.from_settings(ctx.settings)
-    for row in _expired_leases(ctx.dbsession, now):
+    policy = RetryPolicy.from_settings(work.settings)
+    for row in _expired_leases(work.dbsession, now):
         record_failure(
-            ctx,
+            work,
             row.id,
             row.lease_until,
             "Interrupted: the worker stopped before the message was confirmed sent",
@@ -384,7 +344,7 @@ def sweep(ctx: JobContext, now: dt.datetime | None = None) -> int:
             now=now,
         )
     overdue = now - dt.timedelta(seconds=policy.sweep_grace_seconds)
-    due_ids = ctx.dbsession.execute(
+    due_ids = work.dbsession.execute(
         select(OutboxMessage.id)
         .where(OutboxMessage.status == OUTBOX_PENDING, OutboxMessage.next_attempt_at <= overdue)
         .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
@@ -392,7 +352,7 @@ def sweep(ctx: JobContext, now: dt.datetime | None = None) -> int:
     ).scalars()
     dispatched = 0
     for outbox_id in due_ids:
-        enqueue_after_commit(ctx.tm, ctx.registry, DELIVER_JOB, outbox_id, now.isoformat())
+        work.enqueue_after_commit(DELIVER_JOB, outbox_id, now.isoformat())
         dispatched += 1
     return dispatched
 

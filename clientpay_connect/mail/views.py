@@ -18,6 +18,7 @@ from clientpay_connect.mail.models import (
 )
 from clientpay_connect.mail.outbox import KIND_EMAIL_FAILED, RETRYABLE, firm_message, retry_now
 from clientpay_connect.security import ADMIN, firm_id
+from clientpay_connect.work import Work
 
 PAGE_SIZE = 100
 KIND_LABELS = {
@@ -65,7 +66,7 @@ def retry(request: Request) -> HTTPSeeOther:
     message = firm_message(request.dbsession, firm_id(request), int(request.matchdict["id"]))
     if message is None:
         raise HTTPNotFound()
-    if retry_now(request.dbsession, request.tm, request.registry, message):
+    if retry_now(Work.from_request(request), message):
         audit(request, "mail.retried", target=message, kind=message.kind)
         request.session.flash(f"Message {message.id} is being sent again.")
     else:

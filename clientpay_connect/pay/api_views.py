@@ -30,6 +30,7 @@ from clientpay_connect.pay.interfaces import ICaptchaVerifier, IPaymentProcessor
 from clientpay_connect.pay.processor import Declined, ProcessorUnavailable
 from clientpay_connect.security import PUBLIC
 from clientpay_connect.throttle.interfaces import IRateLimiter
+from clientpay_connect.work import Work
 
 
 def _throttle(request: Request, setting: str, *keys: str) -> None:
@@ -59,12 +60,6 @@ def _json(status: int, body: dict[str, Any]) -> Response:
     response = Response(json_body=body, status=status, charset="utf-8")
     response.content_type = "application/json"
     return response
-
-
-def _commit(request: Request) -> None:
-    """End this step's transaction now, so that what it wrote holds whatever comes next."""
-    request.tm.commit()
-    request.tm.begin()
 
 
 @view_config(
@@ -121,7 +116,7 @@ def submit_payment(request: Request) -> Response:
     if payment is None:
         return _lost_the_claim(request, link.id, key)
     payment_id, processor_key = payment.id, payment.processor_key
-    _commit(request)
+    Work.from_request(request).checkpoint()
     return _charge(request, payment_id, processor_key, attempt, link.currency, methods)
 
 
@@ -154,7 +149,7 @@ def _check_captcha(request: Request, link: PaymentLink) -> None:
     secret = settings.recaptcha_secret_encrypted
     answer = request.openapi_validated.body.get("recaptcha_token") or ""
     # Google is asked between two transactions: a slow answer must not hold the database.
-    _commit(request)
+    Work.from_request(request).checkpoint()
     verifier = request.find_service(ICaptchaVerifier)
     if not secret or not verifier.verify(
         request.encryptor.decrypt(secret), answer, request.client_addr
@@ -208,7 +203,5 @@ def _charge(
                 extra={"payment_id": payment_id, "link_status": "processing"},
             ),
         )
-    payment = services.complete_payment(
-        request.dbsession, request.tm, request.registry, payment_id, result
-    )
+    payment = services.complete_payment(Work.from_request(request), payment_id, result)
     return _json(*services.payment_answer(payment))

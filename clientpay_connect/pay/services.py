@@ -13,8 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import transaction
-from pyramid.registry import Registry
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -39,7 +37,8 @@ from clientpay_connect.pay.models import (
     PAYMENT_SUCCEEDED,
     Payment,
 )
-from clientpay_connect.pay.processor import ChargeResult, Processor, SandboxProcessor
+from clientpay_connect.pay.processor import ChargeResult, SandboxProcessor
+from clientpay_connect.work import Work
 
 __all__ = ["SandboxProcessor"]
 
@@ -49,12 +48,6 @@ RECEIPT_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"  # base32: no 0/1/8/9 to m
 NOTICE_EVENT = "payment_received"
 # The failure code of a payment the processor never heard of (the resolver's verdict).
 NOT_CHARGED = "not_charged"
-
-
-def processor_for(registry: Registry) -> Processor:
-    """The configured processor, for code that has no request (jobs)."""
-    processor: Processor = registry["clientpay.processor"]
-    return processor
 
 
 @dataclass(frozen=True)
@@ -144,19 +137,14 @@ def new_receipt_number() -> str:
     return "R-" + "".join(secrets.choice(RECEIPT_ALPHABET) for _ in range(10))
 
 
-def complete_payment(
-    dbsession: Session,
-    tm: transaction.TransactionManager,
-    registry: Registry,
-    payment_id: int,
-    result: ChargeResult,
-) -> Payment:
+def complete_payment(work: Work, payment_id: int, result: ChargeResult) -> Payment:
     """Record the processor's success: the payment succeeds, the link is paid, mail is queued.
 
     Each change is conditional on the state we left it in, so that when the request and the
     resolver job both get here only one of them writes (and sends the emails).
     """
     now = utcnow()
+    dbsession = work.dbsession
     won = dbsession.execute(
         update(Payment)
         .where(Payment.id == payment_id, Payment.status == PAYMENT_PENDING)
@@ -175,7 +163,7 @@ def complete_payment(
     if won.rowcount != 1:  # type: ignore[attr-defined]
         return payment
     _mark_paid(dbsession, payment, now)
-    _queue_payment_emails(dbsession, tm, registry, payment)
+    _queue_payment_emails(work, payment)
     return payment
 
 
@@ -223,18 +211,14 @@ def _reload(dbsession: Session, payment_id: int) -> Payment:
     ).scalar_one()
 
 
-def _queue_payment_emails(
-    dbsession: Session, tm: transaction.TransactionManager, registry: Registry, payment: Payment
-) -> None:
+def _queue_payment_emails(work: Work, payment: Payment) -> None:
     mails = [(KIND_RECEIPT, [payment.payer_email])]
-    staff = notice_recipients(dbsession, payment.firm_id)
+    staff = notice_recipients(work.dbsession, payment.firm_id)
     if staff:
         mails.append((KIND_PAYMENT_NOTICE, staff))
     for kind, recipients in mails:
         queue_email(
-            dbsession,
-            tm,
-            registry,
+            work,
             firm_id=payment.firm_id,
             kind=kind,
             recipients=recipients,

@@ -9,10 +9,12 @@ import logging
 from pyramid.config import Configurator
 
 from clientpay_connect.db import utcnow
-from clientpay_connect.jobs import JobContext, periodic_job
+from clientpay_connect.jobs import periodic_job
 from clientpay_connect.links import services as links
 from clientpay_connect.pay import services
-from clientpay_connect.pay.processor import Declined, ProcessorUnavailable
+from clientpay_connect.pay.interfaces import IPaymentProcessor
+from clientpay_connect.pay.processor import Declined, Processor, ProcessorUnavailable
+from clientpay_connect.work import Work
 
 log = logging.getLogger(__name__)
 
@@ -20,51 +22,46 @@ RESOLVE_JOB = "pay.resolve_processing"
 
 
 @periodic_job(RESOLVE_JOB, minute="*/5")
-def resolve_processing(ctx: JobContext, now: dt.datetime | None = None) -> int:
+def resolve_processing(work: Work, now: dt.datetime | None = None) -> int:
     """Settle every link processing for longer than the timeout; return how many were settled.
 
     The timeout must be well above the processor's own (clientpay.http_timeout): a request
     still waiting for its answer must not be overtaken.
     """
     now = now or utcnow()
-    timeout = int(ctx.settings["clientpay.pay.processing_timeout_seconds"])
-    stuck = services.stuck_payments(ctx.dbsession, now - dt.timedelta(seconds=timeout))
+    timeout = int(work.settings["clientpay.pay.processing_timeout_seconds"])
+    stuck = services.stuck_payments(work.dbsession, now - dt.timedelta(seconds=timeout))
     settled = 0
     for item in stuck:
         # The processor is asked outside any transaction: on SQLite ours would lock it out.
-        _end_transaction(ctx)
-        settled += _settle(ctx, item)
+        work.checkpoint()
+        settled += _settle(work, item)
     return settled
 
 
-def _end_transaction(ctx: JobContext) -> None:
-    ctx.tm.commit()
-    ctx.tm.begin()
-
-
-def _settle(ctx: JobContext, item: services.StuckPayment) -> int:
+def _settle(work: Work, item: services.StuckPayment) -> int:
     if item.payment_id is None or item.processor_key is None:
         # Claimed with no attempt recorded: nothing was sent to the processor.
-        links.release(ctx.dbsession, item.link_id)
+        links.release(work.dbsession, item.link_id)
         return 1
-    processor = services.processor_for(ctx.registry)
+    processor: Processor = work.find_service(IPaymentProcessor)
     try:
         result = processor.lookup(item.processor_key)
     except Declined as declined:
-        services.fail_payment(ctx.dbsession, item.payment_id, declined.code, declined.message)
+        services.fail_payment(work.dbsession, item.payment_id, declined.code, declined.message)
         return 1
     except ProcessorUnavailable:
         log.warning("payment %s: the processor is still not answering", item.payment_id)
         return 0
     if result is None:
         services.fail_payment(
-            ctx.dbsession,
+            work.dbsession,
             item.payment_id,
             services.NOT_CHARGED,
             "The payment did not reach the processor; nothing was charged.",
         )
         return 1
-    services.complete_payment(ctx.dbsession, ctx.tm, ctx.registry, item.payment_id, result)
+    services.complete_payment(work, item.payment_id, result)
     return 1
 
 

@@ -28,8 +28,9 @@ from clientpay_connect.accounts.models import Firm
 from clientpay_connect.accounts.services import create_firm
 from clientpay_connect.config import resolve_settings
 from clientpay_connect.db import get_tm_session
-from clientpay_connect.jobs import JobContext, JobQueue, enqueue_after_commit, job
+from clientpay_connect.jobs import JobQueue, job
 from clientpay_connect.security import PUBLIC
+from clientpay_connect.work import Work
 
 SLUG_PREFIX = "job-test-"
 # What the jobs below did, in order, as seen from the worker threads.
@@ -37,21 +38,21 @@ runs: list[str] = []
 
 
 @job("tests.jobs.name_firm")
-def name_firm(ctx: JobContext, slug: str, name: str) -> None:
+def name_firm(work: Work, slug: str, name: str) -> None:
     """Rename the firm ``slug`` (made by the enqueuing transaction), or make it."""
     runs.append(slug)
-    firm = ctx.dbsession.execute(select(Firm).where(Firm.slug == slug)).scalar_one_or_none()
+    firm = work.dbsession.execute(select(Firm).where(Firm.slug == slug)).scalar_one_or_none()
     if firm is None:
-        create_firm(ctx.dbsession, name, slug)
+        create_firm(work.dbsession, name, slug)
     else:
         firm.name = name
 
 
 @job("tests.jobs.write_then_fail")
-def write_then_fail(ctx: JobContext, slug: str) -> None:
+def write_then_fail(work: Work, slug: str) -> None:
     runs.append(slug)
-    create_firm(ctx.dbsession, "Never kept", slug)
-    ctx.dbsession.flush()
+    create_firm(work.dbsession, "Never kept", slug)
+    work.dbsession.flush()
     raise RuntimeError("the job fails after writing")
 
 
@@ -63,7 +64,9 @@ def new_slug() -> str:
 def enqueue_view(request: Request) -> dict[str, Any]:
     slug = request.params["slug"]
     create_firm(request.dbsession, "Made by the request", slug)
-    request.enqueue_after_commit("tests.jobs.name_firm", slug, "Renamed by the job")
+    Work.from_request(request).enqueue_after_commit(
+        "tests.jobs.name_firm", slug, "Renamed by the job"
+    )
     if request.params.get("fail"):
         raise RuntimeError("the request fails after enqueuing")
     return {"slug": slug}
@@ -147,27 +150,26 @@ def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
 
 def test_a_job_runs_only_if_its_transaction_commits(queue_app, queue):
     registry = queue_app.registry
-    factory = registry["dbsession_factory"]
     rolled_back, failed_commit, committed = new_slug(), new_slug(), new_slug()
 
     tm = transaction.TransactionManager(explicit=True)
+    work = Work(registry, get_tm_session(registry["dbsession_factory"], tm), tm)
     tm.begin()
-    enqueue_after_commit(tm, registry, "tests.jobs.name_firm", rolled_back, "Rolled back")
+    work.enqueue_after_commit("tests.jobs.name_firm", rolled_back, "Rolled back")
     tm.abort()
     assert queue.pending_count() == 0
 
     # A commit that fails (two firms with one slug) calls the hook with committed=False.
     tm.begin()
-    session = get_tm_session(factory, tm)
-    session.add_all([Firm(name="A", slug=failed_commit), Firm(name="B", slug=failed_commit)])
-    enqueue_after_commit(tm, registry, "tests.jobs.name_firm", failed_commit, "Failed commit")
+    work.dbsession.add_all([Firm(name="A", slug=failed_commit), Firm(name="B", slug=failed_commit)])
+    work.enqueue_after_commit("tests.jobs.name_firm", failed_commit, "Failed commit")
     with pytest.raises(IntegrityError):
         tm.commit()
     tm.abort()
     assert queue.pending_count() == 0
 
     with tm:
-        enqueue_after_commit(tm, registry, "tests.jobs.name_firm", committed, "Committed")
+        work.enqueue_after_commit("tests.jobs.name_firm", committed, "Committed")
         assert queue.pending_count() == 0, "enqueued before the commit"
     assert queue.pending_count() == 1
 

@@ -32,11 +32,9 @@ from clientpay_connect.mail.models import (
 from clientpay_connect.mail.outbox import queue_email
 from clientpay_connect.mail.services import FileMailDelivery, NullMailDelivery, SMTPMailDelivery
 from clientpay_connect.pay.models import PAYMENT_SUCCEEDED, Payment
+from clientpay_connect.work import Work
 from tests import factories
-from tests.support.smtp import (
-    send_link,
-    unit_of_work,
-)
+from tests.support.smtp import send_link
 
 SENDER = "payments@clientpay.test"
 FALLBACK_REPLY_TO = "billing@clientpay.test"
@@ -138,19 +136,19 @@ def test_nothing_is_sent_or_kept_when_the_transaction_rolls_back(
 ):
     before = dbsession.scalar(select(func.count()).select_from(OutboxMessage))
 
-    with pytest.raises(RuntimeError), unit_of_work(mail_app) as (session, tm):
+    with pytest.raises(RuntimeError), Work.fresh(mail_app.registry) as work:
         link, _token = create_link(
-            session,
+            work.dbsession,
             mail_app.registry["clientpay.encryptor"],
             None,
             NewLink(
-                merchant_account=session.get(MerchantAccount, account.id),
+                merchant_account=work.dbsession.get(MerchantAccount, account.id),
                 amount_minor=5000,
                 emails=["ana@example.test"],
             ),
         )
         queue_email(
-            session, tm, mail_app.registry, firm_id=link.firm_id, kind=KIND_LINK,
+            work, firm_id=link.firm_id, kind=KIND_LINK,
             recipients=["ana@example.test"], link_id=link.id,
         )  # fmt: skip
         raise RuntimeError("the request failed after queueing")
@@ -278,10 +276,10 @@ def test_the_payer_gets_a_receipt_and_subscribed_staff_a_notice(
     )
     dbsession.flush()
 
-    with unit_of_work(mail_app) as (session, tm):
+    with Work.fresh(mail_app.registry) as work:
         for kind, recipients in ((KIND_RECEIPT, [payment.payer_email]), (KIND_PAYMENT_NOTICE, [])):
             queue_email(
-                session, tm, mail_app.registry, firm_id=firm.id, kind=kind, recipients=recipients,
+                work, firm_id=firm.id, kind=kind, recipients=recipients,
                 link_id=payment.link_id, payment_id=payment.id,
             )  # fmt: skip
 

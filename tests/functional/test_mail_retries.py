@@ -27,8 +27,9 @@ from clientpay_connect.mail.models import (
 )
 from clientpay_connect.mail.outbox import DELIVER_JOB, KIND_EMAIL_FAILED, SWEEP_JOB, queue_email
 from clientpay_connect.mail.tasks import SKIPPED, RetryPolicy, claim, error_text
+from clientpay_connect.work import Work
 from tests import factories
-from tests.support.smtp import SMTPServer, bound_to, send_link, smtp_application, unit_of_work
+from tests.support.smtp import SMTPServer, bound_to, send_link, smtp_application
 
 MAX_ATTEMPTS = 4
 GRACE = dt.timedelta(seconds=60)
@@ -95,22 +96,22 @@ def past_every_retry(dbsession: Any, ids: list[int]) -> dt.datetime:
 
 def queue_many(app: Router, user: Any, account: MerchantAccount, count: int) -> list[int]:
     """``count`` links, each emailed to its own client, in one transaction."""
-    with unit_of_work(app) as (session, tm):
+    with Work.fresh(app.registry) as work:
         ids = []
         for n in range(count):
             link, _token = create_link(
-                session,
+                work.dbsession,
                 app.registry["clientpay.encryptor"],
                 None,
                 NewLink(
-                    merchant_account=session.get(MerchantAccount, account.id),
+                    merchant_account=work.dbsession.get(MerchantAccount, account.id),
                     amount_minor=1000 + n,
                     emails=[f"client{n}@example.test"],
                     invoice_number=f"INV-{n}",
                 ),
             )
             row = queue_email(
-                session, tm, app.registry, firm_id=link.firm_id, kind=KIND_LINK,
+                work, firm_id=link.firm_id, kind=KIND_LINK,
                 recipients=list(link.emails), link_id=link.id,
             )  # fmt: skip
             ids.append(row.id)
@@ -211,8 +212,8 @@ def test_a_claimed_message_is_left_alone_until_its_worker_is_presumed_dead(
 
     # Worker A claims the message and then dies without a word.
     lease_until = now + dt.timedelta(minutes=5)
-    with unit_of_work(mail_app) as (session, _tm):
-        assert claim(session, sent["outbox_id"], now, lease_until)
+    with Work.fresh(mail_app.registry) as work:
+        assert claim(work.dbsession, sent["outbox_id"], now, lease_until)
 
     # Worker B, handed the same message, and the sweep within the lease: hands off.
     queue = mail_app.registry["clientpay.jobs"]
@@ -284,19 +285,19 @@ def test_a_new_message_goes_out_even_when_the_workers_clock_is_behind(
     mail_app, smtp, dbsession, firm, staff, account
 ):
     smtp.start()
-    with unit_of_work(mail_app) as (session, tm):
+    with Work.fresh(mail_app.registry) as work:
         link, _token = create_link(
-            session,
+            work.dbsession,
             mail_app.registry["clientpay.encryptor"],
             None,
             NewLink(
-                merchant_account=session.get(MerchantAccount, account.id),
+                merchant_account=work.dbsession.get(MerchantAccount, account.id),
                 amount_minor=700,
                 emails=["ana@example.test"],
             ),
         )
         row = queue_email(
-            session, tm, mail_app.registry, firm_id=firm.id, kind=KIND_LINK,
+            work, firm_id=firm.id, kind=KIND_LINK,
             recipients=["ana@example.test"], link_id=link.id,
         )  # fmt: skip
         # As if written by a web server whose clock is ahead of the worker's.
@@ -346,11 +347,11 @@ def test_a_link_closed_while_its_email_waited_is_not_emailed_after_all(
     sent = send_link(mail_app, staff, account)
     [waiting] = outbox_rows(dbsession, [sent["outbox_id"]])
     assert (waiting.status, waiting.attempts) == (OUTBOX_PENDING, 1)  # the server was down
-    with unit_of_work(mail_app) as (session, _tm):
+    with Work.fresh(mail_app.registry) as work:
         if closing == "cancel":
-            cancel_links(session, staff.firm_id, [sent["link_id"]])
+            cancel_links(work.dbsession, staff.firm_id, [sent["link_id"]])
         else:
-            link = session.get(PaymentLink, sent["link_id"])
+            link = work.dbsession.get(PaymentLink, sent["link_id"])
             if closing == "pay":
                 link.status, link.amount_paid_minor, link.paid_at = "paid", 123450, utcnow()
             else:

@@ -18,18 +18,16 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 
-import transaction
 from aiosmtpd.controller import Controller
 from pyramid.router import Router
-from sqlalchemy.orm import Session
 
 from clientpay_connect import main
 from clientpay_connect.accounts.models import User
 from clientpay_connect.admin.models import MerchantAccount
-from clientpay_connect.db import get_tm_session
 from clientpay_connect.links.services import NewLink, create_link
 from clientpay_connect.mail.models import KIND_LINK
 from clientpay_connect.mail.outbox import queue_email
+from clientpay_connect.work import Work
 
 HOST = "127.0.0.1"
 
@@ -149,15 +147,6 @@ def bound_to(app: Router, connection: Any) -> Iterator[Router]:
 
 
 @contextmanager
-def unit_of_work(app: Router) -> Iterator[tuple[Session, transaction.TransactionManager]]:
-    """A session and transaction manager like a request's: committed when the block ends,
-    which runs the after-commit hooks (and so, in tests, the jobs)."""
-    tm = transaction.TransactionManager(explicit=True)
-    with tm:
-        yield get_tm_session(app.registry["dbsession_factory"], tm), tm
-
-
-@contextmanager
 def smtp_application(
     settings: dict[str, Any], server: SMTPServer, **overrides: str
 ) -> Iterator[Router]:
@@ -175,17 +164,15 @@ def send_link(app: Router, user: User, account: MerchantAccount, **fields: Any) 
     fields.setdefault("amount_minor", 123450)
     fields.setdefault("emails", ["ana@example.test"])
     recipients = fields.pop("recipients", None)
-    with unit_of_work(app) as (session, tm):
+    with Work.fresh(app.registry) as work:
         link, token = create_link(
-            session,
+            work.dbsession,
             app.registry["clientpay.encryptor"],
-            session.get(User, user.id),
-            NewLink(merchant_account=session.get(MerchantAccount, account.id), **fields),
+            work.dbsession.get(User, user.id),
+            NewLink(merchant_account=work.dbsession.get(MerchantAccount, account.id), **fields),
         )
         row = queue_email(
-            session,
-            tm,
-            app.registry,
+            work,
             firm_id=link.firm_id,
             kind=KIND_LINK,
             recipients=recipients if recipients is not None else list(link.emails),
