@@ -28,6 +28,8 @@ def includeme(config: Configurator) -> None:
     ensure_secrets(settings)
     config.include("pyramid_services")
     config.include(".templating")
+    # Before anything that reads a body: the first tween, and pyramid_retry's activate hook.
+    config.include(".body_limits")
     config.include(".db")
     config.include(".security")
     config.include(".headers")

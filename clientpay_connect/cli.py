@@ -30,6 +30,7 @@ from clientpay_connect.accounts.services import (
     record,
     slugify,
 )
+from clientpay_connect.body_limits import UPLOAD_LIMIT
 from clientpay_connect.crypto import MissingSecrets
 from clientpay_connect.demo import seed_demo
 from clientpay_connect.jobs import JobQueue
@@ -211,6 +212,17 @@ def create_token_command(ctx: Context, email: str, name: str) -> None:
     click.echo(token)
 
 
+def waitress_options(settings: dict[str, Any]) -> dict[str, Any]:
+    """How ``clientpay serve`` runs waitress, from the app's settings."""
+    return {
+        "threads": 8,
+        "ident": "clientpay",
+        # Waitress buffers a whole body before the app runs and refuses one of this size or
+        # more by its Content-Length, unread: one byte above the largest body a route takes.
+        "max_request_body_size": int(settings[UPLOAD_LIMIT]) + 1,
+    }
+
+
 def _exit_on_signal(signum: int, frame: Any) -> None:
     raise SystemExit(0)
 
@@ -235,7 +247,7 @@ def serve(ctx: Context, host: str, port: int, workers: int | None) -> None:
     signal.signal(signal.SIGTERM, _exit_on_signal)
     click.echo(f"Serving on http://{host}:{port} (job worker running in-process)")
     try:
-        waitress_serve(app, host=host, port=port, threads=8, ident="clientpay")
+        waitress_serve(app, host=host, port=port, **waitress_options(ctx.settings))
     finally:
         consumer.stop(graceful=True)
 

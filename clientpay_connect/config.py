@@ -36,6 +36,8 @@ DEFAULTS: dict[str, str] = {
     "clientpay.limits.pay_attempts": "10/minute",
     "clientpay.limits.token_lookups": "60/minute",
     "clientpay.limits.sandbox_tokens": "30/minute",
+    "clientpay.limits.json_body_bytes": "65536",
+    "clientpay.limits.upload_body_bytes": "34603008",
     "clientpay.openapi.validate_responses": "false",
     "clientpay.processor": "clientpay_connect.pay.services.SandboxProcessor",
     "clientpay.sandbox.delay_ms": "0",

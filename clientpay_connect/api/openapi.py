@@ -16,12 +16,14 @@ from typing import Any
 import yaml
 from openapi_core import OpenAPI
 from openapi_core.templating.paths.exceptions import PathNotFound
+from openapi_core.unmarshalling.request.unmarshallers import V30RequestParametersUnmarshaller
 from pyramid.config import Configurator
 from pyramid.request import Request
 from pyramid.response import Response
 from pyramid_openapi3.wrappers import PyramidOpenAPIRequest, PyramidOpenAPIResponse
 
 from clientpay_connect.api.errors import FieldErrors
+from clientpay_connect.api.json_body import refuse_unbounded
 from clientpay_connect.config import as_bool
 
 SPEC_PATH = Path(__file__).with_name("openapi.yaml")
@@ -71,7 +73,7 @@ def field_errors(errors: Iterable[BaseException]) -> list[dict[str, str]]:
 def _flatten(error: BaseException) -> list[dict[str, str]]:
     schema_errors = getattr(error, "schema_errors", None)
     if schema_errors:
-        return [_schema_error(e) for e in schema_errors]
+        return [entry for e in schema_errors for entry in _schema_error(e)]
     cause = error.__cause__ or error.__context__
     if cause is not None and cause is not error:
         nested = _flatten(cause)
@@ -81,15 +83,39 @@ def _flatten(error: BaseException) -> list[dict[str, str]]:
     return [{"field": str(name), "message": str(error)}]
 
 
-def _schema_error(error: Any) -> dict[str, str]:
+# How many unknown fields of one object are named; a body could hold thousands.
+MAX_UNKNOWN_FIELDS_NAMED = 20
+
+
+def _schema_error(error: Any) -> list[dict[str, str]]:
     path = [str(p) for p in getattr(error, "absolute_path", [])]
-    message = getattr(error, "message", str(error))
-    if getattr(error, "validator", "") == "required":
+    validator = getattr(error, "validator", "")
+    if validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = error.schema.get("properties", {})
+        unknown = sorted(str(name) for name in error.instance if name not in known)
+        return [
+            {"field": ".".join([*path, name]), "message": "This field is not part of the API."}
+            for name in unknown[:MAX_UNKNOWN_FIELDS_NAMED]
+        ]
+    # Not getattr(error, "message", str(error)): str() of a jsonschema error pretty-prints the
+    # whole body and the schema, seconds of CPU for a large body, even when it is not used.
+    message = error.message if hasattr(error, "message") else repr(error)
+    if validator == "required":
         # "'amount' is a required property" names the missing field, not the path.
         missing = message.split("'")[1] if message.count("'") >= 2 else ""
         path = [*path, missing] if missing else path
         message = "This field is required."
-    return {"field": ".".join(path), "message": message}
+    elif validator in BOUND_MESSAGES:
+        # jsonschema's own message quotes the whole value, which may be 64 KB long.
+        message = BOUND_MESSAGES[validator].format(error.validator_value)
+    return [{"field": ".".join(path), "message": message}]
+
+
+BOUND_MESSAGES = {
+    "maxLength": "Use at most {} characters.",
+    "maxItems": "Send at most {} items.",
+    "minItems": "Send at least {} items.",
+}
 
 
 def _openapi_request(request: Request) -> Any:
@@ -98,13 +124,34 @@ def _openapi_request(request: Request) -> Any:
     return PyramidOpenAPIRequest(request)
 
 
+def _unmarshal_request(request: Request, api: OpenAPI) -> Any:
+    if request.content_type == "multipart/form-data":
+        # A file is not handed to openapi-core: it parses a multipart body in memory, several
+        # copies over (a 32 MB file took gigabytes). The upload views read the form streamed
+        # to disk by webob and check its fields themselves; the rest is checked here.
+        unmarshaller = request.registry["clientpay.openapi.parameters"]
+        return unmarshaller.unmarshal(_openapi_request(request))
+    if is_json(request) and request.body:
+        try:
+            body = request.json_body
+        except ValueError:
+            body = None  # not JSON: openapi-core says so below
+        refuse_unbounded(body)
+    return api.unmarshal_request(_openapi_request(request))
+
+
+def is_json(request: Request) -> bool:
+    media_type = (request.content_type or "").lower()
+    return media_type == "application/json" or media_type.endswith("+json")
+
+
 def openapi_view_deriver(view: Callable[..., Any], info: Any) -> Callable[..., Any]:
     if not info.options.get("openapi"):
         return view
 
     def validating_view(context: Any, request: Request) -> Any:
         api: OpenAPI = request.registry["clientpay.openapi"]
-        result = api.unmarshal_request(_openapi_request(request))
+        result = _unmarshal_request(request, api)
         errors = [e for e in result.errors if not isinstance(e, PathNotFound)]
         if errors:
             raise FieldErrors(field_errors(errors))
@@ -125,7 +172,9 @@ openapi_view_deriver.options = ("openapi",)  # type: ignore[attr-defined]
 def includeme(config: Configurator) -> None:
     spec = load_spec(config.route_prefix or "")
     config.registry["clientpay.openapi.spec"] = spec
-    config.registry["clientpay.openapi"] = OpenAPI.from_dict(spec)
+    api = OpenAPI.from_dict(spec)
+    config.registry["clientpay.openapi"] = api
+    config.registry["clientpay.openapi.parameters"] = V30RequestParametersUnmarshaller(api.spec)
     config.registry["clientpay.openapi.validate_responses"] = as_bool(
         config.get_settings()["clientpay.openapi.validate_responses"]
     )

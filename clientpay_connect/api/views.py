@@ -18,6 +18,7 @@ from pyramid.view import (
 from sqlalchemy import text
 
 from clientpay_connect.api.errors import ApiError, error_response, is_api_request
+from clientpay_connect.body_limits import BodyTooLarge, too_large_response
 from clientpay_connect.security import PUBLIC
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,12 @@ def openapi_document(request: Request) -> Response:
 @exception_view_config(ApiError)
 def api_error(exc: ApiError, request: Request) -> Response:
     return error_response(request, exc)
+
+
+@exception_view_config(BodyTooLarge)
+def body_too_large(exc: BodyTooLarge, request: Request) -> Response:
+    # A body without a declared length, found too large while the view read it.
+    return too_large_response(request, exc.limit)
 
 
 @forbidden_view_config()

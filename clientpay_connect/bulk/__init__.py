@@ -2,6 +2,8 @@
 
 from pyramid.config import Configurator
 
+from clientpay_connect.body_limits import allow_uploads
+
 
 def includeme(config: Configurator) -> None:
     """Routes, the job and the views of Bulk Upload (pages under /bulk, API under
@@ -28,5 +30,7 @@ def includeme(config: Configurator) -> None:
     config.add_route("bulk.rows", page + "/rows")
     config.add_route("bulk.row.delete", page + r"/rows/{row:\d+}/delete")
     config.add_route("bulk.act", page + "/act")
+    # The two routes a file is posted to: their bodies may reach the upload limit.
+    allow_uploads(config, "api.bulk.uploads", "bulk.upload")
     config.scan(".api")
     config.scan(".views")

@@ -29,19 +29,8 @@ from clientpay_connect.pay import services
 from clientpay_connect.pay.interfaces import ICaptchaVerifier, IPaymentProcessor
 from clientpay_connect.pay.processor import Declined, ProcessorUnavailable
 from clientpay_connect.security import PUBLIC
-from clientpay_connect.throttle.interfaces import IRateLimiter
 from clientpay_connect.work import Work
-
-
-def _throttle(request: Request, setting: str, *keys: str) -> None:
-    limiter = request.find_service(IRateLimiter)
-    limit = request.registry.settings[setting]
-    # Every key counts the attempt, even when an earlier one already refuses it.
-    allowed = [limiter.hit(limit, key) for key in keys]
-    if not all(allowed):
-        raise ApiError(
-            429, "rate_limited", "Too many attempts. Please wait a minute and try again."
-        )
+from clientpay_connect.throttle.deriver import throttle
 
 
 def _token_tag(request: Request) -> str:
@@ -66,7 +55,7 @@ def _json(status: int, body: dict[str, Any]) -> Response:
     route_name="pay.api", request_method="GET", renderer="json", permission=PUBLIC, openapi=True
 )
 def show_link(request: Request) -> dict[str, Any]:
-    _throttle(request, "clientpay.limits.token_lookups", f"pay-lookup-ip:{request.client_addr}")
+    throttle(request, "clientpay.limits.token_lookups", f"pay-lookup-ip:{request.client_addr}")
     link = _find_link(request)
     settings = request.dbsession.get(FirmSettings, link.firm_id)
     recaptcha = settings is not None and settings.recaptcha_enabled
@@ -85,21 +74,26 @@ def show_link(request: Request) -> dict[str, Any]:
     }
 
 
-# require_csrf=False: see the module's docstring.
+def _limit_pay_attempts(request: Request) -> None:
+    throttle(
+        request,
+        "clientpay.limits.pay_attempts",
+        f"pay-ip:{request.client_addr}",
+        f"pay-link:{_token_tag(request)}",
+    )
+
+
+# require_csrf=False: see the module's docstring. The rate limit is counted before the body is
+# validated (throttle/deriver.py).
 @view_config(
     route_name="pay.api",
     request_method="POST",
     permission=PUBLIC,
     require_csrf=False,
     openapi=True,
+    rate_limit=_limit_pay_attempts,
 )
 def submit_payment(request: Request) -> Response:
-    _throttle(
-        request,
-        "clientpay.limits.pay_attempts",
-        f"pay-ip:{request.client_addr}",
-        f"pay-link:{_token_tag(request)}",
-    )
     key = request.headers["Idempotency-Key"]
     link = _find_link(request)
     earlier = services.find_attempt(request.dbsession, link.id, key)

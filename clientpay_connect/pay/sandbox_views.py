@@ -11,12 +11,12 @@ from typing import Any
 from pyramid.request import Request
 from pyramid.view import view_config
 
-from clientpay_connect.api.errors import ApiError, FieldErrors
+from clientpay_connect.api.errors import FieldErrors
 from clientpay_connect.db import utcnow
 from clientpay_connect.pay.interfaces import IPaymentProcessor
 from clientpay_connect.pay.processor import InvalidDetails, SandboxProcessor, read_details
 from clientpay_connect.security import PUBLIC
-from clientpay_connect.throttle.interfaces import IRateLimiter
+from clientpay_connect.throttle.deriver import throttle
 
 
 def _body(request: Request) -> dict[str, Any]:
@@ -39,12 +39,7 @@ def _body(request: Request) -> dict[str, Any]:
     require_csrf=False,
 )
 def create_token(request: Request) -> dict[str, Any]:
-    limiter = request.find_service(IRateLimiter)
-    limit = request.registry.settings["clientpay.limits.sandbox_tokens"]
-    if not limiter.hit(limit, f"sandbox-tokens-ip:{request.client_addr}"):
-        raise ApiError(
-            429, "rate_limited", "Too many attempts. Please wait a minute and try again."
-        )
+    throttle(request, "clientpay.limits.sandbox_tokens", f"sandbox-tokens-ip:{request.client_addr}")
     try:
         details = read_details(_body(request), utcnow().date())
     except InvalidDetails as exc:

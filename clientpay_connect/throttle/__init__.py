@@ -13,3 +13,7 @@ def includeme(config: Configurator) -> None:
     limiter = limiter_class.from_settings(settings)
     config.registry["clientpay.rate_limiter"] = limiter
     config.register_service_factory(limiter_class.create_service, IRateLimiter)
+    # Ahead of the OpenAPI validation (api/openapi.py): see deriver.py.
+    config.add_view_deriver(
+        "clientpay_connect.throttle.deriver.rate_limited_view", over="openapi_view_deriver"
+    )

@@ -354,3 +354,37 @@ def test_worker_stops_on_sigterm(instance: Instance):
             process.communicate()
     assert process.returncode == 0, started + stderr
     assert "Traceback" not in stderr
+
+
+def ask_with_headers_only(port: int, request: bytes) -> bytes:
+    """Send a request's head but none of its body; return what the server answers."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_serve_refuses_a_body_over_the_upload_limit_without_reading_it(instance: Instance):
+    port = free_port()
+    process = subprocess.Popen(
+        [CLIENTPAY, "--config", str(instance.ini), "serve", "--port", str(port)],
+        env=instance.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for_health(f"http://127.0.0.1:{port}/healthz", process)
+        # 200 MB announced, not one byte sent: only a refusal by the length answers at all.
+        answer = ask_with_headers_only(
+            port,
+            b"POST /api/v1/bulk-uploads HTTP/1.1\r\nHost: localhost\r\n"
+            b"Content-Type: multipart/form-data; boundary=x\r\n"
+            b"Content-Length: 209715200\r\n\r\n",
+        )
+    finally:
+        process.terminate()
+        process.communicate(timeout=20)
+    assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import configparser
 import re
 from pathlib import Path
 
@@ -144,3 +145,12 @@ def test_the_readme_table_names_real_settings_and_their_variables():
     for key, variable in readme_settings_rows():
         assert key in DEFAULTS, f"README documents {key}, which config.DEFAULTS does not know"
         assert env_name(key) == variable, f"README says {variable} for {key}"
+
+
+@pytest.mark.parametrize("ini", ["development.ini", "production.ini"])
+def test_pserve_takes_the_largest_body_a_route_takes_and_no_more(ini):
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(README.parent / ini)
+    largest = int(DEFAULTS["clientpay.limits.upload_body_bytes"])
+    # Waitress refuses a body of max_request_body_size bytes or more.
+    assert int(parser["server:main"]["max_request_body_size"]) == largest + 1
