@@ -3,6 +3,7 @@
 from clientpay_connect.accounts.models import ApiToken, AuditEvent, Firm, User
 from clientpay_connect.admin.models import FirmSettings, MerchantAccount, NotificationRecipient
 from clientpay_connect.bulk.models import BulkRow, BulkUpload
+from clientpay_connect.connect.models import Connection, LinkInvoice
 from clientpay_connect.db import Base
 from clientpay_connect.links.models import PaymentLink
 from clientpay_connect.mail.models import OutboxMessage
@@ -14,7 +15,9 @@ __all__ = [
     "Base",
     "BulkRow",
     "BulkUpload",
+    "Connection",
     "Firm",
+    "LinkInvoice",
     "FirmSettings",
     "MerchantAccount",
     "NotificationRecipient",

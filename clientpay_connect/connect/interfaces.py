@@ -247,3 +247,13 @@ class IOAuthMatterAdapter(IMatterAdapter):
 
     def revoke(tokens):
         """Revoke the TokenSet at the vendor where it allows; never raises for a dead token."""
+
+
+class IAdapterCatalog(Interface):
+    """The matter-system adapters this installation offers, by name."""
+
+    def names():  # type: ignore[misc]  # zope interfaces omit self
+        """The adapter names, sorted."""
+
+    def adapter_class(name):
+        """The class registered as ``name``; KeyError when there is none."""
