@@ -12,7 +12,6 @@ from alembic import op
 
 import clientpay_connect.db
 
-
 revision: str = "0008"
 down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
