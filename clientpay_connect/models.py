@@ -8,6 +8,7 @@ from clientpay_connect.db import Base
 from clientpay_connect.links.models import PaymentLink
 from clientpay_connect.mail.models import OutboxMessage
 from clientpay_connect.pay.models import Payment, SandboxCharge, SandboxToken
+from clientpay_connect.postings.models import Posting, PostingAttempt
 
 __all__ = [
     "ApiToken",
@@ -24,6 +25,8 @@ __all__ = [
     "OutboxMessage",
     "Payment",
     "PaymentLink",
+    "Posting",
+    "PostingAttempt",
     "SandboxCharge",
     "SandboxToken",
     "User",
