@@ -40,6 +40,8 @@ from clientpay_connect.pay.models import (
     Payment,
 )
 from clientpay_connect.pay.processor import ChargeResult, Processor, SandboxProcessor
+from clientpay_connect.postings.services import create_posting_for_payment
+from clientpay_connect.work import Work
 
 __all__ = ["SandboxProcessor"]
 
@@ -176,6 +178,8 @@ def complete_payment(
         return payment
     _mark_paid(dbsession, payment, now)
     _queue_payment_emails(dbsession, tm, registry, payment)
+    # In the same transaction: a Connect payment is never without its posting.
+    create_posting_for_payment(Work(registry, dbsession, tm), payment, payment.link)
     return payment
 
 
