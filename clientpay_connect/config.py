@@ -61,6 +61,12 @@ DEFAULTS: dict[str, str] = {
     "clientpay.captcha.verifier": "clientpay_connect.pay.captcha.GoogleCaptchaVerifier",
     "clientpay.captcha.verify_url": "https://www.google.com/recaptcha/api/siteverify",
     "clientpay.http_timeout": "10",
+    "clientpay.mycase.api_url": "https://external-integrations.mycase.com/v1",
+    "clientpay.mycase.auth_url": "https://auth.mycase.com",
+    "clientpay.mycase.client_id": "",
+    "clientpay.mycase.client_secret": "",
+    "clientpay.mycase.page_size": "1000",
+    "clientpay.mycase.max_rate_wait": "10",
     # Clio: {host} is the connection's region's host (app.clio.com, eu.app.clio.com, …) and
     # {region} its code (us, eu, ca, au), so a test server can stand in for every region.
     "clientpay.clio.api_url": "https://{host}/api/v4",
