@@ -2,9 +2,8 @@
 
 Clio answers only ``id`` and ``etag`` unless ``fields=`` names more, so each listing names
 exactly what the mapping reads; nested resources are one level deep (Clio refuses a second).
-Amounts arrive as JSON numbers (doubles) and become integer minor units here, once: through
-the float's shortest decimal text (``str(90.1)`` is ``"90.1"``), never through its binary
-value.
+Amounts arrive as JSON numbers (doubles) and become integer minor units here, once
+(``money.minor_units``: through the float's shortest decimal text, never its binary value).
 
 Trust: Clio's bills tell. ``kind`` is ``trust_kind`` for a trust request (money asked into
 trust) and ``destination_account.type`` is ``Trust`` when the bill's payment goes to a trust
@@ -15,19 +14,18 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from clientpay_connect.connect.interfaces import (
     ACCOUNT_OPERATING,
     ACCOUNT_TRUST,
     Account,
-    AdapterError,
     Client,
     Invoice,
     Matter,
+    Permanent,
 )
-from clientpay_connect.money import minor_digits
+from clientpay_connect.money import AmountError, minor_units
 
 CONTACT_FIELDS = "id,etag,name,primary_email_address"
 # A matter's and a bill's client and matters come with what the search shows of them, so a
@@ -40,26 +38,15 @@ BILL_FIELDS = (
 )
 
 
-class UnexpectedAnswer(AdapterError):
+class UnexpectedAnswer(Permanent):
     """Clio answered 2xx with something we cannot read (a field missing, a bad number)."""
 
 
 def to_minor(value: Any, currency: str) -> int:
-    """A vendor amount (a JSON number read as Decimal, a string, an int) in minor units.
-
-    Half a minor unit rounds away from zero: a double such as 0.1 + 0.2 that Clio computed
-    lands on the cent it meant.
-    """
-    if value is None:
-        return 0
     try:
-        amount = Decimal(str(value))
-    except ArithmeticError as exc:
+        return minor_units(value if value is not None else 0, currency)
+    except AmountError as exc:
         raise UnexpectedAnswer(f"Clio sent {value!r} as an amount") from exc
-    if not amount.is_finite():
-        raise UnexpectedAnswer(f"Clio sent {value!r} as an amount")
-    scaled = amount.scaleb(minor_digits(currency)).quantize(Decimal(1), rounding=ROUND_HALF_UP)
-    return int(scaled)
 
 
 def to_date(value: Any) -> dt.date | None:

@@ -1,37 +1,37 @@
 """A fake Clio Manage (API v4) speaking real HTTP on 127.0.0.1, written from Clio's public docs.
 
 Each region (us, eu, ca, au) lives under its own path prefix — ``{url}/eu/api/v4/bills.json``,
-``{url}/eu/oauth/token`` — and has its own records and its own tokens: a token works only in
-the region that issued it, as at Clio. So the adapter's base-URL pattern for this fake is
-``{url}/{region}``.
+``{url}/eu/oauth/token`` — with its own records and its own authorization server: a token
+works only in the region that issued it, as at Clio. So the adapter's settings for this fake
+are ``api_url = {url}/{region}/api/v4`` and ``auth_url = {url}/{region}`` (``settings()``).
 
-The API's rules: ``X-API-VERSION`` must name a supported version (else 410 Gone); a bearer
-token of this region (else 401); per token at most ``rate_limit`` requests per
-``rate_window`` seconds, with ``X-RateLimit-Limit/-Remaining/-Reset`` on every answer and
-429 + ``Retry-After`` beyond it; ``fields=`` (see ``clio_data``); ``limit`` 1..200 (default
-200); cursor paging only with ``order=id(asc)`` through ``meta.paging.next``, a full URL
-carrying an opaque ``page_token`` (a listing larger than ``limit`` asked for in another order
-is refused, so an adapter that forgets the order fails loudly). ``fail_next`` and
-``slow_next`` make the next answers a 5xx or late. ``requests`` records every API call.
+OAuth (tests/fakes/oauth.py, mounted per region): ``/oauth/authorize``, ``/oauth/token``
+(authorization code and refresh; refresh tokens never rotate, as at Clio) and
+``/oauth/deauthorize``.
+
+The API's rules: ``X-API-VERSION`` must name a supported version (else 410 Gone); a live
+bearer token of the region (else 401); per token at most ``rate_limit`` requests per
+``rate_window`` seconds, with ``X-RateLimit-Limit/-Remaining/-Reset`` on every answer and 429
++ ``Retry-After`` beyond it; ``fields=`` (see ``clio_data``); ``limit`` 1..200 (default 200);
+cursor paging through ``meta.paging.next``, a full URL carrying every parameter and an opaque
+``page_token``. Clio pages by cursor only in ``order=id(asc)``: a listing larger than
+``limit`` asked for in another order is refused here, so an adapter that forgets the order
+fails loudly. ``fail_next`` and ``slow_next`` make the next answers a 5xx or late;
+``requests`` records every API call.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
-
-from webob import Request, Response
 
 from tests.fakes.clio_data import (
     FakeBill,
@@ -43,12 +43,18 @@ from tests.fakes.clio_data import (
     parse_fields,
     render,
 )
-from tests.support.live_server import serving
+from tests.fakes.httpserver import FakeHTTPServer, FakeRequest, FakeResponse
+from tests.fakes.oauth import FakeOAuthProvider
 
 REGIONS = ("us", "eu", "ca", "au")
 API_VERSIONS = frozenset({"4.0.8", "4.0.9", "4.0.10"})
 MAX_LIMIT = 200
 RESOURCES = {"contacts": "contact", "matters": "matter", "bills": "bill"}
+CLIENT_ID = "clio-test-client"
+CLIENT_SECRET = "clio-test-secret"
+THIRTY_DAYS = 30 * 86400.0
+# Clio's refresh tokens do not expire; a century stands for never.
+NEVER = 100 * 365 * 86400.0
 
 
 @dataclass(frozen=True)
@@ -72,60 +78,79 @@ class _Window:
     used: int = 0
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Fault:
     status: int | None = None
     delay: float = 0.0
 
 
-@dataclass
-class _PageCursor:
+@dataclass(frozen=True)
+class _Cursor:
     region: str
     resource: str
     after_id: int
 
 
-def error(status: int, kind: str, message: str, **headers: str) -> Response:
-    body = json.dumps({"error": {"type": kind, "message": message}})
-    response = Response(body=body.encode(), status=status, content_type="application/json")
-    response.headers.update(headers)
-    return response
+def clio_error(status: int, kind: str, message: str, **headers: str) -> FakeResponse:
+    return FakeResponse.json(status, {"error": {"type": kind, "message": message}}, headers)
 
 
-@dataclass
-class FakeClio:
-    rate_limit: int | None = 50
-    rate_window: float = 60.0
-    url: str = ""
-    regions: dict[str, RegionData] = field(
-        default_factory=lambda: {r: RegionData() for r in REGIONS}
-    )
-    requests: list[RecordedRequest] = field(default_factory=list)
-    # Access tokens the fake accepts, each with its region. The OAuth endpoints fill it.
-    access_tokens: dict[str, str] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _windows: dict[str, _Window] = field(default_factory=dict, repr=False)
-    _faults: deque[_Fault] = field(default_factory=deque, repr=False)
-    _cursors: dict[str, _PageCursor] = field(default_factory=dict, repr=False)
-    _release: threading.Event = field(default_factory=threading.Event, repr=False)
-    _next_id: int = field(default=1000, repr=False)
+class FakeClio(FakeHTTPServer):
+    name = "fake-clio"
 
-    # Data, for tests to arrange.
+    def __init__(
+        self,
+        *,
+        rate_limit: int | None = 50,
+        rate_window: float = 60.0,
+        access_ttl: float = THIRTY_DAYS,
+    ) -> None:
+        super().__init__()
+        self.rate_limit = rate_limit
+        self.rate_window = rate_window
+        self.regions = {region: RegionData() for region in REGIONS}
+        self.oauth = {
+            region: FakeOAuthProvider(
+                CLIENT_ID,
+                CLIENT_SECRET,
+                access_ttl=access_ttl,
+                refresh_ttl=NEVER,
+                rotate_refresh_tokens=False,
+            )
+            for region in REGIONS
+        }
+        self.requests: list[RecordedRequest] = []
+        self._lock = threading.Lock()
+        self._windows: dict[str, _Window] = {}
+        self._faults: deque[_Fault] = deque()
+        self._cursors: dict[str, _Cursor] = {}
+        self._last_id = 1000
 
-    def new_id(self) -> int:
+    def settings(self) -> dict[str, str]:
+        """The app settings that point the Clio adapter here, every region included."""
+        return {
+            "clientpay.clio.api_url": self.base_url + "/{region}/api/v4",
+            "clientpay.clio.auth_url": self.base_url + "/{region}",
+            "clientpay.clio.client_id": CLIENT_ID,
+            "clientpay.clio.client_secret": CLIENT_SECRET,
+        }
+
+    # Data, for tests to arrange (ids are unique across regions).
+
+    def _new_id(self) -> int:
         with self._lock:
-            self._next_id += 1
-            return self._next_id
+            self._last_id += 1
+            return self._last_id
 
     def add_contact(self, first: str, last: str, *, region: str = "us", **kw: Any) -> FakeContact:
-        contact = FakeContact(self.new_id(), first, last, **kw)
+        contact = FakeContact(self._new_id(), first, last, **kw)
         self.regions[region].contacts[contact.id] = contact
         return contact
 
     def add_matter(
         self, client: FakeContact, number: str, description: str, *, region: str = "us"
     ) -> FakeMatter:
-        matter = FakeMatter(self.new_id(), number, description, client.id)
+        matter = FakeMatter(self._new_id(), number, description, client.id)
         self.regions[region].matters[matter.id] = matter
         return matter
 
@@ -142,7 +167,7 @@ class FakeClio:
         **kw: Any,
     ) -> FakeBill:
         bill = FakeBill(
-            self.new_id(),
+            self._new_id(),
             number,
             matter.client_id,
             (matter.id,),
@@ -179,71 +204,70 @@ class FakeClio:
                 and (region is None or r.region == region)
             ]
 
-    def statuses(self) -> list[int]:
-        return [r.status for r in self.api_calls()]
+    @property
+    def refreshes(self) -> int:
+        return sum(provider.refreshes for provider in self.oauth.values())
 
     # HTTP.
 
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        request = Request(environ)
-        return self.respond(request)(environ, start_response)
-
-    def respond(self, request: Request) -> Response:
-        region, _, rest = request.path_info.lstrip("/").partition("/")
+    def handle(self, request: FakeRequest) -> FakeResponse:
+        region, _, rest = request.path.lstrip("/").partition("/")
         if region not in REGIONS:
-            return error(404, "NotFound", f"No region {region!r}")
+            return clio_error(404, "NotFound", f"No region {region!r}")
         if rest.startswith("api/v4/"):
-            return self.api(region, rest.removeprefix("api/v4/"), request)
-        if rest.startswith("oauth/"):
-            return self.oauth(region, rest.removeprefix("oauth/"), request)
-        return error(404, "NotFound", f"No route {request.path_info}")
+            return self._api(region, rest.removeprefix("api/v4/"), request)
+        provider = self.oauth[region]
+        endpoints = {
+            ("GET", "oauth/authorize"): provider.authorize,
+            ("POST", "oauth/token"): provider.token,
+            ("POST", "oauth/deauthorize"): provider.revoke,
+        }
+        endpoint = endpoints.get((request.method, rest))
+        if endpoint is None:
+            return clio_error(404, "NotFound", f"No route {request.method} {request.path}")
+        return endpoint(request)
 
-    def oauth(self, region: str, path: str, request: Request) -> Response:
-        return error(404, "NotFound", "OAuth is mounted by the shared fake")
-
-    def api(self, region: str, path: str, request: Request) -> Response:
+    def _api(self, region: str, path: str, request: FakeRequest) -> FakeResponse:
         resource = path.removesuffix(".json")
-        token = _bearer(request)
-        response = self._api_answer(region, resource, token, request)
-        query = _query(request)
+        response = self._api_answer(region, resource, request)
         record = RecordedRequest(
             region,
             request.method,
             resource,
-            query,
+            request.query,
             request.headers.get("X-API-VERSION"),
-            token,
-            response.status_code,
+            request.bearer,
+            response.status,
         )
         with self._lock:
             self.requests.append(record)
         return response
 
-    def _api_answer(
-        self, region: str, resource: str, token: str | None, request: Request
-    ) -> Response:
+    def _api_answer(self, region: str, resource: str, request: FakeRequest) -> FakeResponse:
         if resource not in RESOURCES or request.method != "GET":
-            return error(404, "NotFound", f"No route {request.method} {resource}")
+            return clio_error(404, "NotFound", f"No route {request.method} {resource}")
         version = request.headers.get("X-API-VERSION")
         if version not in API_VERSIONS:
-            return error(410, "Gone", f"API version {version!r} is not supported")
-        if token is None or self.access_tokens.get(token) != region:
-            return error(401, "AuthenticationError", "The access token is invalid or expired")
-        limited, rate_headers = self._spend(token)
-        if limited is not None:
-            return limited
+            return clio_error(410, "Gone", f"API version {version!r} is not supported")
+        token = request.bearer
+        if token is None or not self.oauth[region].access_token_valid(token):
+            return clio_error(401, "AuthenticationError", "The access token is invalid")
+        refused, rate_headers = self._spend(token)
+        if refused is not None:
+            return refused
         fault = self._take_fault()
         if fault is not None and fault.delay:
-            self._release.wait(fault.delay)
+            self.hold(fault.delay)
         if fault is not None and fault.status:
-            response = error(fault.status, "ServerError", "Something went wrong")
+            response = clio_error(fault.status, "ServerError", "Something went wrong")
         else:
             response = self._listing(region, resource, request)
         response.headers.update(rate_headers)
         response.headers["X-API-VERSION"] = version
         return response
 
-    def _spend(self, token: str) -> tuple[Response | None, dict[str, str]]:
+    def _spend(self, token: str) -> tuple[FakeResponse | None, dict[str, str]]:
+        """One request of the token's window, or the 429 that refuses it."""
         if self.rate_limit is None:
             return None, {}
         now = time.time()
@@ -256,15 +280,15 @@ class FakeClio:
                 "X-RateLimit-Reset": str(math.ceil(window.ends_at)),
             }
             if window.used >= self.rate_limit:
-                headers["X-RateLimit-Remaining"] = "0"
                 retry_after = str(max(1, math.ceil(window.ends_at - now)))
-                return error(
+                refused = clio_error(
                     429,
                     "RateLimited",
                     "Too many requests",
                     **headers,
-                    **{"Retry-After": retry_after},
-                ), headers
+                    **{"X-RateLimit-Remaining": "0", "Retry-After": retry_after},
+                )
+                return refused, headers
             window.used += 1
             headers["X-RateLimit-Remaining"] = str(self.rate_limit - window.used)
         return None, headers
@@ -273,25 +297,28 @@ class FakeClio:
         with self._lock:
             return self._faults.popleft() if self._faults else None
 
-    def _listing(self, region: str, resource: str, request: Request) -> Response:
-        query = _query(request)
+    def _listing(self, region: str, resource: str, request: FakeRequest) -> FakeResponse:
         schema = RESOURCES[resource]
         try:
-            spec = parse_fields(request.GET.get("fields"))
+            spec = parse_fields(request.arg("fields"))
             check_fields(schema, spec)
-            limit = _limit(request.GET.get("limit"))
-            after_id = self._cursor(region, resource, request.GET.get("page_token"))
+            limit = _limit(request.arg("limit"))
+            after_id = self._cursor(region, resource, request.arg("page_token"))
         except FieldsError as exc:
-            return error(400, "BadRequest", str(exc))
-        records = [r for r in self.regions[region].records(resource, query) if r["id"] > after_id]
+            return clio_error(400, "BadRequest", str(exc))
+        records = self.regions[region].records(resource, request.query)
+        records = [r for r in records if r["id"] > after_id]
         page, rest = records[:limit], records[limit:]
-        meta: dict[str, Any] = {"paging": {}, "records": len(records)}
+        paging: dict[str, str] = {}
         if rest:
-            if request.GET.get("order") != "id(asc)":
-                return error(400, "BadRequest", "This fake pages by cursor only: order=id(asc)")
-            meta["paging"]["next"] = self._next_url(region, resource, request, page[-1]["id"])
-        body = {"data": [render(schema, r, spec) for r in page], "meta": meta}
-        return Response(json=body, content_type="application/json")
+            if request.arg("order") != "id(asc)":
+                return clio_error(400, "BadRequest", "This fake pages by cursor: order=id(asc)")
+            paging["next"] = self._next_url(region, resource, request, page[-1]["id"])
+        body = {
+            "data": [render(schema, r, spec) for r in page],
+            "meta": {"paging": paging, "records": len(records)},
+        }
+        return FakeResponse.json(200, body)
 
     def _cursor(self, region: str, resource: str, token: str | None) -> int:
         if token is None:
@@ -302,25 +329,13 @@ class FakeClio:
             raise FieldsError("Invalid page_token")
         return cursor.after_id
 
-    def _next_url(self, region: str, resource: str, request: Request, last_id: int) -> str:
+    def _next_url(self, region: str, resource: str, request: FakeRequest, last_id: int) -> str:
         token = secrets.token_urlsafe(12)
         with self._lock:
-            self._cursors[token] = _PageCursor(region, resource, last_id)
-        pairs = [(k, v) for k, v in request.GET.items() if k != "page_token"]
+            self._cursors[token] = _Cursor(region, resource, last_id)
+        pairs = [(k, v) for k, values in request.query.items() if k != "page_token" for v in values]
         pairs.append(("page_token", token))
-        return f"{request.path_url}?{urlencode(pairs)}"
-
-    def stop(self) -> None:
-        self._release.set()
-
-
-def _query(request: Request) -> dict[str, list[str]]:
-    return {key: request.GET.getall(key) for key in set(request.GET)}
-
-
-def _bearer(request: Request) -> str | None:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    return token if scheme.lower() == "bearer" and token else None
+        return f"{request.url}?{urlencode(pairs)}"
 
 
 def _limit(value: str | None) -> int:
@@ -329,14 +344,3 @@ def _limit(value: str | None) -> int:
     if not value.isdigit() or not 1 <= int(value) <= MAX_LIMIT:
         raise FieldsError(f"limit must be between 1 and {MAX_LIMIT}")
     return int(value)
-
-
-@contextmanager
-def running_clio(**options: Any) -> Iterator[FakeClio]:
-    fake = FakeClio(**options)
-    with serving(fake, threads=24) as url:
-        fake.url = url
-        try:
-            yield fake
-        finally:
-            fake.stop()
