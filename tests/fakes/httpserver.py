@@ -99,8 +99,9 @@ class FakeHTTPServer:
         self._stopping = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
+        # A short poll: stopping waits for the loop to notice, once per test.
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name=self.name, daemon=True
+            target=self._server.serve_forever, args=(0.05,), name=self.name, daemon=True
         )
 
     @property

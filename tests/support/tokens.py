@@ -9,10 +9,17 @@ refreshed exactly once however many threads ask at that moment. The application'
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import requests
 
 from clientpay_connect.connect.interfaces import ReauthorizationRequired, TokenSet
+from tests.fakes.oauth import s256
 
 Refresh = Callable[[str], TokenSet]
 
@@ -77,3 +84,34 @@ class MemoryTokenSource:
             extra={**self._tokens.extra, **fresh.extra},
         )
         self.refreshes += 1
+
+
+@dataclass(frozen=True)
+class Authorization:
+    """One pass through an OAuth adapter's authorization: what the browser was sent to, where
+    the provider sent it back, and the code and verifier to exchange."""
+
+    url: str
+    redirected_to: str
+    code: str
+    state: str
+    code_verifier: str
+
+
+def authorize(adapter: Any, state: str = "state-from-the-session") -> Authorization:
+    """Play the admin's browser against a fake provider: open the adapter's authorization URL
+    (the fake consents at once) and read the code from the redirect, without exchanging it."""
+    verifier = secrets.token_urlsafe(48)
+    url = adapter.authorize_url(state, s256(verifier))
+    answer = requests.get(url, allow_redirects=False, timeout=5)
+    assert answer.status_code == 302, answer.text
+    location = answer.headers["Location"]
+    query = parse_qs(urlsplit(location).query)
+    return Authorization(url, location, query["code"][0], query["state"][0], verifier)
+
+
+def connect(adapter: Any) -> TokenSet:
+    """Authorize and exchange the code: the tokens of a freshly connected connection."""
+    authorization = authorize(adapter)
+    tokens: TokenSet = adapter.exchange_code(authorization.code, authorization.code_verifier)
+    return tokens
