@@ -4,10 +4,7 @@ fields=, X-API-VERSION, regions, and the manual slip that stands for a posting."
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import hashlib
-import secrets
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -37,7 +34,9 @@ from clientpay_connect.connect.interfaces import (
 )
 from tests.fakes.clio import FakeClio
 from tests.fakes.httpserver import running
-from tests.support.tokens import MemoryTokenSource
+from tests.fakes.oauth import s256
+from tests.support.tokens import MemoryTokenSource, authorize
+from tests.support.tokens import connect as connect_tokens
 
 REDIRECT_URI = "https://firm.example/connections/callback"
 
@@ -59,19 +58,10 @@ def app_settings(clio: FakeClio, **overrides: str) -> dict[str, str]:
     return {**clio.settings(), "clientpay.http_timeout": "2", **overrides}
 
 
-def pkce_pair() -> tuple[str, str]:
-    verifier = secrets.token_urlsafe(48)
-    digest = hashlib.sha256(verifier.encode()).digest()
-    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-
-
-def authorize(adapter: ClioAdapter, state: str, challenge: str) -> dict[str, list[str]]:
-    """What the admin's browser does: open the authorization URL, come back with a code."""
-    answer = requests.get(adapter.authorize_url(state, challenge), allow_redirects=False, timeout=5)
-    assert answer.status_code == 302
-    location = answer.headers["Location"]
-    assert location.startswith(REDIRECT_URI)
-    return parse_qs(urlsplit(location).query)
+def dance_adapter(clio: FakeClio, region: str = "us", **overrides: str) -> ClioAdapter:
+    """An adapter for the authorization only (no tokens yet), as the connections page has."""
+    app = app_settings(clio, **overrides)
+    return ClioAdapter(AdapterConfig({"region": region}, app, redirect_uri=REDIRECT_URI))
 
 
 def connect(
@@ -79,10 +69,8 @@ def connect(
 ) -> tuple[ClioAdapter, MemoryTokenSource]:
     """A connected adapter: the whole dance, then an adapter on the connection's tokens."""
     settings, app = {"region": region}, app_settings(clio, **overrides)
-    dance = ClioAdapter(AdapterConfig(settings, app, redirect_uri=REDIRECT_URI))
-    verifier, challenge = pkce_pair()
-    back = authorize(dance, "the-state", challenge)
-    tokens = dance.exchange_code(back["code"][0], verifier)
+    dance = dance_adapter(clio, region, **overrides)
+    tokens = connect_tokens(dance)
     dance.close()
     source = MemoryTokenSource(tokens)
     adapter = ClioAdapter(AdapterConfig(settings, app, tokens=source))
@@ -133,28 +121,26 @@ def test_the_adapter_implements_the_oauth_interface_and_is_registered():
 
 
 def test_the_whole_dance_then_a_reused_code_is_refused(clio, firm):
-    dance = ClioAdapter(
-        AdapterConfig({"region": "us"}, app_settings(clio), redirect_uri=REDIRECT_URI)
-    )
-    verifier, challenge = pkce_pair()
-    url = urlsplit(dance.authorize_url("state-123", challenge))
+    dance = dance_adapter(clio)
+    authorization = authorize(dance, "state-123")
+    url = urlsplit(authorization.url)
     query = parse_qs(url.query)
     assert url.path == "/us/oauth/authorize"
     assert query["client_id"] == ["clio-test-client"]
     assert query["redirect_uri"] == [REDIRECT_URI]
-    assert query["code_challenge"] == [challenge]
+    assert query["code_challenge"] == [s256(authorization.code_verifier)]
     assert query["code_challenge_method"] == ["S256"]
+    assert authorization.redirected_to.startswith(REDIRECT_URI)
+    assert authorization.state == "state-123"
 
-    back = authorize(dance, "state-123", challenge)
-    assert back["state"] == ["state-123"]
-    tokens = dance.exchange_code(back["code"][0], verifier)
+    tokens = dance.exchange_code(authorization.code, authorization.code_verifier)
     assert tokens.access_token and tokens.refresh_token
     assert tokens.expires_at is not None
     # Clio's access tokens live 30 days.
     assert tokens.expires_at - dt.datetime.now(dt.UTC) > dt.timedelta(days=29)
 
     with pytest.raises(Permanent):
-        dance.exchange_code(back["code"][0], verifier)
+        dance.exchange_code(authorization.code, authorization.code_verifier)
     assert clio.oauth["us"].counts["exchanges"] == 1
     assert clio.oauth["us"].counts["refused"] == 1
 
@@ -165,13 +151,10 @@ def test_the_whole_dance_then_a_reused_code_is_refused(clio, firm):
 
 
 def test_a_code_with_the_wrong_pkce_verifier_is_refused(clio):
-    dance = ClioAdapter(
-        AdapterConfig({"region": "us"}, app_settings(clio), redirect_uri=REDIRECT_URI)
-    )
-    _verifier, challenge = pkce_pair()
-    back = authorize(dance, "s", challenge)
+    dance = dance_adapter(clio)
+    authorization = authorize(dance)
     with pytest.raises(Permanent):
-        dance.exchange_code(back["code"][0], "a-verifier-that-was-never-challenged")
+        dance.exchange_code(authorization.code, "a-verifier-that-was-never-challenged")
 
 
 @pytest.mark.parametrize("how", ["expiring", "refused_with_401"])
