@@ -187,6 +187,16 @@ def test_a_token_is_refreshed_exactly_once_under_ten_concurrent_searches(clio, f
     assert source.tokens.refresh_token is not None
 
 
+def test_the_refresh_token_does_not_rotate(clio):
+    adapter, source = connect(clio)
+    refresh_token = str(source.tokens.refresh_token)
+    first = adapter.refresh(refresh_token)
+    second = adapter.refresh(refresh_token)
+    assert first.refresh_token == second.refresh_token == refresh_token
+    assert first.access_token != second.access_token
+    assert clio.oauth["us"].refreshes == 2
+
+
 def test_invalid_grant_means_the_connection_must_be_authorized_again(clio, firm):
     adapter, source = connect(clio)
     clio.oauth["us"].revoke_refresh_tokens()
