@@ -67,6 +67,15 @@ DEFAULTS: dict[str, str] = {
     "clientpay.mycase.client_secret": "",
     "clientpay.mycase.page_size": "1000",
     "clientpay.mycase.max_rate_wait": "10",
+    # Clio: {host} is the connection's region's host (app.clio.com, eu.app.clio.com, …) and
+    # {region} its code (us, eu, ca, au), so a test server can stand in for every region.
+    "clientpay.clio.api_url": "https://{host}/api/v4",
+    "clientpay.clio.auth_url": "https://{host}",
+    "clientpay.clio.client_id": "",
+    "clientpay.clio.client_secret": "",
+    "clientpay.clio.api_version": "4.0.9",
+    "clientpay.clio.page_size": "200",
+    "clientpay.clio.max_rate_wait": "10",
     "clientpay.bulk.inline_rows": "2000",
     "clientpay.bulk.stuck_after_seconds": "600",
 }
