@@ -11,7 +11,6 @@ import threading
 from dataclasses import replace
 
 from sqlalchemy import select
-from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from zope.interface import implementer
 
@@ -52,11 +51,12 @@ class SqlAdapter:
         self._tables: MappedTables | None = None
         self._reflecting = threading.Lock()
 
-    def tables(self, connection: Connection) -> MappedTables:
+    def tables(self) -> MappedTables:
         """The mapped tables, read from the database on first use (then kept)."""
         with self._reflecting:
             if self._tables is None:
-                self._tables = reflect(connection, self.mapping)
+                with self.engine.connect() as connection:
+                    self._tables = reflect(connection, self.mapping)
             return self._tables
 
     def search(
@@ -67,15 +67,16 @@ class SqlAdapter:
         q = (q or "").strip()
         if not q and client_id is None and matter_id is None:
             return SearchResult()
-        with translated_errors(), self.engine.connect() as connection:
-            tables = self.tables(connection)
+        with translated_errors():
+            tables = self.tables()
             narrowing = Narrowing(
                 client=_key_or_none(tables.clients.key("id", client_id), client_id),
                 matter=_key_or_none(tables.matters.key("id", matter_id), matter_id),
             )
             if _unmatchable(narrowing, client_id, matter_id):
                 return SearchResult()
-            found = SearchQueries(tables, self.mapping).run(connection, q, narrowing)
+            with self.engine.connect() as connection:
+                found = SearchQueries(tables, self.mapping).run(connection, q, narrowing)
         return SearchResult(
             clients=[self.convert.client(row) for row in found.clients],
             matters=[self.convert.matter(row) for row in found.matters],
@@ -85,13 +86,15 @@ class SqlAdapter:
     def get_invoices(self, invoice_ids: list[str]) -> list[Invoice]:
         """The invoices with these ids, in any state; unknown ids are left out."""
         found: list[Invoice] = []
-        with translated_errors(), self.engine.connect() as connection:
-            invoices = self.tables(connection).invoices
+        with translated_errors():
+            invoices = self.tables().invoices
             keys = [k for k in (invoices.key("id", i) for i in invoice_ids) if k is not None]
-            for start in range(0, len(keys), IDS_PER_QUERY):
-                chunk = keys[start : start + IDS_PER_QUERY]
-                query = select(*invoices.labelled(*INVOICE_FIELDS)).where(invoices["id"].in_(chunk))
-                found.extend(self.convert.invoice(row) for row in connection.execute(query))
+            with self.engine.connect() as connection:
+                for start in range(0, len(keys), IDS_PER_QUERY):
+                    chunk = keys[start : start + IDS_PER_QUERY]
+                    query = select(*invoices.labelled(*INVOICE_FIELDS))
+                    rows = connection.execute(query.where(invoices["id"].in_(chunk)))
+                    found.extend(self.convert.invoice(row) for row in rows)
         return found
 
     def record_payment(self, posting: PostingRequest) -> PostResult:
@@ -118,9 +121,9 @@ class SqlAdapter:
         return self._posted(posting, written)
 
     def _write_once(self, posting: PostingRequest, pending: list[Allocation]) -> dict[str, str]:
+        writer = PostingWriter(self.tables(), self.mapping, self.convert)
         with self.engine.connect() as connection:
             connection.execution_options(**{WRITES: True})
-            writer = PostingWriter(self.tables(connection), self.mapping, self.convert)
             try:
                 with connection.begin():
                     staged = writer.staged(connection, posting.key)
@@ -143,9 +146,10 @@ class SqlAdapter:
 
     def find_payment(self, posting: PostingRequest) -> dict[str, str]:
         """invoice id -> staging row id of every allocation written under the posting's key."""
-        with translated_errors(), self.engine.connect() as connection:
-            writer = PostingWriter(self.tables(connection), self.mapping, self.convert)
-            return writer.staged(connection, posting.key)
+        with translated_errors():
+            writer = PostingWriter(self.tables(), self.mapping, self.convert)
+            with self.engine.connect() as connection:
+                return writer.staged(connection, posting.key)
 
     def close(self) -> None:
         self.engine.dispose()
