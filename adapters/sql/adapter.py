@@ -76,7 +76,8 @@ class SqlAdapter:
             if _unmatchable(narrowing, client_id, matter_id):
                 return SearchResult()
             with self.engine.connect() as connection:
-                found = SearchQueries(tables, self.mapping).run(connection, q, narrowing)
+                queries = SearchQueries(tables, self.mapping, self.engine.dialect.name)
+                found = queries.run(connection, q, narrowing)
         return SearchResult(
             clients=[self.convert.client(row) for row in found.clients],
             matters=[self.convert.matter(row) for row in found.matters],
