@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, ClassVar
+from urllib.parse import urljoin
 
 from zope.interface import implementer
 
@@ -78,8 +79,10 @@ class MyCaseAdapter(OAuthRestAdapter):
             if not isinstance(page, list):
                 raise Transient(f"MyCase answered {path} with something other than a list")
             yield from page
-            url = response.links.get("next", {}).get("url")
-            # The next link carries the whole query (page size and filters included).
+            following = response.links.get("next", {}).get("url")
+            # The next link carries the whole query (page size and filters included); a
+            # relative one is resolved against the page it came with.
+            url = urljoin(response.url, following) if following else None
             query = None
             if url in seen:
                 raise Transient(f"MyCase's paging of {path} went round in a circle")
@@ -139,7 +142,7 @@ class MyCaseAdapter(OAuthRestAdapter):
 
         A lost answer (Transient) may hide a payment MyCase did record: the caller runs
         ``find_payment`` before any retry."""
-        self._check_currency(posting)
+        self._check_posting(posting)
         written = {a.invoice_id: a.external_id for a in posting.allocations if a.external_id}
         wrote_now = False
         for allocation in posting.allocations:
@@ -156,11 +159,17 @@ class MyCaseAdapter(OAuthRestAdapter):
             wrote_now = True
         return PostResult("posted", external_ids=dict(written))
 
-    def _check_currency(self, posting: PostingRequest) -> None:
+    def _check_posting(self, posting: PostingRequest) -> None:
+        """What MyCase would refuse, or what could not be told apart afterwards, refused
+        before any call."""
         if posting.currency.upper() != self.currency:
             raise Permanent(f"MyCase keeps {self.currency}; this payment is in {posting.currency}")
         if any(a.amount <= 0 for a in posting.allocations):
             raise Permanent("Every invoice's amount must be more than zero")
+        invoice_ids = [a.invoice_id for a in posting.allocations]
+        if len(set(invoice_ids)) != len(invoice_ids):
+            # One payment per invoice and posting is what find_payment can recognise.
+            raise Permanent("An invoice appears twice in this payment")
 
     def _write(self, posting: PostingRequest, allocation: Allocation) -> str:
         """Record one allocation; the vendor's payment id."""
@@ -195,7 +204,11 @@ class MyCaseAdapter(OAuthRestAdapter):
         for invoice_id in dict.fromkeys(a.invoice_id for a in posting.allocations):
             payments = self._pages("invoice_payments", {"filter[payable_id]": invoice_id})
             ids = sorted(
-                (int(p["id"]) for p in payments if records.payment_written(p, posting.key)),
+                (
+                    int(p["id"])
+                    for p in payments
+                    if records.payment_written(p, posting.key, invoice_id)
+                ),
             )
             if ids:
                 # Two would be a double payment from elsewhere; the first is the posting's.

@@ -129,7 +129,11 @@ def payment_body(posting: PostingRequest, amount: int) -> dict[str, Any]:
     }
 
 
-def payment_written(raw: Json, key: str) -> bool:
-    return key_marker(key) in str(raw.get("notes") or "") and (
-        str(raw.get("status") or "").lower() not in PAYMENT_NOT_WRITTEN
+def payment_written(raw: Json, key: str, invoice_id: str) -> bool:
+    """Whether ``raw`` is this posting's payment to this invoice, and counts as made."""
+    paid_invoice = ref_id(raw.get("invoice"))
+    return (
+        key_marker(key) in str(raw.get("notes") or "")
+        and paid_invoice in ("", invoice_id)
+        and str(raw.get("status") or "").lower() not in PAYMENT_NOT_WRITTEN
     )

@@ -131,7 +131,11 @@ class FakeMyCase(FakeHTTPServer):
     def __init__(self, *, access_ttl: float = 86400.0, rate_limit: tuple[int, float] = (25, 1.0)):
         super().__init__()
         self.oauth = FakeOAuthProvider(
-            CLIENT_ID, CLIENT_SECRET, access_ttl=access_ttl, token_fields={"firm_uuid": FIRM_UUID}
+            CLIENT_ID,
+            CLIENT_SECRET,
+            access_ttl=access_ttl,
+            token_fields={"firm_uuid": FIRM_UUID},
+            scope="invoices:read payments:write cases:read clients:read",
         )
         # (requests, per seconds); None: no limit.
         self.rate_limit: tuple[int, float] | None = rate_limit

@@ -76,6 +76,7 @@ class FakeOAuthProvider:
         rotate_refresh_tokens: bool = True,
         token_fields: Mapping[str, Any] | None = None,
         redirect_uris: tuple[str, ...] = (),
+        scope: str = "",
     ):
         self.client_id = client_id
         self.client_secret = client_secret
@@ -84,6 +85,8 @@ class FakeOAuthProvider:
         self.rotate_refresh_tokens = rotate_refresh_tokens
         # Fields the vendor adds to a code exchange's answer (MyCase's firm_uuid).
         self.token_fields = dict(token_fields or {})
+        # The granted scopes every token answer names (space-separated); empty: none named.
+        self.scope = scope
         # Empty: any redirect URI is registered.
         self.redirect_uris = redirect_uris
         self._lock = threading.Lock()
@@ -212,6 +215,8 @@ class FakeOAuthProvider:
             "expires_in": self.access_ttl,
             **fields,
         }
+        if self.scope:
+            body["scope"] = self.scope
         if keep_refresh is None:
             refresh = secrets.token_urlsafe(24)
             # A refresh token's life starts at its issue and is not extended by use.

@@ -559,6 +559,14 @@ def test_a_payment_in_another_currency_is_refused_before_any_call(fake: FakeMyCa
     assert sum(fake.counts.values()) == 0
 
 
+def test_an_invoice_twice_in_one_payment_is_refused_before_any_call(fake: FakeMyCase, firm: Firm):
+    adapter, _source = connected(fake)
+    twice = posting("post-twice", (firm.inv["W-2"], "W-2", 100), (firm.inv["W-2"], "W-2", 200))
+    with pytest.raises(Permanent):
+        adapter.record_payment(twice)
+    assert sum(fake.counts.values()) == 0
+
+
 def test_find_payment_matches_the_whole_key_only(fake: FakeMyCase, firm: Firm):
     adapter, _source = connected(fake)
     adapter.record_payment(posting("p-10", (firm.inv["W-2"], "W-2", 1_00)))
