@@ -189,9 +189,9 @@ class ClioAdapter(OAuthRestAdapter):
 
     def find_payment(self, posting: PostingRequest) -> dict[str, str]:
         """Always empty. We never write to Clio, so nothing of ours can be there to find; a
-        payment staff enter by hand carries no key of ours that Clio's API would show (its
-        allocations have no note or reference field to search), and matching on amounts
-        would be a guess. Staff confirm manual postings themselves ("entered by hand")."""
+        payment staff enter by hand carries no key of ours that Clio's API would show (an
+        allocation's only text is a credit memo's description), and matching on amounts would
+        be a guess. Staff confirm manual postings themselves ("entered by hand")."""
         return {}
 
     # The slip's names: worth a read so staff see what Clio shows, never worth failing the
