@@ -44,6 +44,8 @@ DEFAULTS: dict[str, str] = {
     "clientpay.pay.page_cache_size": "1000",
     "clientpay.mail.delivery": "clientpay_connect.mail.services.FileMailDelivery",
     "clientpay.mail.maildir": "var/mail",
+    # The demo matter database `clientpay demo` creates (a SQLite file); empty: none.
+    "clientpay.demo.matter_db": "var/demo-matters.sqlite",
     "clientpay.mail.sender": "payments@clientpay.test",
     "clientpay.mail.reply_to": "",
     "clientpay.mail.timeout": "10",
@@ -85,7 +87,12 @@ SHORT_ENV_NAMES: dict[str, str] = {
 }
 
 # Settings whose value is a file or folder; a relative value is taken from the ini's folder.
-PATH_SETTINGS = ("clientpay.jobs.sqlite_path", "clientpay.mail.maildir", "clientpay.secrets_file")
+PATH_SETTINGS = (
+    "clientpay.jobs.sqlite_path",
+    "clientpay.mail.maildir",
+    "clientpay.secrets_file",
+    "clientpay.demo.matter_db",
+)
 
 
 def env_name(key: str) -> str:
