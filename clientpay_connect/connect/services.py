@@ -16,7 +16,7 @@ import hmac
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -259,6 +259,9 @@ class ConnectionTokens:
                     mark_needs_reauthorization(work, connection, str(error))
                     refused = error
                 else:
+                    # A refresh answer may lack what only the first grant carried (MyCase's
+                    # firm_uuid): keep it.
+                    fresh = replace(fresh, extra={**tokens.extra, **fresh.extra})
                     store_tokens(self.encryptor, connection, fresh)
                     return fresh.access_token
         finally:
