@@ -45,4 +45,6 @@ def includeme(config: Configurator) -> None:
     config.include(".links")
     config.include(".sent")
     config.include(".bulk")
+    config.include(".connect")
+    config.include(".postings")
     config.add_static_view("static", "clientpay_connect:static", cache_max_age=3600)

@@ -131,10 +131,18 @@ def db_check(ctx: Context) -> None:
 @click.option("--reset-passwords", is_flag=True, help="Give existing demo users new passwords.")
 @pass_context
 def demo(ctx: Context, reset_passwords: bool) -> None:
-    """Create (once) the demo firm, its two users and its merchant accounts."""
+    """Create (once) the demo firm, its two users, its merchant accounts, and the demo
+    matter database with the firm's connection to it."""
     with ctx.dbsession() as session:
-        result = seed_demo(session, reset_passwords)
+        result = seed_demo(
+            session,
+            reset_passwords,
+            matter_db=str(ctx.settings.get("clientpay.demo.matter_db") or ""),
+            encryptor=ctx.app.registry["clientpay.encryptor"],
+        )
     click.echo(f"Demo firm: {result.firm_name}")
+    if result.matters:
+        click.echo(f"Demo matter system: {result.matters}")
     for email, password in result.logins:
         if password is None:
             click.echo(f"  {email}: exists, password unchanged (--reset-passwords for a new one)")

@@ -46,6 +46,8 @@ DEFAULTS: dict[str, str] = {
     "clientpay.pay.page_cache_size": "1000",
     "clientpay.mail.delivery": "clientpay_connect.mail.services.FileMailDelivery",
     "clientpay.mail.maildir": "var/mail",
+    # The demo matter database `clientpay demo` creates (a SQLite file); empty: none.
+    "clientpay.demo.matter_db": "var/demo-matters.sqlite",
     "clientpay.mail.sender": "payments@clientpay.test",
     "clientpay.mail.reply_to": "",
     "clientpay.mail.timeout": "10",
@@ -63,6 +65,21 @@ DEFAULTS: dict[str, str] = {
     "clientpay.captcha.verifier": "clientpay_connect.pay.captcha.GoogleCaptchaVerifier",
     "clientpay.captcha.verify_url": "https://www.google.com/recaptcha/api/siteverify",
     "clientpay.http_timeout": "10",
+    "clientpay.mycase.api_url": "https://external-integrations.mycase.com/v1",
+    "clientpay.mycase.auth_url": "https://auth.mycase.com",
+    "clientpay.mycase.client_id": "",
+    "clientpay.mycase.client_secret": "",
+    "clientpay.mycase.page_size": "1000",
+    "clientpay.mycase.max_rate_wait": "10",
+    # Clio: {host} is the connection's region's host (app.clio.com, eu.app.clio.com, …) and
+    # {region} its code (us, eu, ca, au), so a test server can stand in for every region.
+    "clientpay.clio.api_url": "https://{host}/api/v4",
+    "clientpay.clio.auth_url": "https://{host}",
+    "clientpay.clio.client_id": "",
+    "clientpay.clio.client_secret": "",
+    "clientpay.clio.api_version": "4.0.9",
+    "clientpay.clio.page_size": "200",
+    "clientpay.clio.max_rate_wait": "10",
     "clientpay.bulk.inline_rows": "2000",
     "clientpay.bulk.stuck_after_seconds": "600",
 }
@@ -72,7 +89,12 @@ SHORT_ENV_NAMES: dict[str, str] = {
 }
 
 # Settings whose value is a file or folder; a relative value is taken from the ini's folder.
-PATH_SETTINGS = ("clientpay.jobs.sqlite_path", "clientpay.mail.maildir", "clientpay.secrets_file")
+PATH_SETTINGS = (
+    "clientpay.jobs.sqlite_path",
+    "clientpay.mail.maildir",
+    "clientpay.secrets_file",
+    "clientpay.demo.matter_db",
+)
 
 
 def env_name(key: str) -> str:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from adapters.sql.demo import create_demo_matter_database
 from clientpay_connect.accounts.models import Firm
 from clientpay_connect.accounts.services import (
     create_firm,
@@ -17,6 +20,9 @@ from clientpay_connect.accounts.services import (
     set_password,
 )
 from clientpay_connect.admin.models import KIND_OPERATING, KIND_TRUST, MerchantAccount
+from clientpay_connect.connect.models import CONNECTION_CONNECTED, Connection
+from clientpay_connect.crypto import Encryptor
+from clientpay_connect.db import utcnow
 
 DEMO_SLUG = "demo-law"
 DEMO_NAME = "Demo Law LLP"
@@ -25,6 +31,7 @@ DEMO_USERS = (
     ("staff@demo.test", "staff", "Sam Staff"),
 )
 DEMO_ACCOUNTS = (("Operating", KIND_OPERATING), ("Trust (IOLTA)", KIND_TRUST))
+DEMO_CONNECTION = "Demo matter system"
 
 
 @dataclass
@@ -32,9 +39,19 @@ class DemoResult:
     firm_name: str
     # (email, password) — the password only for a user created now, else None.
     logins: list[tuple[str, str | None]] = field(default_factory=list)
+    # What the demo matter database holds, when one was asked for.
+    matters: str = ""
 
 
-def seed_demo(dbsession: Session, reset_passwords: bool = False) -> DemoResult:
+def seed_demo(
+    dbsession: Session,
+    reset_passwords: bool = False,
+    *,
+    matter_db: str = "",
+    encryptor: Encryptor | None = None,
+) -> DemoResult:
+    """The demo firm, its users and merchant accounts; with ``matter_db`` (a SQLite file)
+    also the demo matter database and the firm's connection to it, for Connect."""
     firm = dbsession.execute(select(Firm).where(Firm.slug == DEMO_SLUG)).scalar_one_or_none()
     if firm is None:
         firm = create_firm(dbsession, DEMO_NAME, DEMO_SLUG)
@@ -59,4 +76,31 @@ def seed_demo(dbsession: Session, reset_passwords: bool = False) -> DemoResult:
     for name, kind in DEMO_ACCOUNTS:
         if name not in existing:
             dbsession.add(MerchantAccount(firm_id=firm.id, name=name, kind=kind, currency="USD"))
+    if matter_db and encryptor is not None:
+        result.matters = seed_demo_matters(dbsession, firm, matter_db, encryptor)
     return result
+
+
+def seed_demo_matters(dbsession: Session, firm: Firm, path: str, encryptor: Encryptor) -> str:
+    """The demo matter database (made once) and a connected ``sql`` connection to it."""
+    url = f"sqlite:///{os.path.abspath(path)}"
+    made = create_demo_matter_database(url)
+    connection = dbsession.execute(
+        select(Connection).where(Connection.firm_id == firm.id, Connection.name == DEMO_CONNECTION)
+    ).scalar_one_or_none()
+    if connection is None:
+        connection = Connection(firm_id=firm.id, adapter="sql", name=DEMO_CONNECTION, settings={})
+        dbsession.add(connection)
+    # The URL is a secret setting (a real one carries a password): kept encrypted.
+    connection.secrets_encrypted = encryptor.encrypt(json.dumps({"url": url}))
+    connection.status = CONNECTION_CONNECTED
+    connection.connected_at = connection.connected_at or utcnow()
+    operating = dbsession.execute(
+        select(MerchantAccount).where(
+            MerchantAccount.firm_id == firm.id, MerchantAccount.kind == KIND_OPERATING
+        )
+    ).scalar_one_or_none()
+    dbsession.flush()
+    if connection.default_merchant_account_id is None and operating is not None:
+        connection.default_merchant_account_id = operating.id
+    return f"{made.clients} clients, {made.matters} matters, {made.invoices} invoices"

@@ -3,10 +3,12 @@
 from clientpay_connect.accounts.models import ApiToken, AuditEvent, Firm, User
 from clientpay_connect.admin.models import FirmSettings, MerchantAccount, NotificationRecipient
 from clientpay_connect.bulk.models import BulkRow, BulkUpload
+from clientpay_connect.connect.models import Connection, LinkInvoice
 from clientpay_connect.db import Base
 from clientpay_connect.links.models import PaymentLink
 from clientpay_connect.mail.models import OutboxMessage
 from clientpay_connect.pay.models import Payment, SandboxCharge, SandboxToken
+from clientpay_connect.postings.models import Posting, PostingAttempt
 
 __all__ = [
     "ApiToken",
@@ -14,13 +16,17 @@ __all__ = [
     "Base",
     "BulkRow",
     "BulkUpload",
+    "Connection",
     "Firm",
     "FirmSettings",
+    "LinkInvoice",
     "MerchantAccount",
     "NotificationRecipient",
     "OutboxMessage",
     "Payment",
     "PaymentLink",
+    "Posting",
+    "PostingAttempt",
     "SandboxCharge",
     "SandboxToken",
     "User",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 # Minor digits per currency (ISO 4217). Currencies not listed have two.
 MINOR_DIGITS: dict[str, int] = {"JPY": 0, "KRW": 0, "BHD": 3, "KWD": 3, "JOD": 3}
@@ -76,6 +76,25 @@ def parse_amount(text: str, currency: str = "USD") -> int:
     if minor > MAX_AMOUNT_MINOR:
         raise AmountError("That amount is too large.")
     return minor
+
+
+def minor_units(value: object, currency: str = "USD") -> int:
+    """A vendor's amount (a JSON number, a decimal string or an integer, in major units) in
+    minor units, rounded half up to the currency's digits. Unlike ``parse_amount`` (what people
+    type), zero and negative amounts pass: a vendor reports unpaid and credited invoices too.
+    """
+    if value is None or isinstance(value, bool):
+        raise AmountError(f"{value!r} is not an amount")
+    try:
+        # str() first: a float's shortest repr ("1234.1") is the number the vendor meant,
+        # where Decimal(1234.1) would carry the binary error into the rounding.
+        number = Decimal(str(value).strip())
+    except InvalidOperation as exc:
+        raise AmountError(f"{value!r} is not an amount") from exc
+    if not number.is_finite():
+        raise AmountError(f"{value!r} is not an amount")
+    scaled = number.scaleb(minor_digits(currency))
+    return int(scaled.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
 def format_amount(minor: int, currency: str = "USD") -> str:

@@ -38,6 +38,7 @@ class Work:
         self.dbsession = dbsession
         self.tm = tm
         self._request = request
+        self._blank = False
 
     @classmethod
     def from_request(cls, request: Request) -> Work:
@@ -58,6 +59,11 @@ class Work:
         return settings
 
     @property
+    def has_request(self) -> bool:
+        """Whether a view's request (not a blank one made for a job) stands behind this."""
+        return self._request is not None and not self._blank
+
+    @property
     def request(self) -> Request:
         """The view's request, or (in a job) a blank one bound to this registry, this
         session and this transaction manager, so that service factories find what a view
@@ -69,6 +75,7 @@ class Work:
             request.tm = self.tm
             request.dbsession = self.dbsession
             self._request = request
+            self._blank = True
         return self._request
 
     def find_service(self, iface: Any, context: Any = _UNSET, name: str = "") -> Any:

@@ -15,7 +15,14 @@ KIND_TRUST = "trust"
 ACCOUNT_KINDS = (KIND_OPERATING, KIND_TRUST)
 METHOD_CARD = "card"
 METHOD_ECHECK = "echeck"
-NOTIFICATION_EVENTS = ("payment_received", "payment_failed", "email_failed", "link_expired")
+NOTIFICATION_EVENTS = (
+    "payment_received",
+    "payment_failed",
+    "email_failed",
+    "link_expired",
+    "connection_needs_reauthorization",
+    "posting_failed",
+)
 
 DEFAULT_EMAIL_MESSAGE = (
     "Thank you for your business. Please use the secure link below to make your payment."

@@ -65,6 +65,8 @@ EVENT_LABELS = {
     "payment_failed": "Payment failed",
     "email_failed": "Email could not be delivered",
     "link_expired": "Link expired",
+    "connection_needs_reauthorization": "Matter-system connection needs reauthorization",
+    "posting_failed": "Posting to the matter system failed",
 }
 EMAIL_TAKEN = "Someone already signs in with this email address."
 SETTINGS_FIELDS = (

@@ -85,6 +85,10 @@ class PaymentLink(Base):
     bulk_row_id: Mapped[int | None] = mapped_column(
         ForeignKey("bulk_rows.id", ondelete="SET NULL"), nullable=True
     )
+    # The matter-system connection a Connect link's invoices come from.
+    connection_id: Mapped[int | None] = mapped_column(
+        ForeignKey("connections.id", ondelete="SET NULL"), nullable=True
+    )
 
     firm: Mapped[Firm] = relationship()
     merchant_account: Mapped[MerchantAccount] = relationship()

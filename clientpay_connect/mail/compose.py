@@ -35,7 +35,12 @@ from clientpay_connect.mail.models import (
     KIND_RECEIPT,
     OutboxMessage,
 )
-from clientpay_connect.mail.outbox import KIND_EMAIL_FAILED, NOTICE_EVENTS, notification_recipients
+from clientpay_connect.mail.outbox import (
+    KIND_EMAIL_FAILED,
+    KIND_FIRM_NOTICE,
+    NOTICE_EVENTS,
+    notification_recipients,
+)
 from clientpay_connect.money import display_amount
 from clientpay_connect.pay.models import Payment
 
@@ -138,12 +143,13 @@ class MailComposer:
         return subject, str(module), html
 
     def _recipients(self, dbsession: Session, row: OutboxMessage) -> list[str]:
-        if not row.recipients and row.kind in NOTICE_EVENTS:
+        event = NOTICE_EVENTS.get(row.kind) or (
+            row.params.get("event") if row.kind == KIND_FIRM_NOTICE else None
+        )
+        if not row.recipients and event:
             # A notice queued without addresses goes to whoever subscribes at send time;
             # the row remembers them so that the Outbox page shows where it went.
-            row.recipients = notification_recipients(
-                dbsession, row.firm_id, NOTICE_EVENTS[row.kind]
-            )
+            row.recipients = notification_recipients(dbsession, row.firm_id, event)
         valid = [r.strip() for r in row.recipients if is_valid_email(r.strip())]
         if not valid:
             raise PermanentMailError("no valid recipient address")
@@ -222,6 +228,16 @@ class MailComposer:
         }
         return _Content(KIND_EMAIL_FAILED, STAFF_LOCALE, context)
 
+    def firm_notice_content(
+        self, dbsession: Session, row: OutboxMessage, firm_settings: FirmSettings | None
+    ) -> _Content:
+        context = {
+            "notice_subject": str(row.params.get("subject", "")),
+            "lines": [str(line) for line in row.params.get("lines", [])],
+            "action_url": public_base_url(self.settings) + str(row.params.get("path", "/")),
+        }
+        return _Content(KIND_FIRM_NOTICE, STAFF_LOCALE, context)
+
 
 _Builder = Callable[[MailComposer, Session, OutboxMessage, FirmSettings | None], _Content]
 _BUILDERS: dict[str, _Builder] = {
@@ -229,6 +245,7 @@ _BUILDERS: dict[str, _Builder] = {
     KIND_RECEIPT: MailComposer.receipt_content,
     KIND_PAYMENT_NOTICE: MailComposer.notice_content,
     KIND_EMAIL_FAILED: MailComposer.email_failed_content,
+    KIND_FIRM_NOTICE: MailComposer.firm_notice_content,
 }
 
 

@@ -30,6 +30,9 @@ OUTBOX_TABLE = cast(Table, OutboxMessage.__table__)
 
 # Sent to the firm when a payment link's email could not be delivered.
 KIND_EMAIL_FAILED = "email_failed"
+# A notice to the firm's staff whose text travels in its params (nothing secret in them);
+# its params name the notification event whose subscribers receive it.
+KIND_FIRM_NOTICE = "firm_notice"
 # The notification event whose subscribers receive each kind of firm notice.
 NOTICE_EVENTS = {KIND_PAYMENT_NOTICE: "payment_received", KIND_EMAIL_FAILED: "email_failed"}
 RETRYABLE = (OUTBOX_PENDING, OUTBOX_FAILED)

@@ -38,6 +38,7 @@ from clientpay_connect.pay.models import (
     Payment,
 )
 from clientpay_connect.pay.processor import ChargeResult, SandboxProcessor
+from clientpay_connect.postings.services import create_posting_for_payment
 from clientpay_connect.work import Work
 
 __all__ = ["SandboxProcessor"]
@@ -164,6 +165,8 @@ def complete_payment(work: Work, payment_id: int, result: ChargeResult) -> Payme
         return payment
     _mark_paid(dbsession, payment, now)
     _queue_payment_emails(work, payment)
+    # In the same transaction: a Connect payment is never without its posting.
+    create_posting_for_payment(work, payment, payment.link)
     return payment
 
 

@@ -127,7 +127,7 @@ def start_live_server(base_settings: dict[str, Any], folder: Path) -> Iterator[L
                 **smtp.settings(),
             }
             app = main({}, **settings)
-            logins = _seed(app)
+            logins = _seed(app, folder)
             socket_map: dict[int, Any] = {}
             server = create_server(app, map=socket_map, sockets=[listener], threads=4)
             stop = threading.Event()
@@ -145,11 +145,16 @@ def start_live_server(base_settings: dict[str, Any], folder: Path) -> Iterator[L
         smtp.stop()
 
 
-def _seed(app: Router) -> dict[str, Login]:
+def _seed(app: Router, folder: Path) -> dict[str, Login]:
     tm = transaction.TransactionManager(explicit=True)
     with tm:
         session = get_tm_session(app.registry["dbsession_factory"], tm)
-        result = seed_demo(session)
+        # With the demo matter database and its connection, as `clientpay demo` makes them.
+        result = seed_demo(
+            session,
+            matter_db=str(folder / "demo-matters.sqlite"),
+            encryptor=app.registry["clientpay.encryptor"],
+        )
     passwords = dict(result.logins)
     logins: dict[str, Login] = {}
     for email, role, _name in DEMO_USERS:

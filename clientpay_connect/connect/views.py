@@ -1,0 +1,1 @@
+"""The Connect page and the admin Connections page (staff and admins)."""

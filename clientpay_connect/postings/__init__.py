@@ -1,0 +1,13 @@
+from pyramid.config import Configurator
+
+
+def includeme(config: Configurator) -> None:
+    """Manage Postings: the API, the page, and the sync jobs that write to the matter system."""
+    config.add_route("api.postings", "/api/v1/postings")
+    config.add_route("api.postings.post", "/api/v1/postings/post")
+    config.add_route("api.posting", r"/api/v1/postings/{id:\d+}")
+    config.add_route("api.posting.remove", r"/api/v1/postings/{id:\d+}/remove")
+    config.add_route("api.posting.entered", r"/api/v1/postings/{id:\d+}/entered-by-hand")
+    config.add_route("postings.list", "/postings")
+    config.add_route("postings.detail", r"/postings/{id:\d+}")
+    config.scan(".api")

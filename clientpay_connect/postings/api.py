@@ -1,0 +1,150 @@
+"""The Manage Postings API (documented in openapi.yaml beside this file)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyramid.request import Request
+from pyramid.view import view_config
+from sqlalchemy import func, select
+
+from clientpay_connect.api.errors import ApiError, FieldErrors, conflict, not_found
+from clientpay_connect.connect.interfaces import AdapterError
+from clientpay_connect.connect.models import Connection
+from clientpay_connect.connect.workflow import api_error
+from clientpay_connect.links.services import possible_link_id
+from clientpay_connect.postings.allocating import AllocationRefused, checked_allocations
+from clientpay_connect.postings.models import Posting
+from clientpay_connect.postings.present import posting_json
+from clientpay_connect.postings.services import (
+    PostingRefused,
+    firm_posting,
+    lock_firm_posting,
+    mark_entered_by_hand,
+    post_postings,
+    reallocate,
+    remove_posting,
+    status_counts,
+)
+from clientpay_connect.security import STAFF, firm_id
+from clientpay_connect.sent.cursor import CursorError, decode_cursor, encode_cursor
+from clientpay_connect.work import Work
+
+API = {"renderer": "json", "permission": STAFF, "openapi": True}
+DEFAULT_LIMIT = 100
+
+
+def _body(request: Request) -> dict[str, Any]:
+    if not request.body:
+        return {}
+    body: dict[str, Any] = request.json_body
+    return body
+
+
+def _posting(request: Request, lock: bool = False) -> Posting:
+    text = request.matchdict["id"]
+    posting = None
+    if text.isdigit() and possible_link_id(int(text)):
+        find = lock_firm_posting if lock else firm_posting
+        posting = find(request.dbsession, firm_id(request), int(text))
+    if posting is None:
+        raise not_found("No such posting.")
+    return posting
+
+
+def _refused(refused: PostingRefused) -> ApiError:
+    return conflict(refused.code, refused.message)
+
+
+@view_config(route_name="api.postings", request_method="GET", **API)
+def list_postings_view(request: Request) -> dict[str, Any]:
+    status = request.params.get("status", "all")
+    limit = int(request.params.get("limit", DEFAULT_LIMIT))
+    firm = firm_id(request)
+    query = select(Posting).where(Posting.firm_id == firm)
+    if status != "all":
+        query = query.where(Posting.status == status)
+    total = request.dbsession.execute(
+        select(func.count()).select_from(query.subquery())
+    ).scalar_one()
+    cursor_text = request.params.get("cursor")
+    if cursor_text:
+        try:
+            cursor = decode_cursor(cursor_text, "-id", "int")
+        except CursorError as error:
+            raise FieldErrors([{"field": "cursor", "message": str(error)}]) from error
+        query = query.where(Posting.id < cursor.id)
+    rows = list(
+        request.dbsession.execute(query.order_by(Posting.id.desc()).limit(limit + 1)).scalars()
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {
+        "items": [posting_json(row) for row in rows],
+        "next_cursor": encode_cursor("-id", "int", rows[-1].id, rows[-1].id) if more else None,
+        "total": int(total),
+        "counts": status_counts(request.dbsession, firm),
+    }
+
+
+@view_config(route_name="api.posting", request_method="GET", **API)
+def get_posting_view(request: Request) -> dict[str, Any]:
+    return posting_json(_posting(request), with_attempts=True)
+
+
+@view_config(route_name="api.postings.post", request_method="POST", **API)
+def post_postings_view(request: Request) -> dict[str, Any]:
+    ids = [int(i) for i in _body(request).get("ids", []) if possible_link_id(int(i))]
+    batch = post_postings(Work.from_request(request), firm_id(request), ids, request.user.id)
+    return {"queued": batch.queued, "skipped": batch.skipped}
+
+
+@view_config(route_name="api.posting.remove", request_method="POST", **API)
+def remove_posting_view(request: Request) -> dict[str, Any]:
+    posting = _posting(request, lock=True)
+    try:
+        remove_posting(
+            Work.from_request(request),
+            posting,
+            str(_body(request).get("reason") or ""),
+            request.user.id,
+        )
+    except PostingRefused as refused:
+        if refused.code == "reason_required":
+            raise FieldErrors([{"field": "reason", "message": refused.message}]) from refused
+        raise _refused(refused) from refused
+    return posting_json(posting, with_attempts=True)
+
+
+@view_config(route_name="api.posting.entered", request_method="POST", **API)
+def entered_by_hand_view(request: Request) -> dict[str, Any]:
+    posting = _posting(request, lock=True)
+    try:
+        mark_entered_by_hand(Work.from_request(request), posting, request.user.id)
+    except PostingRefused as refused:
+        raise _refused(refused) from refused
+    return posting_json(posting, with_attempts=True)
+
+
+@view_config(route_name="api.posting", request_method="PATCH", **API)
+def reallocate_view(request: Request) -> dict[str, Any]:
+    posting = _posting(request)
+    work = Work.from_request(request)
+    connection = request.dbsession.get(Connection, posting.connection_id or 0)
+    if connection is None:
+        raise conflict("no_connection", "This posting's connection no longer exists.")
+    posting_id = posting.id
+    wanted = list(_body(request).get("allocations") or [])
+    try:
+        allocations = checked_allocations(work, connection, posting, wanted)
+    except AllocationRefused as refused:
+        raise FieldErrors(refused.errors) from refused
+    except AdapterError as error:
+        raise api_error(error) from error
+    locked = lock_firm_posting(request.dbsession, firm_id(request), posting_id)
+    assert locked is not None
+    try:
+        reallocate(work, locked, allocations, request.user.id)
+    except PostingRefused as refused:
+        raise _refused(refused) from refused
+    return posting_json(locked, with_attempts=True)

@@ -1,0 +1,140 @@
+"""A small third-party-style adapter over an in-memory matter system, registered by a test
+distribution (see ``registered_test_adapter``): how another package adds an adapter."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from zope.interface import implementer
+
+from clientpay_connect.connect.interfaces import (
+    AdapterConfig,
+    Capabilities,
+    Client,
+    IMatterAdapter,
+    Invoice,
+    Matter,
+    PostingRequest,
+    PostResult,
+    SearchResult,
+    Transient,
+)
+
+DISTRIBUTION = "clientpay_test_adapters-0.1.dist-info"
+
+
+@dataclass
+class Ledger:
+    clients: dict[str, Client] = field(default_factory=dict)
+    matters: dict[str, Matter] = field(default_factory=dict)
+    invoices: dict[str, Invoice] = field(default_factory=dict)
+    payments: dict[str, dict[str, str]] = field(default_factory=dict)
+    down: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add_invoice(self, invoice: Invoice) -> Invoice:
+        self.invoices[invoice.id] = invoice
+        return invoice
+
+
+LEDGERS: dict[str, Ledger] = {}
+
+
+@implementer(IMatterAdapter)
+class MemoryMatterAdapter:
+    name = "memory"
+    capabilities = Capabilities(search=True, post="api", multi_invoice=True, trust=True)
+
+    def __init__(self, config: AdapterConfig):
+        self.ledger = LEDGERS[str(config.settings["ledger"])]
+
+    def _check(self) -> None:
+        if self.ledger.down:
+            raise Transient("the test matter system is down")
+
+    def search(
+        self, q: str, client_id: str | None = None, matter_id: str | None = None
+    ) -> SearchResult:
+        self._check()
+        needle = q.lower()
+        clients = [
+            c
+            for c in self.ledger.clients.values()
+            if (client_id is None or c.id == client_id) and needle in c.name.lower()
+        ]
+        matters = [
+            m
+            for m in self.ledger.matters.values()
+            if (matter_id is None or m.id == matter_id)
+            and (client_id is None or m.client_id == client_id)
+            and (
+                needle in m.number.lower()
+                or needle in m.name.lower()
+                or m.client_id in {c.id for c in clients}
+            )
+        ]
+        matter_ids = {m.id for m in matters}
+        invoices = sorted(
+            (
+                i
+                for i in self.ledger.invoices.values()
+                if i.balance > 0
+                and i.state == "open"
+                and (i.matter_id in matter_ids or (needle and needle in i.number.lower()))
+                and (client_id is None or i.client_id == client_id)
+            ),
+            key=lambda i: (i.due_on or dt.date.max, i.id),
+        )
+        return SearchResult(clients, matters, invoices)
+
+    def get_invoices(self, invoice_ids: list[str]) -> list[Invoice]:
+        self._check()
+        return [self.ledger.invoices[i] for i in invoice_ids if i in self.ledger.invoices]
+
+    def record_payment(self, posting: PostingRequest) -> PostResult:
+        self._check()
+        with self.ledger.lock:
+            done = self.ledger.payments.setdefault(posting.key, {})
+            for allocation in posting.allocations:
+                if allocation.invoice_id in done:
+                    continue
+                invoice = self.ledger.invoices[allocation.invoice_id]
+                self.ledger.invoices[invoice.id] = replace(
+                    invoice,
+                    paid=invoice.paid + allocation.amount,
+                    balance=invoice.balance - allocation.amount,
+                )
+                done[allocation.invoice_id] = f"pay-{posting.key}-{allocation.invoice_id}"
+            return PostResult("posted", external_ids=dict(done))
+
+    def find_payment(self, posting: PostingRequest) -> dict[str, str]:
+        self._check()
+        return dict(self.ledger.payments.get(posting.key, {}))
+
+    def close(self) -> None:
+        return None
+
+
+@contextmanager
+def registered_test_adapter(folder: Path) -> Iterator[None]:
+    """Install a distribution (metadata only) that registers MemoryMatterAdapter as
+    ``memory`` in the ``clientpay_connect.adapters`` group, as a third party's would."""
+    dist = folder / DISTRIBUTION
+    dist.mkdir(parents=True, exist_ok=True)
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: clientpay-test-adapters\nVersion: 0.1\n"
+    )
+    (dist / "entry_points.txt").write_text(
+        "[clientpay_connect.adapters]\nmemory = tests.support.matter_adapter:MemoryMatterAdapter\n"
+    )
+    sys.path.insert(0, str(folder))
+    try:
+        yield
+    finally:
+        sys.path.remove(str(folder))
