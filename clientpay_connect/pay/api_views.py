@@ -29,8 +29,8 @@ from clientpay_connect.pay import services
 from clientpay_connect.pay.interfaces import ICaptchaVerifier, IPaymentProcessor
 from clientpay_connect.pay.processor import Declined, ProcessorUnavailable
 from clientpay_connect.security import PUBLIC
-from clientpay_connect.work import Work
 from clientpay_connect.throttle.deriver import throttle
+from clientpay_connect.work import Work
 
 
 def _token_tag(request: Request) -> str:
