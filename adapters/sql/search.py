@@ -1,5 +1,5 @@
-"""The search's four statements: what matched, then the clients, matters and open invoices
-to show for it, each capped.
+"""The search's statements: what matched (invoice numbers, then matters), then the clients,
+matters and open invoices to show for it, each capped.
 
 ``q`` matches, case-insensitively and anywhere in the text, a client's name, a matter's
 number or name, or an invoice's number (an invoice of any state: a paid invoice's number
@@ -14,6 +14,9 @@ still finds its client and matter). What is shown, grouped client -> matter -> i
 
 A blank ``q`` matches everything within ``client_id`` / ``matter_id`` (the embedded launch
 opens on a client or matter); a blank ``q`` with neither finds nothing.
+
+Each text match is a statement of its own on one table, so that a server can answer it from
+an index (PostgreSQL's trigram indexes); the later statements look rows up by key.
 """
 
 from __future__ import annotations
@@ -57,21 +60,27 @@ class SearchQueries:
 
     def run(self, connection: Connection, q: str, narrowing: Narrowing) -> Found:
         invoice_hits = connection.execute(self.invoice_hits(q, narrowing)).all()
-        clients = connection.execute(self.clients(q, narrowing, invoice_hits)).all()
+        matter_hits = connection.execute(self.matter_hits(q, narrowing)).all()
+        hit_clients = _distinct(row.client_id for row in [*invoice_hits, *matter_hits])
+        clients = connection.execute(self.clients(q, narrowing, hit_clients)).all()
         if not clients:
             return Found([], [], [])
-        client_ids = [row.id for row in clients]
         name_hits = [row.id for row in clients if row.hit]
+        hit_matters = {row.id for row in matter_hits}
         matters = connection.execute(
-            self.matters(q, narrowing, client_ids, name_hits, invoice_hits)
+            self.matters(
+                narrowing,
+                client_ids=[row.id for row in clients],
+                name_hits=name_hits,
+                matter_ids=_distinct([*hit_matters, *(row.matter_id for row in invoice_hits)]),
+            )
         ).all()
-        matter_hits = [row.id for row in matters if row.hit]
         invoices = connection.execute(
             self.open_invoices(
                 narrowing,
                 matter_ids=[row.id for row in matters],
                 name_hits=name_hits,
-                matter_hits=matter_hits,
+                matter_hits=[row.id for row in matters if row.id in hit_matters],
                 invoice_ids=[row.id for row in invoice_hits],
             )
         ).all()
@@ -99,22 +108,24 @@ class SearchQueries:
             .limit(MAX_INVOICES)
             .subquery("hits")
         )
-        return select(invoices["id"], invoices["client_id"], invoices["matter_id"]).join_from(
+        return select(*invoices.labelled("id", "client_id", "matter_id")).join_from(
             invoices.table, hits, invoices["id"] == hits.c.hit_id
         )
 
-    def clients(
-        self, q: str, narrowing: Narrowing, invoice_hits: Sequence[Row[Any]]
-    ) -> Select[Any]:
+    def matter_hits(self, q: str, narrowing: Narrowing) -> Select[Any]:
+        matters = self.t.matters
+        matched = or_(self._matches(matters["number"], q), self._matches(matters["name"], q))
+        return (
+            select(*matters.labelled("id", "client_id"))
+            .where(matched, *self._matter_narrowing(narrowing))
+            .limit(MAX_MATTERS)
+        )
+
+    def clients(self, q: str, narrowing: Narrowing, hit_clients: list[object]) -> Select[Any]:
         clients, matters = self.t.clients, self.t.matters
         name_hit = self._matches(clients["name"], q)
-        matched_matters = select(matters["client_id"]).where(self._matter_match(q))
         query = select(*clients.labelled("id", "name", "email"), name_hit.label("hit")).where(
-            or_(
-                name_hit,
-                clients["id"].in_(matched_matters),
-                clients["id"].in_(_distinct(row.client_id for row in invoice_hits)),
-            )
+            or_(name_hit, clients["id"].in_(hit_clients))
         )
         if narrowing.client is not None:
             query = query.where(clients["id"] == narrowing.client)
@@ -123,39 +134,30 @@ class SearchQueries:
             query = query.where(clients["id"].in_(of_matter))
         return query.order_by(clients["name"], clients["id"]).limit(MAX_CLIENTS)
 
-    def _matter_match(self, q: str) -> ColumnElement[bool]:
-        matters = self.t.matters
-        if not q:
-            return true()
-        return or_(
-            self._contains(matters["number"], q),
-            self._contains(matters["name"], q),
-        )
-
     def matters(
         self,
-        q: str,
         narrowing: Narrowing,
+        *,
         client_ids: list[object],
         name_hits: list[object],
-        invoice_hits: Sequence[Row[Any]],
+        matter_ids: list[object],
     ) -> Select[Any]:
         matters = self.t.matters
-        matter_hit = self._matter_match(q)
-        columns = matters.labelled("id", "client_id", "number", "name")
-        query = select(*columns, matter_hit.label("hit")).where(
+        query = select(*matters.labelled("id", "client_id", "number", "name")).where(
             matters["client_id"].in_(client_ids),
-            or_(
-                matters["client_id"].in_(name_hits),
-                matter_hit,
-                matters["id"].in_(_distinct(row.matter_id for row in invoice_hits)),
-            ),
+            or_(matters["client_id"].in_(name_hits), matters["id"].in_(matter_ids)),
+            *self._matter_narrowing(narrowing),
         )
-        if narrowing.client is not None:
-            query = query.where(matters["client_id"] == narrowing.client)
-        if narrowing.matter is not None:
-            query = query.where(matters["id"] == narrowing.matter)
         return query.order_by(matters["number"], matters["id"]).limit(MAX_MATTERS)
+
+    def _matter_narrowing(self, narrowing: Narrowing) -> list[ColumnElement[bool]]:
+        matters = self.t.matters
+        conditions = []
+        if narrowing.client is not None:
+            conditions.append(matters["client_id"] == narrowing.client)
+        if narrowing.matter is not None:
+            conditions.append(matters["id"] == narrowing.matter)
+        return conditions
 
     def open_invoices(
         self,
