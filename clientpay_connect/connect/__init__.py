@@ -23,6 +23,7 @@ def includeme(config: Configurator) -> None:
     config.add_route("api.connect.links", "/api/v1/connect/links")
     config.add_route("connect.search", "/connect")
     config.add_route("connect.results", "/connect/results")
+    config.add_route("connect.preview", "/connect/preview")
     config.add_route("admin.connections", "/admin/connections")
     config.add_route("admin.connection", r"/admin/connections/{id:\d+}")
     config.scan(".api")

@@ -176,24 +176,30 @@ def _form_page(request: Request, form: QuickForm) -> dict[str, Any]:
     permission=STAFF,
 )
 def quick_link_form(request: Request) -> dict[str, Any]:
-    created = _created_link(request)
+    created = created_link(request)
     if created is not None:
         request.override_renderer = "links/quick_done.jinja2"
-        return {
-            "link": created,
-            "url": link_url(request, created),
-            "emailed": was_emailed(created),
-            "money": display_amount(created.amount_minor, created.currency),
-        }
+        return done_page(request, created)
     accounts = active_accounts(request.dbsession, firm_id(request))
     return _form_page(request, QuickForm.blank([a.id for a in accounts]))
 
 
-def _created_link(request: Request) -> PaymentLink | None:
+def created_link(request: Request) -> PaymentLink | None:
+    """The link named by ``?created=`` (where a page redirects after making one)."""
     created = request.params.get("created", "")
     if not created.isdigit():
         return None
     return get_for_firm(request.dbsession, firm_id(request), int(created))
+
+
+def done_page(request: Request, link: PaymentLink) -> dict[str, Any]:
+    """What the page after making a link shows: sent to whom, or the link to copy."""
+    return {
+        "link": link,
+        "url": link_url(request, link),
+        "emailed": was_emailed(link),
+        "money": display_amount(link.amount_minor, link.currency),
+    }
 
 
 @view_config(

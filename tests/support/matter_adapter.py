@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -44,6 +45,49 @@ class Ledger:
 
 
 LEDGERS: dict[str, Ledger] = {}
+
+
+def sample_ledger(today: dt.date) -> Ledger:
+    """Two clients: Jane Marlowe (two operating invoices, one past due, and a trust one) and
+    Acme Holdings (one invoice); each invoice was 100.00 paid."""
+    book = Ledger()
+    book.clients["c1"] = Client("c1", "Jane Marlowe", "jane@example.com")
+    book.clients["c2"] = Client("c2", "Acme Holdings", "ap@acme.example")
+    book.matters["m1"] = Matter("m1", "2024-0017", "Marlowe divorce", "c1")
+    book.matters["m2"] = Matter("m2", "2024-0031", "Acme v. Road Co", "c2")
+    for key, matter, client, balance, due, account in (
+        ("101", "m1", "c1", 500_00, -10, "operating"),
+        ("102", "m1", "c1", 250_00, 5, "operating"),
+        ("103", "m1", "c1", 90_00, 20, "trust"),
+        ("201", "m2", "c2", 1_000_00, 1, "operating"),
+    ):
+        book.add_invoice(
+            Invoice(
+                id=key,
+                number=f"INV-{key}",
+                client_id=client,
+                matter_id=matter,
+                issued_on=today - dt.timedelta(days=60),
+                due_on=today + dt.timedelta(days=due),
+                currency="USD",
+                total=balance + 100_00,
+                paid=100_00,
+                balance=balance,
+                account=account,  # type: ignore[arg-type]
+            )
+        )
+    return book
+
+
+@contextmanager
+def registered_ledger(book: Ledger) -> Iterator[str]:
+    """``book`` under a fresh name (a connection's ``ledger`` setting), for the block."""
+    name = uuid.uuid4().hex
+    LEDGERS[name] = book
+    try:
+        yield name
+    finally:
+        del LEDGERS[name]
 
 
 @implementer(IMatterAdapter)
