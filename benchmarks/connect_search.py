@@ -1,0 +1,197 @@
+"""Benchmark: the sql adapter's Connect search over a large demo matter database (10,000
+clients, about 33,000 matters, 100,000 invoices), against the same statements in raw SQL.
+
+    .venv/bin/python benchmarks/connect_search.py [--searches 200] [--invoices 100000]
+
+Three kinds of search, each with its own sample of real values from the data: a name prefix
+(the first four letters of a client's name, as someone starts typing it), a matter number,
+an invoice number. The baseline is the same query in raw SQL in the same run: the very
+statements and parameters the adapter sent for that search (captured from its engine), run
+again straight through the driver's cursor and fetched, with no SQLAlchemy and none of our
+code. Prints p50/p95 of both and the ratios. Targets: p95 < 50 ms, ratio <= 2.
+
+SQLite always; PostgreSQL too when CLIENTPAY_BENCH_DATABASE_URL names a server (a fresh
+database is made there and dropped), MariaDB when CLIENTPAY_BENCH_MARIADB_URL does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import event, select  # noqa: E402
+
+from adapters.sql import SqlAdapter, demo  # noqa: E402
+from clientpay_connect.connect.interfaces import AdapterConfig  # noqa: E402
+
+TARGET_P95_MS = 50.0
+TARGET_RATIO = 2.0
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def databases(folder: Path) -> Iterator[tuple[str, str]]:
+    """(name, url) of each database to run on, each made fresh for the run and dropped."""
+    from tests.support import matter_databases
+
+    servers = [("sqlite", "")]
+    if os.environ.get("CLIENTPAY_BENCH_DATABASE_URL"):
+        servers.append(("postgresql", "CLIENTPAY_BENCH_DATABASE_URL"))
+    if os.environ.get("CLIENTPAY_BENCH_MARIADB_URL"):
+        servers.append(("mariadb", "CLIENTPAY_BENCH_MARIADB_URL"))
+    for kind, env in servers:
+        if env:
+            # fresh_matter_database finds the server in the tests' variable.
+            os.environ[matter_databases.SERVERS[kind][0]] = os.environ[env]
+        with matter_databases.fresh_matter_database(kind, folder) as url:
+            yield kind, url
+
+
+def samples(url: str, count: int, seed: int = 7) -> dict[str, list[str]]:
+    """What people type: a client name's first four letters, a matter or invoice number."""
+    from sqlalchemy import create_engine
+
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        names = conn.execute(select(demo.clients.c.name)).scalars().all()
+        matters = conn.execute(select(demo.matters.c.number)).scalars().all()
+        invoices = conn.execute(select(demo.invoices.c.number)).scalars().all()
+    engine.dispose()
+    rng = random.Random(seed)
+    return {
+        "name prefix": [name[:4] for name in rng.sample(names, count)],
+        "matter number": rng.sample(matters, count),
+        "invoice number": rng.sample(invoices, count),
+    }
+
+
+class Recorder:
+    """The statements and parameters the adapter's engine sends, as the driver gets them."""
+
+    def __init__(self, adapter: SqlAdapter):
+        self.sent: list[tuple[str, Any]] = []
+        self.on = False
+        event.listen(adapter.engine, "before_cursor_execute", self._record)
+
+    def _record(self, conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if self.on:
+            self.sent.append((statement, parameters))
+
+    def capture(self, call: Callable[[], object]) -> list[tuple[str, Any]]:
+        self.sent, self.on = [], True
+        try:
+            call()
+        finally:
+            self.on = False
+        return self.sent
+
+
+def raw_runner(adapter: SqlAdapter) -> Callable[[list[tuple[str, Any]]], int]:
+    """Runs captured statements on a DBAPI connection of its own (one per run, as the
+    adapter checks one out of its pool per search)."""
+    raw = adapter.engine.raw_connection()
+
+    def run(statements: list[tuple[str, Any]]) -> int:
+        fetched = 0
+        cursor = raw.cursor()
+        for statement, parameters in statements:
+            cursor.execute(statement, parameters)
+            fetched += len(cursor.fetchall())
+        cursor.close()
+        raw.rollback()
+        return fetched
+
+    return run
+
+
+def timed(call: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    call()
+    return (time.perf_counter() - started) * 1000
+
+
+def bench(url: str, count: int) -> list[tuple[str, list[float], list[float]]]:
+    adapter = SqlAdapter(AdapterConfig(settings={"url": url}, app_settings={}))
+    adapter.search("warm up")  # reads the mapped tables once, as a long-lived adapter has
+    recorder = Recorder(adapter)
+    run_raw = raw_runner(adapter)
+    results = []
+    for kind, queries in samples(url, count).items():
+        ours: list[float] = []
+        raw: list[float] = []
+        for n, q in enumerate(queries):
+            statements = recorder.capture(lambda q=q: adapter.search(q))  # also warms up
+            assert statements and adapter.search(q).clients, f"{kind} {q!r} found nothing"
+            # Alternate which goes first, so neither always runs on the warmer cache.
+            pair = [
+                (ours, lambda q=q: adapter.search(q)),
+                (raw, lambda s=statements: run_raw(s)),
+            ]
+            for into, call in pair if n % 2 else reversed(pair):
+                into.append(timed(call))
+        results.append((kind, ours, raw))
+    adapter.close()
+    return results
+
+
+def report(database: str, results: list[tuple[str, list[float], list[float]]]) -> bool:
+    ok = True
+    print(f"\n{database}:")
+    print(
+        f"  {'search':16} {'ours p50':>9} {'p95':>7} {'raw p50':>9} {'p95':>7}"
+        f" {'ratio p50':>10} {'p95':>6}"
+    )
+    for kind, ours, raw in results:
+        o50, o95 = statistics.median(ours), percentile(ours, 95)
+        r50, r95 = statistics.median(raw), percentile(raw, 95)
+        ratio50, ratio95 = o50 / r50, o95 / r95
+        print(
+            f"  {kind:16} {o50:7.2f}ms {o95:5.2f}ms {r50:7.2f}ms {r95:5.2f}ms"
+            f" {ratio50:9.2f}x {ratio95:5.2f}x"
+        )
+        ok = ok and o95 < TARGET_P95_MS and ratio95 <= TARGET_RATIO and ratio50 <= TARGET_RATIO
+    return ok
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--searches", type=int, default=200, help="per kind of search")
+    parser.add_argument("--clients", type=int, default=10_000)
+    parser.add_argument("--matters", type=int, default=33_000)
+    parser.add_argument("--invoices", type=int, default=100_000)
+    args = parser.parse_args()
+    all_ok = True
+    with tempfile.TemporaryDirectory() as folder:
+        for database, url in databases(Path(folder)):
+            started = time.perf_counter()
+            made = demo.create_demo_matter_database(
+                url, clients=args.clients, matters=args.matters, invoices=args.invoices
+            )
+            print(
+                f"{database}: {made.clients} clients, {made.matters} matters,"
+                f" {made.invoices} invoices made in {time.perf_counter() - started:.1f} s"
+            )
+            all_ok = report(database, bench(url, args.searches)) and all_ok
+    print(
+        f"\ntargets: p95 < {TARGET_P95_MS:.0f} ms, ratio <= {TARGET_RATIO:.0f}:"
+        f" {'met' if all_ok else 'NOT met'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
