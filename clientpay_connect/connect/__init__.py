@@ -26,5 +26,8 @@ def includeme(config: Configurator) -> None:
     config.add_route("connect.preview", "/connect/preview")
     config.add_route("admin.connections", "/admin/connections")
     config.add_route("admin.connection", r"/admin/connections/{id:\d+}")
+    config.add_route("admin.connection_reconnect", r"/admin/connections/{id:\d+}/reconnect")
+    config.add_route("admin.connection_disconnect", r"/admin/connections/{id:\d+}/disconnect")
     config.scan(".api")
     config.scan(".views")
+    config.scan(".admin_views")

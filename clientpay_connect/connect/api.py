@@ -150,7 +150,7 @@ def callback_view(request: Request) -> HTTPSeeOther:
         except ConnectionRefused as refused:
             request.session.flash(refused.message, "error")
         else:
-            request.session.flash(f"{connection.name} is connected.", "success")
+            request.session.flash(f"{connection.name} is connected.")
     return HTTPSeeOther(request.route_url("admin.connections"))
 
 

@@ -243,7 +243,7 @@ def _firm_link(request: Request) -> PaymentLink:
 )
 def link_detail(request: Request) -> dict[str, Any]:
     link = _firm_link(request)
-    zone = _firm_zone(request)
+    zone = firm_zone(request)
     balance_link = balance_link_of(request.dbsession, link)
     parent = (
         get_for_firm(request.dbsession, link.firm_id, link.parent_link_id)
@@ -256,7 +256,7 @@ def link_detail(request: Request) -> dict[str, Any]:
         "status_label": status_label(link.status),
         "email_label": EMAIL_LABELS.get(link.email_status, link.email_status),
         "money": lambda minor: display_amount(minor, link.currency),
-        "when": lambda value: _local(value, zone),
+        "when": lambda value: local_time(value, zone),
         "balance_due": balance_due(link),
         "balance_link": balance_link,
         "parent": parent,
@@ -281,7 +281,7 @@ def _succeeded_payments(request: Request, link: PaymentLink) -> list[Payment]:
     )
 
 
-def _firm_zone(request: Request) -> ZoneInfo:
+def firm_zone(request: Request) -> ZoneInfo:
     settings = request.dbsession.get(FirmSettings, firm_id(request))
     try:
         return ZoneInfo(settings.time_zone if settings is not None else "UTC")
@@ -289,7 +289,7 @@ def _firm_zone(request: Request) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
-def _local(value: dt.datetime | None, zone: ZoneInfo) -> str:
+def local_time(value: dt.datetime | None, zone: ZoneInfo) -> str:
     """A timestamp in the firm's own time: "Mar 31, 2025, 3:04 PM EDT"."""
     if value is None:
         return ""
