@@ -13,6 +13,7 @@ from pyramid.view import view_config
 from sqlalchemy import select
 
 from clientpay_connect.admin.models import FirmSettings
+from clientpay_connect.connect.linking import link_invoices
 from clientpay_connect.links.actions import (
     create_balance_for_staff,
     create_for_staff,
@@ -31,6 +32,7 @@ from clientpay_connect.links.models import (
     EMAIL_QUEUED,
     EMAIL_SENT,
     EMAIL_WITHHELD,
+    SOURCE_CONNECT,
     STATUS_OUTSTANDING,
     PaymentLink,
 )
@@ -49,6 +51,7 @@ from clientpay_connect.links.services import (
 from clientpay_connect.money import display_amount
 from clientpay_connect.pay.models import PAYMENT_SUCCEEDED, Payment
 from clientpay_connect.security import STAFF, firm_id
+from clientpay_connect.sent.present import source_label
 
 SEND = "send"
 GENERATE = "generate"
@@ -264,6 +267,11 @@ def link_detail(request: Request) -> dict[str, Any]:
         "can_make_balance_link": balance_due(link) > 0 and balance_link is None,
         "can_email_balance_link": was_emailed(link),
         "payments": _succeeded_payments(request, link),
+        "invoices": link_invoices(request.dbsession, link.id)
+        if link.source == SOURCE_CONNECT
+        else [],
+        "invoice_money": lambda minor: display_amount(minor, link.currency),
+        "source": source_label(link.source),
     }
 
 
