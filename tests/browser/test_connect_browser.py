@@ -11,15 +11,20 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, ViewportSize, expect
 from sqlalchemy import create_engine, text
 
 from adapters.sql.demo import create_demo_matter_database
-from clientpay_connect.connect.services import create_connection
+from clientpay_connect.connect.services import (
+    connection_settings,
+    create_connection,
+    firm_connections,
+)
 from clientpay_connect.demo import DEMO_SLUG
 from clientpay_connect.money import display_amount, format_amount
 from clientpay_connect.work import Work
 from tests.browser.accessibility import assert_accessible
+from tests.browser.conftest import NARROW
 from tests.support.live_server import LiveServer, Login
 from tests.support.smtp import Received
 
@@ -54,6 +59,7 @@ class DemoClient:
 @dataclass(frozen=True)
 class DemoMatters:
     connection_id: int
+    name: str
     clients: list[DemoClient]
 
 
@@ -61,27 +67,36 @@ class DemoMatters:
 def demo_matters(
     live_server: LiveServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[DemoMatters]:
-    """The demo matter database, connected for the demo firm as `clientpay demo` sets it up."""
-    url = f"sqlite:///{tmp_path_factory.mktemp('matters') / 'demo-matters.sqlite'}"
-    create_demo_matter_database(url)
-    with Work.fresh(live_server.app.registry) as work:
+    """The demo firm's connection to the demo matter database (``clientpay demo`` makes both;
+    made here when the live server's seeding did not), and a few of its clients."""
+    registry = live_server.app.registry
+    with Work.fresh(registry) as work:
         firm = work.dbsession.execute(
             text("SELECT id FROM firms WHERE slug = :slug"), {"slug": DEMO_SLUG}
         ).scalar_one()
-        connection, _ = create_connection(work, firm, "sql", "Demo matters", {"url": url})
-        connection_id = connection.id
+        found = [c for c in firm_connections(work.dbsession, firm) if c.adapter == "sql"]
+        if found:
+            connection = found[0]
+        else:
+            url = f"sqlite:///{tmp_path_factory.mktemp('matters') / 'demo-matters.sqlite'}"
+            create_demo_matter_database(url)
+            connection, _ = create_connection(work, firm, "sql", "Demo matters", {"url": url})
+        connection_id, name = connection.id, connection.name
+        url = connection_settings(registry["clientpay.encryptor"], connection)["url"]
     engine = create_engine(url)
     try:
         with engine.connect() as db:
             clients = [
                 DemoClient(
-                    name, email, [tuple(r) for r in db.execute(TWO_DUE_FIRST, {"client": id_})]
+                    client_name,
+                    email,
+                    [tuple(r) for r in db.execute(TWO_DUE_FIRST, {"client": client_id})],
                 )
-                for id_, name, email in db.execute(CLIENT_WITH_TWO_OPEN).all()[:5]
+                for client_id, client_name, email in db.execute(CLIENT_WITH_TWO_OPEN).all()[:5]
             ]
     finally:
         engine.dispose()
-    yield DemoMatters(connection_id, clients)
+    yield DemoMatters(connection_id, name, clients)
 
 
 def wait_for_mail(live_server: LiveServer, recipient: str, mentioning: str) -> Received:
@@ -186,3 +201,36 @@ def test_a_total_is_allocated_oldest_due_first_before_it_is_sent(
     page.get_by_label("Merchant account").select_option(label="Trust (IOLTA) (trust account)")
     expect(page.get_by_label("Allocate a total, oldest due first")).to_be_disabled()
     expect(page.get_by_label("Type each invoice's amount")).to_be_checked()
+
+
+@pytest.mark.parametrize("viewport", [NARROW], ids=["narrow"])
+def test_the_results_read_as_cards_in_a_narrow_panel(
+    page: Page,
+    sign_in: SignIn,
+    live_server: LiveServer,
+    demo_matters: DemoMatters,
+    viewport: ViewportSize,
+) -> None:
+    client = demo_matters.clients[2]
+    first = client.invoices[0][0]
+    sign_in(live_server.staff)
+    page.goto(f"/connect?connection_id={demo_matters.connection_id}")
+    page.get_by_label("Search").fill(client.name)
+    checkbox = page.get_by_label(first, exact=True)
+    checkbox.check()
+    expect(checkbox).to_be_checked()
+    assert_accessible(page)
+
+
+def test_the_admins_connections_pages_are_accessible(
+    page: Page, sign_in: SignIn, live_server: LiveServer, demo_matters: DemoMatters
+) -> None:
+    sign_in(live_server.admin)
+    page.goto("/admin/connections")
+    row = page.locator(f"tr[data-connection='{demo_matters.connection_id}']")
+    expect(row.locator("[data-connection-status]")).to_have_text("Connected")
+    expect(row).to_contain_text("Payments are written to SQL database's payments staging table")
+    assert_accessible(page)
+    row.get_by_role("link", name=demo_matters.name).click()
+    expect(page.get_by_role("heading", name=demo_matters.name, level=1)).to_be_visible()
+    assert_accessible(page)
