@@ -3,8 +3,6 @@ from pyramid.config import Configurator
 
 def includeme(config: Configurator) -> None:
     """Manage Postings: the API, the page, and the sync jobs that write to the matter system."""
-    from clientpay_connect.postings import tasks  # noqa: F401 (declares postings.sync, .sweep)
-
     config.add_route("api.postings", "/api/v1/postings")
     config.add_route("api.postings.post", "/api/v1/postings/post")
     config.add_route("api.posting", r"/api/v1/postings/{id:\d+}")
@@ -13,3 +11,4 @@ def includeme(config: Configurator) -> None:
     config.add_route("postings.list", "/postings")
     config.add_route("postings.detail", r"/postings/{id:\d+}")
     config.scan(".api")
+    config.scan(".tasks")
