@@ -45,4 +45,5 @@ def includeme(config: Configurator) -> None:
     config.include(".bulk")
     config.include(".connect")
     config.include(".postings")
+    config.include(".reports")
     config.add_static_view("static", "clientpay_connect:static", cache_max_age=3600)
