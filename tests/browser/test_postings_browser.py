@@ -19,10 +19,11 @@ from playwright.sync_api import BrowserContext, Page, expect
 from sqlalchemy import select
 
 from clientpay_connect.accounts.services import create_api_token, find_user_by_email
+from clientpay_connect.connect.interfaces import ManualSlip
 from clientpay_connect.connect.models import Connection
 from clientpay_connect.demo import DEMO_CONNECTION
 from clientpay_connect.postings.models import Posting
-from clientpay_connect.postings.sync import sync_posting
+from clientpay_connect.postings.sync import slip_json, sync_posting
 from clientpay_connect.work import Work
 from tests.browser.accessibility import assert_accessible
 from tests.support.live_server import LiveServer, Login
@@ -153,3 +154,76 @@ def test_a_pending_posting_is_posted_and_shows_in_posted(
     posted.get_by_role("link").first.click()
     expect(page.locator("[data-posting-status]")).to_have_text("Posted")
     expect(page.locator('[data-attempts] tr[data-outcome="posted"]')).to_have_count(1)
+
+
+def test_a_manual_postings_slip_is_copied_printed_alone_and_marked_entered(
+    page: Page,
+    context: BrowserContext,
+    live_server: LiveServer,
+    sign_in: Callable[[Login], None],
+    staff_headers: dict[str, str],
+    demo_connection_id: int,
+) -> None:
+    url = live_server.url
+    invoice = open_invoice(context, url, staff_headers, demo_connection_id, q="INV-")
+    link_id = paid_connect_link(context, url, staff_headers, demo_connection_id, invoice["id"])
+    with live_server.dbsession() as dbsession:
+        posting = dbsession.execute(select(Posting).where(Posting.link_id == link_id)).scalar_one()
+        posting_id = posting.id
+        # As the sync job leaves it for a matter system that takes payments by hand (Clio).
+        posting.status = "manual_required"
+        posting.slip = slip_json(
+            ManualSlip(
+                client="Browser Client",
+                matter="2024-0001 Browser matter",
+                date=posting.received_on,
+                reference=posting.key,
+                currency="USD",
+                lines=((str(invoice["number"]), 123),),
+            )
+        )
+
+    sign_in(live_server.staff)
+    page.goto(f"/postings/{posting_id}")
+    slip = page.locator("[data-slip]")
+    expect(slip).to_contain_text("Browser Client")
+    line = slip.locator("tr", has_text=f"Invoice {invoice['number']}")
+    expect(line.locator("td")).to_have_text("$1.23")
+    assert_accessible(page)
+    slip.get_by_role("button", name="Copy").click()
+    expect(page.locator("#announcer")).to_have_text("Slip copied")
+    expect(slip.get_by_role("button", name="Print")).to_be_visible()
+    page.emulate_media(media="print")
+    expect(slip).to_be_visible()
+    expect(page.locator(".app-header")).not_to_be_visible()
+    expect(page.locator("[data-attempts]")).not_to_be_visible()
+    expect(slip.get_by_role("button", name="Mark entered by hand")).not_to_be_visible()
+    page.emulate_media(media="screen")
+    slip.get_by_role("button", name="Mark entered by hand").click()
+    expect(page.locator("[data-posting-status]")).to_have_text("Posted")
+    expect(page.locator(".flash[role=status]")).to_contain_text("entered by hand")
+
+
+def test_the_reconciliation_report_passes_axe_and_drills_down(
+    page: Page,
+    context: BrowserContext,
+    live_server: LiveServer,
+    sign_in: Callable[[Login], None],
+    staff_headers: dict[str, str],
+    demo_connection_id: int,
+) -> None:
+    url = live_server.url
+    invoice = open_invoice(context, url, staff_headers, demo_connection_id, q="INV-")
+    link_id = paid_connect_link(context, url, staff_headers, demo_connection_id, invoice["id"])
+    with live_server.dbsession() as dbsession:
+        posting_id = dbsession.execute(
+            select(Posting.id).where(Posting.link_id == link_id)
+        ).scalar_one()
+    sign_in(live_server.staff)
+    page.goto("/postings")
+    page.get_by_role("link", name="Reconciliation report").click()
+    expect(page.locator("[data-report]")).to_be_visible()
+    assert_accessible(page)
+    page.locator("tfoot tr[data-total] td.num a").first.click()
+    expect(page.locator(f'[data-lines] tr[data-posting-id="{posting_id}"]')).to_be_visible()
+    assert_accessible(page)
