@@ -387,7 +387,7 @@ def posting_detail(request: Request) -> dict[str, Any]:
     posting = _firm_posting(request)
     reallocation = None
     if posting.status == POSTING_INCOMPLETE:
-        reallocation = _offer(request, posting, _search_query(request, posting), chosen={})
+        reallocation = _offer(request, posting, _search_query(request, posting), chosen=None)
     return _detail(request, posting, reallocation)
 
 
@@ -402,8 +402,8 @@ def reallocation_invoices(request: Request) -> dict[str, Any]:
     posting = _firm_posting(request)
     if posting.status != POSTING_INCOMPLETE:
         raise HTTPNotFound()
-    reallocation = _offer(request, posting, _search_query(request, posting), chosen={})
-    return _reallocation_page(request, posting, reallocation)
+    reallocation = _offer(request, posting, _search_query(request, posting), chosen=None)
+    return _reallocation_page(posting, reallocation)
 
 
 @view_config(
@@ -455,7 +455,7 @@ def _refused_allocation(
     posting = firm_posting(request.dbsession, firm_id(request), posting_id)
     if posting is None:
         raise HTTPNotFound()
-    query = _searched_query(request.POST, posting)
+    query = _searched_query(request.POST)
     reallocation = _offer(request, posting, query, chosen)
     if isinstance(error, AllocationRefused):
         _place_errors(reallocation, list(chosen), error.errors)
@@ -508,7 +508,7 @@ def _search_query(request: Request, posting: Posting) -> SearchQuery:
     return SearchQuery(client_id=client_id)
 
 
-def _searched_query(params: Any, posting: Posting) -> SearchQuery:
+def _searched_query(params: Any) -> SearchQuery:
     """The search a submitted form was showing, so that its invoices are shown again."""
     return SearchQuery(
         q=str(params.get("searched_q", "")).strip()[:MAX_QUERY],
@@ -517,10 +517,10 @@ def _searched_query(params: Any, posting: Posting) -> SearchQuery:
 
 
 def _offer(
-    request: Request, posting: Posting, query: SearchQuery, chosen: dict[str, str]
+    request: Request, posting: Posting, query: SearchQuery, chosen: dict[str, str] | None
 ) -> Reallocation:
-    """The open invoices the search finds, ticked and filled in as ``chosen`` says (on a
-    first look, as the posting is allocated now)."""
+    """The open invoices the search finds, ticked and filled in as ``chosen`` says (None: a
+    first look, so as the posting is allocated now)."""
     reallocation = Reallocation(query)
     connection = _connection(request, posting)
     if connection is None:
@@ -528,7 +528,7 @@ def _offer(
         return reallocation
     if not (query.q or query.client_id):
         return reallocation
-    if not chosen:
+    if chosen is None:
         chosen = {
             str(a["invoice_id"]): format_amount(int(a["amount"]), posting.currency)
             for a in posting.allocations
@@ -556,9 +556,7 @@ def _offer(
     return reallocation
 
 
-def _reallocation_page(
-    request: Request, posting: Posting, reallocation: Reallocation
-) -> dict[str, Any]:
+def _reallocation_page(posting: Posting, reallocation: Reallocation | None) -> dict[str, Any]:
     return {
         "posting": posting,
         "reallocation": reallocation,
@@ -576,8 +574,7 @@ def _detail(
     connection = _connection(request, posting)
     slip = posting.slip if posting.status == POSTING_MANUAL and posting.slip else None
     return {
-        **_reallocation_page(request, posting, reallocation or Reallocation(SearchQuery())),
-        "reallocation": reallocation,
+        **_reallocation_page(posting, reallocation),
         "name": posting_name(posting.id),
         "status_label": status_label(posting.status),
         "payment": payment,

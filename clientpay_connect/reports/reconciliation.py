@@ -6,9 +6,10 @@ Its rules:
   belongs to the day it was received there (a posting's ``received_on``, set when the payment
   succeeded): a payment at 11 p.m. in New York on the 31st is March's, whatever UTC says.
 - Every posting received in the period counts once in "received" and once in exactly one of
-  the other figures, by its status now: posted (entered by hand included), waiting (pending or
-  queued), incomplete, manual (manual required), removed, failed. So received is always the
-  sum of the others, in count and in amount.
+  the other figures, by its status now: posted (entered by hand included), pending (waiting
+  to be posted: pending or queued; the pages call it "Waiting"), incomplete, manual (manual
+  required), removed, failed. So received is always the sum of the others, in count and in
+  amount.
 - Amounts are summed per currency (a merchant account has one); totals are per currency.
 - The rows behind a figure are the postings themselves, newest first, paged by id.
 """
@@ -44,7 +45,7 @@ RECEIVED = "received"
 # Each figure but "received", and the statuses it counts; together they cover every status.
 FIGURE_STATUSES: dict[str, tuple[str, ...]] = {
     "posted": (POSTING_POSTED,),
-    "waiting": (POSTING_PENDING, POSTING_QUEUED),
+    "pending": (POSTING_PENDING, POSTING_QUEUED),
     "incomplete": (POSTING_INCOMPLETE,),
     "manual": (POSTING_MANUAL,),
     "removed": (POSTING_REMOVED,),
@@ -54,7 +55,7 @@ FIGURES = (RECEIVED, *FIGURE_STATUSES)
 FIGURE_LABELS = {
     RECEIVED: "Received",
     "posted": "Posted",
-    "waiting": "Waiting",
+    "pending": "Waiting",
     "incomplete": "Incomplete",
     "manual": "Manual",
     "removed": "Removed",

@@ -571,3 +571,18 @@ def test_a_posting_is_removed_from_its_page_with_a_reason(
     assert "Refunded to the client" in done.html.select_one("[data-removed]").get_text()
     assert status_of(dbsession, posting) == "removed"
     assert not [f for f in done.forms.values() if "reason" in f.fields]
+
+
+def test_reallocating_to_nothing_is_refused_and_shows_nothing_ticked(
+    signed_in: webtest.TestApp, dbsession: Session, new_posting: Any
+) -> None:
+    posting = new_posting()
+    set_status(dbsession, posting, "incomplete", reason="Invoice INV-102 is paid.")
+    form = signed_in.get(f"/postings/{posting.id}").forms["reallocate-form"]
+    for box in form.fields["invoice"]:
+        box.checked = False
+    refused = form.submit(status=422)
+    errors = refused.html.select_one("#reallocate-errors").get_text(" ", strip=True)
+    assert errors == "Allocate the payment to an invoice."
+    assert refused.html.select("input[name=invoice][checked]") == []
+    assert status_of(dbsession, posting) == "incomplete"

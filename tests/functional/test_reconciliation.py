@@ -121,7 +121,7 @@ def group_of(report: dict[str, Any], account: str, connection: str | None) -> di
 
 def figures(pairs: dict[str, tuple[int, str]]) -> dict[str, dict[str, Any]]:
     """The figures JSON: every figure, zero unless given as (count, amount)."""
-    names = ("received", "posted", "waiting", "incomplete", "manual", "removed", "failed")
+    names = ("received", "posted", "pending", "incomplete", "manual", "removed", "failed")
     return {
         name: {"count": pairs.get(name, (0, "0.00"))[0], "amount": pairs.get(name, (0, "0.00"))[1]}
         for name in names
@@ -144,7 +144,7 @@ def test_each_posting_counts_once_in_received_and_once_in_its_status(
         {
             "received": (7, "4750.00"),
             "posted": (1, "700.00"),
-            "waiting": (2, "1250.00"),
+            "pending": (2, "1250.00"),
             "incomplete": (1, "700.00"),
             "manual": (1, "700.00"),
             "removed": (1, "700.00"),
@@ -169,7 +169,7 @@ def test_each_posting_counts_once_in_received_and_once_in_its_status(
                 {
                     "received": (9, "5300.00"),
                     "posted": (3, "1250.00"),
-                    "waiting": (2, "1250.00"),
+                    "pending": (2, "1250.00"),
                     "incomplete": (1, "700.00"),
                     "manual": (1, "700.00"),
                     "removed": (1, "700.00"),
@@ -216,7 +216,7 @@ def test_a_payment_belongs_to_the_day_it_was_received_in_the_firms_time_zone(
         payment.completed_at = dt.datetime(2024, 4, 1, 2, 30, tzinfo=dt.UTC)
         create_posting_for_payment(work, payment, link)
     march = testapp.get(REPORT, MARCH, headers=staff_auth).json
-    assert march["totals"][0]["figures"]["waiting"] == {"count": 1, "amount": "700.00"}
+    assert march["totals"][0]["figures"]["pending"] == {"count": 1, "amount": "700.00"}
     april = testapp.get(REPORT, {"from": "2024-04-01", "to": "2024-04-30"}, headers=staff_auth)
     assert april.json["totals"] == []
 
@@ -278,13 +278,13 @@ def test_the_rows_behind_a_figure_page_by_page(
     rows = "/api/v1/reports/reconciliation/postings"
     selection = {
         **MARCH,
-        "figure": "waiting",
+        "figure": "pending",
         "merchant_account_id": str(accounts["Operating"].id),
         "connection_id": str(connections["Our matters"]["id"]),
     }
     first = testapp.get(rows, {**selection, "limit": "1"}, headers=staff_auth).json
     assert [item["id"] for item in first["items"]] == [queued.id]
-    assert first["items"][0]["figure"] == "waiting"
+    assert first["items"][0]["figure"] == "pending"
     assert first["items"][0]["amount"] == "550.00"
     second = testapp.get(
         rows, {**selection, "limit": "1", "cursor": first["next_cursor"]}, headers=staff_auth
