@@ -227,3 +227,48 @@ def test_the_reconciliation_report_passes_axe_and_drills_down(
     page.locator("tfoot tr[data-total] td.num a").first.click()
     expect(page.locator(f'[data-lines] tr[data-posting-id="{posting_id}"]')).to_be_visible()
     assert_accessible(page)
+
+
+def test_an_incomplete_posting_is_reallocated_with_the_search_answering_as_staff_type(
+    page: Page,
+    context: BrowserContext,
+    live_server: LiveServer,
+    sign_in: Callable[[Login], None],
+    staff_headers: dict[str, str],
+    demo_connection_id: int,
+) -> None:
+    url = live_server.url
+    invoice = open_invoice(context, url, staff_headers, demo_connection_id, q="INV-")
+    link_id = paid_connect_link(context, url, staff_headers, demo_connection_id, invoice["id"])
+    other = next(
+        i
+        for i in context.request.get(
+            f"{url}/api/v1/connect/search",
+            params={"connection_id": demo_connection_id, "q": "INV-0001"},
+            headers=staff_headers,
+        ).json()["invoices"]
+        if i["id"] != invoice["id"] and Decimal(i["balance"]) >= Decimal(AMOUNT)
+    )
+    with live_server.dbsession() as dbsession:
+        posting = dbsession.execute(select(Posting).where(Posting.link_id == link_id)).scalar_one()
+        posting_id = posting.id
+        # As the sync job leaves it when the invoice was paid elsewhere meanwhile.
+        posting.status = "incomplete"
+        posting.reason = f"Invoice {invoice['number']} is paid."
+
+    sign_in(live_server.staff)
+    page.goto(f"/postings/{posting_id}")
+    expect(page.locator("[data-posting-reason]")).to_contain_text("is paid")
+    page.get_by_label("Search").fill(str(other["number"]))
+    results = page.locator("#reallocate-results")
+    row = results.locator(f'tr[data-invoice="{other["id"]}"]')
+    expect(row).to_be_visible()
+    expect(results.locator("tr[data-invoice]")).to_have_count(1)
+    assert_accessible(page)
+    row.get_by_role("checkbox").check()
+    row.get_by_label(f"Amount for {other['number']}").fill(AMOUNT)
+    page.get_by_role("button", name=f"Allocate ${AMOUNT}").click()
+    expect(page.locator(".flash[role=status]")).to_contain_text("Re-allocated")
+    expect(page.locator("[data-posting-status]")).to_have_text("Pending")
+    expect(page.locator("[data-allocations] tbody tr")).to_have_count(1)
+    expect(page.locator("[data-allocations] tbody tr th")).to_have_text(str(other["number"]))
