@@ -21,8 +21,9 @@ from clientpay_connect.connect.linking import link_invoices
 from clientpay_connect.connect.models import Connection
 from clientpay_connect.connect.services import firm_connections
 from clientpay_connect.connect.workflow import SearchQuery, api_error, search
+from clientpay_connect.db import MAX_INTEGER_ID
 from clientpay_connect.links.models import PaymentLink
-from clientpay_connect.links.services import MAX_LINK_ID, possible_link_id
+from clientpay_connect.links.services import possible_link_id
 from clientpay_connect.money import display_amount, format_amount
 from clientpay_connect.pay.models import Payment
 from clientpay_connect.postings.allocating import (
@@ -284,7 +285,7 @@ def act_on_selected(request: Request) -> HTTPSeeOther:
 
 def _selected_ids(values: list[str]) -> list[int]:
     # The tick boxes only ever send posting ids: anything else was not made by our form.
-    numbers = [whole_number(value, MAX_LINK_ID) for value in values]
+    numbers = [whole_number(value, MAX_INTEGER_ID) for value in values]
     ids = [n for n in numbers if n is not None and possible_link_id(n)]
     return list(dict.fromkeys(ids))[:MAX_SELECTED]
 
@@ -368,7 +369,7 @@ class Reallocation:
 
 
 def _firm_posting(request: Request) -> Posting:
-    posting_id = whole_number(request.matchdict["id"], MAX_LINK_ID)
+    posting_id = whole_number(request.matchdict["id"], MAX_INTEGER_ID)
     posting = None
     if posting_id is not None and possible_link_id(posting_id):
         posting = firm_posting(request.dbsession, firm_id(request), posting_id)
