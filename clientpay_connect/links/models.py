@@ -97,3 +97,8 @@ class PaymentLink(Base):
     @property
     def amount_due_minor(self) -> int:
         return self.amount_minor
+
+    @property
+    def account_active(self) -> bool:
+        """Whether the link's merchant account still takes payments."""
+        return bool(self.merchant_account.active)

@@ -31,6 +31,7 @@ from clientpay_connect.links.models import (
     STATUS_PAID,
     STATUS_PROCESSING,
 )
+from clientpay_connect.links.services import payment_refusal
 from clientpay_connect.money import format_amount, minor_digits
 from clientpay_connect.pay.facts import LinkFacts, link_facts
 from clientpay_connect.pay.i18n import (
@@ -155,13 +156,14 @@ def payment_page(request: Request) -> Response:
     found = _find(request)
     if isinstance(found, Response):
         return found
-    state = found.facts.state(utcnow())
+    now = utcnow()
+    state = found.facts.state(now)
     key = _page_key(request, found, state)
     cache = request.find_service(IPageCache, context=None)
     page = cache.get(key)
     if page is not None:
         return page.response()
-    response = _render_payment_page(request, found, state)
+    response = _render_payment_page(request, found, state, payment_refusal(found.facts, now))
     cache.put(key, CachedPage.of(response))
     return response
 
@@ -180,7 +182,9 @@ def _page_key(request: Request, found: _Lookup, state: str) -> Hashable:
     )
 
 
-def _render_payment_page(request: Request, found: _Lookup, state: str) -> Response:
+def _render_payment_page(
+    request: Request, found: _Lookup, state: str, refusal: str | None
+) -> Response:
     link = found.facts
     basics = _page_basics(request, found.locale, link.firm_name)
     if state != STATUS_OUTSTANDING:
@@ -189,7 +193,8 @@ def _render_payment_page(request: Request, found: _Lookup, state: str) -> Respon
     # Only card and eCheck: what pay/facts.py reads from the merchant account.
     methods = list(link.methods)
     tokens_url = _tokenization_url(request)
-    if not link.account_active or tokens_url is None:
+    # An outstanding link the API would refuse (its account was deactivated) offers no form.
+    if refusal is not None or tokens_url is None:
         methods = []
     token = request.matchdict["token"]
     context = {

@@ -211,6 +211,22 @@ def test_a_method_the_merchant_account_refuses_is_402_and_nothing_is_charged(
     pay(testapp, token, submission(tokenize(testapp, bank_account())), status=201)
 
 
+def test_a_deactivated_merchant_account_takes_no_payment(testapp, dbsession, account, link, token):
+    payment_token = tokenize(testapp, card())
+    account.active = False
+    dbsession.flush()
+    assert testapp.get(f"/api/v1/pay/{token}").json["methods"] == []
+    body = pay(testapp, token, submission(payment_token), status=409).json
+    assert (body["error"], body["link_status"]) == ("merchant_account_inactive", "outstanding")
+    assert _payments(dbsession, link) == []
+    assert _count(dbsession, SandboxCharge) == 0
+    assert _fresh(dbsession, link).status == "outstanding"
+    # Reactivated, the same link takes the payment.
+    account.active = True
+    dbsession.flush()
+    pay(testapp, token, submission(payment_token), status=201)
+
+
 def test_after_a_decline_a_good_card_pays_the_link(testapp, dbsession, link, token):
     pay(testapp, token, submission(tokenize(testapp, card("4000000000000002"))), status=402)
     pay(testapp, token, submission(tokenize(testapp, card(SUCCEEDS))), status=201)
