@@ -103,7 +103,8 @@ def _limit_pay_attempts(request: Request) -> None:
 def submit_payment(request: Request) -> Response:
     key = request.headers["Idempotency-Key"]
     link = _find_link(request)
-    earlier = services.find_attempt(request.dbsession, link.id, key)
+    request_hash = services.submission_hash(request.openapi_validated.body)
+    earlier = services.find_attempt(request.dbsession, link.id, key, request_hash)
     if earlier is not None:
         return _json(*services.payment_answer(earlier))
     refusal = _refuse_unpayable(request, link)
@@ -113,9 +114,9 @@ def submit_payment(request: Request) -> Response:
     # Read before any commit below: the link is detached once its transaction ends.
     methods = link.merchant_account.methods
     _check_captcha(request, link)
-    payment = services.start_payment(request.dbsession, link, attempt, key)
+    payment = services.start_payment(request.dbsession, link, attempt, key, request_hash)
     if payment is None:
-        return _lost_the_claim(request, link.id, key)
+        return _lost_the_claim(request, link.id, key, request_hash)
     payment_id, processor_key = payment.id, payment.processor_key
     Work.from_request(request).checkpoint()
     return _charge(request, payment_id, processor_key, attempt, link.currency, methods)
@@ -169,9 +170,9 @@ def _check_captcha(request: Request, link: PaymentLink) -> None:
         )
 
 
-def _lost_the_claim(request: Request, link_id: int, key: str) -> Response:
+def _lost_the_claim(request: Request, link_id: int, key: str, request_hash: str) -> Response:
     # The winner may be this very payer, retrying at the same instant with the same key.
-    earlier = services.find_attempt(request.dbsession, link_id, key)
+    earlier = services.find_attempt(request.dbsession, link_id, key, request_hash)
     if earlier is not None:
         return _json(*services.payment_answer(earlier))
     link = request.dbsession.get(PaymentLink, link_id, populate_existing=True)

@@ -273,6 +273,38 @@ def test_a_lost_answer_is_retried_with_the_same_key(page: Page, live_server: Liv
     assert keys[0] == keys[1]
 
 
+def test_an_answer_lost_after_the_charge_is_asked_for_again_with_the_same_body(
+    page: Page, live_server: LiveServer
+) -> None:
+    link = make_link(live_server)
+    requests = pay_requests(page, link)
+    losses = {"left": 1}
+
+    def lose_the_answer_once(route: Route) -> None:
+        # The payment reaches the server and is charged; only its answer is lost.
+        if losses["left"]:
+            losses["left"] -= 1
+            route.fetch()
+            route.abort("connectionreset")
+        else:
+            route.continue_()
+
+    page.route(re.compile(rf"/api/v1/pay/{re.escape(link.token)}$"), lose_the_answer_once)
+    page.goto(link.path)
+    fill_card(page, SUCCEEDS)
+    page.get_by_role("button", name="Pay $123.45").click()
+    expect(page.locator("#pay-error .pay-alert")).to_contain_text("could not reach")
+    page.get_by_role("button", name="Pay $123.45").click()
+    expect_receipt(page, link)
+    # The same key with the very same body (the card's token too): the first answer, no charge.
+    assert [r.headers["idempotency-key"] for r in requests] == [
+        requests[0].headers["idempotency-key"]
+    ] * 2
+    assert requests[0].post_data_json == requests[1].post_data_json
+    _link, payments = stored(live_server, link.token)
+    assert [p.status for p in payments] == ["succeeded"]
+
+
 def test_no_answer_from_the_processor_means_do_not_pay_again(
     page: Page, live_server: LiveServer
 ) -> None:

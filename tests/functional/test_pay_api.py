@@ -314,6 +314,48 @@ def test_the_same_idempotency_key_five_times_charges_once(testapp, dbsession, li
     assert _count(dbsession, OutboxMessage, OutboxMessage.kind == "receipt") == 1
 
 
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"amount": "100.00"},
+        {"payer_email": "someone.else@example.test"},
+        {"payer_name": "Someone Else"},
+        {"payment_token": "other"},
+    ],
+    ids=["amount", "payer_email", "payer_name", "payment_token"],
+)
+def test_an_idempotency_key_reused_with_another_body_is_422(
+    testapp, dbsession, link, token, changes
+):
+    body = submission(tokenize(testapp, card()))
+    first = pay(testapp, token, body, key="one-key", status=201).json
+    if changes.get("payment_token") == "other":
+        changes = {"payment_token": tokenize(testapp, card())}
+    answer = pay(testapp, token, {**body, **changes}, key="one-key", status=422).json
+    assert answer["error"] == "idempotency_key_reused"
+    assert answer["errors"] == []
+    # The first payment stands as it was, and nothing more was charged.
+    [payment] = _payments(dbsession, link)
+    assert (payment.id, payment.amount_minor, payment.payer_email) == (
+        first["payment_id"],
+        12_345,
+        "pat@example.test",
+    )
+    assert _count(dbsession, SandboxCharge) == 1
+    # The very same body still gets the first answer.
+    assert pay(testapp, token, body, key="one-key", status=201).json == first
+
+
+def test_a_reused_key_after_a_decline_is_422_too(testapp, dbsession, link, token):
+    declined = submission(tokenize(testapp, card("4000000000000002")))
+    pay(testapp, token, declined, key="k", status=402)
+    other = submission(tokenize(testapp, card()))
+    assert pay(testapp, token, other, key="k", status=422).json["error"] == "idempotency_key_reused"
+    assert [p.status for p in _payments(dbsession, link)] == ["failed"]
+    assert _fresh(dbsession, link).status == "outstanding"
+    pay(testapp, token, other, status=201)
+
+
 def test_a_replayed_decline_gets_the_first_answer(testapp, dbsession, link, token):
     body = submission(tokenize(testapp, card("4000000000009995")))
     first = pay(testapp, token, body, key="declined-key", status=402)
