@@ -21,6 +21,7 @@ from clientpay_connect.links.models import (
     STATUS_EXPIRED,
     STATUS_OUTSTANDING,
     STATUS_PAID,
+    STATUS_PARTIALLY_PAID,
     STATUS_PROCESSING,
     PaymentLink,
 )
@@ -210,6 +211,7 @@ STATUS_LABELS = {
     STATUS_OUTSTANDING: "Outstanding",
     STATUS_PROCESSING: "Processing",
     STATUS_PAID: "Payment Received",
+    STATUS_PARTIALLY_PAID: "Partially Paid",
     STATUS_CANCELLED: "Cancelled",
     STATUS_EXPIRED: "Expired",
 }
@@ -251,8 +253,8 @@ def balance_link_of(dbsession: Session, link: PaymentLink) -> PaymentLink | None
 
 
 def balance_due(link: PaymentLink) -> int:
-    """What a partial payment left unpaid; nothing for a link that is not paid."""
-    if link.status != STATUS_PAID:
+    """What a partial payment left unpaid; nothing for a link not partially paid."""
+    if link.status != STATUS_PARTIALLY_PAID:
         return 0
     return max(link.amount_minor - link.amount_paid_minor, 0)
 

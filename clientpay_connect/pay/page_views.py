@@ -28,8 +28,8 @@ from clientpay_connect.links.models import (
     STATUS_CANCELLED,
     STATUS_EXPIRED,
     STATUS_OUTSTANDING,
-    STATUS_PAID,
     STATUS_PROCESSING,
+    USED_UP,
 )
 from clientpay_connect.links.services import payment_refusal
 from clientpay_connect.money import format_amount, minor_digits
@@ -226,6 +226,9 @@ def _closed_page(request: Request, found: _Lookup, state: str, basics: dict[str,
         **_link_summary(found),
         "state": state,
         "amount_paid": money(link.amount_paid_minor, link.currency, found.locale),
+        "balance": money(
+            max(link.amount_minor - link.amount_paid_minor, 0), link.currency, found.locale
+        ),
         "paid_on": moment(link.paid_at, link.time_zone, found.locale),
         "receipt_url": request.route_path(
             "pay.receipt",
@@ -233,7 +236,7 @@ def _closed_page(request: Request, found: _Lookup, state: str, basics: dict[str,
             _query=_lang_query(request, found.locale),
         ),
     }
-    if state not in (STATUS_PAID, STATUS_CANCELLED, STATUS_EXPIRED, STATUS_PROCESSING):
+    if state not in (*USED_UP, STATUS_CANCELLED, STATUS_EXPIRED, STATUS_PROCESSING):
         # A status this page does not know yet still must not offer the form: the nearest
         # honest message is that the link cannot be used.
         context["state"] = STATUS_CANCELLED
@@ -247,7 +250,7 @@ def receipt_page(request: Request) -> Response:
         return found
     link = found.facts
     token = request.matchdict["token"]
-    if link.status != STATUS_PAID:
+    if link.status not in USED_UP:
         # Nothing to show a receipt for yet (or ever): the payment page says why.
         return HTTPSeeOther(
             location=request.route_path(
@@ -401,6 +404,9 @@ def _script_messages(request: Request, firm: str, amount_due: str) -> dict[str, 
         ),
         "declined": t(_("Your payment was declined. Please use another card or bank account.")),
         "already_paid": t(_("This link has already been paid.")),
+        "already_used": t(
+            _("A payment has already been made with this link, so it cannot take another.")
+        ),
         "view_receipt": t(_("View the receipt")),
         "in_progress": t(
             _(

@@ -26,9 +26,9 @@ from clientpay_connect.links import services as links
 from clientpay_connect.links.models import (
     STATUS_EXPIRED,
     STATUS_OUTSTANDING,
-    STATUS_PAID,
     STATUS_PROCESSING,
     PaymentLink,
+    paid_status,
 )
 from clientpay_connect.mail.models import KIND_PAYMENT_NOTICE, KIND_RECEIPT
 from clientpay_connect.mail.outbox import queue_email
@@ -214,7 +214,7 @@ def _mark_paid(dbsession: Session, payment: Payment, now: dt.datetime) -> None:
         update(PaymentLink)
         .where(PaymentLink.id == payment.link_id, PaymentLink.status == STATUS_PROCESSING)
         .values(
-            status=STATUS_PAID,
+            status=paid_status(payment.link.amount_minor, payment.amount_minor),
             amount_paid_minor=payment.amount_minor,
             paid_at=now,
             processing_started_at=None,
@@ -292,7 +292,7 @@ def payment_answer(payment: Payment) -> tuple[int, dict[str, Any]]:
             "amount": format_amount(payment.amount_minor, payment.currency),
             "currency": payment.currency,
             "receipt_number": payment.receipt_number,
-            "link_status": STATUS_PAID,
+            "link_status": paid_status(payment.link.amount_minor, payment.amount_minor),
             "method": payment.method,
             "brand": payment.brand,
             "last4": payment.last4,

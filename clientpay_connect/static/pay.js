@@ -432,9 +432,12 @@
       return;
     }
     if (answer.status === 409) {
-      if (body.link_status === "paid") {
+      if (body.link_status === "paid" || body.link_status === "partially_paid") {
         finish();
-        showAlert(text.already_paid, { href: data.receipt_url, text: text.view_receipt });
+        showAlert(body.link_status === "paid" ? text.already_paid : text.already_used, {
+          href: data.receipt_url,
+          text: text.view_receipt,
+        });
       } else {
         finish();
         showAlert(body.link_status === "expired" ? text.expired : text.not_payable);

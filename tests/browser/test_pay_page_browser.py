@@ -220,8 +220,14 @@ def test_a_partial_payment_uses_up_the_link(page: Page, live_server: LiveServer)
     expect_receipt(page, link)
     expect(page.locator(".pay-balance")).to_contain_text("$750.00")
     stored_link, payments = stored(live_server, link.token)
-    assert stored_link.status == "paid"
+    assert (stored_link.status, stored_link.amount_paid_minor) == ("partially_paid", 25_000)
     assert [p.amount_minor for p in payments] == [25_000]
+    # Opened again, the link says what it took and what is left, and takes nothing more.
+    page.goto(link.path)
+    expect(page.get_by_role("heading", level=1)).to_have_text("Part of this invoice has been paid")
+    expect(page.get_by_text("$750.00 remains")).to_be_visible()
+    expect(page.locator("#pay-button")).to_have_count(0)
+    assert_accessible(page)
 
 
 def test_mistakes_are_caught_before_anything_is_sent(page: Page, live_server: LiveServer) -> None:

@@ -19,6 +19,7 @@ from clientpay_connect.links.models import (
     STATUS_CANCELLED,
     STATUS_OUTSTANDING,
     STATUS_PAID,
+    STATUS_PARTIALLY_PAID,
     STATUS_PROCESSING,
     PaymentLink,
 )
@@ -78,7 +79,7 @@ def make_link(
 
 def mark_paid(dbsession: Session, link: PaymentLink, paid_minor: int) -> None:
     """What the payment backend leaves behind after a (partial) payment."""
-    link.status = STATUS_PAID
+    link.status = STATUS_PAID if paid_minor >= link.amount_minor else STATUS_PARTIALLY_PAID
     link.amount_paid_minor = paid_minor
     link.paid_at = utcnow()
     dbsession.flush()
@@ -339,16 +340,19 @@ def test_only_outstanding_links_cancel(
     outstanding, _ = make_link(dbsession, app, account)
     paid, _ = make_link(dbsession, app, account)
     mark_paid(dbsession, paid, paid.amount_minor)
+    partial, _ = make_link(dbsession, app, account)
+    mark_paid(dbsession, partial, 100)
     claimed, _ = make_link(dbsession, app, account)
     assert claim(dbsession, claimed.id)
     theirs, _ = make_link(dbsession, app, MerchantAccountFactory(firm=other_firm_user.firm))
 
-    ids = [outstanding.id, paid.id, claimed.id, theirs.id, 10**17, 0, outstanding.id]
+    ids = [outstanding.id, paid.id, partial.id, claimed.id, theirs.id, 10**17, 0, outstanding.id]
     result = testapp.post_json("/api/v1/links/cancel", {"ids": ids}, headers=staff_auth).json
 
     assert result["cancelled"] == [outstanding.id]
     assert result["skipped"] == [
         {"id": paid.id, "reason": "not_outstanding", "status": "paid"},
+        {"id": partial.id, "reason": "not_outstanding", "status": "partially_paid"},
         {"id": claimed.id, "reason": "not_outstanding", "status": "processing"},
         {"id": theirs.id, "reason": "not_found"},
         {"id": 10**17, "reason": "not_found"},
@@ -357,6 +361,7 @@ def test_only_outstanding_links_cancel(
     assert reload(dbsession, outstanding.id).status == STATUS_CANCELLED
     assert reload(dbsession, outstanding.id).cancelled_at is not None
     assert reload(dbsession, paid.id).status == STATUS_PAID
+    assert reload(dbsession, partial.id).status == STATUS_PARTIALLY_PAID
     assert reload(dbsession, claimed.id).status == STATUS_PROCESSING
     assert reload(dbsession, theirs.id).status == STATUS_OUTSTANDING
 
