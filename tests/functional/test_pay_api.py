@@ -12,7 +12,9 @@ from sqlalchemy.exc import IntegrityError
 from clientpay_connect.admin.models import FirmSettings, NotificationRecipient
 from clientpay_connect.db import utcnow
 from clientpay_connect.links.models import STATUSES, USED_UP, PaymentLink
+from clientpay_connect.links.services import claim, release
 from clientpay_connect.mail.models import OutboxMessage
+from clientpay_connect.pay import services
 from clientpay_connect.pay.models import Payment, SandboxCharge
 from tests import factories
 from tests.support.payments import (
@@ -297,6 +299,20 @@ def test_an_expired_link_is_410_and_marked_expired(testapp, dbsession, link, tok
     assert _count(dbsession, SandboxCharge) == 0
 
 
+def test_an_expiry_seen_late_leaves_a_claimed_link_to_its_payer(dbsession, link):
+    """A request read the link as outstanding and past its time; before it marked it expired,
+    a payer claimed it. The payer's charge is under way: the link must stay theirs."""
+    link.expires_at = utcnow() - dt.timedelta(seconds=1)
+    dbsession.flush()
+    assert claim(dbsession, link.id)
+    services.mark_expired(dbsession, link.id)
+    assert _fresh(dbsession, link).status == "processing"
+    # Given back (the charge was declined), the overdue link is then marked expired.
+    assert release(dbsession, link.id)
+    services.mark_expired(dbsession, link.id)
+    assert _fresh(dbsession, link).status == "expired"
+
+
 @pytest.mark.parametrize("status", ["paid", "cancelled", "processing"])
 def test_a_link_that_is_not_outstanding_is_409(testapp, dbsession, link, token, status):
     link.status = status
@@ -353,6 +369,27 @@ def test_a_reused_key_after_a_decline_is_422_too(testapp, dbsession, link, token
     assert [p.status for p in _payments(dbsession, link)] == ["failed"]
     assert _fresh(dbsession, link).status == "outstanding"
     pay(testapp, token, other, status=201)
+
+
+def test_an_idempotency_key_belongs_to_its_link(testapp, app, dbsession, account, link, token):
+    """The same key sent to another link is another payment: never the first link's answer."""
+    other, other_token = new_link(dbsession, app.registry, account, 5_000, invoice_number="B")
+    first = pay(testapp, token, submission(tokenize(testapp, card())), key="shared", status=201)
+    body = submission(tokenize(testapp, card()), "50.00")
+    second = pay(testapp, other_token, body, key="shared", status=201).json
+    [payment_a] = _payments(dbsession, link)
+    [payment_b] = _payments(dbsession, other)
+    assert first.json["payment_id"] == payment_a.id
+    assert (second["payment_id"], second["receipt_number"], second["amount"]) == (
+        payment_b.id,
+        payment_b.receipt_number,
+        "50.00",
+    )
+    assert payment_b.receipt_number != payment_a.receipt_number
+    assert (_fresh(dbsession, other).status, other.amount_paid_minor) == ("paid", 5_000)
+    assert _count(dbsession, SandboxCharge) == 2
+    # Each link replays its own payment.
+    assert pay(testapp, other_token, body, key="shared", status=201).json == second
 
 
 def test_a_replayed_decline_gets_the_first_answer(testapp, dbsession, link, token):
