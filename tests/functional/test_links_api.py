@@ -500,7 +500,14 @@ def test_another_firms_link_gets_no_balance_link(
 ):
     theirs, _ = make_link(dbsession, app, MerchantAccountFactory(firm=other_firm_user.firm))
     mark_paid(dbsession, theirs, 1_000)
-    testapp.post_json(f"/api/v1/links/{theirs.id}/balance-link", {}, headers=staff_auth, status=404)
+    url = f"/api/v1/links/{theirs.id}/balance-link"
+    body = testapp.post_json(url, {"send_email": True}, headers=staff_auth, status=404).json
+    assert (body["error"], body["message"]) == ("not_found", "No such link.")
+    # Nothing was made, nor anything said of their link beyond "not found".
+    assert set(body) == {"error", "message", "errors"}
+    assert count(dbsession, PaymentLink) == 1
+    assert count(dbsession, OutboxMessage) == 0
+    assert reload(dbsession, theirs.id).status == STATUS_PARTIALLY_PAID
 
 
 def test_a_balance_link_body_is_optional(testapp, dbsession, app, staff_auth, account):
@@ -508,7 +515,15 @@ def test_a_balance_link_body_is_optional(testapp, dbsession, app, staff_auth, ac
     mark_paid(dbsession, parent, 1_000)
     response = testapp.post(f"/api/v1/links/{parent.id}/balance-link", headers=staff_auth)
     assert response.status_int == 201
-    assert response.json["amount"] == "90.00"
+    assert (response.json["amount"], response.json["parent_link_id"]) == ("90.00", parent.id)
+    balance = reload(dbsession, response.json["id"])
+    assert (balance.parent_link_id, balance.amount_minor, balance.status) == (
+        parent.id,
+        9_000,
+        STATUS_OUTSTANDING,
+    )
+    # Without a body nothing is emailed.
+    assert (balance.email_status, outbox_for(dbsession, balance.id)) == ("not_sent", [])
 
 
 def test_an_admin_of_the_same_firm_sees_staffs_links(
@@ -516,4 +531,6 @@ def test_an_admin_of_the_same_firm_sees_staffs_links(
 ):
     body = {"merchant_account_id": account.id, "amount": "10"}
     link = testapp.post_json("/api/v1/links", body, headers=staff_auth, status=201).json
-    testapp.get(f"/api/v1/links/{link['id']}", headers=bearer(dbsession, admin))
+    seen = testapp.get(f"/api/v1/links/{link['id']}", headers=bearer(dbsession, admin), status=200)
+    assert seen.json == link
+    assert reload(dbsession, link["id"]).firm_id == admin.firm_id

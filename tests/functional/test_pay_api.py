@@ -282,11 +282,20 @@ def test_bad_fields_are_422_and_leave_the_link_alone(
     assert _payments(dbsession, link) == []
 
 
-def test_a_missing_field_or_idempotency_key_is_422(testapp, token):
+def test_a_missing_field_or_idempotency_key_is_422(testapp, dbsession, link, token):
     body = submission("tok_x")
     del body["amount"]
-    pay(testapp, token, body, status=422)
-    testapp.post_json(f"/api/v1/pay/{token}", submission("tok_x"), status=422)
+    answer = pay(testapp, token, body, status=422).json
+    assert (answer["error"], answer["errors"]) == (
+        "validation_error",
+        [{"field": "amount", "message": "This field is required."}],
+    )
+    answer = testapp.post_json(f"/api/v1/pay/{token}", submission("tok_x"), status=422).json
+    assert answer["error"] == "validation_error"
+    assert [e["field"] for e in answer["errors"]] == ["Idempotency-Key"]
+    assert _fresh(dbsession, link).status == "outstanding"
+    assert _payments(dbsession, link) == []
+    assert _count(dbsession, SandboxCharge) == 0
 
 
 def test_an_expired_link_is_410_and_marked_expired(testapp, dbsession, link, token):
