@@ -18,10 +18,29 @@ SOURCES = (SOURCE_QUICK, SOURCE_BULK, SOURCE_CONNECT)
 
 STATUS_OUTSTANDING = "outstanding"
 STATUS_PROCESSING = "processing"
+# Paid in full.
 STATUS_PAID = "paid"
+# Paid less than the amount: the link is used up all the same (a payment consumes it), and
+# the rest is for a balance link.
+STATUS_PARTIALLY_PAID = "partially_paid"
 STATUS_CANCELLED = "cancelled"
 STATUS_EXPIRED = "expired"
-STATUSES = (STATUS_OUTSTANDING, STATUS_PROCESSING, STATUS_PAID, STATUS_CANCELLED, STATUS_EXPIRED)
+STATUSES = (
+    STATUS_OUTSTANDING,
+    STATUS_PROCESSING,
+    STATUS_PAID,
+    STATUS_PARTIALLY_PAID,
+    STATUS_CANCELLED,
+    STATUS_EXPIRED,
+)
+# The statuses of a link a payment used up: whatever asks "was it paid?" asks this.
+USED_UP = (STATUS_PAID, STATUS_PARTIALLY_PAID)
+
+
+def paid_status(amount_minor: int, paid_minor: int) -> str:
+    """What a link becomes once ``paid_minor`` of its ``amount_minor`` was paid."""
+    return STATUS_PAID if paid_minor >= amount_minor else STATUS_PARTIALLY_PAID
+
 
 EMAIL_NOT_SENT = "not_sent"
 EMAIL_QUEUED = "queued"
@@ -97,3 +116,8 @@ class PaymentLink(Base):
     @property
     def amount_due_minor(self) -> int:
         return self.amount_minor
+
+    @property
+    def account_active(self) -> bool:
+        """Whether the link's merchant account still takes payments."""
+        return bool(self.merchant_account.active)

@@ -21,6 +21,7 @@ from clientpay_connect.links.models import (
     STATUS_EXPIRED,
     STATUS_OUTSTANDING,
     STATUS_PAID,
+    STATUS_PARTIALLY_PAID,
     STATUS_PROCESSING,
     PaymentLink,
 )
@@ -122,6 +123,35 @@ def is_past_expiry(link: Expiring, now: dt.datetime) -> bool:
     )
 
 
+class Payable(Expiring, Protocol):
+    """A link, or what is known of one, as far as paying it goes."""
+
+    @property
+    def account_active(self) -> bool: ...
+
+
+# Why a payer cannot pay a link now, as the API's error codes say it.
+REFUSED_EXPIRED = "link_expired"
+REFUSED_NOT_PAYABLE = "link_not_payable"
+REFUSED_ACCOUNT_INACTIVE = "merchant_account_inactive"
+
+
+def payment_refusal(link: Payable, now: dt.datetime) -> str | None:
+    """Why ``link`` cannot take a payment at ``now``, or None if it can.
+
+    The one rule for the payer's page (which then offers no form) and the payment API
+    (which then charges nothing): they must never disagree about whether a link is payable.
+    """
+    if link.status == STATUS_EXPIRED or is_past_expiry(link, now):
+        return REFUSED_EXPIRED
+    if link.status != STATUS_OUTSTANDING:
+        return REFUSED_NOT_PAYABLE
+    if not link.account_active:
+        # The firm stopped taking money into this account: nothing may be charged to it.
+        return REFUSED_ACCOUNT_INACTIVE
+    return None
+
+
 # Longer than any token we issue (43 characters): such a string names no link, and is not
 # worth hashing.
 MAX_TOKEN_LENGTH = 100
@@ -181,6 +211,7 @@ STATUS_LABELS = {
     STATUS_OUTSTANDING: "Outstanding",
     STATUS_PROCESSING: "Processing",
     STATUS_PAID: "Payment Received",
+    STATUS_PARTIALLY_PAID: "Partially Paid",
     STATUS_CANCELLED: "Cancelled",
     STATUS_EXPIRED: "Expired",
 }
@@ -222,8 +253,8 @@ def balance_link_of(dbsession: Session, link: PaymentLink) -> PaymentLink | None
 
 
 def balance_due(link: PaymentLink) -> int:
-    """What a partial payment left unpaid; nothing for a link that is not paid."""
-    if link.status != STATUS_PAID:
+    """What a partial payment left unpaid; nothing for a link not partially paid."""
+    if link.status != STATUS_PARTIALLY_PAID:
         return 0
     return max(link.amount_minor - link.amount_paid_minor, 0)
 

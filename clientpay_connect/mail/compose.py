@@ -285,7 +285,11 @@ def _payment_context(
 ) -> dict[str, Any]:
     link = payment.link
     paid_at = payment.completed_at or payment.created_at
+    # What a partial payment left unpaid: the payer must know the link cannot take it.
+    balance_minor = max(link.amount_minor - payment.amount_minor, 0)
     return {
+        "amount_due": display_amount(link.amount_minor, link.currency),
+        "balance": display_amount(balance_minor, link.currency) if balance_minor else "",
         "payer_name": payment.payer_name,
         "payer_email": payment.payer_email,
         "recipient_name": link.recipient_name,

@@ -32,6 +32,7 @@ from clientpay_connect.links.models import (
     STATUS_CANCELLED,
     STATUS_EXPIRED,
     STATUS_PAID,
+    STATUS_PARTIALLY_PAID,
     PaymentLink,
 )
 from clientpay_connect.links.services import is_past_expiry
@@ -138,6 +139,7 @@ def record_sent(dbsession: Session, outbox_id: int, now: dt.datetime) -> None:
 WITHHOLD_REASONS = {
     STATUS_CANCELLED: "Not sent: the link was cancelled before its email went out.",
     STATUS_PAID: "Not sent: the link was paid before its email went out.",
+    STATUS_PARTIALLY_PAID: "Not sent: the link was paid in part before its email went out.",
     STATUS_EXPIRED: "Not sent: the link expired before its email went out.",
 }
 

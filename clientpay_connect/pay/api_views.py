@@ -23,7 +23,13 @@ from clientpay_connect.api.errors import ApiError, conflict, error_response, not
 from clientpay_connect.crypto import sha256_hex
 from clientpay_connect.db import utcnow
 from clientpay_connect.links.models import STATUS_EXPIRED, STATUS_OUTSTANDING, PaymentLink
-from clientpay_connect.links.services import find_by_token, is_past_expiry
+from clientpay_connect.links.services import (
+    REFUSED_ACCOUNT_INACTIVE,
+    REFUSED_EXPIRED,
+    find_by_token,
+    is_past_expiry,
+    payment_refusal,
+)
 from clientpay_connect.money import format_amount
 from clientpay_connect.pay import services
 from clientpay_connect.pay.interfaces import ICaptchaVerifier, IPaymentProcessor
@@ -69,7 +75,8 @@ def show_link(request: Request) -> dict[str, Any]:
         "invoice_number": link.invoice_number,
         "due_date": link.due_date.isoformat() if link.due_date else None,
         "disclaimer": settings.disclaimer if settings is not None else "",
-        "methods": link.merchant_account.methods,
+        # No method while the account takes no payments: the page then offers none either.
+        "methods": link.merchant_account.methods if link.account_active else [],
         "recaptcha_site_key": settings.recaptcha_site_key if recaptcha and settings else None,
     }
 
@@ -96,7 +103,8 @@ def _limit_pay_attempts(request: Request) -> None:
 def submit_payment(request: Request) -> Response:
     key = request.headers["Idempotency-Key"]
     link = _find_link(request)
-    earlier = services.find_attempt(request.dbsession, link.id, key)
+    request_hash = services.submission_hash(request.openapi_validated.body)
+    earlier = services.find_attempt(request.dbsession, link.id, key, request_hash)
     if earlier is not None:
         return _json(*services.payment_answer(earlier))
     refusal = _refuse_unpayable(request, link)
@@ -106,9 +114,9 @@ def submit_payment(request: Request) -> Response:
     # Read before any commit below: the link is detached once its transaction ends.
     methods = link.merchant_account.methods
     _check_captcha(request, link)
-    payment = services.start_payment(request.dbsession, link, attempt, key)
+    payment = services.start_payment(request.dbsession, link, attempt, key, request_hash)
     if payment is None:
-        return _lost_the_claim(request, link.id, key)
+        return _lost_the_claim(request, link.id, key, request_hash)
     payment_id, processor_key = payment.id, payment.processor_key
     Work.from_request(request).checkpoint()
     return _charge(request, payment_id, processor_key, attempt, link.currency, methods)
@@ -116,14 +124,20 @@ def submit_payment(request: Request) -> Response:
 
 def _refuse_unpayable(request: Request, link: PaymentLink) -> Response | None:
     """410 for an expired link (marking it so), 409 for any other that cannot be paid."""
-    if is_past_expiry(link, utcnow()):
-        services.mark_expired(request.dbsession, link.id)
+    refusal = payment_refusal(link, utcnow())
+    if refusal is None:
+        return None
+    if refusal == REFUSED_EXPIRED:
+        if link.status == STATUS_OUTSTANDING:
+            services.mark_expired(request.dbsession, link.id)
         return error_response(request, _expired())
-    if link.status == STATUS_EXPIRED:
-        return error_response(request, _expired())
-    if link.status != STATUS_OUTSTANDING:
-        raise _not_payable(link.status)
-    return None
+    if refusal == REFUSED_ACCOUNT_INACTIVE:
+        raise conflict(
+            REFUSED_ACCOUNT_INACTIVE,
+            f"This link cannot be paid online. Please contact {link.firm.name}.",
+            link_status=link.status,
+        )
+    raise _not_payable(link.status)
 
 
 def _expired() -> ApiError:
@@ -156,9 +170,9 @@ def _check_captcha(request: Request, link: PaymentLink) -> None:
         )
 
 
-def _lost_the_claim(request: Request, link_id: int, key: str) -> Response:
+def _lost_the_claim(request: Request, link_id: int, key: str, request_hash: str) -> Response:
     # The winner may be this very payer, retrying at the same instant with the same key.
-    earlier = services.find_attempt(request.dbsession, link_id, key)
+    earlier = services.find_attempt(request.dbsession, link_id, key, request_hash)
     if earlier is not None:
         return _json(*services.payment_answer(earlier))
     link = request.dbsession.get(PaymentLink, link_id, populate_existing=True)

@@ -44,6 +44,9 @@ class Payment(Base):
     payer_email: Mapped[str] = mapped_column(String(254), default="")
     # The payer's Idempotency-Key header: a replay returns this attempt's answer.
     idempotency_key: Mapped[str] = mapped_column(String(200))
+    # SHA-256 of the submission the key came with: the key replays that submission only.
+    # None on payments recorded before it was kept (their replays are not compared).
+    request_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # What we send the processor as its idempotency key: one per attempt, never reused.
     processor_key: Mapped[str] = mapped_column(String(64), unique=True)
     processor_ref: Mapped[str] = mapped_column(String(100), default="")

@@ -28,9 +28,10 @@ from clientpay_connect.links.models import (
     STATUS_CANCELLED,
     STATUS_EXPIRED,
     STATUS_OUTSTANDING,
-    STATUS_PAID,
     STATUS_PROCESSING,
+    USED_UP,
 )
+from clientpay_connect.links.services import payment_refusal
 from clientpay_connect.money import format_amount, minor_digits
 from clientpay_connect.pay.facts import LinkFacts, link_facts
 from clientpay_connect.pay.i18n import (
@@ -155,13 +156,14 @@ def payment_page(request: Request) -> Response:
     found = _find(request)
     if isinstance(found, Response):
         return found
-    state = found.facts.state(utcnow())
+    now = utcnow()
+    state = found.facts.state(now)
     key = _page_key(request, found, state)
     cache = request.find_service(IPageCache, context=None)
     page = cache.get(key)
     if page is not None:
         return page.response()
-    response = _render_payment_page(request, found, state)
+    response = _render_payment_page(request, found, state, payment_refusal(found.facts, now))
     cache.put(key, CachedPage.of(response))
     return response
 
@@ -180,7 +182,9 @@ def _page_key(request: Request, found: _Lookup, state: str) -> Hashable:
     )
 
 
-def _render_payment_page(request: Request, found: _Lookup, state: str) -> Response:
+def _render_payment_page(
+    request: Request, found: _Lookup, state: str, refusal: str | None
+) -> Response:
     link = found.facts
     basics = _page_basics(request, found.locale, link.firm_name)
     if state != STATUS_OUTSTANDING:
@@ -189,7 +193,8 @@ def _render_payment_page(request: Request, found: _Lookup, state: str) -> Respon
     # Only card and eCheck: what pay/facts.py reads from the merchant account.
     methods = list(link.methods)
     tokens_url = _tokenization_url(request)
-    if not link.account_active or tokens_url is None:
+    # An outstanding link the API would refuse (its account was deactivated) offers no form.
+    if refusal is not None or tokens_url is None:
         methods = []
     token = request.matchdict["token"]
     context = {
@@ -221,6 +226,9 @@ def _closed_page(request: Request, found: _Lookup, state: str, basics: dict[str,
         **_link_summary(found),
         "state": state,
         "amount_paid": money(link.amount_paid_minor, link.currency, found.locale),
+        "balance": money(
+            max(link.amount_minor - link.amount_paid_minor, 0), link.currency, found.locale
+        ),
         "paid_on": moment(link.paid_at, link.time_zone, found.locale),
         "receipt_url": request.route_path(
             "pay.receipt",
@@ -228,7 +236,7 @@ def _closed_page(request: Request, found: _Lookup, state: str, basics: dict[str,
             _query=_lang_query(request, found.locale),
         ),
     }
-    if state not in (STATUS_PAID, STATUS_CANCELLED, STATUS_EXPIRED, STATUS_PROCESSING):
+    if state not in (*USED_UP, STATUS_CANCELLED, STATUS_EXPIRED, STATUS_PROCESSING):
         # A status this page does not know yet still must not offer the form: the nearest
         # honest message is that the link cannot be used.
         context["state"] = STATUS_CANCELLED
@@ -242,7 +250,7 @@ def receipt_page(request: Request) -> Response:
         return found
     link = found.facts
     token = request.matchdict["token"]
-    if link.status != STATUS_PAID:
+    if link.status not in USED_UP:
         # Nothing to show a receipt for yet (or ever): the payment page says why.
         return HTTPSeeOther(
             location=request.route_path(
@@ -396,6 +404,9 @@ def _script_messages(request: Request, firm: str, amount_due: str) -> dict[str, 
         ),
         "declined": t(_("Your payment was declined. Please use another card or bank account.")),
         "already_paid": t(_("This link has already been paid.")),
+        "already_used": t(
+            _("A payment has already been made with this link, so it cannot take another.")
+        ),
         "view_receipt": t(_("View the receipt")),
         "in_progress": t(
             _(

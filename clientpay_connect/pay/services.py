@@ -7,6 +7,7 @@ settle. The steps are separate functions because the view commits between them.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import secrets
 from collections.abc import Mapping
@@ -18,15 +19,16 @@ from sqlalchemy.orm import Session
 
 from clientpay_connect.accounts.services import is_valid_email, normalize_email
 from clientpay_connect.admin.models import NotificationRecipient
-from clientpay_connect.api.errors import FieldErrors
+from clientpay_connect.api.errors import ApiError, FieldErrors
+from clientpay_connect.crypto import sha256_hex
 from clientpay_connect.db import utcnow
 from clientpay_connect.links import services as links
 from clientpay_connect.links.models import (
     STATUS_EXPIRED,
     STATUS_OUTSTANDING,
-    STATUS_PAID,
     STATUS_PROCESSING,
     PaymentLink,
+    paid_status,
 )
 from clientpay_connect.mail.models import KIND_PAYMENT_NOTICE, KIND_RECEIPT
 from clientpay_connect.mail.outbox import queue_email
@@ -91,13 +93,45 @@ def _amount(value: Any, link: PaymentLink, errors: list[dict[str, str]]) -> int:
     return amount_minor
 
 
-def find_attempt(dbsession: Session, link_id: int, idempotency_key: str) -> Payment | None:
-    """The payment an earlier request with this Idempotency-Key made, if any."""
-    return dbsession.execute(
+# What a submission asks for: a key replays these, and only these. The reCAPTCHA answer is
+# left out: it proves a person, and is not part of what is paid.
+SUBMISSION_FIELDS = ("payment_token", "amount", "payer_name", "payer_email")
+
+
+def submission_hash(body: Mapping[str, Any]) -> str:
+    """SHA-256 of the submission's fields as sent (as Stripe compares a key's requests)."""
+    fields = {name: body.get(name) for name in SUBMISSION_FIELDS}
+    return sha256_hex(json.dumps(fields, sort_keys=True, separators=(",", ":")))
+
+
+class IdempotencyKeyReused(ApiError):
+    """422: the key was first used with another submission, whose answer this is not."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            422,
+            "idempotency_key_reused",
+            "This Idempotency-Key was already used with other payment details. "
+            "Use a new key for a new payment.",
+        )
+
+
+def find_attempt(
+    dbsession: Session, link_id: int, idempotency_key: str, request_hash: str
+) -> Payment | None:
+    """The payment an earlier request with this Idempotency-Key made, if any.
+
+    Raises IdempotencyKeyReused if that request asked for something else: answering it with
+    the first payment's answer would tell a payer that another amount or card was charged.
+    """
+    payment = dbsession.execute(
         select(Payment).where(
             Payment.link_id == link_id, Payment.idempotency_key == idempotency_key
         )
     ).scalar_one_or_none()
+    if payment is not None and payment.request_hash not in (None, request_hash):
+        raise IdempotencyKeyReused()
+    return payment
 
 
 def mark_expired(dbsession: Session, link_id: int) -> None:
@@ -111,7 +145,11 @@ def mark_expired(dbsession: Session, link_id: int) -> None:
 
 
 def start_payment(
-    dbsession: Session, link: PaymentLink, attempt: Attempt, idempotency_key: str
+    dbsession: Session,
+    link: PaymentLink,
+    attempt: Attempt,
+    idempotency_key: str,
+    request_hash: str,
 ) -> Payment | None:
     """Claim the link and record a pending payment; None if another payer holds the link."""
     if not links.claim(dbsession, link.id):
@@ -125,6 +163,7 @@ def start_payment(
         payer_name=attempt.payer_name,
         payer_email=attempt.payer_email,
         idempotency_key=idempotency_key,
+        request_hash=request_hash,
         # Ours, not the payer's: a payer could reuse a key across links, the processor must not.
         processor_key="pk_" + secrets.token_hex(24),
         created_at=utcnow(),
@@ -175,7 +214,7 @@ def _mark_paid(dbsession: Session, payment: Payment, now: dt.datetime) -> None:
         update(PaymentLink)
         .where(PaymentLink.id == payment.link_id, PaymentLink.status == STATUS_PROCESSING)
         .values(
-            status=STATUS_PAID,
+            status=paid_status(payment.link.amount_minor, payment.amount_minor),
             amount_paid_minor=payment.amount_minor,
             paid_at=now,
             processing_started_at=None,
@@ -253,7 +292,7 @@ def payment_answer(payment: Payment) -> tuple[int, dict[str, Any]]:
             "amount": format_amount(payment.amount_minor, payment.currency),
             "currency": payment.currency,
             "receipt_number": payment.receipt_number,
-            "link_status": STATUS_PAID,
+            "link_status": paid_status(payment.link.amount_minor, payment.amount_minor),
             "method": payment.method,
             "brand": payment.brand,
             "last4": payment.last4,

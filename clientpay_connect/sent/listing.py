@@ -4,7 +4,8 @@ The order rules (API.md's "Lists", and what the page and the export follow too):
 
 - a field sorts by its type: amounts numerically (minor units), dates and timestamps
   chronologically, invoice numbers and names as text ignoring case (code-point order on both
-  databases), status by a link's life: outstanding, processing, paid, cancelled, expired;
+  databases), status by a link's life: outstanding, processing, paid, partially_paid, cancelled,
+  expired;
 - empty values (no date, no timestamp, a blank invoice number or name) come last in both
   directions, so that ``-due_date`` starts with the latest due date, not with "none";
 - ties are broken by id, in the sort's direction.

@@ -25,6 +25,7 @@ from clientpay_connect.links.models import (
     STATUS_EXPIRED,
     STATUS_OUTSTANDING,
     STATUS_PAID,
+    STATUS_PARTIALLY_PAID,
     STATUS_PROCESSING,
 )
 from clientpay_connect.sent.cursor import Cursor, CursorError, decode_cursor
@@ -35,6 +36,8 @@ STATUS_VIEWS: dict[str, tuple[str, ...]] = {
     "all": (),
     "outstanding": (STATUS_OUTSTANDING, STATUS_PROCESSING),
     "paid": (STATUS_PAID,),
+    # Received, but not the whole amount: kept apart so that the balance is not overlooked.
+    "partially_paid": (STATUS_PARTIALLY_PAID,),
     "cancelled": (STATUS_CANCELLED,),
     "expired": (STATUS_EXPIRED,),
 }
@@ -42,6 +45,7 @@ VIEW_LABELS = {
     "all": "All",
     "outstanding": "Outstanding",
     "paid": "Payment Received",
+    "partially_paid": "Partially Paid",
     "cancelled": "Cancelled",
     "expired": "Expired",
 }

@@ -432,9 +432,12 @@
       return;
     }
     if (answer.status === 409) {
-      if (body.link_status === "paid") {
+      if (body.link_status === "paid" || body.link_status === "partially_paid") {
         finish();
-        showAlert(text.already_paid, { href: data.receipt_url, text: text.view_receipt });
+        showAlert(body.link_status === "paid" ? text.already_paid : text.already_used, {
+          href: data.receipt_url,
+          text: text.view_receipt,
+        });
       } else {
         finish();
         showAlert(body.link_status === "expired" ? text.expired : text.not_payable);
@@ -474,20 +477,26 @@
     };
     var fingerprint = JSON.stringify([method, details, payment]);
     if (!pending || pending.fingerprint !== fingerprint) {
-      pending = { key: newKey(), fingerprint: fingerprint };
+      pending = { key: newKey(), fingerprint: fingerprint, token: null };
     }
-    var key = pending.key;
+    var attempt = pending;
     if (data.recaptcha) {
       payment.recaptcha_token = recaptchaResponse();
     }
     setBusy(true);
-    postJSON(data.tokens_url, details)
+    // A retry sends the very body its key was first sent with, the card's token included:
+    // the server answers a key reused with another body with 422, not with its payment.
+    var tokenized = attempt.token
+      ? Promise.resolve({ status: 200, body: { token: attempt.token } })
+      : postJSON(data.tokens_url, details);
+    tokenized
       .then(function (tokenAnswer) {
         if (tokenAnswer.status !== 200 && tokenAnswer.status !== 201) {
           return tokenAnswer;
         }
-        payment.payment_token = tokenAnswer.body.token;
-        return postJSON(data.pay_url, payment, { "Idempotency-Key": key });
+        attempt.token = tokenAnswer.body.token;
+        payment.payment_token = attempt.token;
+        return postJSON(data.pay_url, payment, { "Idempotency-Key": attempt.key });
       })
       .then(handleAnswer, function () {
         showAlert(text.network);

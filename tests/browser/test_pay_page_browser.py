@@ -220,8 +220,14 @@ def test_a_partial_payment_uses_up_the_link(page: Page, live_server: LiveServer)
     expect_receipt(page, link)
     expect(page.locator(".pay-balance")).to_contain_text("$750.00")
     stored_link, payments = stored(live_server, link.token)
-    assert stored_link.status == "paid"
+    assert (stored_link.status, stored_link.amount_paid_minor) == ("partially_paid", 25_000)
     assert [p.amount_minor for p in payments] == [25_000]
+    # Opened again, the link says what it took and what is left, and takes nothing more.
+    page.goto(link.path)
+    expect(page.get_by_role("heading", level=1)).to_have_text("Part of this invoice has been paid")
+    expect(page.get_by_text("$750.00 remains")).to_be_visible()
+    expect(page.locator("#pay-button")).to_have_count(0)
+    assert_accessible(page)
 
 
 def test_mistakes_are_caught_before_anything_is_sent(page: Page, live_server: LiveServer) -> None:
@@ -271,6 +277,38 @@ def test_a_lost_answer_is_retried_with_the_same_key(page: Page, live_server: Liv
     keys = [request.headers["idempotency-key"] for request in requests]
     assert len(keys) == 2
     assert keys[0] == keys[1]
+
+
+def test_an_answer_lost_after_the_charge_is_asked_for_again_with_the_same_body(
+    page: Page, live_server: LiveServer
+) -> None:
+    link = make_link(live_server)
+    requests = pay_requests(page, link)
+    losses = {"left": 1}
+
+    def lose_the_answer_once(route: Route) -> None:
+        # The payment reaches the server and is charged; only its answer is lost.
+        if losses["left"]:
+            losses["left"] -= 1
+            route.fetch()
+            route.abort("connectionreset")
+        else:
+            route.continue_()
+
+    page.route(re.compile(rf"/api/v1/pay/{re.escape(link.token)}$"), lose_the_answer_once)
+    page.goto(link.path)
+    fill_card(page, SUCCEEDS)
+    page.get_by_role("button", name="Pay $123.45").click()
+    expect(page.locator("#pay-error .pay-alert")).to_contain_text("could not reach")
+    page.get_by_role("button", name="Pay $123.45").click()
+    expect_receipt(page, link)
+    # The same key with the very same body (the card's token too): the first answer, no charge.
+    assert [r.headers["idempotency-key"] for r in requests] == [
+        requests[0].headers["idempotency-key"]
+    ] * 2
+    assert requests[0].post_data_json == requests[1].post_data_json
+    _link, payments = stored(live_server, link.token)
+    assert [p.status for p in payments] == ["succeeded"]
 
 
 def test_no_answer_from_the_processor_means_do_not_pay_again(

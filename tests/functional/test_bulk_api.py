@@ -438,6 +438,37 @@ def test_a_link_made_since_the_upload_counts_as_a_duplicate(
     assert body["error"] == "warnings_need_confirmation"
 
 
+def test_the_duplicate_check_looks_at_the_firms_own_links_only(
+    testapp, dbsession, app, staff_auth, account
+):
+    """Two firms bill the same invoice numbers: one's outstanding links are nothing to the
+    other's uploads, on the review and at Send All."""
+    theirs = MerchantAccountFactory(firm=FirmFactory())
+    their_auth = bearer(dbsession, UserFactory(firm=theirs.firm))
+    make_link(dbsession, app, theirs, invoice_number="SHARED-1")
+    make_link(dbsession, app, account, invoice_number="SHARED-2")
+
+    ours = post_file(testapp, staff_auth, csv_bytes([invoice("SHARED-1"), invoice("SHARED-2")]))
+    theirs_upload = post_file(testapp, their_auth, csv_bytes([invoice("SHARED-2")]))
+
+    def warned(body: dict[str, Any]) -> list[str]:
+        return [row["invoice_number"] for row in body["rows"] if row["warnings"]]
+
+    assert (warned(ours), ours["warning_count"]) == (["SHARED-2"], 1)
+    assert (warned(theirs_upload), theirs_upload["warning_count"]) == ([], 0)
+    # Their Send All needs no confirmation: our SHARED-2 is not theirs.
+    send = f"{API}/{theirs_upload['id']}/send"
+    testapp.post_json(send, {}, headers=their_auth, status=201)
+    made = dbsession.execute(
+        select(PaymentLink.firm_id).where(PaymentLink.invoice_number == "SHARED-2")
+    ).scalars()
+    assert sorted(made) == sorted([account.firm_id, theirs.firm_id])
+    # Ours still does: SHARED-2 has our own outstanding link.
+    body = testapp.post_json(f"{API}/{ours['id']}/send", {}, headers=staff_auth, status=409).json
+    assert body["error"] == "warnings_need_confirmation"
+    assert [e["field"] for e in body["errors"]] == ["rows.3.invoice_number"]
+
+
 def test_send_all_makes_the_links_and_queues_an_email_for_each(
     testapp, dbsession, staff, staff_auth, account
 ):

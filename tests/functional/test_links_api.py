@@ -19,6 +19,7 @@ from clientpay_connect.links.models import (
     STATUS_CANCELLED,
     STATUS_OUTSTANDING,
     STATUS_PAID,
+    STATUS_PARTIALLY_PAID,
     STATUS_PROCESSING,
     PaymentLink,
 )
@@ -78,7 +79,7 @@ def make_link(
 
 def mark_paid(dbsession: Session, link: PaymentLink, paid_minor: int) -> None:
     """What the payment backend leaves behind after a (partial) payment."""
-    link.status = STATUS_PAID
+    link.status = STATUS_PAID if paid_minor >= link.amount_minor else STATUS_PARTIALLY_PAID
     link.amount_paid_minor = paid_minor
     link.paid_at = utcnow()
     dbsession.flush()
@@ -339,16 +340,19 @@ def test_only_outstanding_links_cancel(
     outstanding, _ = make_link(dbsession, app, account)
     paid, _ = make_link(dbsession, app, account)
     mark_paid(dbsession, paid, paid.amount_minor)
+    partial, _ = make_link(dbsession, app, account)
+    mark_paid(dbsession, partial, 100)
     claimed, _ = make_link(dbsession, app, account)
     assert claim(dbsession, claimed.id)
     theirs, _ = make_link(dbsession, app, MerchantAccountFactory(firm=other_firm_user.firm))
 
-    ids = [outstanding.id, paid.id, claimed.id, theirs.id, 10**17, 0, outstanding.id]
+    ids = [outstanding.id, paid.id, partial.id, claimed.id, theirs.id, 10**17, 0, outstanding.id]
     result = testapp.post_json("/api/v1/links/cancel", {"ids": ids}, headers=staff_auth).json
 
     assert result["cancelled"] == [outstanding.id]
     assert result["skipped"] == [
         {"id": paid.id, "reason": "not_outstanding", "status": "paid"},
+        {"id": partial.id, "reason": "not_outstanding", "status": "partially_paid"},
         {"id": claimed.id, "reason": "not_outstanding", "status": "processing"},
         {"id": theirs.id, "reason": "not_found"},
         {"id": 10**17, "reason": "not_found"},
@@ -357,6 +361,7 @@ def test_only_outstanding_links_cancel(
     assert reload(dbsession, outstanding.id).status == STATUS_CANCELLED
     assert reload(dbsession, outstanding.id).cancelled_at is not None
     assert reload(dbsession, paid.id).status == STATUS_PAID
+    assert reload(dbsession, partial.id).status == STATUS_PARTIALLY_PAID
     assert reload(dbsession, claimed.id).status == STATUS_PROCESSING
     assert reload(dbsession, theirs.id).status == STATUS_OUTSTANDING
 
@@ -495,7 +500,14 @@ def test_another_firms_link_gets_no_balance_link(
 ):
     theirs, _ = make_link(dbsession, app, MerchantAccountFactory(firm=other_firm_user.firm))
     mark_paid(dbsession, theirs, 1_000)
-    testapp.post_json(f"/api/v1/links/{theirs.id}/balance-link", {}, headers=staff_auth, status=404)
+    url = f"/api/v1/links/{theirs.id}/balance-link"
+    body = testapp.post_json(url, {"send_email": True}, headers=staff_auth, status=404).json
+    assert (body["error"], body["message"]) == ("not_found", "No such link.")
+    # Nothing was made, nor anything said of their link beyond "not found".
+    assert set(body) == {"error", "message", "errors"}
+    assert count(dbsession, PaymentLink) == 1
+    assert count(dbsession, OutboxMessage) == 0
+    assert reload(dbsession, theirs.id).status == STATUS_PARTIALLY_PAID
 
 
 def test_a_balance_link_body_is_optional(testapp, dbsession, app, staff_auth, account):
@@ -503,7 +515,15 @@ def test_a_balance_link_body_is_optional(testapp, dbsession, app, staff_auth, ac
     mark_paid(dbsession, parent, 1_000)
     response = testapp.post(f"/api/v1/links/{parent.id}/balance-link", headers=staff_auth)
     assert response.status_int == 201
-    assert response.json["amount"] == "90.00"
+    assert (response.json["amount"], response.json["parent_link_id"]) == ("90.00", parent.id)
+    balance = reload(dbsession, response.json["id"])
+    assert (balance.parent_link_id, balance.amount_minor, balance.status) == (
+        parent.id,
+        9_000,
+        STATUS_OUTSTANDING,
+    )
+    # Without a body nothing is emailed.
+    assert (balance.email_status, outbox_for(dbsession, balance.id)) == ("not_sent", [])
 
 
 def test_an_admin_of_the_same_firm_sees_staffs_links(
@@ -511,4 +531,6 @@ def test_an_admin_of_the_same_firm_sees_staffs_links(
 ):
     body = {"merchant_account_id": account.id, "amount": "10"}
     link = testapp.post_json("/api/v1/links", body, headers=staff_auth, status=201).json
-    testapp.get(f"/api/v1/links/{link['id']}", headers=bearer(dbsession, admin))
+    seen = testapp.get(f"/api/v1/links/{link['id']}", headers=bearer(dbsession, admin), status=200)
+    assert seen.json == link
+    assert reload(dbsession, link["id"]).firm_id == admin.firm_id

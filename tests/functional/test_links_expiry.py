@@ -13,6 +13,7 @@ from clientpay_connect.links.models import (
     STATUS_EXPIRED,
     STATUS_OUTSTANDING,
     STATUS_PAID,
+    STATUS_PARTIALLY_PAID,
     STATUS_PROCESSING,
     PaymentLink,
 )
@@ -74,6 +75,8 @@ def test_a_link_being_paid_or_finished_is_left_alone(dbsession, app, account):
     assert claim(dbsession, being_paid.id)
     paid = link_expiring(dbsession, app, account, past)
     paid.status = STATUS_PAID
+    partial = link_expiring(dbsession, app, account, past)
+    partial.status, partial.amount_paid_minor = STATUS_PARTIALLY_PAID, 400
     cancelled = link_expiring(dbsession, app, account, past)
     cancelled.status = STATUS_CANCELLED
     dbsession.flush()
@@ -82,6 +85,7 @@ def test_a_link_being_paid_or_finished_is_left_alone(dbsession, app, account):
 
     assert status_of(dbsession, being_paid) == STATUS_PROCESSING
     assert status_of(dbsession, paid) == STATUS_PAID
+    assert status_of(dbsession, partial) == STATUS_PARTIALLY_PAID
     assert status_of(dbsession, cancelled) == STATUS_CANCELLED
 
 

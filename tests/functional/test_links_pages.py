@@ -9,7 +9,7 @@ import webtest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from clientpay_connect.links.models import STATUS_PAID, PaymentLink
+from clientpay_connect.links.models import STATUS_PAID, STATUS_PARTIALLY_PAID, PaymentLink
 from clientpay_connect.links.services import NewLink, create_link, find_by_token
 from clientpay_connect.mail.models import OutboxMessage
 from tests.conftest import login
@@ -259,12 +259,12 @@ def test_cancelling_from_the_link_page(signed_in, dbsession, app, account):
 
 def test_a_partly_paid_link_offers_a_balance_link(signed_in, dbsession, app, account):
     link = make_link(dbsession, app, account, amount_minor=10_000, emails=["d@example.test"])
-    link.status = STATUS_PAID
+    link.status = STATUS_PARTIALLY_PAID
     link.amount_paid_minor = 4_000
     dbsession.flush()
 
     page = signed_in.get(f"/links/{link.id}")
-    assert page.html.select_one("[data-link-status]").get_text(strip=True) == "Payment Received"
+    assert page.html.select_one("[data-link-status]").get_text(strip=True) == "Partially Paid"
     assert "Unpaid balance: $60.00" in page.text
     form = next(f for f in page.forms.values() if f.action.endswith("/balance-link"))
     balance_page = form.submit(status=303).follow()
@@ -279,6 +279,19 @@ def test_a_partly_paid_link_offers_a_balance_link(signed_in, dbsession, app, acc
     again = signed_in.get(f"/links/{link.id}")
     assert again.html.find("button", string="Create balance link") is None
     assert again.html.select_one(f'a[href$="/links/{balance.id}"]') is not None
+
+
+def test_a_fully_paid_link_offers_no_balance_link(signed_in, dbsession, app, account):
+    link = make_link(dbsession, app, account, amount_minor=10_000)
+    link.status = STATUS_PAID
+    link.amount_paid_minor = 10_000
+    dbsession.flush()
+
+    page = signed_in.get(f"/links/{link.id}")
+    assert page.html.select_one("[data-link-status]").get_text(strip=True) == "Payment Received"
+    assert "Unpaid balance" not in page.text
+    assert page.html.find("button", string="Create balance link") is None
+    assert page.html.find("button", string="Cancel link") is None
 
 
 def test_a_link_paid_meanwhile_is_not_cancelled(signed_in, dbsession, app, account):
@@ -302,7 +315,7 @@ def test_a_balance_link_can_be_emailed_from_the_page(signed_in, dbsession, app, 
     form.set("emails", "dana@example.test", index=0)
     form.submit("action", value="send", status=303)
     link = dbsession.execute(select(PaymentLink)).scalar_one()
-    link.status = STATUS_PAID
+    link.status = STATUS_PARTIALLY_PAID
     link.amount_paid_minor = 7_500
     dbsession.flush()
 

@@ -18,7 +18,12 @@ from zope.interface.verify import verifyClass
 
 from clientpay_connect.accounts.models import User
 from clientpay_connect.admin.models import FirmSettings, MerchantAccount, NotificationRecipient
-from clientpay_connect.links.models import EMAIL_SENT, PaymentLink
+from clientpay_connect.links.models import (
+    EMAIL_SENT,
+    STATUS_PAID,
+    STATUS_PARTIALLY_PAID,
+    PaymentLink,
+)
 from clientpay_connect.links.services import NewLink, create_link, find_by_token
 from clientpay_connect.mail.compose import header_safe
 from clientpay_connect.mail.interfaces import IMailDelivery
@@ -231,13 +236,24 @@ def test_a_spanish_link_gets_the_spanish_email(mail_app, smtp, dbsession):
     assert '<html lang="es">' in received.html
 
 
-def make_payment(dbsession: Any, app: Router, user: User, account: MerchantAccount) -> Payment:
+def make_payment(
+    dbsession: Any,
+    app: Router,
+    user: User,
+    account: MerchantAccount,
+    link_minor: int = 25000,
+    locale: str = "en",
+) -> Payment:
     link, _token = create_link(
         dbsession,
         app.registry["clientpay.encryptor"],
         user,
-        NewLink(merchant_account=account, amount_minor=25000, invoice_number="INV-9"),
+        NewLink(
+            merchant_account=account, amount_minor=link_minor, invoice_number="INV-9", locale=locale
+        ),
     )
+    link.status = STATUS_PAID if link_minor <= 25000 else STATUS_PARTIALLY_PAID
+    link.amount_paid_minor = 25000
     payment = Payment(
         firm_id=link.firm_id,
         link_id=link.id,
@@ -298,6 +314,8 @@ def test_the_payer_gets_a_receipt_and_subscribed_staff_a_notice(
         "Invoice: INV-9",
     ]
     assert [f for f in facts if f not in receipt.text] == []
+    # Paid in full: there is no balance to speak of.
+    assert "balance" not in receipt.text.lower()
     notice = by_recipient[("boss@firm.test",)]
     assert notice.message["Subject"] == "Payment received: $250.00 for invoice INV-9"
     assert "Paid by: Pat Payer <pat@example.test>" in notice.text
@@ -306,6 +324,46 @@ def test_the_payer_gets_a_receipt_and_subscribed_staff_a_notice(
         .where(OutboxMessage.payment_id == payment.id)
     ).scalar_one()  # fmt: skip
     assert notice_row.recipients == ["boss@firm.test"]
+
+
+@pytest.mark.parametrize(
+    ("locale", "balance", "advice"),
+    [
+        (
+            "en",
+            "Balance remaining: $1,000.00",
+            "This payment used up the link: for the remaining $1,000.00, please ask",
+        ),
+        (
+            "es",
+            "Saldo pendiente: $1,000.00",
+            "Este pago agotó el enlace: para los $1,000.00 restantes, pida",
+        ),
+    ],
+)
+def test_a_partial_payments_receipt_tells_the_balance(
+    mail_app, smtp, dbsession, firm, staff, account, locale, balance, advice
+):
+    payment = make_payment(dbsession, mail_app, staff, account, link_minor=125000, locale=locale)
+    dbsession.add(
+        NotificationRecipient(firm_id=firm.id, email="boss@firm.test", events=["payment_received"])
+    )
+    dbsession.flush()
+
+    with Work.fresh(mail_app.registry) as work:
+        for kind, recipients in ((KIND_RECEIPT, [payment.payer_email]), (KIND_PAYMENT_NOTICE, [])):
+            queue_email(
+                work, firm_id=firm.id, kind=kind, recipients=recipients,
+                link_id=payment.link_id, payment_id=payment.id,
+            )  # fmt: skip
+
+    by_recipient = {m.rcpt_tos: m for m in smtp.messages}
+    receipt = by_recipient[("pat@example.test",)]
+    assert balance in receipt.text
+    assert advice in " ".join(receipt.text.split())
+    assert "$1,000.00" in receipt.html
+    notice = by_recipient[("boss@firm.test",)]
+    assert "Partially paid: $1,000.00 of $1,250.00 remains unpaid." in notice.text
 
 
 def test_file_delivery_writes_the_same_message_into_the_maildir(tmp_path):

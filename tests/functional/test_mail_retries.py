@@ -339,7 +339,12 @@ def test_with_a_real_queue_the_retry_is_queued_for_its_time(
 
 @pytest.mark.parametrize(
     ("closing", "reason"),
-    [("cancel", "cancelled"), ("pay", "paid"), ("expire", "expired")],
+    [
+        ("cancel", "cancelled"),
+        ("pay", "paid"),
+        ("pay part", "paid in part"),
+        ("expire", "expired"),
+    ],
 )
 def test_a_link_closed_while_its_email_waited_is_not_emailed_after_all(
     mail_app, smtp, dbsession, staff, account, closing, reason
@@ -354,6 +359,8 @@ def test_a_link_closed_while_its_email_waited_is_not_emailed_after_all(
             link = work.dbsession.get(PaymentLink, sent["link_id"])
             if closing == "pay":
                 link.status, link.amount_paid_minor, link.paid_at = "paid", 123450, utcnow()
+            elif closing == "pay part":
+                link.status, link.amount_paid_minor, link.paid_at = "partially_paid", 50, utcnow()
             else:
                 link.expires_at = utcnow() - dt.timedelta(minutes=1)
     smtp.start()

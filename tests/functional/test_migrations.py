@@ -143,6 +143,47 @@ def test_0005_moves_each_rows_link_onto_the_link_and_back(tmp_path):
         engine.dispose()
 
 
+def test_0011_makes_a_paid_link_with_a_balance_partially_paid_and_back(tmp_path):
+    """A link paid in part before 0011 said "paid"; it becomes partially_paid, and a
+    downgrade makes it paid again. Links paid in full, and all others, keep their status."""
+    before = {10: ("paid", 100), 11: ("paid", 40), 12: ("outstanding", 0), 13: ("cancelled", 0)}
+    with databases.fresh_database(tmp_path) as url:
+        cfg = databases.alembic_config(url)
+        command.upgrade(cfg, "0010")
+        engine = get_engine({"sqlalchemy.url": url})
+        with engine.begin() as conn:
+            insert_row(conn, "firms", id=1, slug="f", name="F")
+            insert_row(conn, "merchant_accounts", id=1, firm_id=1, name="Op")
+            for link_id, (status, paid) in before.items():
+                insert_row(
+                    conn,
+                    "payment_links",
+                    id=link_id,
+                    firm_id=1,
+                    merchant_account_id=1,
+                    token_hash=f"h{link_id}",
+                    emails=[],
+                    status=status,
+                    amount_minor=100,
+                    amount_paid_minor=paid,
+                )
+        statuses = text("SELECT id, status FROM payment_links ORDER BY id")
+        command.upgrade(cfg, "0011")
+        with engine.connect() as conn:
+            assert conn.execute(statuses).all() == [
+                (10, "paid"),
+                (11, "partially_paid"),
+                (12, "outstanding"),
+                (13, "cancelled"),
+            ]
+        command.downgrade(cfg, "0010")
+        with engine.connect() as conn:
+            assert conn.execute(statuses).all() == [
+                (link_id, status) for link_id, (status, _paid) in before.items()
+            ]
+        engine.dispose()
+
+
 def seed_a_bulk_row_with_its_link(conn: Any) -> None:
     """At 0004: a firm, an account, two links, and an upload whose first row made link 10."""
     insert_row(conn, "firms", id=1, slug="f", name="F")

@@ -11,8 +11,10 @@ from sqlalchemy.exc import IntegrityError
 
 from clientpay_connect.admin.models import FirmSettings, NotificationRecipient
 from clientpay_connect.db import utcnow
-from clientpay_connect.links.models import PaymentLink
+from clientpay_connect.links.models import STATUSES, USED_UP, PaymentLink
+from clientpay_connect.links.services import claim, release
 from clientpay_connect.mail.models import OutboxMessage
+from clientpay_connect.pay import services
 from clientpay_connect.pay.models import Payment, SandboxCharge
 from tests import factories
 from tests.support.payments import (
@@ -211,6 +213,22 @@ def test_a_method_the_merchant_account_refuses_is_402_and_nothing_is_charged(
     pay(testapp, token, submission(tokenize(testapp, bank_account())), status=201)
 
 
+def test_a_deactivated_merchant_account_takes_no_payment(testapp, dbsession, account, link, token):
+    payment_token = tokenize(testapp, card())
+    account.active = False
+    dbsession.flush()
+    assert testapp.get(f"/api/v1/pay/{token}").json["methods"] == []
+    body = pay(testapp, token, submission(payment_token), status=409).json
+    assert (body["error"], body["link_status"]) == ("merchant_account_inactive", "outstanding")
+    assert _payments(dbsession, link) == []
+    assert _count(dbsession, SandboxCharge) == 0
+    assert _fresh(dbsession, link).status == "outstanding"
+    # Reactivated, the same link takes the payment.
+    account.active = True
+    dbsession.flush()
+    pay(testapp, token, submission(payment_token), status=201)
+
+
 def test_after_a_decline_a_good_card_pays_the_link(testapp, dbsession, link, token):
     pay(testapp, token, submission(tokenize(testapp, card("4000000000000002"))), status=402)
     pay(testapp, token, submission(tokenize(testapp, card(SUCCEEDS))), status=201)
@@ -228,11 +246,17 @@ def test_a_used_token_is_refused_and_the_link_stays_payable(testapp, dbsession, 
 
 def test_a_partial_payment_consumes_the_link(testapp, dbsession, link, token):
     answer = pay(testapp, token, submission(tokenize(testapp, card()), "100"), status=201)
-    assert answer.json["amount"] == "100.00"
+    assert (answer.json["amount"], answer.json["link_status"]) == ("100.00", "partially_paid")
     _fresh(dbsession, link)
-    assert (link.status, link.amount_minor, link.amount_paid_minor) == ("paid", 12_345, 10_000)
+    assert (link.status, link.amount_minor, link.amount_paid_minor) == (
+        "partially_paid",
+        12_345,
+        10_000,
+    )
+    assert testapp.get(f"/api/v1/pay/{token}").json["status"] == "partially_paid"
     again = pay(testapp, token, submission(tokenize(testapp, card()), "23.45"), status=409).json
-    assert (again["error"], again["link_status"]) == ("link_not_payable", "paid")
+    assert (again["error"], again["link_status"]) == ("link_not_payable", "partially_paid")
+    assert [p.status for p in _payments(dbsession, link)] == ["succeeded"]
 
 
 @pytest.mark.parametrize(
@@ -258,11 +282,20 @@ def test_bad_fields_are_422_and_leave_the_link_alone(
     assert _payments(dbsession, link) == []
 
 
-def test_a_missing_field_or_idempotency_key_is_422(testapp, token):
+def test_a_missing_field_or_idempotency_key_is_422(testapp, dbsession, link, token):
     body = submission("tok_x")
     del body["amount"]
-    pay(testapp, token, body, status=422)
-    testapp.post_json(f"/api/v1/pay/{token}", submission("tok_x"), status=422)
+    answer = pay(testapp, token, body, status=422).json
+    assert (answer["error"], answer["errors"]) == (
+        "validation_error",
+        [{"field": "amount", "message": "This field is required."}],
+    )
+    answer = testapp.post_json(f"/api/v1/pay/{token}", submission("tok_x"), status=422).json
+    assert answer["error"] == "validation_error"
+    assert [e["field"] for e in answer["errors"]] == ["Idempotency-Key"]
+    assert _fresh(dbsession, link).status == "outstanding"
+    assert _payments(dbsession, link) == []
+    assert _count(dbsession, SandboxCharge) == 0
 
 
 def test_an_expired_link_is_410_and_marked_expired(testapp, dbsession, link, token):
@@ -273,6 +306,20 @@ def test_an_expired_link_is_410_and_marked_expired(testapp, dbsession, link, tok
     assert _fresh(dbsession, link).status == "expired"
     pay(testapp, token, submission(tokenize(testapp, card())), status=410)
     assert _count(dbsession, SandboxCharge) == 0
+
+
+def test_an_expiry_seen_late_leaves_a_claimed_link_to_its_payer(dbsession, link):
+    """A request read the link as outstanding and past its time; before it marked it expired,
+    a payer claimed it. The payer's charge is under way: the link must stay theirs."""
+    link.expires_at = utcnow() - dt.timedelta(seconds=1)
+    dbsession.flush()
+    assert claim(dbsession, link.id)
+    services.mark_expired(dbsession, link.id)
+    assert _fresh(dbsession, link).status == "processing"
+    # Given back (the charge was declined), the overdue link is then marked expired.
+    assert release(dbsession, link.id)
+    services.mark_expired(dbsession, link.id)
+    assert _fresh(dbsession, link).status == "expired"
 
 
 @pytest.mark.parametrize("status", ["paid", "cancelled", "processing"])
@@ -296,6 +343,62 @@ def test_the_same_idempotency_key_five_times_charges_once(testapp, dbsession, li
     )
     assert _count(dbsession, SandboxCharge) == 1
     assert _count(dbsession, OutboxMessage, OutboxMessage.kind == "receipt") == 1
+
+
+@pytest.mark.parametrize("field", ["amount", "payer_email", "payer_name", "payment_token"])
+def test_an_idempotency_key_reused_with_another_body_is_422(testapp, dbsession, link, token, field):
+    body = submission(tokenize(testapp, card()))
+    first = pay(testapp, token, body, key="one-key", status=201).json
+    other = {
+        "amount": "100.00",
+        "payer_email": "someone.else@example.test",
+        "payer_name": "Someone Else",
+        "payment_token": tokenize(testapp, card()),
+    }
+    answer = pay(testapp, token, {**body, field: other[field]}, key="one-key", status=422).json
+    assert answer["error"] == "idempotency_key_reused"
+    assert answer["errors"] == []
+    # The first payment stands as it was, and nothing more was charged.
+    [payment] = _payments(dbsession, link)
+    assert (payment.id, payment.amount_minor, payment.payer_email) == (
+        first["payment_id"],
+        12_345,
+        "pat@example.test",
+    )
+    assert _count(dbsession, SandboxCharge) == 1
+    # The very same body still gets the first answer.
+    assert pay(testapp, token, body, key="one-key", status=201).json == first
+
+
+def test_a_reused_key_after_a_decline_is_422_too(testapp, dbsession, link, token):
+    declined = submission(tokenize(testapp, card("4000000000000002")))
+    pay(testapp, token, declined, key="k", status=402)
+    other = submission(tokenize(testapp, card()))
+    assert pay(testapp, token, other, key="k", status=422).json["error"] == "idempotency_key_reused"
+    assert [p.status for p in _payments(dbsession, link)] == ["failed"]
+    assert _fresh(dbsession, link).status == "outstanding"
+    pay(testapp, token, other, status=201)
+
+
+def test_an_idempotency_key_belongs_to_its_link(testapp, app, dbsession, account, link, token):
+    """The same key sent to another link is another payment: never the first link's answer."""
+    other, other_token = new_link(dbsession, app.registry, account, 5_000, invoice_number="B")
+    first = pay(testapp, token, submission(tokenize(testapp, card())), key="shared", status=201)
+    body = submission(tokenize(testapp, card()), "50.00")
+    second = pay(testapp, other_token, body, key="shared", status=201).json
+    [payment_a] = _payments(dbsession, link)
+    [payment_b] = _payments(dbsession, other)
+    assert first.json["payment_id"] == payment_a.id
+    assert (second["payment_id"], second["receipt_number"], second["amount"]) == (
+        payment_b.id,
+        payment_b.receipt_number,
+        "50.00",
+    )
+    assert payment_b.receipt_number != payment_a.receipt_number
+    assert (_fresh(dbsession, other).status, other.amount_paid_minor) == ("paid", 5_000)
+    assert _count(dbsession, SandboxCharge) == 2
+    # Each link replays its own payment.
+    assert pay(testapp, other_token, body, key="shared", status=201).json == second
 
 
 def test_a_replayed_decline_gets_the_first_answer(testapp, dbsession, link, token):
@@ -361,3 +464,9 @@ def test_a_failed_and_a_successful_payment_may_share_a_link(dbsession, link):
     dbsession.flush()
     assert _count(dbsession, Payment, Payment.link_id == link.id) == 3
     assert dbsession.get(PaymentLink, link.id) is link
+
+
+def test_the_documented_link_statuses_are_the_links_own(testapp):
+    schemas = testapp.get("/api/v1/openapi.json").json["components"]["schemas"]
+    assert schemas["PayableLink"]["properties"]["status"]["enum"] == list(STATUSES)
+    assert schemas["PaymentSucceeded"]["properties"]["link_status"]["enum"] == list(USED_UP)

@@ -3,7 +3,19 @@
 The app runs on a fresh, committed database (not the suite's rolled-back connection), served
 by waitress on loopback with a thread per payer, and is hit over real HTTP from fifty threads
 released together by a barrier. The sandbox takes 200 ms per charge to widen the race window.
-Runs on SQLite, and on PostgreSQL when CLIENTPAY_TEST_DATABASE_URL is set.
+
+What decides the race is the conditional claim (links.services.claim): of the payers who all
+read the link as outstanding, only one may move it to processing. On SQLite a request that
+writes begins its transaction IMMEDIATE, so payers queue *before* reading the link: in one
+transaction (read, then claim) they never overlap, and the plain race could not fail there
+whatever the claim did. So:
+
+- the plain race runs on PostgreSQL only, where the payers' transactions do overlap (CI runs
+  it: .ci/run sets CLIENTPAY_TEST_DATABASE_URL and runs the whole suite);
+- the race with reCAPTCHA on runs on both: the payer's request then commits after reading the
+  link, asks Google (a fake siteverify over real HTTP), and claims in a second transaction,
+  so on SQLite too many payers reach the claim having read "outstanding", and the test checks
+  that they did.
 """
 
 from __future__ import annotations
@@ -27,11 +39,12 @@ from sqlalchemy.orm import Session
 
 from clientpay_connect import main
 from clientpay_connect.accounts.services import create_firm
-from clientpay_connect.admin.models import MerchantAccount
+from clientpay_connect.admin.models import FirmSettings, MerchantAccount
 from clientpay_connect.db import get_tm_session
 from clientpay_connect.links.models import PaymentLink
 from clientpay_connect.links.services import NewLink, create_link
 from clientpay_connect.pay.models import Payment, SandboxCharge
+from tests.fakes.siteverify import GOOD_RESPONSE, SECRET, FakeSiteverify, running_siteverify
 from tests.support import databases
 from tests.support.live_server import serving
 from tests.support.payments import card, submission
@@ -68,8 +81,16 @@ class _committed_session:
 
 
 @pytest.fixture(scope="module")
+def siteverify() -> Iterator[FakeSiteverify]:
+    with running_siteverify() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
 def served(
-    base_settings: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+    base_settings: dict[str, Any],
+    tmp_path_factory: pytest.TempPathFactory,
+    siteverify: FakeSiteverify,
 ) -> Iterator[Served]:
     folder: Path = tmp_path_factory.mktemp("race")
     with databases.fresh_database(folder) as database_url:
@@ -82,6 +103,7 @@ def served(
             "clientpay.limits.pay_attempts": "none",
             "clientpay.limits.sandbox_tokens": "none",
             "clientpay.limits.key_prefix": "clientpay-race-" + uuid.uuid4().hex[:8],
+            "clientpay.captcha.verify_url": siteverify.url,
         }
         app = main({}, **settings)
         try:
@@ -91,11 +113,17 @@ def served(
             app.registry["dbengine"].dispose()
 
 
-def _new_link(served: Served, amount_minor: int) -> tuple[int, str]:
+def _new_link(served: Served, amount_minor: int, recaptcha: bool = False) -> tuple[int, str]:
     with served.dbsession() as dbsession:
         firm = create_firm(dbsession, "Race & Race LLP", "race-" + uuid.uuid4().hex[:8])
         account = MerchantAccount(firm_id=firm.id, name="Operating", kind="operating")
         dbsession.add(account)
+        if recaptcha:
+            settings = dbsession.get(FirmSettings, firm.id)
+            settings.recaptcha_enabled = True
+            settings.recaptcha_site_key = "site-key"
+            encryptor = served.app.registry["clientpay.encryptor"]
+            settings.recaptcha_secret_encrypted = encryptor.encrypt(SECRET)
         dbsession.flush()
         new = NewLink(merchant_account=account, amount_minor=amount_minor)
         link, token = create_link(dbsession, served.app.registry["clientpay.encryptor"], None, new)
@@ -153,6 +181,11 @@ def _report(label: str, answers: list[Answer], wall: float) -> None:
     )
 
 
+@pytest.mark.skipif(
+    not databases.using_postgresql(),
+    reason="SQLite queues the payers before they read the link (see the module's docstring); "
+    "the reCAPTCHA race below is the one that races there",
+)
 def test_fifty_payers_at_once_charge_the_link_once(served: Served) -> None:
     link_id, link_token = _new_link(served, 25_000)
     tokens = _tokens(served, PAYERS)
@@ -163,6 +196,31 @@ def test_fifty_payers_at_once_charge_the_link_once(served: Served) -> None:
     answers = _race(served, link_token, bodies, keys)
     _report("fifty payers, fifty keys", answers, time.monotonic() - started)
 
+    _assert_charged_once(served, answers, link_id, tokens)
+
+
+def test_fifty_payers_who_all_read_the_link_as_outstanding_charge_it_once(
+    served: Served, siteverify: FakeSiteverify
+) -> None:
+    link_id, link_token = _new_link(served, 25_000, recaptcha=True)
+    tokens = _tokens(served, PAYERS)
+    bodies = [submission(token, "250.00", recaptcha_token=GOOD_RESPONSE) for token in tokens]
+    keys = [uuid.uuid4().hex for _ in tokens]
+    asked_before = len(siteverify.requests)
+
+    started = time.monotonic()
+    answers = _race(served, link_token, bodies, keys)
+    _report("fifty payers past reCAPTCHA", answers, time.monotonic() - started)
+
+    # Google is asked only after the link was read as outstanding: these many payers went on
+    # to claim it with that read in hand, and the claim alone decided between them.
+    assert len(siteverify.requests) - asked_before > 1
+    _assert_charged_once(served, answers, link_id, tokens)
+
+
+def _assert_charged_once(
+    served: Served, answers: list[Answer], link_id: int, tokens: list[str]
+) -> None:
     statuses = Counter(a.status for a in answers)
     assert statuses == {201: 1, 409: PAYERS - 1}, statuses
     refusals = [a.body for a in answers if a.status == 409]

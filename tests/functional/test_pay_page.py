@@ -306,6 +306,45 @@ def test_a_paid_link_says_so_and_points_to_the_receipt(testapp, link, token):
     assert receipt["href"] == f"/pay/{token}/receipt"
 
 
+def test_a_partially_paid_link_says_what_was_received_and_what_remains(
+    testapp, dbsession, firm, link, token
+):
+    # Seen before the payment too: the page kept for the outstanding link is not shown again.
+    assert testapp.get(f"/pay/{token}").html.find(id="card-number") is not None
+    pay(testapp, token, submission(tokenize(testapp, card()), amount="234.50"), status=201)
+    page = testapp.get(f"/pay/{token}")
+    text = text_of(page)
+    assert page.html.find("h1").get_text(strip=True) == "Part of this invoice has been paid"
+    assert (
+        f"A payment of $234.50 was received; $1,000.00 remains — contact {firm.name} "
+        "for a new link."
+    ) in text
+    assert page.html.find("title").get_text() == f"Part of this invoice has been paid · {firm.name}"
+    assert "This invoice has been paid" not in text
+    assert page.html.find("form") is None
+    assert page.html.find("a", string="View the receipt")["href"] == f"/pay/{token}/receipt"
+    # Past the link's expiry it stays what it is: the payment was made.
+    link.expires_at = utcnow() - dt.timedelta(days=1)
+    dbsession.flush()
+    later = testapp.get(f"/pay/{token}")
+    assert later.html.find("h1").get_text(strip=True) == "Part of this invoice has been paid"
+
+
+def test_a_partially_paid_link_speaks_spanish_too(app, dbsession, account, firm, testapp):
+    _link, token = new_link(dbsession, app.registry, account, 125_000, locale="es")
+    pay(testapp, token, submission(tokenize(testapp, card()), amount="250.00"), status=201)
+    page = testapp.get(f"/pay/{token}")
+    text = text_of(page)
+    assert page.html.find("h1").get_text(strip=True) == "Se ha pagado parte de esta factura"
+    assert (
+        f"Se recibió un pago de $250.00; quedan $1,000.00 por pagar. Comuníquese con "
+        f"{firm.name} para obtener un nuevo enlace."
+    ) in text
+    assert page.html.find("a", string="Ver el recibo") is not None
+    receipt = testapp.get(f"/pay/{token}/receipt")
+    assert "$1,000.00" in receipt.html.find(class_="pay-balance").get_text(" ", strip=True)
+
+
 def test_an_unknown_token_is_a_clear_404_page(testapp):
     page = testapp.get("/pay/no-such-token-anywhere", status=404)
     assert page.html.find("h1").get_text(strip=True) == "Payment link not found"

@@ -7,12 +7,15 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
+from clientpay_connect.admin.models import NotificationRecipient
 from clientpay_connect.db import utcnow
 from clientpay_connect.links.services import claim
 from clientpay_connect.mail.models import OutboxMessage
+from clientpay_connect.pay import services
 from clientpay_connect.pay.models import Payment
 from clientpay_connect.pay.processor import Declined
 from clientpay_connect.pay.tasks import RESOLVE_JOB
+from clientpay_connect.work import Work
 from tests import factories
 from tests.support.payments import (
     ANSWER_LOST,
@@ -139,3 +142,43 @@ def test_a_lost_answer_is_found_later_and_the_payer_then_sees_the_receipt(
     assert _settled(dbsession, link, payment) == ("paid", "succeeded")
     replay = pay(testapp, token, body, key="payer-key", status=201).json
     assert (replay["receipt_number"], replay["amount"]) == (payment.receipt_number, "50.00")
+
+
+def test_the_request_and_the_resolver_both_finishing_a_payment_finish_it_once(
+    app, testapp, dbsession, link_and_token
+):
+    link, token = link_and_token
+    dbsession.add(
+        NotificationRecipient(
+            firm_id=link.firm_id, email="books@firm.test", events=["payment_received"]
+        )
+    )
+    dbsession.flush()
+    body = submission(tokenize(testapp, card(ANSWER_LOST)), "50.00")
+    lost = pay(testapp, token, body, key="payer-key", status=503).json
+    # The resolver finishes the payment first...
+    assert _resolve(app, utcnow() + LATER) == 1
+    payment = dbsession.get(Payment, lost["payment_id"])
+    receipt_number, completed_at = payment.receipt_number, payment.completed_at
+    dbsession.refresh(link)
+    paid_at = link.paid_at
+    # ...then the request, whose processor answered at last, finishes it too.
+    result = app.registry["clientpay.processor"].lookup(payment.processor_key)
+    with Work.fresh(app.registry) as work:
+        again = services.complete_payment(work, payment.id, result)
+        assert (again.id, again.receipt_number) == (payment.id, receipt_number)
+
+    dbsession.refresh(payment)
+    dbsession.refresh(link)
+    assert (payment.status, payment.receipt_number, payment.completed_at) == (
+        "succeeded",
+        receipt_number,
+        completed_at,
+    )
+    assert (link.status, link.amount_paid_minor, link.paid_at) == ("paid", 5_000, paid_at)
+    mails = dbsession.execute(
+        select(OutboxMessage.kind).where(OutboxMessage.payment_id == payment.id)
+    ).scalars()
+    assert sorted(mails) == ["payment_notice", "receipt"]
+    replay = pay(testapp, token, body, key="payer-key", status=201).json
+    assert replay["receipt_number"] == receipt_number

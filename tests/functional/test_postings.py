@@ -86,7 +86,11 @@ def test_a_partial_payment_fills_the_oldest_due_first(
 ) -> None:
     account = MerchantAccountFactory(firm=firm)
     link = paid_connect_link(testapp, staff_auth, connection, account, "550.00")
+    # Partially paid, and still the posting of what was paid.
+    answer = testapp.get(f"/api/v1/links/{link['id']}", headers=staff_auth).json
+    assert (answer["status"], answer["amount_paid"]) == ("partially_paid", "550.00")
     posting = dbsession.execute(select(Posting).where(Posting.link_id == link["id"])).scalar_one()
+    assert (posting.amount_minor, posting.status) == (550_00, "pending")
     assert [(a["invoice_id"], a["amount"]) for a in posting.allocations] == [
         ("101", 500_00),
         ("102", 50_00),

@@ -89,14 +89,27 @@ def test_invalid_details_are_422_per_field_and_store_nothing(testapp, dbsession,
     assert dbsession.scalar(select(func.count()).select_from(SandboxToken)) == before
 
 
-def test_a_card_expiring_this_month_is_still_good(testapp):
+def test_a_card_expiring_this_month_is_still_good(testapp, dbsession):
     today = dt.date.today()
-    testapp.post_json("/sandbox/tokens", card(exp_month=today.month, exp_year=today.year))
+    details = card(exp_month=today.month, exp_year=today.year)
+    body = testapp.post_json("/sandbox/tokens", details, status=200).json
+    assert (body["method"], body["brand"], body["last4"]) == ("card", "visa", "4242")
+    stored = dbsession.get(SandboxToken, body["token"])
+    assert (stored.method, stored.last4, stored.outcome) == ("card", "4242", "succeeded")
 
 
-def test_a_body_that_is_not_a_json_object_is_422(testapp):
-    testapp.post("/sandbox/tokens", "[1, 2]", content_type="application/json", status=422)
-    testapp.post("/sandbox/tokens", "card=4242", status=422)
+@pytest.mark.parametrize(
+    ("body", "content_type"), [("[1, 2]", "application/json"), ("card=4242", None)]
+)
+def test_a_body_that_is_not_a_json_object_is_422(testapp, dbsession, body, content_type):
+    before = dbsession.scalar(select(func.count()).select_from(SandboxToken))
+    answer = testapp.post("/sandbox/tokens", body, content_type=content_type, status=422).json
+    assert answer == {
+        "error": "validation_error",
+        "message": "Some fields need attention.",
+        "errors": [{"field": "", "message": "Send the details as a JSON object."}],
+    }
+    assert dbsession.scalar(select(func.count()).select_from(SandboxToken)) == before
 
 
 def test_a_charge_is_made_once_per_idempotency_key(testapp, dbsession, app):

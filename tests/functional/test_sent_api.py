@@ -19,11 +19,12 @@ from clientpay_connect.links.models import (
     STATUS_EXPIRED,
     STATUS_OUTSTANDING,
     STATUS_PAID,
+    STATUS_PARTIALLY_PAID,
     STATUS_PROCESSING,
     STATUSES,
     PaymentLink,
 )
-from clientpay_connect.sent.query import SORT_KINDS
+from clientpay_connect.sent.query import SORT_KINDS, STATUS_VIEWS
 from tests.conftest import bearer
 from tests.factories import FirmFactory, MerchantAccountFactory, UserFactory
 from tests.support.sent import T0, make_link
@@ -90,7 +91,7 @@ def test_a_page_has_items_next_cursor_and_total(testapp, staff_auth, new_link):
 
 def test_items_are_the_same_link_objects_as_get_one(testapp, staff_auth, new_link):
     link = new_link(invoice_number="INV-9", emails=["pay@example.test"], recipient_name="Dana")
-    parent = new_link(status=STATUS_PAID, amount_paid_minor=4_000)
+    parent = new_link(status=STATUS_PARTIALLY_PAID, amount_paid_minor=4_000)
     balance = new_link(parent_link_id=parent.id)
 
     listed = {item["id"]: item for item in get_list(testapp, staff_auth)["items"]}
@@ -178,6 +179,7 @@ def one_of_each(new_link: Callable[..., PaymentLink]) -> dict[str, PaymentLink]:
         # A payment in flight has not been received: it is still outstanding to the firm.
         ("outstanding", {STATUS_OUTSTANDING, STATUS_PROCESSING}),
         ("paid", {STATUS_PAID}),
+        ("partially_paid", {STATUS_PARTIALLY_PAID}),
         ("cancelled", {STATUS_CANCELLED}),
         ("expired", {STATUS_EXPIRED}),
     ],
@@ -557,3 +559,12 @@ def test_the_list_is_documented_in_the_openapi_document(testapp):
     assert {"status", "sort", "q", "limit", "cursor", "filter[source]"} <= names
     assert "post" in spec["paths"]["/links"]
     assert "get" in spec["paths"]["/links/export.xlsx"]
+
+
+def test_the_documented_statuses_are_those_of_the_views_and_the_links(testapp):
+    spec = testapp.get("/api/v1/openapi.json").json
+    parameters = spec["paths"]["/links"]["get"]["parameters"]
+    [status] = [p for p in parameters if p["name"] == "status"]
+    assert status["schema"]["enum"] == list(STATUS_VIEWS)
+    link_statuses = spec["components"]["schemas"]["Link"]["properties"]["status"]["enum"]
+    assert link_statuses == list(STATUSES)

@@ -12,7 +12,12 @@ from openpyxl import load_workbook
 from openpyxl.worksheet.worksheet import Worksheet
 
 from clientpay_connect.admin.models import FirmSettings
-from clientpay_connect.links.models import SOURCE_BULK, STATUS_PAID, STATUS_PROCESSING
+from clientpay_connect.links.models import (
+    SOURCE_BULK,
+    STATUS_PAID,
+    STATUS_PARTIALLY_PAID,
+    STATUS_PROCESSING,
+)
 from clientpay_connect.links.services import link_token
 from clientpay_connect.sent.export import XLSX_TYPE, amount_format, neutralize
 from tests.factories import FirmFactory, MerchantAccountFactory
@@ -202,6 +207,24 @@ def test_the_export_follows_the_query(testapp, dbsession, app, staff_auth, accou
         "JOB-3",
     ]
     assert invoices(**{"filter[source]": "bulk_upload"}) == ["JOB-3"]
+
+
+def test_a_partially_paid_link_is_exported_as_such(testapp, dbsession, app, staff_auth, account):
+    make_link(dbsession, app, account, invoice_number="FULL", status=STATUS_PAID)
+    make_link(
+        dbsession,
+        app,
+        account,
+        invoice_number="PART",
+        status=STATUS_PARTIALLY_PAID,
+        amount_paid_minor=2_500,
+    )
+
+    rows = rows_of(export(testapp, staff_auth, status="partially_paid"))
+
+    assert [(r["Invoice Number"], r["Status"], r["Amount Paid"]) for r in rows] == [
+        ("PART", "Partially Paid", 25)
+    ]
 
 
 def test_another_firms_links_are_not_exported(testapp, dbsession, app, staff_auth, account):

@@ -17,6 +17,7 @@ from clientpay_connect.links.models import (
     STATUS_EXPIRED,
     STATUS_OUTSTANDING,
     STATUS_PAID,
+    STATUS_PARTIALLY_PAID,
     STATUS_PROCESSING,
     PaymentLink,
 )
@@ -165,6 +166,9 @@ def mixed(new_link: Any) -> dict[str, PaymentLink]:
         "outstanding2": new_link(invoice_number="O-2", recipient_name="Dana"),
         "processing": new_link(invoice_number="P-1", status=STATUS_PROCESSING),
         "paid": new_link(invoice_number="D-1", status=STATUS_PAID, amount_paid_minor=10_000),
+        "partial": new_link(
+            invoice_number="H-1", status=STATUS_PARTIALLY_PAID, amount_paid_minor=2_500
+        ),
         "cancelled": new_link(invoice_number="C-1", status=STATUS_CANCELLED),
         "expired": new_link(invoice_number="X-1", status=STATUS_EXPIRED),
     }
@@ -174,10 +178,12 @@ def test_the_tabs_show_their_counts_and_which_is_current(signed_in, mixed):
     page = signed_in.get(PAGE)
 
     assert tabs(page) == {
-        "All": ("6", True),
+        "All": ("7", True),
         # A link being paid right now is still outstanding.
         "Outstanding": ("3", False),
         "Payment Received": ("1", False),
+        # A partial payment is received, but it is not the whole amount: a view of its own.
+        "Partially Paid": ("1", False),
         "Cancelled": ("1", False),
         "Expired": ("1", False),
     }
@@ -188,9 +194,21 @@ def test_the_tabs_show_their_counts_and_which_is_current(signed_in, mixed):
     [
         ("Outstanding", {"outstanding", "outstanding2", "processing"}),
         ("Payment Received", {"paid"}),
+        ("Partially Paid", {"partial"}),
         ("Cancelled", {"cancelled"}),
         ("Expired", {"expired"}),
-        ("All", {"outstanding", "outstanding2", "processing", "paid", "cancelled", "expired"}),
+        (
+            "All",
+            {
+                "outstanding",
+                "outstanding2",
+                "processing",
+                "paid",
+                "partial",
+                "cancelled",
+                "expired",
+            },
+        ),
     ],
 )
 def test_a_tab_shows_its_links(signed_in, mixed, tab, expected):
@@ -203,6 +221,16 @@ def test_a_tab_shows_its_links(signed_in, mixed, tab, expected):
 
     assert set(row_ids(shown)) == {mixed[name].id for name in expected}
     assert tabs(shown)[tab][1] is True
+
+
+def test_a_partially_paid_row_says_so(signed_in, mixed):
+    page = signed_in.get(PAGE, {"status": "partially_paid"})
+    [row] = page.html.select("tbody tr")
+    badge = row.select_one("[data-status]")
+    assert (badge.get_text(), badge["class"]) == (
+        "Partially Paid",
+        ["badge", "badge-partially_paid"],
+    )
 
 
 # --- Search --------------------------------------------------------------------------------
@@ -356,7 +384,14 @@ def test_cancel_selected_cancels_the_outstanding_and_says_why_others_were_not(
 ):
     page = signed_in.get(PAGE, {"sort": "invoice_number"})
     form = select_rows(
-        page, [mixed["outstanding"], mixed["outstanding2"], mixed["paid"], mixed["processing"]]
+        page,
+        [
+            mixed["outstanding"],
+            mixed["outstanding2"],
+            mixed["paid"],
+            mixed["partial"],
+            mixed["processing"],
+        ],
     )
     button = page.html.find("button", string="Cancel selected")
     assert button.has_attr("data-confirm")
@@ -366,12 +401,13 @@ def test_cancel_selected_cancels_the_outstanding_and_says_why_others_were_not(
     ok, errors = flashes(result)
     assert ok == ["Cancelled 2 links: O-1, O-2. They can no longer be paid."]
     assert errors == [
-        "2 links were not cancelled, because only outstanding links can be: "
-        "D-1 is payment received; P-1 is processing."
+        "3 links were not cancelled, because only outstanding links can be: "
+        "D-1 is payment received; H-1 is partially paid; P-1 is processing."
     ]
     assert status_of(dbsession, mixed["outstanding"]) == STATUS_CANCELLED
     assert status_of(dbsession, mixed["outstanding2"]) == STATUS_CANCELLED
     assert status_of(dbsession, mixed["paid"]) == STATUS_PAID
+    assert status_of(dbsession, mixed["partial"]) == STATUS_PARTIALLY_PAID
     assert status_of(dbsession, mixed["processing"]) == STATUS_PROCESSING
     # Back where the person was, with the same order.
     assert query_of(result.request.url) == {"sort": ["invoice_number"]}
