@@ -34,3 +34,4 @@ def includeme(config: Configurator) -> None:
     config.include(".bulk")
     config.include(".connect")
     config.include(".postings")
+    config.include(".embed")

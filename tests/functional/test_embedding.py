@@ -3,50 +3,18 @@ allow the frame, and the settings that refuse to start."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 import pytest
 import webtest
-from pyramid.router import Router
 
 from clientpay_connect import main
 from clientpay_connect.config import UnsafeSettings
 from tests.conftest import TEST_PASSWORD
-from tests.support.databases import sharing_connection
-
-HOST_ORIGIN = "https://matters.example"
-HTTPS = {"wsgi.url_scheme": "https", "HTTP_HOST": "localhost"}
-
-
-def embedded_settings(app_settings: dict[str, Any]) -> dict[str, Any]:
-    return {
-        **app_settings,
-        "clientpay.frame_ancestors": HOST_ORIGIN,
-        "clientpay.cookie_secure": "true",
-        "clientpay.public_url": "https://localhost",
-    }
-
-
-@pytest.fixture(scope="module")
-def embedded_app(app_settings: dict[str, Any]) -> Iterator[Router]:
-    app = main({}, **embedded_settings(app_settings))
-    yield app
-    app.registry["dbengine"].dispose()
-
-
-@pytest.fixture
-def framed(embedded_app: Router, db_connection: Any) -> Iterator[webtest.TestApp]:
-    with sharing_connection(embedded_app, db_connection):
-        yield webtest.TestApp(embedded_app, extra_environ=HTTPS)
-
-
-def session_set_cookies(response: webtest.TestResponse) -> list[str]:
-    return [c for c in response.headers.getall("Set-Cookie") if c.startswith("clientpay_session=")]
-
-
-def attributes(set_cookie: str) -> set[str]:
-    return {part.strip().lower() for part in set_cookie.split(";")[1:]}
+from tests.support.embedding import (
+    HOST_ORIGIN,
+    attributes,
+    embedded_settings,
+    session_set_cookies,
+)
 
 
 def sign_in(browser: webtest.TestApp, email: str) -> webtest.TestResponse:
