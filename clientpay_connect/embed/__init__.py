@@ -7,3 +7,4 @@ def includeme(config: Configurator) -> None:
     config.add_route("embed.launch", "/embed/launch/{token}")
     config.scan(".api")
     config.scan(".views")
+    config.scan(".tasks")

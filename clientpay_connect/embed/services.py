@@ -12,7 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from clientpay_connect.accounts.models import User
@@ -24,6 +24,8 @@ from clientpay_connect.embed.models import EmbedLaunch
 from clientpay_connect.money import AmountError, format_amount, parse_amount
 
 LAUNCH_LIFETIME = dt.timedelta(seconds=60)
+# How long a spent launch is kept: a while, to answer 410 (not 404) to a late second opening.
+KEPT_AFTER_EXPIRY = dt.timedelta(hours=1)
 OPEN_CONNECT = "connect"
 OPEN_QUICK_LINK = "quick_link"
 OPEN_SENT = "sent"
@@ -163,3 +165,13 @@ def redeem_launch(dbsession: Session, launch: EmbedLaunch) -> User:
     if not user.active or user.firm_id != launch.firm_id:
         raise LaunchUnusable("the person may no longer sign in")
     return user
+
+
+def purge_launches(dbsession: Session, now: dt.datetime) -> int:
+    """Delete the launches that expired more than ``KEPT_AFTER_EXPIRY`` before ``now``."""
+    result = dbsession.execute(
+        delete(EmbedLaunch)
+        .where(EmbedLaunch.expires_at < now - KEPT_AFTER_EXPIRY)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -17,6 +17,7 @@ from clientpay_connect.connect.models import LinkInvoice
 from clientpay_connect.crypto import sha256_hex
 from clientpay_connect.db import utcnow
 from clientpay_connect.embed.models import EmbedLaunch
+from clientpay_connect.embed.tasks import PURGE_JOB
 from clientpay_connect.links.models import SOURCE_CONNECT
 from tests.conftest import bearer, login
 from tests.factories import (
@@ -237,3 +238,14 @@ def test_framed_the_launch_sets_the_partitioned_cookie(
     (cookie,) = session_set_cookies(landed)
     assert {"samesite=none", "secure", "partitioned"} <= attributes(cookie)
     assert panel.get("/", status=200)
+
+
+def test_spent_launches_are_forgotten_an_hour_after_they_expire(
+    app, testapp, admin_auth, staff, dbsession
+):
+    launch(testapp, admin_auth, user_email=staff.email, open="connect")
+    row = dbsession.execute(select(EmbedLaunch)).scalar_one()
+    queue = app.registry["clientpay.jobs"]
+    assert queue.run_now(PURGE_JOB, row.expires_at + dt.timedelta(minutes=59)) == 0
+    assert queue.run_now(PURGE_JOB, row.expires_at + dt.timedelta(minutes=61)) == 1
+    assert dbsession.execute(select(EmbedLaunch)).first() is None
