@@ -153,9 +153,8 @@ SAMESITE_VALUES = ("Strict", "Lax", "None")
 # What frame-ancestors may list: 'self' and origins (a scheme, a host or a *. wildcard of
 # one, a port). Nothing else: a bare scheme ("https:") would let every site frame the panel,
 # and a ";" would smuggle other directives into the policy.
-FRAME_ANCESTOR = re.compile(
-    r"'self'|https?://(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*(:(\d{1,5}|\*))?/?"
-)
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
+FRAME_ANCESTOR = re.compile(rf"'self'|https?://(\*\.)?{_LABEL}(\.{_LABEL})*(:(\d{{1,5}}|\*))?/?")
 
 
 def named(key: str) -> str:
@@ -190,7 +189,8 @@ def check_browser_settings(settings: Mapping[str, Any]) -> None:
 
 
 def _cookie_problems(settings: Mapping[str, Any]) -> list[str]:
-    samesite = str(settings.get("clientpay.cookie_samesite", ""))
+    # Any case, as WebOb (which writes the cookie) takes it; nothing around it.
+    samesite = str(settings.get("clientpay.cookie_samesite", "")).capitalize()
     if samesite not in SAMESITE_VALUES:
         return [
             f"{named('clientpay.cookie_samesite')} must be one of {', '.join(SAMESITE_VALUES)}."
