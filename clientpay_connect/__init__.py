@@ -35,3 +35,4 @@ def includeme(config: Configurator) -> None:
     config.include(".connect")
     config.include(".postings")
     config.include(".reports")
+    config.include(".embed")

@@ -9,9 +9,12 @@ name (``sqlalchemy.url`` is ``CLIENTPAY_DATABASE_URL``).
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from collections.abc import Mapping, MutableMapping
 from typing import Any
+from urllib.parse import urlsplit
 
 # Every setting the application reads, with its default. The README's table is made from this.
 DEFAULTS: dict[str, str] = {
@@ -139,3 +142,93 @@ def _anchor_paths(settings: MutableMapping[str, Any], base: str) -> None:
 
 def as_bool(value: Any) -> bool:
     return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+# --- Settings a browser would reject -------------------------------------------------------
+
+
+class UnsafeSettings(RuntimeError):
+    """Start-up stops: a combination of settings that browsers reject. Started anyway, it
+    would fail on every request (or sign nobody in) instead of once, here, with a reason."""
+
+
+SAMESITE_VALUES = ("Strict", "Lax", "None")
+# What frame-ancestors may list: 'self' and origins (a scheme, a host or a *. wildcard of
+# one, a port). Nothing else: a bare scheme ("https:") would let every site frame the panel,
+# and a ";" would smuggle other directives into the policy.
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
+FRAME_ANCESTOR = re.compile(rf"'self'|https?://(\*\.)?{_LABEL}(\.{_LABEL})*(:(\d{{1,5}}|\*))?/?")
+
+
+def named(key: str) -> str:
+    """A setting as a message names it: the ini key and its environment variable."""
+    return f"{key} ({env_name(key)})"
+
+
+def frame_ancestors(settings: Mapping[str, Any]) -> list[str]:
+    return str(settings.get("clientpay.frame_ancestors", "") or "").split()
+
+
+def embedding_configured(settings: Mapping[str, Any]) -> bool:
+    """Whether another site may frame the panel: frame-ancestors lists more than 'self'."""
+    return any(source != "'self'" for source in frame_ancestors(settings))
+
+
+def is_loopback_url(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_browser_settings(settings: Mapping[str, Any]) -> None:
+    """Refuse the cookie and framing settings that a browser would reject."""
+    problems = _cookie_problems(settings) + _embedding_problems(settings)
+    if problems:
+        raise UnsafeSettings("refusing to start: " + " ".join(problems))
+
+
+def _cookie_problems(settings: Mapping[str, Any]) -> list[str]:
+    # Any case, as WebOb (which writes the cookie) takes it; nothing around it.
+    samesite = str(settings.get("clientpay.cookie_samesite", "")).capitalize()
+    if samesite not in SAMESITE_VALUES:
+        return [
+            f"{named('clientpay.cookie_samesite')} must be one of {', '.join(SAMESITE_VALUES)}."
+        ]
+    if samesite == "None" and not as_bool(settings.get("clientpay.cookie_secure")):
+        return [
+            f"{named('clientpay.cookie_samesite')} = None needs "
+            f"{named('clientpay.cookie_secure')} = true: browsers drop a SameSite=None cookie "
+            "that is not Secure."
+        ]
+    return []
+
+
+def _embedding_problems(settings: Mapping[str, Any]) -> list[str]:
+    unusable = [s for s in frame_ancestors(settings) if not FRAME_ANCESTOR.fullmatch(s)]
+    if unusable:
+        return [
+            f"{named('clientpay.frame_ancestors')} takes 'self' and origins such as "
+            f"https://app.matters.example, separated by spaces; not {' '.join(unusable)}."
+        ]
+    if not embedding_configured(settings):
+        return []
+    problems = []
+    if not as_bool(settings.get("clientpay.cookie_secure")):
+        problems.append(
+            f"{named('clientpay.frame_ancestors')} lets another site frame the panel, whose "
+            "session cookie must then be SameSite=None; Secure; Partitioned: set "
+            f"{named('clientpay.cookie_secure')} = true."
+        )
+    public_url = str(settings.get("clientpay.public_url", "") or "")
+    if urlsplit(public_url).scheme != "https" and not is_loopback_url(public_url):
+        problems.append(
+            f"{named('clientpay.frame_ancestors')} lets another site frame the panel, which "
+            f"needs {named('clientpay.public_url')} to be the https:// address it is served "
+            f"from (browsers keep Secure cookies only from https; plain http only on loopback, "
+            f"for development), not {public_url or 'empty'!r}."
+        )
+    return problems

@@ -7,6 +7,7 @@ from typing import Any
 from pyramid.config import Configurator
 from pyramid.events import NewResponse
 
+from clientpay_connect.config import embedding_configured
 from clientpay_connect.security import SESSION_COOKIE
 
 NO_REFERRER_ROUTE_PREFIX = "pay"
@@ -33,12 +34,19 @@ def content_security_policy(frame_ancestors: str) -> str:
 def includeme(config: Configurator) -> None:
     settings = config.get_settings()
     csp = content_security_policy(settings.get("clientpay.frame_ancestors", ""))
+    # X-Frame-Options, for browsers that predate CSP's frame-ancestors, must say the same: with
+    # only 'self' that is SAMEORIGIN. Once another site may frame the panel it is left out, as
+    # it can name no other origin (ALLOW-FROM is gone from browsers) and, sent, would forbid in
+    # those browsers what frame-ancestors allows (newer ones ignore it beside frame-ancestors).
+    frame_options = None if embedding_configured(settings) else "SAMEORIGIN"
 
     def add_security_headers(event: Any) -> None:
         response = event.response
         headers = response.headers
         headers.setdefault("Content-Security-Policy", csp)
         headers.setdefault("X-Content-Type-Options", "nosniff")
+        if frame_options is not None:
+            headers.setdefault("X-Frame-Options", frame_options)
         # The payer's page carries the link's secret in its URL: never let it leak onward.
         route = event.request.matched_route
         on_pay_page = route is not None and route.name.startswith(NO_REFERRER_ROUTE_PREFIX)

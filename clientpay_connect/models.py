@@ -5,6 +5,7 @@ from clientpay_connect.admin.models import FirmSettings, MerchantAccount, Notifi
 from clientpay_connect.bulk.models import BulkRow, BulkUpload
 from clientpay_connect.connect.models import Connection, LinkInvoice
 from clientpay_connect.db import Base
+from clientpay_connect.embed.models import EmbedLaunch
 from clientpay_connect.links.models import PaymentLink
 from clientpay_connect.mail.models import OutboxMessage
 from clientpay_connect.pay.models import Payment, SandboxCharge, SandboxToken
@@ -17,6 +18,7 @@ __all__ = [
     "BulkRow",
     "BulkUpload",
     "Connection",
+    "EmbedLaunch",
     "Firm",
     "FirmSettings",
     "LinkInvoice",

@@ -21,7 +21,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from clientpay_connect.accounts.models import ApiToken, User
-from clientpay_connect.config import as_bool
+from clientpay_connect.config import as_bool, check_browser_settings, embedding_configured
 from clientpay_connect.crypto import Encryptor, encryption_keys, sha256_hex
 from clientpay_connect.db import sqlite_may_write, utcnow
 from clientpay_connect.work import Work
@@ -173,19 +173,59 @@ def csrf_applies(request: Request) -> bool:
     return not uses_bearer_token(request)
 
 
-def includeme(config: Configurator) -> None:
-    settings = config.get_settings()
-    session_factory = SignedCookieSessionFactory(
+def partitioned(response: Any, cookie_name: str) -> None:
+    """Add ``Partitioned`` (CHIPS) to the ``cookie_name`` cookies that ``response`` sets.
+
+    WebOb cannot write the attribute, so it is added to the header WebOb wrote. A browser
+    that blocks third-party cookies still keeps a partitioned one, in a jar of the framing
+    site's own: the panel's session lives there, apart from any other site's frame of it."""
+    prefix = cookie_name + "="
+    headers = response.headerlist
+    for index, (name, value) in enumerate(headers):
+        if (
+            name.lower() == "set-cookie"
+            and value.startswith(prefix)
+            and "partitioned" not in value.lower()
+        ):
+            headers[index] = (name, value + "; Partitioned")
+
+
+def session_factory(settings: dict[str, Any]) -> Any:
+    """The signed session cookie. Framed by another site (frame-ancestors lists one), it is
+    ``SameSite=None; Secure; Partitioned``: a Lax cookie is not sent in a cross-site frame, so
+    no form there would ever find its CSRF token; and browsers that block third-party cookies
+    (Chrome's default, Safari, Firefox) keep only a partitioned one."""
+    embedded = embedding_configured(settings)
+    signed = SignedCookieSessionFactory(
         settings["clientpay.secret"],
         cookie_name=SESSION_COOKIE,
-        secure=as_bool(settings["clientpay.cookie_secure"]),
+        secure=True if embedded else as_bool(settings["clientpay.cookie_secure"]),
         httponly=True,
-        samesite=settings["clientpay.cookie_samesite"],
+        samesite="None" if embedded else settings["clientpay.cookie_samesite"],
         max_age=None,
         timeout=int(settings["clientpay.session_max_age"]),
         reissue_time=300,
     )
-    config.set_session_factory(session_factory)
+    if not embedded:
+        return signed
+
+    class PartitionedSession(signed):  # type: ignore[misc,valid-type]
+        def _set_cookie(self, response: Any) -> bool:
+            # Every path that writes the cookie (a change, a reissue) passes here.
+            written: bool = super()._set_cookie(response)
+            if written:
+                partitioned(response, SESSION_COOKIE)
+            return written
+
+    return PartitionedSession
+
+
+def includeme(config: Configurator) -> None:
+    settings = config.get_settings()
+    # Here, before anything is served: a cookie the browser rejects would otherwise fail every
+    # request (WebOb raises on SameSite=None without Secure) or sign nobody in.
+    check_browser_settings(settings)
+    config.set_session_factory(session_factory(settings))
     config.set_security_policy(SecurityPolicy())
     config.set_csrf_storage_policy(SessionCSRFStoragePolicy())
     config.set_default_csrf_options(require_csrf=True, callback=csrf_applies)

@@ -118,10 +118,31 @@ BOUND_MESSAGES = {
 }
 
 
+class _AppRequest(PyramidOpenAPIRequest):
+    """A request's path as the app sees it, below SCRIPT_NAME: the document describes the app
+    wherever a URL map mounts it (a host's route prefix is in the document's server URL)."""
+
+    @property
+    def path_pattern(self) -> str:
+        route = self.request.matched_route
+        pattern: str = route.pattern if route is not None else self.request.path_info
+        return pattern
+
+
 def _openapi_request(request: Request) -> Any:
     # pyramid_openapi3's wrapper fits openapi-core's Request protocol at run time; its
     # declared body type is wider than the protocol's, hence Any.
-    return PyramidOpenAPIRequest(request)
+    return _AppRequest(request)
+
+
+def served_document(request: Request) -> bytes:
+    """The document as served: its server URL includes where the app is mounted, if it is."""
+    document: bytes = request.registry["clientpay.openapi.document"]
+    if not request.script_name:
+        return document
+    spec = request.registry["clientpay.openapi.spec"]
+    servers = [{"url": request.script_name + server["url"]} for server in spec["servers"]]
+    return json.dumps({**spec, "servers": servers}, indent=1).encode("utf-8")
 
 
 def _unmarshal_request(request: Request, api: OpenAPI) -> Any:

@@ -18,6 +18,7 @@ from pyramid.view import (
 from sqlalchemy import text
 
 from clientpay_connect.api.errors import ApiError, error_response, is_api_request
+from clientpay_connect.api.openapi import served_document
 from clientpay_connect.body_limits import BodyTooLarge, too_large_response
 from clientpay_connect.security import PUBLIC
 
@@ -32,7 +33,7 @@ def healthz(request: Request) -> Any:
 
 @view_config(route_name="api.openapi", permission=PUBLIC)
 def openapi_document(request: Request) -> Response:
-    response = Response(body=request.registry["clientpay.openapi.document"])
+    response = Response(body=served_document(request))
     response.content_type = "application/json"
     return response
 

@@ -136,6 +136,10 @@ class QuickForm:
         return own
 
 
+PREFILLED = ("amount", "invoice_number")
+MAX_PREFILL = 100
+
+
 def _mode(params: Any) -> str:
     """Which button was pressed; Enter (the form's hidden default button) follows the radio."""
     action = params.get("action", "")
@@ -184,7 +188,11 @@ def quick_link_form(request: Request) -> dict[str, Any]:
         request.override_renderer = "links/quick_done.jinja2"
         return done_page(request, created)
     accounts = active_accounts(request.dbsession, firm_id(request))
-    return _form_page(request, QuickForm.blank([a.id for a in accounts]))
+    form = QuickForm.blank([a.id for a in accounts])
+    # Filled in from the URL: the matter software opens the panel on an invoice it shows.
+    for name in PREFILLED:
+        form.values[name] = str(request.GET.get(name, ""))[:MAX_PREFILL]
+    return _form_page(request, form)
 
 
 def created_link(request: Request) -> PaymentLink | None:

@@ -24,6 +24,7 @@ from sqlalchemy import ColumnElement, and_, case, collate, func, literal, or_, s
 from sqlalchemy.orm import Session, selectinload
 
 from clientpay_connect.accounts.models import User
+from clientpay_connect.connect.models import LinkInvoice
 from clientpay_connect.links.models import STATUSES, PaymentLink
 from clientpay_connect.sent.cursor import Cursor, encode_cursor
 from clientpay_connect.sent.query import STATUS_VIEWS, ListQuery, Sort, creator_is_id
@@ -172,6 +173,14 @@ def _created_by(value: str, firm_id: int) -> ColumnElement[bool]:
     return PaymentLink.created_by_user_id.in_(people)
 
 
+def _client(value: str, firm_id: int) -> ColumnElement[bool]:
+    """Connect links asking for an invoice of this client (the matter system's id)."""
+    links = select(LinkInvoice.link_id).where(
+        LinkInvoice.firm_id == firm_id, LinkInvoice.client_id == value
+    )
+    return PaymentLink.id.in_(links)
+
+
 _FILTERS: dict[str, Any] = {
     "source": lambda value, _firm_id: PaymentLink.source == value,
     "merchant_account_id": lambda value, _firm_id: PaymentLink.merchant_account_id == int(value),
@@ -179,6 +188,7 @@ _FILTERS: dict[str, Any] = {
     "recipient_name": _equals_ignoring_case(PaymentLink.recipient_name),
     "email_status": lambda value, _firm_id: PaymentLink.email_status == value,
     "created_by": _created_by,
+    "client_id": _client,
 }
 
 

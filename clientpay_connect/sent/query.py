@@ -74,6 +74,7 @@ FILTER_FIELDS = (
     "recipient_name",
     "email_status",
     "created_by",
+    "client_id",
 )
 EMAIL_STATUSES = (EMAIL_NOT_SENT, EMAIL_QUEUED, EMAIL_SENT, EMAIL_FAILED, EMAIL_WITHHELD)
 FILTER_PARAM = re.compile(r"filter\[([^\]]*)\]")

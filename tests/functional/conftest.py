@@ -12,8 +12,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import webtest
 from pyramid.router import Router
 
+from clientpay_connect import main
+from tests.support.databases import sharing_connection
+from tests.support.embedding import HTTPS, embedded_settings
 from tests.support.matter_adapter import (
     Ledger,
     registered_ledger,
@@ -75,3 +79,18 @@ def ledger() -> Iterator[tuple[str, Ledger]]:
     book = sample_ledger(TODAY)
     with registered_ledger(book) as name:
         yield name, book
+
+
+@pytest.fixture(scope="module")
+def embedded_app(app_settings: dict[str, Any]) -> Iterator[Router]:
+    """The app with another site (the matter software) allowed to frame it."""
+    app = main({}, **embedded_settings(app_settings))
+    yield app
+    app.registry["dbengine"].dispose()
+
+
+@pytest.fixture
+def framed(embedded_app: Router, db_connection: Any) -> Iterator[webtest.TestApp]:
+    """A browser on ``embedded_app`` over https (its cookie is Secure)."""
+    with sharing_connection(embedded_app, db_connection):
+        yield webtest.TestApp(embedded_app, extra_environ=HTTPS)

@@ -31,6 +31,7 @@ FEATURE_JOBS = {
     "clientpay_connect.connect": set(),
     "clientpay_connect.postings": {"postings.sync", "postings.sweep"},
     "clientpay_connect.reports": set(),
+    "clientpay_connect.embed": {"embed.purge"},
 }
 # What a feature cannot be configured without (Sent Pages' API extends the links' routes).
 REQUIRES = {

@@ -51,6 +51,11 @@ def session_cookie(response: webtest.TestResponse) -> list[str]:
     return [flag.strip().lower() for flag in cookies[0].split(";")[1:]]
 
 
+def framed_settings(app_settings: dict[str, Any]) -> dict[str, Any]:
+    # Framed by another site, the session cookie must be Secure (start-up refuses otherwise).
+    return {**app_settings, "clientpay.cookie_secure": "true"}
+
+
 def test_frame_ancestors_default_to_self(testapp):
     page = testapp.get("/login")
     assert csp_directives(page)["frame-ancestors"] == "'self'"
@@ -59,7 +64,7 @@ def test_frame_ancestors_default_to_self(testapp):
 
 def test_frame_ancestors_come_from_the_setting(app_settings):
     origins = "'self' https://matters.example.com https://*.practice.example"
-    with built({**app_settings, "clientpay.frame_ancestors": origins}) as app:
+    with built({**framed_settings(app_settings), "clientpay.frame_ancestors": origins}) as app:
         page = webtest.TestApp(app, extra_environ={"HTTP_HOST": "localhost"}).get("/login")
     assert csp_directives(page)["frame-ancestors"] == origins
     assert csp_directives(page)["default-src"] == "'self'"
@@ -67,7 +72,8 @@ def test_frame_ancestors_come_from_the_setting(app_settings):
 
 def test_frame_ancestors_from_the_environment_win_over_the_ini(app_settings, monkeypatch):
     monkeypatch.setenv("CLIENTPAY_FRAME_ANCESTORS", "https://from-env.example")
-    with built({**app_settings, "clientpay.frame_ancestors": "https://from-ini.example"}) as app:
+    settings = {**framed_settings(app_settings), "clientpay.frame_ancestors": "https://ini.example"}
+    with built(settings) as app:
         page = webtest.TestApp(app, extra_environ={"HTTP_HOST": "localhost"}).get("/login")
     assert csp_directives(page)["frame-ancestors"] == "https://from-env.example"
 

@@ -1,0 +1,47 @@
+"""POST /api/v1/embed/launch (documented in openapi.yaml beside this file)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyramid.request import Request
+from pyramid.view import view_config
+
+from clientpay_connect.accounts.services import audit
+from clientpay_connect.api.errors import ApiError, FieldErrors
+from clientpay_connect.embed.services import LaunchRefused, create_launch
+from clientpay_connect.links.services import timestamp_json
+from clientpay_connect.security import ADMIN, uses_bearer_token
+
+
+@view_config(
+    route_name="api.embed.launch",
+    request_method="POST",
+    permission=ADMIN,
+    renderer="json",
+    openapi=True,
+)
+def create_launch_view(request: Request) -> dict[str, Any]:
+    # A launch signs someone else in: it is for the matter software's server, holding an
+    # admin's token, never for a page in a browser riding on an admin's session.
+    if not uses_bearer_token(request):
+        raise ApiError(
+            403, "token_required", "Launch links are asked for with an admin's API token."
+        )
+    body: dict[str, Any] = request.json_body
+    try:
+        launch = create_launch(request.dbsession, request.user, body)
+    except LaunchRefused as refused:
+        raise FieldErrors(refused.errors, "The launch cannot be made.") from refused
+    audit(
+        request,
+        "embed.launch_created",
+        launch.row,
+        user_id=launch.row.user_id,
+        open=launch.row.target["open"],
+    )
+    request.response.status = 201
+    return {
+        "url": request.route_url("embed.launch", token=launch.token),
+        "expires_at": timestamp_json(launch.row.expires_at),
+    }
