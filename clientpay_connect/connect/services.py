@@ -46,6 +46,7 @@ from clientpay_connect.connect.models import (
 from clientpay_connect.connect.notices import queue_reauthorization_notice
 from clientpay_connect.crypto import Encryptor, new_token, sha256_hex
 from clientpay_connect.db import sqlite_may_write, utcnow
+from clientpay_connect.throttle.interfaces import IPacer
 from clientpay_connect.work import Work
 
 log = logging.getLogger(__name__)
@@ -162,11 +163,35 @@ def open_adapter(work: Work, connection: Connection) -> Any:
         app_settings=work.settings,
         tokens=tokens,
         redirect_uri=callback_url(work, connection.id),
+        pace=connection_pace(work, connection),
     )
     adapter = adapter_class(config)
     if tokens is not None:
         tokens.adapter = adapter
     return adapter
+
+
+@dataclass(frozen=True)
+class ConnectionPace:
+    """A RequestPace: the connection's calls, paced at ``clientpay.<adapter>.rate_limit``
+    (e.g. ``25/second``) by the app's pacer, which every worker shares through Redis."""
+
+    pacer: Any
+    limit: str
+    key: str
+
+    def wait(self, max_wait: float) -> float:
+        return float(self.pacer.wait(self.limit, self.key, max_wait))
+
+    def pause(self, seconds: float) -> None:
+        self.pacer.pause(self.key, seconds)
+
+
+def connection_pace(work: Work, connection: Connection) -> ConnectionPace:
+    limit = str(work.settings.get(f"clientpay.{connection.adapter}.rate_limit") or "")
+    # Per connection: a vendor counts each grant's calls on their own.
+    key = f"connection/{connection.id}"
+    return ConnectionPace(work.find_service(IPacer), limit, key)
 
 
 # The grant, stored encrypted in the connection's row.

@@ -4,6 +4,10 @@ from pyramid.config import Configurator
 def includeme(config: Configurator) -> None:
     """Manage Postings: the API, the page, and the sync jobs that write to the matter system."""
     from clientpay_connect.postings import tasks  # noqa: F401 (declares postings.sync, .sweep)
+    from clientpay_connect.postings.services import SWEEP_JOB
+    from clientpay_connect.sweeps import add_sweep
+
+    add_sweep(config, SWEEP_JOB, "clientpay.postings.sweep_seconds")
 
     config.add_route("api.postings", "/api/v1/postings")
     config.add_route("api.postings.post", "/api/v1/postings/post")
