@@ -23,6 +23,7 @@ server may buffer a body before the application runs: waitress does, up to its
 from __future__ import annotations
 
 import functools
+import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -131,6 +132,7 @@ def _screen(request: Request, registry: Registry) -> bool:
         # A file: read by its view, after the security check, and no further than its limit.
         if length is None:
             request.body_file_raw = CappedInput(request.body_file_raw, limit)
+        request.make_tempfile = functools.partial(_closed_at_the_end, request)
         return False
     # A small body is read now, into memory, so that nothing copies it to a temporary file.
     data = _read_at_most(request.body_file, limit + 1)
@@ -138,6 +140,14 @@ def _screen(request: Request, registry: Registry) -> bool:
         return True
     request.body = data
     return False
+
+
+def _closed_at_the_end(request: Request) -> Any:
+    """A temporary file for webob's copy of an upload's body, closed when the request ends:
+    also when the copy stops half-way (BodyTooLarge), where webob drops it unclosed."""
+    spool = tempfile.TemporaryFile()  # noqa: SIM115 (closed by the callback below)
+    request.add_finished_callback(lambda _request: spool.close())
+    return spool
 
 
 def _read_at_most(stream: Any, size: int) -> bytes:

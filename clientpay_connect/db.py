@@ -11,6 +11,7 @@ from typing import Any
 import transaction
 import zope.sqlalchemy
 from pyramid.config import Configurator
+from pyramid.httpexceptions import HTTPNotFound
 from pyramid.request import Request
 from sqlalchemy import MetaData, create_engine, event, make_url
 from sqlalchemy.engine import Engine
@@ -114,6 +115,41 @@ def write_intent_tween_factory(handler: Callable[[Request], Any], registry: Any)
     return write_intent_tween
 
 
+# The largest value an Integer column holds on every database we run on (PostgreSQL's integer
+# has 32 bits, SQLite's 64): a larger id names no row, and the database would refuse to
+# compare with it (DataError on PostgreSQL, OverflowError beyond 64 bits on SQLite).
+MAX_INTEGER_ID = 2**31 - 1
+# The route placeholders that hold a row's id or number (patterns like {id:\d+}).
+ID_PLACEHOLDERS = ("id", "row")
+
+
+def possible_id(value: int) -> bool:
+    return 0 < value <= MAX_INTEGER_ID
+
+
+def ids_in_range_view(view: Callable[..., Any], info: Any) -> Callable[..., Any]:
+    """404 for a path whose id cannot name a row, before the view (or the OpenAPI validation)
+    runs: one rule for every route with an id, pages and API alike."""
+    if not getattr(info.original_view, "__module__", "").startswith("clientpay_connect."):
+        return view  # a host application's view: its ids are its own business
+
+    def checked_view(context: Any, request: Request) -> Any:
+        # Not while an exception view renders: the failed request's matchdict is still there.
+        if getattr(request, "exception", None) is None and _impossible_id(request.matchdict):
+            raise HTTPNotFound()
+        return view(context, request)
+
+    return checked_view
+
+
+def _impossible_id(matchdict: dict[str, Any] | None) -> bool:
+    for name in ID_PLACEHOLDERS:
+        value = (matchdict or {}).get(name)
+        if isinstance(value, str) and (not value.isdigit() or not possible_id(int(value))):
+            return True
+    return False
+
+
 def get_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
@@ -148,3 +184,6 @@ def includeme(config: Configurator) -> None:
     config.add_tween(
         "clientpay_connect.db.write_intent_tween_factory", over="pyramid_tm.tm_tween_factory"
     )
+    # After the security check (a stranger gets 401, not 404), before the rate limit and the
+    # OpenAPI validation (api/openapi.py, throttle/deriver.py).
+    config.add_view_deriver(ids_in_range_view, over=("rate_limited_view", "openapi_view_deriver"))

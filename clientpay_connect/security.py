@@ -6,27 +6,36 @@ side and the login page; ``STAFF`` needs any active user; ``ADMIN`` needs an adm
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 from typing import Any
 
 from pyramid.authentication import SessionAuthenticationHelper
 from pyramid.config import Configurator
 from pyramid.csrf import SessionCSRFStoragePolicy
+from pyramid.registry import Registry
 from pyramid.request import Request
 from pyramid.security import Allowed, Denied
 from pyramid.session import SignedCookieSessionFactory
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from clientpay_connect.accounts.models import ApiToken, User
 from clientpay_connect.config import as_bool
 from clientpay_connect.crypto import Encryptor, encryption_keys, sha256_hex
-from clientpay_connect.db import utcnow
+from clientpay_connect.db import sqlite_may_write, utcnow
+from clientpay_connect.work import Work
 
 PUBLIC = "public"
 STAFF = "staff"
 ADMIN = "admin"
 
 SESSION_COOKIE = "clientpay_session"
+# How precisely an API token's last use is recorded: one write per token per minute at most.
+LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
 API_TOKEN_PREFIX = "cpc_"  # noqa: S105 (a marker, not a secret)
+
+log = logging.getLogger(__name__)
 
 
 def bearer_token(request: Request) -> str | None:
@@ -92,9 +101,50 @@ def _user_from_token(request: Request, token: str | None) -> User | None:
     ).scalar_one_or_none()
     if row is None or row.revoked_at is not None or not row.user.active:
         return None
-    row.last_used_at = utcnow()
+    _note_use(request, row)
     user: User = row.user
     return user
+
+
+def _note_use(request: Request, row: ApiToken) -> None:
+    """Record when the token was last used: at most once a minute, in a short write of its
+    own once the request is done. Never in the request's transaction, which for a read must
+    not write: on SQLite it began DEFERRED, and upgrading it to a writer fails ("database is
+    locked") whenever a job has written since it began."""
+    now = utcnow()
+    if row.last_used_at is not None and now - row.last_used_at < LAST_USED_RESOLUTION:
+        return
+    token_id = row.id
+
+    def record(request: Request) -> None:
+        # After the request's transaction, so that a thread holds one connection at a time.
+        try:
+            record_token_use(request.registry, token_id, now)
+        except SQLAlchemyError:
+            # Bookkeeping, not the request's business: the next use records it.
+            log.warning("could not record the use of API token %s", token_id, exc_info=True)
+
+    request.add_finished_callback(record)
+
+
+def record_token_use(registry: Registry, token_id: int, now: dt.datetime) -> None:
+    """Set the token's last_used_at to ``now`` unless it was set less than a minute ago."""
+    may_write = sqlite_may_write.set(True)  # a writer: it queues for the write lock
+    try:
+        with Work.fresh(registry) as work:
+            work.dbsession.execute(
+                update(ApiToken)
+                .where(
+                    ApiToken.id == token_id,
+                    or_(
+                        ApiToken.last_used_at.is_(None),
+                        ApiToken.last_used_at <= now - LAST_USED_RESOLUTION,
+                    ),
+                )
+                .values(last_used_at=now)
+            )
+    finally:
+        sqlite_may_write.reset(may_write)
 
 
 def _user_from_session(request: Request) -> User | None:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from clientpay_connect.accounts.models import Firm, User
 from clientpay_connect.accounts.services import hash_password
 from clientpay_connect.admin.models import FirmSettings, MerchantAccount
+from clientpay_connect.connect.models import Connection
 
 TEST_PASSWORD = "correct horse battery staple"
 _HASHED_TEST_PASSWORD = hash_password(TEST_PASSWORD)
@@ -75,3 +76,21 @@ class MerchantAccountFactory(_Base):
     name = factory.Sequence(lambda n: f"Operating {n}")
     kind = "operating"
     currency = "USD"
+
+
+@_register
+class ConnectionFactory(_Base):
+    """A connected ``memory`` connection (tests.support.matter_adapter): give its settings a
+    registered ``ledger``."""
+
+    class Meta:
+        model = Connection
+
+    class Params:
+        firm = factory.SubFactory(FirmFactory)
+
+    firm_id = factory.LazyAttribute(lambda o: o.firm.id)
+    adapter = "memory"
+    name = factory.Sequence(lambda n: f"Matters {n}")
+    status = "connected"
+    settings = factory.LazyFunction(dict)

@@ -49,6 +49,7 @@ class SqlAdapter:
         if "account" not in self.mapping.columns["invoices"]:
             self.capabilities = replace(self.capabilities, trust=False)
         self._tables: MappedTables | None = None
+        self._queries: SearchQueries | None = None
         self._reflecting = threading.Lock()
 
     def tables(self) -> MappedTables:
@@ -58,6 +59,11 @@ class SqlAdapter:
                 with self.engine.connect() as connection:
                     self._tables = reflect(connection, self.mapping)
             return self._tables
+
+    def _search_queries(self, tables: MappedTables) -> SearchQueries:
+        if self._queries is None:
+            self._queries = SearchQueries(tables, self.mapping, self.engine.dialect.name)
+        return self._queries
 
     def search(
         self, q: str, client_id: str | None = None, matter_id: str | None = None
@@ -76,8 +82,7 @@ class SqlAdapter:
             if _unmatchable(narrowing, client_id, matter_id):
                 return SearchResult()
             with self.engine.connect() as connection:
-                queries = SearchQueries(tables, self.mapping, self.engine.dialect.name)
-                found = queries.run(connection, q, narrowing)
+                found = self._search_queries(tables).run(connection, q, narrowing)
         return SearchResult(
             clients=[self.convert.client(row) for row in found.clients],
             matters=[self.convert.matter(row) for row in found.matters],

@@ -40,6 +40,9 @@ class Converter:
 
     def __init__(self, mapping: SchemaMapping):
         self.mapping = mapping
+        # The database's codes -> ours.
+        self._states = {code: ours for ours, code in mapping.values["state"].items()}
+        self._trust_code = mapping.value("account", "trust")
 
     def to_minor(self, value: Any, currency: str) -> int:
         if value is None:
@@ -55,20 +58,20 @@ class Converter:
         return Decimal(amount).scaleb(-minor_digits(currency))
 
     def client(self, row: Row[Any]) -> Client:
-        values = row._mapping
+        values = row._asdict()
         return Client(id=str(values["id"]), name=values["name"] or "", email=_text(values, "email"))
 
     def matter(self, row: Row[Any]) -> Matter:
-        mapping = row._mapping
+        values = row._asdict()
         return Matter(
-            id=str(mapping["id"]),
-            number=str(mapping["number"] or ""),
-            name=mapping["name"] or "",
-            client_id=str(mapping["client_id"]),
+            id=str(values["id"]),
+            number=str(values["number"] or ""),
+            name=values["name"] or "",
+            client_id=str(values["client_id"]),
         )
 
     def invoice(self, row: Row[Any]) -> Invoice:
-        values = row._mapping
+        values = row._asdict()
         currency = (_text(values, "currency") or self.mapping.currency).upper()
         total = self.to_minor(values["total"], currency)
         balance = self.to_minor(values["balance"], currency)
@@ -90,12 +93,12 @@ class Converter:
         )
 
     def account(self, code: Any) -> Any:
-        return ACCOUNT_TRUST if self.mapping.ours("account", code) == "trust" else ACCOUNT_OPERATING
+        return ACCOUNT_TRUST if str(code) == self._trust_code else ACCOUNT_OPERATING
 
     def state(self, code: Any, balance: int, mapped: bool) -> Any:
         """Our state for the database's code; where there is no state column (or a code the
         mapping does not know), the balance decides: open while something is owed."""
-        ours = self.mapping.ours("state", code) if mapped else None
+        ours = self._states.get(str(code)) if mapped else None
         if ours is None:
             return "open" if balance > 0 else "paid"
         return ours

@@ -120,13 +120,6 @@ class SchemaMapping:
     def value(self, kind: str, ours: str) -> str:
         return self.values[kind][ours]
 
-    def ours(self, kind: str, theirs: Any) -> str | None:
-        """Our name for the database's code (``None`` when the mapping does not know it)."""
-        for name, code in self.values[kind].items():
-            if str(theirs) == code:
-                return name
-        return None
-
 
 def mapping_from_settings(settings: Mapping[str, Any]) -> SchemaMapping:
     """The connection's settings read and checked; ``Permanent`` names what is wrong."""

@@ -1,4 +1,7 @@
-"""How much a JSON request body may hold, checked before the body is validated.
+"""Reading a JSON request body, and how much it may hold, before the body is validated.
+
+What is not UTF-8 JSON is a 400 of our own: the OpenAPI library failed (500) to describe a
+body that is not UTF-8, and Python's parser raises RecursionError on a body nested deep enough.
 
 A body is already capped in size (body_limits), but validating it costs time per value: 64 KB
 of small values (a long array of wrong types) kept jsonschema busy for seconds. No request of
@@ -8,13 +11,38 @@ beyond these bounds is refused at once, before the OpenAPI validation looks at i
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from clientpay_connect.api.errors import FieldErrors
+from pyramid.request import Request
+
+from clientpay_connect.api.errors import ApiError, FieldErrors
 
 # The largest request (cancelling 500 links) holds about 500 values.
 MAX_VALUES = 2500
 MAX_DEPTH = 32
+
+
+def is_json(request: Request) -> bool:
+    media_type = (request.content_type or "").lower()
+    return media_type == "application/json" or media_type.endswith("+json")
+
+
+def read_json_body(request: Request) -> Any:
+    """The body, parsed: ApiError 400 when it is not UTF-8 JSON, FieldErrors (422) when it
+    holds more than the API takes (see refuse_unbounded)."""
+    try:
+        text = request.body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _not_json("The request body is not UTF-8 text.") from None
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise _too_deep() from None
+    except ValueError:
+        raise _not_json("The request body is not valid JSON.") from None
+    refuse_unbounded(value)
+    return value
 
 
 def refuse_unbounded(value: Any) -> None:
@@ -34,8 +62,16 @@ def refuse_unbounded(value: Any) -> None:
         else:
             continue
         if depth > MAX_DEPTH:
-            raise _refused(f"The request nests deeper than {MAX_DEPTH} levels.")
+            raise _too_deep()
         pending.extend((child, depth + 1) for child in children)
+
+
+def _not_json(message: str) -> ApiError:
+    return ApiError(400, "invalid_json", message)
+
+
+def _too_deep() -> FieldErrors:
+    return _refused(f"The request nests deeper than {MAX_DEPTH} levels.")
 
 
 def _refused(message: str) -> FieldErrors:

@@ -23,7 +23,7 @@ from pyramid.response import Response
 from pyramid_openapi3.wrappers import PyramidOpenAPIRequest, PyramidOpenAPIResponse
 
 from clientpay_connect.api.errors import FieldErrors
-from clientpay_connect.api.json_body import refuse_unbounded
+from clientpay_connect.api.json_body import is_json, read_json_body
 from clientpay_connect.config import as_bool
 
 SPEC_PATH = Path(__file__).with_name("openapi.yaml")
@@ -132,17 +132,10 @@ def _unmarshal_request(request: Request, api: OpenAPI) -> Any:
         unmarshaller = request.registry["clientpay.openapi.parameters"]
         return unmarshaller.unmarshal(_openapi_request(request))
     if is_json(request) and request.body:
-        try:
-            body = request.json_body
-        except ValueError:
-            body = None  # not JSON: openapi-core says so below
-        refuse_unbounded(body)
+        # Refused here, with a 400 of our own, rather than by openapi-core, which fails (500)
+        # to describe a body that is not UTF-8 and lets the parser recurse on a deep one.
+        read_json_body(request)
     return api.unmarshal_request(_openapi_request(request))
-
-
-def is_json(request: Request) -> bool:
-    media_type = (request.content_type or "").lower()
-    return media_type == "application/json" or media_type.endswith("+json")
 
 
 def openapi_view_deriver(view: Callable[..., Any], info: Any) -> Callable[..., Any]:

@@ -110,20 +110,15 @@ def uploaded_bytes(request: Request) -> bytes | None:
     """The form's file, or None when its file field is missing or empty.
 
     A large request is spooled to temporary files (webob's copy of the body, then the
-    form's file field): both are closed here and when the request is done, rather than
-    whenever the collector gets to them, so that a busy server keeps its file handles."""
-    request.add_finished_callback(_close_request_body)
+    form's file field): the file field's is closed here, the copy when the request ends
+    (body_limits), rather than whenever the collector gets to them, so that a busy server
+    keeps its file handles."""
     stream = getattr(request.POST.get("file"), "file", None)
     if stream is None:
         return None
     with stream:
         data: bytes = stream.read(MAX_UPLOAD_BYTES)
     return data
-
-
-def _close_request_body(request: Request) -> None:
-    # The server has read the whole body before the app ran; nothing reads it after.
-    request.body_file_raw.close()
 
 
 def currency_of(request: Request, upload: BulkUpload) -> str:

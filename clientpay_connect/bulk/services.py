@@ -46,14 +46,11 @@ from clientpay_connect.bulk.validation import (
     flag_duplicate_invoice_numbers,
     validate_rows,
 )
-from clientpay_connect.db import utcnow
+from clientpay_connect.db import possible_id, utcnow
 from clientpay_connect.links.forms import active_accounts
 from clientpay_connect.links.models import STATUS_OUTSTANDING, PaymentLink
 from clientpay_connect.money import format_amount
 
-# Ids are 32-bit on PostgreSQL: a larger number in a URL names nothing, and binding it would
-# be a database error rather than the "not found" it is.
-MAX_ID = 2**31 - 1
 MAX_FILENAME = 255
 ROWS_TABLE = cast(Table, BulkRow.__table__)
 # Only rows under review may change; once Send All or Generate has begun they are the links'.
@@ -290,7 +287,7 @@ def firm_upload(
 ) -> BulkUpload | None:
     """The firm's upload, row-locked until commit when ``lock`` (PostgreSQL; SQLite's writers
     take turns anyway), so that review changes and Send All queue behind one another."""
-    if not 0 < upload_id <= MAX_ID:
+    if not possible_id(upload_id):
         return None
     query = select(BulkUpload).where(BulkUpload.id == upload_id, BulkUpload.firm_id == firm_id)
     if lock:
@@ -376,7 +373,7 @@ def _has_problem() -> Any:
 
 
 def one_row(dbsession: Session, upload: BulkUpload, row_number: int) -> RowView | None:
-    if not 0 < row_number <= MAX_ID:
+    if not possible_id(row_number):
         return None
     record = dbsession.execute(
         _view_rows().where(live_rows(upload.id), BulkRow.row_number == row_number)
@@ -526,7 +523,7 @@ def refuse_changes(upload: BulkUpload) -> None:
 def delete_row(dbsession: Session, upload: BulkUpload, row_number: int) -> bool:
     """Remove a row from the review; False if there is no such row (or it is gone already)."""
     refuse_changes(upload)
-    if not 0 < row_number <= MAX_ID:
+    if not possible_id(row_number):
         return False
     result = dbsession.execute(
         update(BulkRow)

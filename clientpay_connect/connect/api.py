@@ -19,15 +19,14 @@ from clientpay_connect.connect.services import (
     adapter_catalog_json,
     begin_authorization,
     complete_authorization,
-    connection_for_firm,
     create_connection,
     disconnect,
+    find_connection,
     firm_connections,
     is_oauth_connection,
     update_connection,
 )
 from clientpay_connect.db import sqlite_may_write
-from clientpay_connect.links.services import possible_link_id
 from clientpay_connect.security import ADMIN, STAFF, firm_id
 from clientpay_connect.work import Work
 
@@ -43,10 +42,7 @@ def _body(request: Request) -> dict[str, Any]:
 
 
 def _connection(request: Request, raw_id: Any) -> Connection:
-    text = str(raw_id)
-    connection = None
-    if text.isdigit() and possible_link_id(int(text)):
-        connection = connection_for_firm(request.dbsession, firm_id(request), int(text))
+    connection = find_connection(request.dbsession, firm_id(request), raw_id)
     if connection is None:
         raise not_found("No such connection.")
     return connection
@@ -154,7 +150,7 @@ def callback_view(request: Request) -> HTTPSeeOther:
         except ConnectionRefused as refused:
             request.session.flash(refused.message, "error")
         else:
-            request.session.flash(f"{connection.name} is connected.", "success")
+            request.session.flash(f"{connection.name} is connected.")
     return HTTPSeeOther(request.route_url("admin.connections"))
 
 

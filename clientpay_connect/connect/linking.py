@@ -26,6 +26,7 @@ from clientpay_connect.links.services import NewLink
 from clientpay_connect.money import AmountError, format_amount, parse_amount
 
 MAX_INVOICE_LABEL = 100
+TRUST_NOT_ALLOCATED = "Trust money is never allocated for you: type each invoice's amount."
 FieldError = dict[str, str]
 
 
@@ -42,6 +43,9 @@ class ConnectInput:
     send_email: bool = False
     due_date: Any = None
     locale: Any = "en"
+    # The page's "type each amount" choice: every invoice needs its own amount, and a blank
+    # one is an error on that invoice (never a switch to allocating a total).
+    each_typed: bool = False
 
 
 @dataclass(frozen=True)
@@ -181,20 +185,15 @@ def _amounts(
 ) -> list[int] | None:
     currency = account.currency if account else "USD"
     typed = [entry.get("amount") not in (None, "") for entry in data.invoices]
-    if all(typed):
+    if data.each_typed or all(typed):
         return _typed_amounts(data, chosen, currency, errors)
     if any(typed):
         errors.append(
             {"field": "amount", "message": "Type an amount for every invoice, or for none."}
         )
         return None
-    if account is not None and account.kind == KIND_TRUST:
-        errors.append(
-            {
-                "field": "amount",
-                "message": "Trust money is never allocated for you: type each invoice's amount.",
-            }
-        )
+    if not may_allocate(account):
+        errors.append({"field": "amount", "message": TRUST_NOT_ALLOCATED})
         return None
     try:
         total = parse_amount("" if data.amount is None else str(data.amount), currency)
@@ -205,6 +204,12 @@ def _amounts(
         return None
 
 
+def may_allocate(account: MerchantAccount | None) -> bool:
+    """Whether a total may be spread over invoices for this account: never for trust money,
+    which is applied to the invoices the client names."""
+    return account is None or account.kind != KIND_TRUST
+
+
 def _typed_amounts(
     data: ConnectInput, chosen: list[Invoice], currency: str, errors: list[FieldError]
 ) -> list[int] | None:
@@ -212,7 +217,7 @@ def _typed_amounts(
     for index, (entry, invoice) in enumerate(zip(data.invoices, chosen, strict=True)):
         where = f"invoices.{index}.amount"
         try:
-            amount = parse_amount(str(entry.get("amount")), currency)
+            amount = parse_amount(str(entry.get("amount") or ""), currency)
         except AmountError as error:
             errors.append({"field": where, "message": str(error)})
             continue

@@ -1,4 +1,5 @@
-"""The JSON shapes of connections and search results (API.md's `connections`, `connect/search`)."""
+"""The JSON shapes of connections and search results (API.md's `connections`, `connect/search`),
+and the words the pages use for them."""
 
 from __future__ import annotations
 
@@ -6,7 +7,13 @@ import datetime as dt
 from typing import Any
 
 from clientpay_connect.connect.interfaces import Capabilities, Invoice, SearchResult
-from clientpay_connect.connect.models import Connection
+from clientpay_connect.connect.models import (
+    CONNECTION_CONNECTED,
+    CONNECTION_DISCONNECTED,
+    CONNECTION_NEEDS_REAUTHORIZATION,
+    CONNECTION_PENDING,
+    Connection,
+)
 from clientpay_connect.links.services import timestamp_json
 from clientpay_connect.money import format_amount
 
@@ -55,3 +62,47 @@ def search_json(result: SearchResult, today: dt.date) -> dict[str, Any]:
         ],
         "invoices": [invoice_json(invoice, today) for invoice in result.invoices],
     }
+
+
+# For people (the admin's Connections page).
+
+ADAPTER_LABELS = {"sql": "SQL database", "mycase": "MyCase", "clio": "Clio"}
+STATUS_LABELS = {
+    CONNECTION_CONNECTED: ("Connected", "paid"),
+    CONNECTION_PENDING: ("Waiting for authorization", "pending"),
+    CONNECTION_NEEDS_REAUTHORIZATION: ("Needs reauthorization", "failed"),
+    CONNECTION_DISCONNECTED: ("Disconnected", "cancelled"),
+}
+
+
+def adapter_label(name: str) -> str:
+    return ADAPTER_LABELS.get(name, name.replace("_", " ").title())
+
+
+def status_label(status: str) -> tuple[str, str]:
+    """The words for a connection's status, and the badge that shows it."""
+    return STATUS_LABELS.get(status, (status.replace("_", " ").capitalize(), "pending"))
+
+
+def capabilities_in_words(adapter: str, capabilities: Capabilities | None) -> list[str]:
+    """What the connection can do, in the words of the people who rely on it."""
+    if capabilities is None:
+        return [f"The {adapter} adapter is not installed here: nothing runs until it is."]
+    label = adapter_label(adapter)
+    posting = {
+        "api": f"Payments are written back to {label} automatically",
+        "file": f"Payments are written to {label}'s payments staging table, for it to import",
+        "manual": f"Payments are entered by hand ({label} has no API for it)",
+    }
+    words = [
+        "Searches clients, matters and invoices"
+        if capabilities.search
+        else f"{label} cannot be searched from here",
+        posting[capabilities.post],
+        "Tells trust invoices from operating ones"
+        if capabilities.trust
+        else "Does not tell trust invoices from operating ones",
+    ]
+    if not capabilities.multi_invoice:
+        words.append("Each invoice's payment is written separately")
+    return words

@@ -341,6 +341,14 @@ def connection_for_firm(dbsession: Session, firm_id: int, connection_id: int) ->
     return connection
 
 
+def find_connection(dbsession: Session, firm_id: int, raw_id: Any) -> Connection | None:
+    """The firm's connection named by ``raw_id`` as sent (text from a URL or a body)."""
+    text = str(raw_id).strip()
+    if not text.isdigit() or not 0 < int(text) < 2**31:
+        return None
+    return connection_for_firm(dbsession, firm_id, int(text))
+
+
 def create_connection(
     work: Work, firm_id: int, adapter: str, name: str, settings: Mapping[str, Any]
 ) -> tuple[Connection, Authorization | None]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,14 +77,13 @@ def require_connected(connection: Connection) -> None:
         raise ReauthorizationRequired(f"{connection.name} is not connected.")
 
 
-def search(work: Work, connection: Connection, query: SearchQuery) -> SearchResult:
+@contextmanager
+def opened(work: Work, connection: Connection) -> Iterator[Any]:
+    """The connection's adapter, closed afterwards; a refused grant marks the connection."""
     require_connected(connection)
     adapter = open_adapter(work, connection)
     try:
-        result: SearchResult = adapter.search(
-            query.q, client_id=query.client_id, matter_id=query.matter_id
-        )
-        return result
+        yield adapter
     except ReauthorizationRequired as error:
         record_reauthorization_needed(work.registry, connection.id, str(error))
         raise
@@ -90,14 +91,20 @@ def search(work: Work, connection: Connection, query: SearchQuery) -> SearchResu
         adapter.close()
 
 
+def search(work: Work, connection: Connection, query: SearchQuery) -> SearchResult:
+    with opened(work, connection) as adapter:
+        result: SearchResult = adapter.search(
+            query.q, client_id=query.client_id, matter_id=query.matter_id
+        )
+        return result
+
+
 def read_invoices(
     work: Work, connection: Connection, ids: list[str]
 ) -> tuple[list[Invoice], Names]:
     """The invoices as the matter system holds them now, with their clients' and matters'
     names (from a search narrowed to each client)."""
-    require_connected(connection)
-    adapter = open_adapter(work, connection)
-    try:
+    with opened(work, connection) as adapter:
         found: list[Invoice] = list(adapter.get_invoices([i for i in ids if i]))
         clients: dict[str, str] = {}
         matters: dict[str, str] = {}
@@ -106,11 +113,6 @@ def read_invoices(
             clients.update({c.id: c.name for c in named.clients})
             matters.update({m.id: _matter_name(m.number, m.name) for m in named.matters})
         return found, Names(clients, matters)
-    except ReauthorizationRequired as error:
-        record_reauthorization_needed(work.registry, connection.id, str(error))
-        raise
-    finally:
-        adapter.close()
 
 
 def _matter_name(number: str, name: str) -> str:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from clientpay_connect.accounts.services import is_valid_email, normalize_email
 from clientpay_connect.admin.models import DEFAULT_EMAIL_MESSAGE, FirmSettings, MerchantAccount
+from clientpay_connect.db import possible_id
 from clientpay_connect.links.models import LOCALES
 from clientpay_connect.links.services import NewLink
 from clientpay_connect.money import AmountError, parse_amount
@@ -29,8 +30,6 @@ MAX_EMAILS = 10
 EMAIL_SEPARATORS = re.compile(r"[,;\s]+")
 DATE_SHAPE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
-# Ids are 32-bit on PostgreSQL; a larger number names nothing and must not reach the database.
-MAX_ROW_ID = 2**31 - 1
 
 FieldError = dict[str, str]
 
@@ -121,7 +120,7 @@ def _merchant_account(
         return None
     text = str(value).strip()
     account = None
-    if text.isdigit() and 0 < int(text) <= MAX_ROW_ID:
+    if text.isdigit() and possible_id(int(text)):
         account = dbsession.execute(
             select(MerchantAccount).where(
                 MerchantAccount.id == int(text),

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from clientpay_connect.accounts.models import User
 from clientpay_connect.admin.models import FirmSettings, MerchantAccount
 from clientpay_connect.crypto import Encryptor, new_token, sha256_hex
-from clientpay_connect.db import utcnow
+from clientpay_connect.db import possible_id, utcnow
 from clientpay_connect.links.models import (
     EMAIL_NOT_SENT,
     EMAIL_QUEUED,
@@ -139,13 +139,8 @@ def find_by_token(dbsession: Session, token: str) -> PaymentLink | None:
     ).scalar_one_or_none()
 
 
-# Link ids are 32-bit on PostgreSQL: a larger number names no link, and binding it would be a
-# database error rather than the "not found" it is.
-MAX_LINK_ID = 2**31 - 1
-
-
 def possible_link_id(link_id: int) -> bool:
-    return 0 < link_id <= MAX_LINK_ID
+    return possible_id(link_id)
 
 
 def get_for_firm(dbsession: Session, firm_id: int, link_id: int) -> PaymentLink | None:

@@ -13,6 +13,7 @@ from pyramid.view import view_config
 from sqlalchemy import select
 
 from clientpay_connect.admin.models import FirmSettings
+from clientpay_connect.connect.linking import link_invoices
 from clientpay_connect.links.actions import (
     create_balance_for_staff,
     create_for_staff,
@@ -31,6 +32,7 @@ from clientpay_connect.links.models import (
     EMAIL_QUEUED,
     EMAIL_SENT,
     EMAIL_WITHHELD,
+    SOURCE_CONNECT,
     STATUS_OUTSTANDING,
     PaymentLink,
 )
@@ -49,6 +51,7 @@ from clientpay_connect.links.services import (
 from clientpay_connect.money import display_amount
 from clientpay_connect.pay.models import PAYMENT_SUCCEEDED, Payment
 from clientpay_connect.security import STAFF, firm_id
+from clientpay_connect.sent.present import source_label
 
 SEND = "send"
 GENERATE = "generate"
@@ -176,24 +179,30 @@ def _form_page(request: Request, form: QuickForm) -> dict[str, Any]:
     permission=STAFF,
 )
 def quick_link_form(request: Request) -> dict[str, Any]:
-    created = _created_link(request)
+    created = created_link(request)
     if created is not None:
         request.override_renderer = "links/quick_done.jinja2"
-        return {
-            "link": created,
-            "url": link_url(request, created),
-            "emailed": was_emailed(created),
-            "money": display_amount(created.amount_minor, created.currency),
-        }
+        return done_page(request, created)
     accounts = active_accounts(request.dbsession, firm_id(request))
     return _form_page(request, QuickForm.blank([a.id for a in accounts]))
 
 
-def _created_link(request: Request) -> PaymentLink | None:
+def created_link(request: Request) -> PaymentLink | None:
+    """The link named by ``?created=`` (where a page redirects after making one)."""
     created = request.params.get("created", "")
     if not created.isdigit():
         return None
     return get_for_firm(request.dbsession, firm_id(request), int(created))
+
+
+def done_page(request: Request, link: PaymentLink) -> dict[str, Any]:
+    """What the page after making a link shows: sent to whom, or the link to copy."""
+    return {
+        "link": link,
+        "url": link_url(request, link),
+        "emailed": was_emailed(link),
+        "money": display_amount(link.amount_minor, link.currency),
+    }
 
 
 @view_config(
@@ -237,7 +246,7 @@ def _firm_link(request: Request) -> PaymentLink:
 )
 def link_detail(request: Request) -> dict[str, Any]:
     link = _firm_link(request)
-    zone = _firm_zone(request)
+    zone = firm_zone(request)
     balance_link = balance_link_of(request.dbsession, link)
     parent = (
         get_for_firm(request.dbsession, link.firm_id, link.parent_link_id)
@@ -250,7 +259,7 @@ def link_detail(request: Request) -> dict[str, Any]:
         "status_label": status_label(link.status),
         "email_label": EMAIL_LABELS.get(link.email_status, link.email_status),
         "money": lambda minor: display_amount(minor, link.currency),
-        "when": lambda value: _local(value, zone),
+        "when": lambda value: local_time(value, zone),
         "balance_due": balance_due(link),
         "balance_link": balance_link,
         "parent": parent,
@@ -258,6 +267,11 @@ def link_detail(request: Request) -> dict[str, Any]:
         "can_make_balance_link": balance_due(link) > 0 and balance_link is None,
         "can_email_balance_link": was_emailed(link),
         "payments": _succeeded_payments(request, link),
+        "invoices": link_invoices(request.dbsession, link.id)
+        if link.source == SOURCE_CONNECT
+        else [],
+        "invoice_money": lambda minor: display_amount(minor, link.currency),
+        "source": source_label(link.source),
     }
 
 
@@ -275,7 +289,7 @@ def _succeeded_payments(request: Request, link: PaymentLink) -> list[Payment]:
     )
 
 
-def _firm_zone(request: Request) -> ZoneInfo:
+def firm_zone(request: Request) -> ZoneInfo:
     settings = request.dbsession.get(FirmSettings, firm_id(request))
     try:
         return ZoneInfo(settings.time_zone if settings is not None else "UTC")
@@ -283,7 +297,7 @@ def _firm_zone(request: Request) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
-def _local(value: dt.datetime | None, zone: ZoneInfo) -> str:
+def local_time(value: dt.datetime | None, zone: ZoneInfo) -> str:
     """A timestamp in the firm's own time: "Mar 31, 2025, 3:04 PM EDT"."""
     if value is None:
         return ""

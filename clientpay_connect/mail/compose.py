@@ -26,8 +26,9 @@ from sqlalchemy.orm import Session
 from clientpay_connect.accounts.models import Firm
 from clientpay_connect.accounts.services import is_valid_email
 from clientpay_connect.admin.models import DEFAULT_EMAIL_MESSAGE, FirmSettings
+from clientpay_connect.connect.linking import link_invoices
 from clientpay_connect.crypto import Encryptor
-from clientpay_connect.links.models import LOCALES, PaymentLink
+from clientpay_connect.links.models import LOCALES, SOURCE_CONNECT, PaymentLink
 from clientpay_connect.links.services import link_token, pay_url, public_base_url
 from clientpay_connect.mail.models import (
     KIND_LINK,
@@ -198,6 +199,7 @@ class MailComposer:
             "expires_on": _date(_local_date(link.expires_at, zone), locale),
             "pay_url": url,
             "reminder": bool(row.params.get("reminder")),
+            "invoices": _link_invoice_lines(dbsession, link, locale),
         }
         return _Content(KIND_LINK, locale, context, secrets=[token, url])
 
@@ -254,6 +256,21 @@ def _firm_link(dbsession: Session, row: OutboxMessage) -> PaymentLink:
     if link is None or link.firm_id != row.firm_id:
         raise PermanentMailError("the payment link no longer exists")
     return link
+
+
+def _link_invoice_lines(dbsession: Session, link: PaymentLink, locale: str) -> list[dict[str, str]]:
+    """A Connect link's invoices, each with the amount it asks for (other links have none)."""
+    if link.source != SOURCE_CONNECT:
+        return []
+    return [
+        {
+            "number": row.invoice_number,
+            "matter": row.matter_name,
+            "due_date": _date(row.due_on, locale),
+            "amount": display_amount(row.amount_minor, link.currency),
+        }
+        for row in link_invoices(dbsession, link.id)
+    ]
 
 
 def _firm_payment(dbsession: Session, row: OutboxMessage) -> Payment:

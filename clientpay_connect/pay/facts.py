@@ -5,6 +5,9 @@ reads the link, its firm, the firm's settings and the merchant account in one jo
 statement instead of an ORM object and three lazy loads. The result is a frozen value, so
 that it can also serve as the key of the rendered page (page_cache.py): whatever the page
 shows comes from here, the request's language and address, and the clock.
+
+A Connect link also lists its invoices: a second small query, made only for those links
+(a join would repeat the link's row once per invoice for every link).
 """
 
 from __future__ import annotations
@@ -18,11 +21,22 @@ from sqlalchemy.orm import Session
 
 from clientpay_connect.accounts.models import Firm
 from clientpay_connect.admin.models import METHOD_CARD, METHOD_ECHECK, FirmSettings, MerchantAccount
+from clientpay_connect.connect.models import LinkInvoice
 from clientpay_connect.crypto import sha256_hex
-from clientpay_connect.links.models import STATUS_EXPIRED, PaymentLink
+from clientpay_connect.links.models import SOURCE_CONNECT, STATUS_EXPIRED, PaymentLink
 from clientpay_connect.links.services import is_past_expiry, possible_token
 
 DEFAULT_TIME_ZONE = "America/New_York"
+
+
+@dataclass(frozen=True)
+class InvoiceLine:
+    """One invoice of a Connect link, as the payer sees it."""
+
+    number: str
+    matter: str
+    due_on: dt.date | None
+    amount_minor: int
 
 
 @dataclass(frozen=True)
@@ -47,6 +61,7 @@ class LinkFacts:
     recaptcha_site_key: str
     account_active: bool
     methods: tuple[str, ...]
+    invoices: tuple[InvoiceLine, ...] = ()
 
     @property
     def amount_due_minor(self) -> int:
@@ -76,6 +91,7 @@ _FACTS = (
         PaymentLink.locale,
         PaymentLink.expires_at,
         PaymentLink.paid_at,
+        PaymentLink.source,
         Firm.name,
         FirmSettings.time_zone,
         FirmSettings.disclaimer,
@@ -101,6 +117,18 @@ _FACTS = (
     .where(PaymentLink.token_hash == bindparam("token_hash"))
 )
 
+# Also one statement object for every request (see above).
+_INVOICES = (
+    select(
+        LinkInvoice.invoice_number,
+        LinkInvoice.matter_name,
+        LinkInvoice.due_on,
+        LinkInvoice.amount_minor,
+    )
+    .where(LinkInvoice.link_id == bindparam("link_id"))
+    .order_by(LinkInvoice.position)
+)
+
 
 def link_facts(dbsession: Session, token: str) -> LinkFacts | None:
     """The facts of the link whose URL secret is ``token``, or None if there is none."""
@@ -108,11 +136,18 @@ def link_facts(dbsession: Session, token: str) -> LinkFacts | None:
         return None
     # Core rows through the session's own connection (and so its transaction): no ORM
     # objects are wanted, only values.
-    row = dbsession.connection().execute(_FACTS, {"token_hash": sha256_hex(token)}).one_or_none()
-    return None if row is None else _facts_of(row)
+    connection = dbsession.connection()
+    row = connection.execute(_FACTS, {"token_hash": sha256_hex(token)}).one_or_none()
+    if row is None:
+        return None
+    invoices: tuple[InvoiceLine, ...] = ()
+    if row.source == SOURCE_CONNECT:
+        lines = connection.execute(_INVOICES, {"link_id": row.id})
+        invoices = tuple(InvoiceLine(*line) for line in lines)
+    return _facts_of(row, invoices)
 
 
-def _facts_of(row: Any) -> LinkFacts:
+def _facts_of(row: Any, invoices: tuple[InvoiceLine, ...]) -> LinkFacts:
     (
         link_id,
         token_hash,
@@ -128,6 +163,7 @@ def _facts_of(row: Any) -> LinkFacts:
         locale,
         expires_at,
         paid_at,
+        _source,
         firm_name,
         time_zone,
         disclaimer,
@@ -160,4 +196,5 @@ def _facts_of(row: Any) -> LinkFacts:
         recaptcha_site_key=(recaptcha_site_key or "") if recaptcha_enabled else "",
         account_active=bool(active),
         methods=methods,
+        invoices=invoices,
     )

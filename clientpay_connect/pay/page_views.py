@@ -138,6 +138,15 @@ def _link_summary(found: _Lookup) -> dict[str, Any]:
         "invoice_date": day(link.invoice_date, found.locale),
         "due_date": day(link.due_date, found.locale),
         "recipient_name": link.recipient_name,
+        "invoices": [
+            {
+                "number": line.number,
+                "matter": line.matter,
+                "due_date": day(line.due_on, found.locale),
+                "amount": money(line.amount_minor, link.currency, found.locale),
+            }
+            for line in link.invoices
+        ],
     }
 
 

@@ -12,6 +12,7 @@ from pyramid.request import Request
 from pyramid.view import view_config
 
 from clientpay_connect.api.errors import FieldErrors
+from clientpay_connect.api.json_body import is_json, read_json_body
 from clientpay_connect.db import utcnow
 from clientpay_connect.pay.interfaces import IPaymentProcessor
 from clientpay_connect.pay.processor import InvalidDetails, SandboxProcessor, read_details
@@ -20,10 +21,7 @@ from clientpay_connect.throttle.deriver import throttle
 
 
 def _body(request: Request) -> dict[str, Any]:
-    try:
-        body = request.json_body
-    except ValueError:
-        body = None
+    body = read_json_body(request) if is_json(request) else None
     if not isinstance(body, dict):
         raise FieldErrors([{"field": "", "message": "Send the details as a JSON object."}])
     return body

@@ -13,8 +13,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from clientpay_connect.db import possible_id
+
 MAX_CURSOR_LENGTH = 1000
-MAX_ID = 2**31 - 1
 MAX_INT = 2**63 - 1
 
 
@@ -41,7 +42,7 @@ def decode_cursor(text: str, sort: str, kind: str) -> Cursor:
     if payload.get("s") != sort:
         raise CursorError("This cursor belongs to another sort order; start again without it.")
     link_id = payload.get("id")
-    if type(link_id) is not int or not 0 < link_id <= MAX_ID:
+    if type(link_id) is not int or not possible_id(link_id):
         raise CursorError("This is not a cursor we gave out.")
     return Cursor(sort, _value_from_json(kind, payload.get("v")), link_id, text)
 

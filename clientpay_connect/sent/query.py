@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from clientpay_connect.db import MAX_INTEGER_ID
 from clientpay_connect.links.models import (
     EMAIL_FAILED,
     EMAIL_NOT_SENT,
@@ -79,8 +80,6 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 MAX_Q = 200
 MAX_FILTER_VALUE = 254
-# Ids are 32-bit on PostgreSQL: a larger number names nothing and must not reach the database.
-MAX_ROW_ID = 2**31 - 1
 
 FieldError = dict[str, str]
 
@@ -263,7 +262,7 @@ def whole_number(text: str, maximum: int) -> int | None:
 
 
 def _possible_id(value: str) -> bool:
-    number = whole_number(value, MAX_ROW_ID)
+    number = whole_number(value, MAX_INTEGER_ID)
     return number is not None and number > 0
 
 

@@ -13,10 +13,10 @@ from pyramid.request import Request
 from pyramid.view import view_config
 from sqlalchemy import select
 
+from clientpay_connect.db import MAX_INTEGER_ID
 from clientpay_connect.links.actions import record_cancelled
 from clientpay_connect.links.models import STATUS_OUTSTANDING, PaymentLink
 from clientpay_connect.links.services import (
-    MAX_LINK_ID,
     SKIP_NOT_FOUND,
     cancel_links,
     link_url,
@@ -212,7 +212,7 @@ def cancel_selected(request: Request) -> HTTPSeeOther:
 
 def _selected_ids(values: list[str]) -> list[int]:
     # The checkboxes only ever send link ids: anything else was not made by our form.
-    numbers = [whole_number(value, MAX_LINK_ID) for value in values]
+    numbers = [whole_number(value, MAX_INTEGER_ID) for value in values]
     ids = [n for n in numbers if n is not None and possible_link_id(n)]
     return list(dict.fromkeys(ids))[:MAX_LIMIT]
 

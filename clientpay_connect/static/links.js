@@ -1,12 +1,13 @@
 /*
- * The Quick Link page. The form works without this script (both halves show, and "Add another
- * address" asks the server for one more field); with it, the Email Yes/No choice shows only
- * its half, and another address field is added in place.
+ * The forms that make a link (Quick Link, Connect: `data-link-form`). They work without this
+ * script (both halves show, and "Add another address" asks the server for one more field);
+ * with it, the Email Yes/No choice shows only its half, and another address field is added
+ * in place.
  */
 (function () {
   "use strict";
 
-  var form = document.querySelector("[data-quick-link]");
+  var form = document.querySelector("[data-link-form]");
   if (!form) {
     return;
   }

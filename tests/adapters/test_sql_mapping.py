@@ -191,6 +191,13 @@ def test_the_mapped_schema_searches_in_minor_units(firm):
     assert first.issued_on is None and first.due_on == dt.date(2025, 3, 1)
     assert (undated.id, undated.due_on, undated.balance) == ("102", None, 9_999)
     assert [c.id for c in firm.search("", client_id="C-0043").clients] == ["C-0043"]
+    by_number = firm.search("b10")
+    assert [(c.id, [m.id for m in by_number.matters]) for c in by_number.clients] == [
+        ("C-0043", ["8"])
+    ]
+    assert [i.id for i in by_number.invoices] == ["104"]
+    by_matter = firm.search("0042-0")
+    assert [i.id for i in by_matter.invoices] == ["101", "102"]
     assert [i.state for i in firm.get_invoices(["103"])] == ["void"]
 
 

@@ -167,6 +167,9 @@ def test_like_wildcards_in_the_query_are_plain_text(adapter, rows):
     assert adapter.search(f"{tag}%").clients == []
     assert adapter.search(f"{tag}_").clients == []
     assert [c.id for c in adapter.search(f"{tag} holdings_co").clients] == [client]
+    slashed = rows.client(f"{tag} A/S Nordlys")
+    assert [c.id for c in adapter.search(f"{tag} a/s").clients] == [slashed]
+    assert adapter.search(f"{tag} a//s").clients == []
 
 
 def test_results_are_capped_and_hold_together(adapter, rows):

@@ -1,15 +1,28 @@
-"""Fixtures shared by the functional tests of the mail: a real SMTP server on loopback and
-an app that sends through it. A test module tunes the app by defining ``smtp_overrides``."""
+"""Fixtures shared by the functional tests.
+
+The mail's: a real SMTP server on loopback and an app that sends through it (a test module
+tunes the app by defining ``smtp_overrides``). Connect's: the test distribution that registers
+the ``memory`` adapter, and a ledger of the matter system it reads.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from pyramid.router import Router
 
+from tests.support.matter_adapter import (
+    Ledger,
+    registered_ledger,
+    registered_test_adapter,
+    sample_ledger,
+)
 from tests.support.smtp import SMTPServer, bound_to, smtp_application
+
+TODAY = dt.date.today()
 
 
 @pytest.fixture(scope="module")
@@ -47,3 +60,18 @@ def mail_app(smtp_app: Router, db_connection: Any) -> Iterator[Router]:
     """The SMTP app, on the test's own database connection."""
     with bound_to(smtp_app, db_connection):
         yield smtp_app
+
+
+@pytest.fixture(scope="module")
+def test_adapter_distribution(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The ``memory`` adapter, registered by a test distribution as a third party's would be."""
+    with registered_test_adapter(tmp_path_factory.mktemp("site")):
+        yield
+
+
+@pytest.fixture
+def ledger() -> Iterator[tuple[str, Ledger]]:
+    """The sample matter system (tests.support.matter_adapter) and its name."""
+    book = sample_ledger(TODAY)
+    with registered_ledger(book) as name:
+        yield name, book

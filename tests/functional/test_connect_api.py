@@ -3,67 +3,20 @@ registers under the entry-point group (as a third party's package would)."""
 
 from __future__ import annotations
 
-import datetime as dt
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from clientpay_connect.connect.interfaces import Client, Invoice, Matter
 from clientpay_connect.connect.models import LinkInvoice
 from clientpay_connect.links.models import SOURCE_CONNECT, PaymentLink
 from clientpay_connect.mail.models import KIND_LINK, OutboxMessage
 from tests.conftest import bearer
 from tests.factories import FirmFactory, MerchantAccountFactory, UserFactory
-from tests.support.matter_adapter import LEDGERS, Ledger, registered_test_adapter
+from tests.support.matter_adapter import Ledger
 
-TODAY = dt.date.today()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def test_distribution(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    with registered_test_adapter(tmp_path_factory.mktemp("site")):
-        yield
-
-
-@pytest.fixture
-def ledger() -> Iterator[tuple[str, Ledger]]:
-    name = uuid.uuid4().hex
-    book = Ledger()
-    book.clients["c1"] = Client("c1", "Jane Marlowe", "jane@example.com")
-    book.clients["c2"] = Client("c2", "Acme Holdings", "ap@acme.example")
-    book.matters["m1"] = Matter("m1", "2024-0017", "Marlowe divorce", "c1")
-    book.matters["m2"] = Matter("m2", "2024-0031", "Acme v. Road Co", "c2")
-
-    def invoice(
-        key: str, matter: str, client: str, balance: int, due: int, account: str = "operating"
-    ) -> None:
-        book.add_invoice(
-            Invoice(
-                id=key,
-                number=f"INV-{key}",
-                client_id=client,
-                matter_id=matter,
-                issued_on=TODAY - dt.timedelta(days=60),
-                due_on=TODAY + dt.timedelta(days=due),
-                currency="USD",
-                total=balance + 100_00,
-                paid=100_00,
-                balance=balance,
-                account=account,  # type: ignore[arg-type]
-            )
-        )
-
-    invoice("101", "m1", "c1", 500_00, -10)
-    invoice("102", "m1", "c1", 250_00, 5)
-    invoice("103", "m1", "c1", 90_00, 20, account="trust")
-    invoice("201", "m2", "c2", 1_000_00, 1)
-    LEDGERS[name] = book
-    yield name, book
-    del LEDGERS[name]
+pytestmark = pytest.mark.usefixtures("test_adapter_distribution")
 
 
 @pytest.fixture

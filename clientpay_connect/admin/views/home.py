@@ -16,6 +16,7 @@ SECTIONS = (
     ("admin.settings", "Settings", "Email message, payment-page disclaimer, reCAPTCHA, expiry."),
     ("admin.notifications", "Notifications", "Who hears about payments and failures."),
     ("admin.merchant_accounts", "Merchant accounts", "Operating and trust accounts."),
+    ("admin.connections", "Connections", "Your matter system: connect it, reconnect, defaults."),
     ("admin.tokens", "API tokens", "Tokens for the matter software and scripts."),
     ("admin.outbox", "Outbox", "Every email sent for the firm, and the ones to retry."),
 )
@@ -36,6 +37,6 @@ def admin_home(request: Request) -> dict[str, Any]:
         }
         for event, actor in recent_audit_events(request.dbsession, firm, RECENT_EVENTS)
     ]
-    # The Outbox belongs to the mail feature: listed only when that feature is installed.
+    # The Outbox and Connections belong to other features: listed only when they are installed.
     sections = [s for s in SECTIONS if request.registry.introspector.get("routes", s[0])]
     return {"sections": sections, "events": events, "time_zone": zone.key}
