@@ -26,7 +26,7 @@ import secrets
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, case, false, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from clientpay_connect.connect.interfaces import (
@@ -405,24 +405,38 @@ def slip_json(slip: ManualSlip) -> dict[str, Any]:
 
 
 def requeue_for_sweep(
-    dbsession: Session, now: dt.datetime, grace: dt.timedelta, limit: int = 1000
+    dbsession: Session,
+    now: dt.datetime,
+    grace: dt.timedelta,
+    queue_idle: bool,
+    limit: int = 1000,
 ) -> list[int]:
-    """The queued postings that no worker holds and that the queue seems to have lost, marked
-    as queued again now; the caller enqueues them after its commit.
+    """The queued postings the queue has lost, marked as queued again now; the caller
+    enqueues them after its commit. Lost, on a connection that is connected:
 
-    Lost: a posting that waited for its connection, which is connected again; or one due for
-    ``grace`` and untouched as long (its enqueue was lost after the commit, or its worker
-    died before claiming it or, its lease run out, while writing it). The mark (its
-    ``updated_at``, and ``next_attempt_at`` for one that waited) keeps the next sweep, in this
-    process or another, from queueing it again before another ``grace``; a posting queued
-    twice is still written once, since the job claims it before writing."""
+    - one that waited for its connection, which is back;
+    - one whose lease ran out: its worker died while writing it (or took longer than the
+      lease, and may no longer write: see WriteWindow);
+    - one due and untouched for ``grace``, when the queue holds nothing (``queue_idle``):
+      its enqueue was lost after the commit, or its worker died after taking it from the
+      queue and before claiming it. While the queue holds tasks, such a posting may simply
+      be waiting its turn among them: queueing it again would only add work.
+
+    The mark (``updated_at``, a lease cleared, ``next_attempt_at`` for one that waited)
+    keeps the next sweep, in this process or another, from queueing it again for another
+    ``grace``; and a posting queued twice is still written once, since the job claims it."""
     stale = now - grace
+    forgotten = and_(
+        Posting.lease_until.is_(None),
+        Posting.next_attempt_at <= stale,
+        Posting.updated_at <= stale,
+    )
     lost = (
         Posting.status == POSTING_QUEUED,
-        or_(Posting.lease_until.is_(None), Posting.lease_until <= now),
         or_(
-            Posting.next_attempt_at.is_(None),
-            and_(Posting.next_attempt_at <= stale, Posting.updated_at <= stale),
+            and_(Posting.next_attempt_at.is_(None), Posting.lease_until.is_(None)),
+            Posting.lease_until <= now,
+            forgotten if queue_idle else false(),
         ),
     )
     candidates = list(
@@ -443,6 +457,7 @@ def requeue_for_sweep(
         .values(
             reason=case((Posting.next_attempt_at.is_(None), ""), else_=Posting.reason),
             next_attempt_at=func.coalesce(Posting.next_attempt_at, now),
+            lease_until=None,
             updated_at=now,
         )
         .returning(Posting.id)

@@ -30,7 +30,8 @@ def sweep(work: Work, now: dt.datetime | None = None) -> int:
     (clientpay_connect/sweeps.py): Huey's periodic tasks cannot run more often than once a
     minute, and a killed worker's postings must come back sooner."""
     policy = Policy.from_settings(work.settings)
-    lost = requeue_for_sweep(work.dbsession, now or utcnow(), policy.sweep_grace)
+    idle = work.registry["clientpay.jobs"].pending_count() == 0
+    lost = requeue_for_sweep(work.dbsession, now or utcnow(), policy.sweep_grace, idle)
     for posting_id in lost:
         work.enqueue_after_commit(SYNC_JOB, posting_id)
     return len(lost)
