@@ -236,12 +236,17 @@ def needs_refresh(tokens: TokenSet, now: dt.datetime) -> bool:
 
 
 class ConnectionTokens:
-    """The TokenSource of one connection (see the module's docstring for the lock)."""
+    """The TokenSource of one connection (see the module's docstring for the lock). It lives
+    as long as its adapter (one request, one job), and keeps the tokens it read for the
+    adapter's next calls until they are about to expire: a job's four calls read the
+    connection's row once, not four times. (Tokens another process refreshed meanwhile are
+    found after a 401, by ``refreshed``.)"""
 
     def __init__(self, registry: Registry, connection_id: int):
         self.registry = registry
         self.connection_id = connection_id
         self.adapter: Any = None
+        self._known: TokenSet | None = None
 
     @property
     def encryptor(self) -> Encryptor:
@@ -249,7 +254,9 @@ class ConnectionTokens:
         return encryptor
 
     def access_token(self) -> str:
-        tokens = self._read()
+        tokens = self._known
+        if tokens is None or needs_refresh(tokens, utcnow()):
+            tokens = self._known = self._read()
         if not needs_refresh(tokens, utcnow()):
             return tokens.access_token
         return self._refresh(lambda current: needs_refresh(current, utcnow()))
@@ -277,6 +284,7 @@ class ConnectionTokens:
                 if connection.status != CONNECTION_CONNECTED:
                     raise ReauthorizationRequired("The matter system needs to be reconnected.")
                 if not still_stale(tokens):
+                    self._known = tokens
                     return tokens.access_token
                 try:
                     fresh = self.adapter.refresh(tokens.refresh_token)
@@ -288,6 +296,7 @@ class ConnectionTokens:
                     # firm_uuid): keep it.
                     fresh = replace(fresh, extra={**tokens.extra, **fresh.extra})
                     store_tokens(self.encryptor, connection, fresh)
+                    self._known = fresh
                     return fresh.access_token
         finally:
             sqlite_may_write.reset(may_write)
