@@ -11,7 +11,8 @@ The steps, each for a reason:
    Then re-read the invoices that are still to be written: one closed, voided, unknown or
    owing less than its allocation makes the posting incomplete, with the reason.
 4. ``record_payment`` with the allocations already written marked, so a one-invoice-per-call
-   system (MyCase) writes only the rest.
+   system (MyCase) writes only the rest; and only while the lease will outlast the writes
+   (``WriteWindow``), since after it another worker may take the posting.
 5. Record the outcome if the lease is still ours. Rate limits wait for Retry-After without
    using up an attempt; transient failures back off exponentially with full jitter up to
    ``clientpay.postings.max_attempts``, then the posting fails and the admins are told.

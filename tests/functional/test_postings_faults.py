@@ -9,7 +9,6 @@ in real time, with the backoff and Retry-After kept short by settings.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,19 +21,18 @@ from sqlalchemy.orm import Session
 
 from clientpay_connect import main
 from clientpay_connect.connect.models import Connection
-from clientpay_connect.db import utcnow
 from clientpay_connect.postings.models import Posting, PostingAttempt
 from clientpay_connect.postings.services import SWEEP_JOB
-from clientpay_connect.postings.sync import sync_posting
-from clientpay_connect.work import Work
 from tests.conftest import csrf_token, login
 from tests.factories import MerchantAccountFactory
 from tests.fakes.httpserver import running
 from tests.fakes.mycase import FakeMyCase
 from tests.support.postings_load import (
     add_mycase_connection,
+    drain,
     mycase_tokens,
     queued_postings,
+    run_sync,
     seed_invoices,
     written_once,
 )
@@ -90,36 +88,6 @@ def postings(
     account = MerchantAccountFactory(firm=firm)
     plans = [[(invoices[n % len(invoices)], CENTS + n)] for n in range(count)]
     return queued_postings(dbsession, firm.id, account.id, connection.id, plans)
-
-
-def run_sync(app: Router, posting_id: int) -> str:
-    with Work.fresh(app.registry) as work:
-        return sync_posting(work, posting_id)
-
-
-def drain(app: Router, dbsession: Session, ids: list[int], seconds: float = 60) -> None:
-    """Run each posting whose time has come, as a worker would, until none is left queued
-    with a time (those waiting for their connection have none)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        dbsession.expire_all()
-        queued = list(
-            dbsession.execute(
-                select(Posting.id, Posting.next_attempt_at).where(
-                    Posting.id.in_(ids),
-                    Posting.status == "queued",
-                    Posting.next_attempt_at.is_not(None),
-                )
-            )
-        )
-        if not queued:
-            return
-        due = [posting_id for posting_id, at in queued if at <= utcnow()]
-        for posting_id in due:
-            run_sync(app, posting_id)
-        if not due:
-            time.sleep(0.05)
-    raise AssertionError("postings still queued")
 
 
 def statuses(dbsession: Session, ids: list[int]) -> list[str]:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 import uuid
 from collections import Counter
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
+from pyramid.router import Router
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -28,6 +30,8 @@ from clientpay_connect.db import utcnow
 from clientpay_connect.links.models import SOURCE_CONNECT, STATUS_PAID, PaymentLink
 from clientpay_connect.pay.models import PAYMENT_SUCCEEDED, Payment
 from clientpay_connect.postings.models import POSTING_QUEUED, Posting
+from clientpay_connect.postings.sync import sync_posting
+from clientpay_connect.work import Work
 from tests.fakes.mycase import FakeMyCase
 from tests.support.tokens import connect
 
@@ -139,6 +143,36 @@ def queued_postings(
     session.add_all(postings)
     session.flush()
     return [posting.id for posting in postings]
+
+
+def run_sync(app: Router, posting_id: int) -> str:
+    with Work.fresh(app.registry) as work:
+        return sync_posting(work, posting_id)
+
+
+def drain(app: Router, dbsession: Session, ids: list[int], seconds: float = 60) -> None:
+    """Run each posting whose time has come, as a worker would, until none is left queued
+    with a time (those waiting for their connection have none)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        dbsession.expire_all()
+        queued = list(
+            dbsession.execute(
+                select(Posting.id, Posting.next_attempt_at).where(
+                    Posting.id.in_(ids),
+                    Posting.status == "queued",
+                    Posting.next_attempt_at.is_not(None),
+                )
+            )
+        )
+        if not queued:
+            return
+        due = [posting_id for posting_id, at in queued if at <= utcnow()]
+        for posting_id in due:
+            run_sync(app, posting_id)
+        if not due:
+            time.sleep(0.05)
+    raise AssertionError("postings still queued")
 
 
 def written_once(fake: FakeMyCase, session: Session, posting_ids: Sequence[int]) -> list[str]:

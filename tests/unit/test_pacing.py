@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from clientpay_connect.throttle.services import LimitsPacer, NullPacer, pace_windows
+from clientpay_connect.throttle.services import LimitsPacer, NullPacer, pace_window
 
 REDIS_URL = os.environ.get("CLIENTPAY_TEST_REDIS_URL", "")
 needs_redis = pytest.mark.skipif(not REDIS_URL, reason="CLIENTPAY_TEST_REDIS_URL is not set")
@@ -33,16 +33,20 @@ def key() -> str:
     return "connection/" + uuid.uuid4().hex
 
 
-def windows(limit: str) -> list[tuple[int, int]]:
-    return [(w.amount, w.get_expiry()) for w in pace_windows(limit)]
+def window(limit: str) -> tuple[int, int] | None:
+    found = pace_window(limit)
+    return None if found is None else (found.amount, found.get_expiry())
 
 
 def test_a_limit_keeps_headroom_and_a_long_window_is_spread():
-    # 2 % under the vendor's count; a minute's allowance spent a tenth per tenth of it.
-    assert windows("600/minute") == [(588, 60), (59, 6)]
-    assert windows("25/second") == [(24, 1)]
-    assert windows("1/second") == [(1, 1)]
-    assert windows("none") == [] and windows("") == []
+    # 2 % under the vendor's count (588 a minute), spent a sixth per sixth of the minute.
+    assert window("600/minute") == (98, 10)
+    assert window("25/second") == (24, 1)
+    assert window("1/second") == (1, 1)
+    # 49 a minute cannot be cut evenly: all of it, rather than less of it spread.
+    assert window("50/minute") == (49, 60)
+    assert window("1000/hour") == (98, 360)
+    assert window("none") is None and window("") is None
 
 
 def test_slots_are_taken_up_to_the_limit_then_the_wait_is_told(pacer):
@@ -51,10 +55,10 @@ def test_slots_are_taken_up_to_the_limit_then_the_wait_is_told(pacer):
     assert [pacer.wait("3/second", who, 0) for _ in range(2)] == [0.0, 0.0]
     assert 0 < pacer.wait("3/second", who, 0) <= 1
     assert pacer.wait("3/second", key(), 0) == 0.0
-    # 20/minute: 19 a minute, 2 in any 6 seconds.
+    # 22/minute: 21 a minute, 7 in any 20 seconds.
     spread = key()
-    assert [pacer.wait("20/minute", spread, 0) for _ in range(2)] == [0.0, 0.0]
-    assert 0 < pacer.wait("20/minute", spread, 0) <= 6
+    assert [pacer.wait("22/minute", spread, 0) for _ in range(7)] == [0.0] * 7
+    assert 0 < pacer.wait("22/minute", spread, 0) <= 20
 
 
 def test_a_slot_that_frees_within_max_wait_is_waited_for(pacer):
