@@ -8,7 +8,6 @@ from pyramid.config import Configurator
 from pyramid.router import Router
 
 from clientpay_connect.config import resolve_settings
-from clientpay_connect.crypto import ensure_secrets
 
 
 def main(global_config: dict[str, Any] | None, **settings: Any) -> Router:
@@ -20,22 +19,10 @@ def main(global_config: dict[str, Any] | None, **settings: Any) -> Router:
 
 
 def includeme(config: Configurator) -> None:
-    """Set the add-on up inside ``config`` (a host may include it under a route prefix)."""
-    settings = config.get_settings()
-    # Always: a host's ini may set some clientpay.* keys and not others. Resolving twice (after
-    # main()) changes nothing, since paths are absolute by then.
-    settings.update(resolve_settings(settings))
-    ensure_secrets(settings)
-    config.include("pyramid_services")
-    config.include(".templating")
-    # Before anything that reads a body: the first tween, and pyramid_retry's activate hook.
-    config.include(".body_limits")
-    config.include(".db")
-    config.include(".security")
-    config.include(".headers")
-    config.include(".throttle")
-    config.include(".jobs")
-    config.include(".api")
+    """Set the add-on up inside ``config`` (a host may include it under a route prefix):
+    the foundation, then every feature. A host wanting only some features includes
+    ``clientpay_connect.foundation`` and those."""
+    config.include(".foundation")
     # First of the features: routes are tried in the order they were added, and the payment
     # page is the one page the public loads, again and again.
     config.include(".pay")
@@ -47,4 +34,4 @@ def includeme(config: Configurator) -> None:
     config.include(".bulk")
     config.include(".connect")
     config.include(".postings")
-    config.add_static_view("static", "clientpay_connect:static", cache_max_age=3600)
+    config.include(".reports")

@@ -223,13 +223,22 @@ def create_token_command(ctx: Context, email: str, name: str) -> None:
 
 def waitress_options(settings: dict[str, Any]) -> dict[str, Any]:
     """How ``clientpay serve`` runs waitress, from the app's settings."""
-    return {
+    options: dict[str, Any] = {
         "threads": 8,
         "ident": "clientpay",
         # Waitress buffers a whole body before the app runs and refuses one of this size or
         # more by its Content-Length, unread: one byte above the largest body a route takes.
         "max_request_body_size": int(settings[UPLOAD_LIMIT]) + 1,
     }
+    proxy = str(settings.get("clientpay.serve.trusted_proxy") or "").strip()
+    if proxy:
+        # As pserve does with production.ini's [server:main]: the proxy's X-Forwarded-For
+        # names the client (REMOTE_ADDR, and so the rate limits' keys); from anyone else
+        # those headers are dropped (waitress's default).
+        options["trusted_proxy"] = proxy
+        options["trusted_proxy_count"] = int(settings["clientpay.serve.trusted_proxy_count"])
+        options["trusted_proxy_headers"] = settings["clientpay.serve.trusted_proxy_headers"]
+    return options
 
 
 def _exit_on_signal(signum: int, frame: Any) -> None:

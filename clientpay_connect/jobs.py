@@ -1,7 +1,12 @@
-"""The job engine (Huey): tasks registered by name, enqueued only after a commit.
+"""The job engine (Huey): jobs found by scanning, enqueued only after a commit.
 
-Features declare work with ``@job`` / ``@periodic_job``; each run gets a fresh ``Work`` (its
-own transaction manager and database session, committed when the function returns).
+A feature declares its jobs in its ``tasks.py`` with ``@job`` / ``@periodic_job``, and its
+``includeme`` runs ``config.scan(".tasks")``: the scan registers them with the queue of the
+app being configured (as warehouse's ``@tasks.task``). So an app has exactly the jobs of the
+features it includes, and a declaration alone, in a module no app scans, registers nothing.
+Each run gets a fresh ``Work`` (its own transaction manager and database session, committed
+when the function returns).
+
 The queue is ``SqliteHuey`` (a file beside the data) unless a Redis URL is configured, then
 ``RedisHuey`` so that workers on many machines share one queue.
 """
@@ -11,10 +16,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from types import MappingProxyType
+from typing import Any, TypeVar
 
+import venusian
 from huey import Huey, RedisHuey, SqliteHuey, crontab
 from huey.api import TaskWrapper
 from pyramid.config import Configurator
@@ -26,35 +33,60 @@ from clientpay_connect.work import Work
 log = logging.getLogger(__name__)
 
 JobFunction = Callable[..., Any]
+T = TypeVar("T")
+QUEUE_KEY = "clientpay.jobs"
+# The venusian category config.scan() reads unless told otherwise (Pyramid 2), so that a
+# feature's plain ``config.scan(".tasks")`` finds its jobs, as it finds views.
+SCAN_CATEGORY = "pyramid"
 
 
 @dataclass(frozen=True)
-class _JobSpec:
+class JobSpec:
+    """A declared job: what runs, and how Huey is to run it."""
+
+    name: str
     function: JobFunction
-    retries: int
-    retry_delay: int
-    schedule: dict[str, str] | None
-
-
-_JOBS: dict[str, _JobSpec] = {}
+    retries: int = 0
+    retry_delay: int = 0
+    schedule: Mapping[str, str] | None = None
 
 
 def job(name: str, retries: int = 0, retry_delay: int = 0) -> Callable[[JobFunction], JobFunction]:
-    """Declare ``function(work, *args)`` as the job ``name``."""
+    """Declare ``function(work, *args)`` as the job ``name``, registered when its module is
+    scanned."""
 
-    def register(function: JobFunction) -> JobFunction:
-        _JOBS[name] = _JobSpec(function, retries, retry_delay, None)
+    def declare(function: JobFunction) -> JobFunction:
+        spec = JobSpec(name, function, retries, retry_delay)
+        venusian.attach(function, _registrar(spec), category=SCAN_CATEGORY)
         return function
 
-    return register
+    return declare
 
 
 def periodic_job(name: str, **schedule: str) -> Callable[[JobFunction], JobFunction]:
-    """Declare ``function(work)`` to run on a crontab schedule (minute=, hour=, …)."""
+    """Declare ``function(work)`` to run on a crontab schedule (minute=, hour=, …),
+    registered when its module is scanned."""
 
-    def register(function: JobFunction) -> JobFunction:
-        _JOBS[name] = _JobSpec(function, 0, 0, schedule)
+    def declare(function: JobFunction) -> JobFunction:
+        spec = JobSpec(name, function, schedule=MappingProxyType(dict(schedule)))
+        venusian.attach(function, _registrar(spec), category=SCAN_CATEGORY)
         return function
+
+    return declare
+
+
+def _registrar(spec: JobSpec) -> Callable[[Any, str, Any], None]:
+    """The scan's callback: register ``spec`` with the scanning app's queue. An action, so
+    that two features declaring one name is a configuration conflict, not a silent overwrite."""
+
+    def register(scanner: Any, _name: str, _function: Any) -> None:
+        config: Configurator = scanner.config
+        queue = config.registry.get(QUEUE_KEY)
+        if queue is None:
+            raise LookupError(
+                f"job {spec.name!r}: include clientpay_connect.foundation before scanning"
+            )
+        config.action(("clientpay.job", spec.name), queue.register, args=(spec,))
 
     return register
 
@@ -71,19 +103,27 @@ def make_huey(settings: dict[str, Any]) -> Huey:
 
 
 class JobQueue:
-    """The app's Huey instance with every declared job bound to this app's registry."""
+    """The app's Huey instance with the app's jobs bound to the app's registry."""
 
     def __init__(self, huey: Huey, registry: Registry):
         self.huey = huey
         self.registry = registry
+        self._jobs: dict[str, JobSpec] = {}
         self._tasks: dict[str, TaskWrapper] = {}
 
-    def bind_declared_jobs(self) -> None:
-        for name, spec in _JOBS.items():
-            if name not in self._tasks:
-                self._tasks[name] = self._bind(name, spec)
+    @property
+    def jobs(self) -> Mapping[str, JobSpec]:
+        """This app's jobs by name."""
+        return MappingProxyType(self._jobs)
 
-    def _bind(self, name: str, spec: _JobSpec) -> TaskWrapper:
+    def register(self, spec: JobSpec) -> None:
+        """Make ``spec`` one of this app's jobs (what scanning its module does)."""
+        self._jobs[spec.name] = spec
+        self._tasks[spec.name] = self._bind(spec)
+
+    def _bind(self, spec: JobSpec) -> TaskWrapper:
+        name = spec.name
+
         def run(*args: Any) -> Any:
             return self.run_now(name, *args)
 
@@ -94,18 +134,17 @@ class JobQueue:
 
     def run_now(self, name: str, *args: Any) -> Any:
         """Run job ``name`` here, in its own transaction."""
-        spec = _JOBS[name]
+        spec = _registered(self._jobs, name)
         with Work.fresh(self.registry) as work:
             return spec.function(work, *args)
 
     def enqueue(self, name: str, *args: Any, eta: dt.datetime | None = None) -> None:
         """Enqueue job ``name`` now, or for ``eta`` (an aware datetime) when given."""
-        if name not in self._tasks:
-            self.bind_declared_jobs()
+        task = _registered(self._tasks, name)
         if eta is None:
-            self._tasks[name](*args)
+            task(*args)
         else:
-            self._tasks[name].schedule(args=args, eta=eta)
+            task.schedule(args=args, eta=eta)
 
     def pending_count(self) -> int:
         return int(self.huey.pending_count())
@@ -114,8 +153,12 @@ class JobQueue:
         return self.huey.create_consumer(workers=workers, worker_type="thread", periodic=True)
 
 
+def _registered(table: Mapping[str, T], name: str) -> T:
+    try:
+        return table[name]
+    except KeyError:
+        raise LookupError(f"no job {name!r} in this app: is its feature included?") from None
+
+
 def includeme(config: Configurator) -> None:
-    queue = JobQueue(make_huey(config.get_settings()), config.registry)
-    config.registry["clientpay.jobs"] = queue
-    # Bound at the very end of configuration, once every feature has declared its jobs.
-    config.action(("clientpay.jobs.bind",), queue.bind_declared_jobs, order=100)
+    config.registry[QUEUE_KEY] = JobQueue(make_huey(config.get_settings()), config.registry)

@@ -64,6 +64,9 @@ class PostingWriter:
     ) -> dict[str, str]:
         """Stage and apply ``pending``; raises Conflict (the caller rolls back) when an
         invoice cannot take its amount."""
+        key_length = getattr(self.t.payments["posting_key"].type, "length", None)
+        if key_length and len(posting.key) > key_length:
+            raise Permanent(f"The posting key is longer than the staging table's {key_length}.")
         invoices = self._invoices(connection, [a.invoice_id for a in pending])
         for allocation in pending:
             self._refuse_if_conflicting(invoices.get(allocation.invoice_id), allocation, posting)
@@ -115,8 +118,12 @@ class PostingWriter:
         for name, value in ours.items():
             if payments.has(name):
                 column = payments[name]
-                stored = key_for(column, value) if name in ID_COLUMNS else fitted(column, value)
-                row[column.key] = stored
+                if name in ID_COLUMNS:
+                    row[column.key] = key_for(column, value)
+                elif name == "posting_key":
+                    row[column.key] = value  # never cut: it must find this row again
+                else:
+                    row[column.key] = fitted(column, value)
         if payments.has("created_at"):
             row[payments["created_at"].key] = now_for(payments["created_at"])
         return row

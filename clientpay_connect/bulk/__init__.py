@@ -8,10 +8,6 @@ from clientpay_connect.body_limits import allow_uploads
 def includeme(config: Configurator) -> None:
     """Routes, the job and the views of Bulk Upload (pages under /bulk, API under
     /api/v1/bulk-uploads)."""
-    # Imported for its job declaration: the job engine binds declared jobs at the end of
-    # configuration.
-    from clientpay_connect.bulk import tasks  # noqa: F401
-
     upload = r"/api/v1/bulk-uploads/{id:\d+}"
     config.add_route("api.bulk.template_csv", "/api/v1/bulk-uploads/template.csv")
     config.add_route("api.bulk.template_txt", "/api/v1/bulk-uploads/template.txt")
@@ -34,3 +30,4 @@ def includeme(config: Configurator) -> None:
     allow_uploads(config, "api.bulk.uploads", "bulk.upload")
     config.scan(".api")
     config.scan(".views")
+    config.scan(".tasks")

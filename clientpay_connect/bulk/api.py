@@ -50,6 +50,7 @@ from clientpay_connect.bulk.services import (
 )
 from clientpay_connect.bulk.templates_csv import TEMPLATES
 from clientpay_connect.bulk.validation import ValidatedRow
+from clientpay_connect.db import MAX_INTEGER_ID
 from clientpay_connect.links.services import public_base_url, timestamp_json
 from clientpay_connect.money import format_amount
 from clientpay_connect.security import STAFF, firm_id
@@ -228,8 +229,7 @@ def list_rows(request: Request) -> dict[str, Any]:
     upload = upload_or_404(request)
     query = request.openapi_validated.parameters.query
     limit = min(int(query.get("limit", DEFAULT_LIMIT)), MAX_LIMIT)
-    cursor = query.get("cursor")
-    after = int(cursor) if cursor and str(cursor).isdigit() else None
+    after = _row_after(query.get("cursor"))
     views = row_views(request.dbsession, upload, after=after, limit=limit + 1)
     currency = currency_of(request, upload)
     more = len(views) > limit
@@ -239,6 +239,14 @@ def list_rows(request: Request) -> dict[str, Any]:
         "next_cursor": str(views[-1].row_number) if more and views else None,
         "total": count_rows(request.dbsession, upload.id),
     }
+
+
+def _row_after(cursor: Any) -> int | None:
+    """The row number a cursor continues after. One beyond what an Integer column holds has
+    no rows after it, and must not reach the database (a DataError on PostgreSQL)."""
+    if not cursor or not str(cursor).isdigit():
+        return None
+    return min(int(cursor), MAX_INTEGER_ID)
 
 
 @view_config(route_name="api.bulk.row", request_method="DELETE", **API)

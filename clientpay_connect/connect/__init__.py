@@ -1,6 +1,7 @@
 from pyramid.config import Configurator
 
 from clientpay_connect.connect.interfaces import IAdapterCatalog
+from clientpay_connect.connect.services import AdapterPool
 
 
 def includeme(config: Configurator) -> None:
@@ -14,6 +15,7 @@ def includeme(config: Configurator) -> None:
     )
     config.registry["clientpay.connect.catalog"] = catalog_class.from_settings(settings)
     config.register_service_factory(catalog_class.create_service, IAdapterCatalog)
+    config.registry["clientpay.connect.adapters"] = AdapterPool()
     # The numeric patterns keep /connections/{id} from reading other words as an id.
     config.add_route("api.connections", "/api/v1/connections")
     config.add_route("api.connection", r"/api/v1/connections/{id:\d+}")

@@ -15,7 +15,8 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from importlib.metadata import entry_points
 from typing import Any
@@ -153,22 +154,78 @@ def connection_settings(encryptor: Encryptor, connection: Connection) -> dict[st
 
 
 def open_adapter(work: Work, connection: Connection) -> Any:
-    """The adapter for ``connection``, ready to use (the caller closes it)."""
+    """The adapter for ``connection``, ready to use; hand it back with ``release_adapter``."""
     catalog = work.find_service(IAdapterCatalog)
     adapter_class = catalog.adapter_class(connection.adapter)
     encryptor: Encryptor = work.registry["clientpay.encryptor"]
-    tokens = ConnectionTokens(work.registry, connection.id) if is_oauth(adapter_class) else None
-    config = AdapterConfig(
+    if is_oauth(adapter_class):
+        tokens = ConnectionTokens(work.registry, connection.id)
+        adapter = adapter_class(_adapter_config(work, connection, encryptor, tokens))
+        tokens.adapter = adapter
+        return adapter
+    fingerprint = sha256_hex(
+        json.dumps([connection.adapter, connection.settings, connection.secrets_encrypted])
+    )
+    return adapter_pool(work.registry).get(
+        connection.id,
+        fingerprint,
+        lambda: adapter_class(_adapter_config(work, connection, encryptor, None)),
+    )
+
+
+def _adapter_config(
+    work: Work, connection: Connection, encryptor: Encryptor, tokens: Any
+) -> AdapterConfig:
+    return AdapterConfig(
         settings=connection_settings(encryptor, connection),
         app_settings=work.settings,
         tokens=tokens,
         redirect_uri=callback_url(work, connection.id),
         pace=connection_pace(work, connection),
     )
-    adapter = adapter_class(config)
-    if tokens is not None:
-        tokens.adapter = adapter
-    return adapter
+
+
+class AdapterPool:
+    """Adapters kept per connection between requests, for those that do not use OAuth: a
+    database adapter reads the mapped tables' layout and opens an engine (a pool of
+    connections) on first use, which would otherwise be paid on every search. A change of
+    the connection's settings makes a new one; the old one is closed."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._adapters: dict[int, tuple[str, Any]] = {}
+
+    def get(self, connection_id: int, fingerprint: str, make: Callable[[], Any]) -> Any:
+        with self._lock:
+            found = self._adapters.get(connection_id)
+            if found is not None and found[0] == fingerprint:
+                return found[1]
+            adapter = make()
+            self._adapters[connection_id] = (fingerprint, adapter)
+        if found is not None:
+            found[1].close()
+        return adapter
+
+    def holds(self, adapter: Any) -> bool:
+        with self._lock:
+            return any(held is adapter for _, held in self._adapters.values())
+
+    def close(self) -> None:
+        with self._lock:
+            adapters, self._adapters = list(self._adapters.values()), {}
+        for _, adapter in adapters:
+            adapter.close()
+
+
+def adapter_pool(registry: Registry) -> AdapterPool:
+    pool: AdapterPool = registry["clientpay.connect.adapters"]
+    return pool
+
+
+def release_adapter(registry: Registry, adapter: Any) -> None:
+    """Done with ``adapter``: closed, unless the pool keeps it for the next request."""
+    if not adapter_pool(registry).holds(adapter):
+        adapter.close()
 
 
 @dataclass(frozen=True)
@@ -398,7 +455,7 @@ def check_reachable(work: Work, connection: Connection) -> None:
             "unreachable", f"The matter system did not answer as expected: {error}", "settings"
         ) from error
     finally:
-        adapter.close()
+        release_adapter(work.registry, adapter)
 
 
 def begin_authorization(work: Work, connection: Connection) -> Authorization:
@@ -412,7 +469,7 @@ def begin_authorization(work: Work, connection: Connection) -> Authorization:
     try:
         url = adapter.authorize_url(state, pkce_challenge(verifier))
     finally:
-        adapter.close()
+        release_adapter(work.registry, adapter)
     return Authorization(url=url, state=state)
 
 
@@ -444,7 +501,7 @@ def complete_authorization(
         connection.last_error = f"Authorization failed: {error}"[:500]
         raise ConnectionRefused("authorization_failed", connection.last_error) from error
     finally:
-        adapter.close()
+        release_adapter(work.registry, adapter)
     store_tokens(encryptor, connection, tokens)
     connection.status = CONNECTION_CONNECTED
     connection.connected_at = utcnow()
@@ -463,7 +520,7 @@ def disconnect(work: Work, connection: Connection) -> None:
         except AdapterError as error:
             log.warning("connection %s: revoking failed: %s", connection.id, error)
         finally:
-            adapter.close()
+            release_adapter(work.registry, adapter)
     connection.tokens_encrypted = None
     connection.token_expires_at = None
     connection.oauth_state_hash = None

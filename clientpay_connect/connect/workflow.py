@@ -43,7 +43,11 @@ from clientpay_connect.connect.models import (
     CONNECTION_NEEDS_REAUTHORIZATION,
     Connection,
 )
-from clientpay_connect.connect.services import open_adapter, record_reauthorization_needed
+from clientpay_connect.connect.services import (
+    open_adapter,
+    record_reauthorization_needed,
+    release_adapter,
+)
 from clientpay_connect.links.actions import create_for_staff
 from clientpay_connect.links.models import PaymentLink
 from clientpay_connect.links.services import balance_link_of, link_json, link_url
@@ -88,7 +92,7 @@ def opened(work: Work, connection: Connection) -> Iterator[Any]:
         record_reauthorization_needed(work.registry, connection.id, str(error))
         raise
     finally:
-        adapter.close()
+        release_adapter(work.registry, adapter)
 
 
 def search(work: Work, connection: Connection, query: SearchQuery) -> SearchResult:

@@ -3,10 +3,6 @@ from pyramid.config import Configurator
 
 def includeme(config: Configurator) -> None:
     """Routes, jobs and views of payment links (the API, Quick Link and a link's page)."""
-    # Imported for its job declaration: the job engine binds declared jobs at the end of
-    # configuration.
-    from clientpay_connect.links import tasks  # noqa: F401
-
     # The numeric pattern keeps /links/cancel and /links/quick from reading as a link id.
     config.add_route("api.links", "/api/v1/links")
     config.add_route("api.links.cancel", "/api/v1/links/cancel")
@@ -18,3 +14,4 @@ def includeme(config: Configurator) -> None:
     config.add_route("links.balance", r"/links/{id:\d+}/balance-link")
     config.scan(".api")
     config.scan(".views")
+    config.scan(".tasks")

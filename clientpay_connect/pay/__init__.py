@@ -5,7 +5,7 @@ from clientpay_connect.pay.processor import SandboxProcessor
 
 
 def includeme(config: Configurator) -> None:
-    """Routes, services and views of this feature."""
+    """Routes, services, views and the resolver job of this feature."""
     settings = config.get_settings()
     processor_class = config.maybe_dotted(settings["clientpay.processor"])
     # One instance for requests (through the service) and jobs (through the registry) alike.
@@ -19,7 +19,7 @@ def includeme(config: Configurator) -> None:
         # A real processor tokenizes on its own servers; only the sandbox does it here.
         config.add_route("pay.sandbox_tokens", "/sandbox/tokens")
         config.scan(".sandbox_views")
-    config.include(".tasks")
+    config.scan(".tasks")
     captcha_class = config.maybe_dotted(settings["clientpay.captcha.verifier"])
     config.register_service_factory(captcha_class.create_service, ICaptchaVerifier)
     # The payer's pages; route names start with "pay" so that headers.py sends no Referer.

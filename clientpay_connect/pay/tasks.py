@@ -6,8 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from pyramid.config import Configurator
-
 from clientpay_connect.db import utcnow
 from clientpay_connect.jobs import periodic_job
 from clientpay_connect.links import services as links
@@ -63,7 +61,3 @@ def _settle(work: Work, item: services.StuckPayment) -> int:
         return 1
     services.complete_payment(work, item.payment_id, result)
     return 1
-
-
-def includeme(config: Configurator) -> None:
-    """Nothing to set up: including this module is what declares its job."""

@@ -6,7 +6,6 @@ from typing import Any
 
 from pyramid.request import Request
 from pyramid.view import view_config
-from sqlalchemy import func, select
 
 from clientpay_connect.api.errors import ApiError, FieldErrors, conflict, not_found
 from clientpay_connect.connect.interfaces import AdapterError
@@ -14,6 +13,7 @@ from clientpay_connect.connect.models import Connection
 from clientpay_connect.connect.workflow import api_error
 from clientpay_connect.links.services import possible_link_id
 from clientpay_connect.postings.allocating import AllocationRefused, checked_allocations
+from clientpay_connect.postings.listing import VIEW_ALL, fetch_page
 from clientpay_connect.postings.models import Posting
 from clientpay_connect.postings.present import posting_json
 from clientpay_connect.postings.services import (
@@ -27,7 +27,7 @@ from clientpay_connect.postings.services import (
     status_counts,
 )
 from clientpay_connect.security import STAFF, firm_id
-from clientpay_connect.sent.cursor import CursorError, decode_cursor, encode_cursor
+from clientpay_connect.sent.cursor import CursorError
 from clientpay_connect.work import Work
 
 API = {"renderer": "json", "permission": STAFF, "openapi": True}
@@ -58,31 +58,21 @@ def _refused(refused: PostingRefused) -> ApiError:
 
 @view_config(route_name="api.postings", request_method="GET", **API)
 def list_postings_view(request: Request) -> dict[str, Any]:
-    status = request.params.get("status", "all")
-    limit = int(request.params.get("limit", DEFAULT_LIMIT))
     firm = firm_id(request)
-    query = select(Posting).where(Posting.firm_id == firm)
-    if status != "all":
-        query = query.where(Posting.status == status)
-    total = request.dbsession.execute(
-        select(func.count()).select_from(query.subquery())
-    ).scalar_one()
-    cursor_text = request.params.get("cursor")
-    if cursor_text:
-        try:
-            cursor = decode_cursor(cursor_text, "-id", "int")
-        except CursorError as error:
-            raise FieldErrors([{"field": "cursor", "message": str(error)}]) from error
-        query = query.where(Posting.id < cursor.id)
-    rows = list(
-        request.dbsession.execute(query.order_by(Posting.id.desc()).limit(limit + 1)).scalars()
-    )
-    more = len(rows) > limit
-    rows = rows[:limit]
+    try:
+        page = fetch_page(
+            request.dbsession,
+            firm,
+            request.params.get("status", VIEW_ALL),
+            int(request.params.get("limit", DEFAULT_LIMIT)),
+            request.params.get("cursor"),
+        )
+    except CursorError as error:
+        raise FieldErrors([{"field": "cursor", "message": str(error)}]) from error
     return {
-        "items": [posting_json(row) for row in rows],
-        "next_cursor": encode_cursor("-id", "int", rows[-1].id, rows[-1].id) if more else None,
-        "total": int(total),
+        "items": [posting_json(row) for row in page.postings],
+        "next_cursor": page.next_cursor,
+        "total": page.total,
         "counts": status_counts(request.dbsession, firm),
     }
 

@@ -6,7 +6,16 @@ from typing import Any
 
 from clientpay_connect.links.services import timestamp_json
 from clientpay_connect.money import format_amount
-from clientpay_connect.postings.models import Posting
+from clientpay_connect.postings.models import (
+    POSTING_FAILED,
+    POSTING_INCOMPLETE,
+    POSTING_MANUAL,
+    POSTING_PENDING,
+    POSTING_POSTED,
+    POSTING_QUEUED,
+    POSTING_REMOVED,
+    Posting,
+)
 
 
 def allocations_json(posting: Posting) -> list[dict[str, Any]]:
@@ -69,3 +78,52 @@ def posting_json(posting: Posting, with_attempts: bool = False) -> dict[str, Any
             for attempt in posting.attempts
         ]
     return body
+
+
+# How people read a posting's status and its attempts' outcomes.
+STATUS_LABELS = {
+    POSTING_PENDING: "Pending",
+    POSTING_QUEUED: "Queued",
+    POSTING_POSTED: "Posted",
+    POSTING_INCOMPLETE: "Incomplete",
+    POSTING_FAILED: "Failed",
+    POSTING_MANUAL: "Manual required",
+    POSTING_REMOVED: "Removed",
+}
+OUTCOME_LABELS = {
+    "created": "Payment received",
+    "queued": "Queued to post",
+    "posted": "Posted",
+    "pending": "Accepted, awaiting confirmation",
+    "partially_posted": "Partly posted",
+    "manual_required": "To be entered by hand",
+    "rejected": "Refused by the matter system",
+    "incomplete": "Data conflict",
+    "transient": "Matter system unavailable; will retry",
+    "rate_limited": "Matter system asked us to slow down; will retry",
+    "waiting": "Waiting for the connection",
+    "reallocated": "Re-allocated by staff",
+    "removed": "Removed",
+    "entered_by_hand": "Entered by hand",
+}
+# Why Post or Retry left a posting alone (post_postings' skip reasons: a status, or not_found).
+SKIP_REASONS = {
+    POSTING_QUEUED: "it is already queued",
+    POSTING_POSTED: "it is already posted",
+    POSTING_INCOMPLETE: "it is incomplete: re-allocate it first",
+    POSTING_MANUAL: "its matter system takes payments by hand",
+    POSTING_REMOVED: "it was removed",
+    "not_found": "it was not found",
+}
+
+
+def status_label(status: str) -> str:
+    return STATUS_LABELS.get(status, status.replace("_", " ").capitalize())
+
+
+def outcome_label(outcome: str) -> str:
+    return OUTCOME_LABELS.get(outcome, outcome.replace("_", " ").capitalize())
+
+
+def skip_reason(reason: str) -> str:
+    return SKIP_REASONS.get(reason, f"it is {status_label(reason).lower()}")

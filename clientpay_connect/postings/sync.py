@@ -45,7 +45,11 @@ from clientpay_connect.connect.interfaces import (
 )
 from clientpay_connect.connect.linking import link_invoices
 from clientpay_connect.connect.models import CONNECTION_CONNECTED, Connection
-from clientpay_connect.connect.services import open_adapter, record_reauthorization_needed
+from clientpay_connect.connect.services import (
+    open_adapter,
+    record_reauthorization_needed,
+    release_adapter,
+)
 from clientpay_connect.db import utcnow
 from clientpay_connect.links.models import PaymentLink
 from clientpay_connect.mail.outbox import KIND_FIRM_NOTICE, queue_email
@@ -223,7 +227,7 @@ def write_once(
         record_reauthorization_needed(work.registry, connection.id, str(error))
         raise
     finally:
-        adapter.close()
+        release_adapter(work.registry, adapter)
 
 
 class _PartlyWritten(AdapterError):

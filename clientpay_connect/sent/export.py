@@ -10,6 +10,7 @@ leading apostrophe.
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import IO, Any
@@ -20,6 +21,7 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
+from pyramid.response import FileIter, Response
 
 from clientpay_connect.links.models import PaymentLink
 from clientpay_connect.links.services import status_label
@@ -50,6 +52,8 @@ DATE_FORMAT = "yyyy-mm-dd"
 TIMESTAMP_FORMAT = "yyyy-mm-dd hh:mm"
 # What spreadsheet programs read as the start of a formula (OWASP's CSV-injection list).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# An export stays in memory up to this size and moves to a temporary file beyond it.
+EXPORT_SPOOL_BYTES = 16 * 1024 * 1024
 CURRENCY_SYMBOLS = {"USD": "$", "CAD": "$", "AUD": "$", "GBP": "£", "EUR": "€"}
 
 
@@ -77,7 +81,7 @@ def write_workbook(
     """Write the links to ``target`` as an .xlsx; the number of links written."""
     workbook = Workbook(write_only=True)
     sheet: WriteOnlyWorksheet = workbook.create_sheet(SHEET_TITLE)
-    _set_up(sheet)
+    set_up_sheet(sheet, COLUMNS)
     written = 0
     for link in links:
         sheet.append(_row(sheet, link, url_for(link), zone))
@@ -86,16 +90,17 @@ def write_workbook(
     return written
 
 
-def _set_up(sheet: WriteOnlyWorksheet) -> None:
+def set_up_sheet(sheet: WriteOnlyWorksheet, columns: list[tuple[str, int]]) -> None:
+    """Column widths, and a bold header row that stays in view."""
     # Widths and frozen header must be set before the first row is written.
-    for index, (_header, width) in enumerate(COLUMNS):
+    for index, (_header, width) in enumerate(columns):
         letter = chr(ord("A") + index)
         # Worksheet._setup gives write-only sheets their column_dimensions; the stubs miss it.
         sheet.column_dimensions[letter].width = width  # type: ignore[attr-defined]
     sheet.freeze_panes = "A2"
     bold = Font(bold=True)
     header = []
-    for title, _width in COLUMNS:
+    for title, _width in columns:
         cell = WriteOnlyCell(sheet, value=title)
         cell.font = bold
         header.append(cell)
@@ -107,23 +112,23 @@ def _row(sheet: WriteOnlyWorksheet, link: PaymentLink, url: str, zone: ZoneInfo)
     return [
         neutralize(status_label(link.status)),
         neutralize(link.invoice_number),
-        _formatted(sheet, link.invoice_date, DATE_FORMAT),
-        _formatted(sheet, link.due_date, DATE_FORMAT),
+        typed_cell(sheet, link.invoice_date, DATE_FORMAT),
+        typed_cell(sheet, link.due_date, DATE_FORMAT),
         neutralize(link.recipient_name),
         neutralize(", ".join(link.emails)),
-        _formatted(sheet, _decimal(link.amount_minor, link.currency), money),
-        _formatted(sheet, _decimal(link.amount_paid_minor, link.currency), money),
+        typed_cell(sheet, decimal_amount(link.amount_minor, link.currency), money),
+        typed_cell(sheet, decimal_amount(link.amount_paid_minor, link.currency), money),
         neutralize(link.currency),
-        _formatted(sheet, local_naive(link.created_at, zone), TIMESTAMP_FORMAT),
-        _formatted(sheet, local_naive(link.sent_at, zone), TIMESTAMP_FORMAT),
-        _formatted(sheet, local_naive(link.paid_at, zone), TIMESTAMP_FORMAT),
-        _formatted(sheet, local_naive(link.expires_at, zone), TIMESTAMP_FORMAT),
+        typed_cell(sheet, local_naive(link.created_at, zone), TIMESTAMP_FORMAT),
+        typed_cell(sheet, local_naive(link.sent_at, zone), TIMESTAMP_FORMAT),
+        typed_cell(sheet, local_naive(link.paid_at, zone), TIMESTAMP_FORMAT),
+        typed_cell(sheet, local_naive(link.expires_at, zone), TIMESTAMP_FORMAT),
         neutralize(url),
         neutralize(source_label(link.source)),
     ]
 
 
-def _formatted(sheet: WriteOnlyWorksheet, value: Any, number_format: str) -> Any:
+def typed_cell(sheet: WriteOnlyWorksheet, value: Any, number_format: str) -> Any:
     if value is None:
         return None
     cell = WriteOnlyCell(sheet, value=value)
@@ -131,9 +136,34 @@ def _formatted(sheet: WriteOnlyWorksheet, value: Any, number_format: str) -> Any
     return cell
 
 
-def _decimal(minor: int, currency: str) -> Decimal:
+def decimal_amount(minor: int, currency: str) -> Decimal:
     return Decimal(minor).scaleb(-minor_digits(currency))
 
 
 def export_filename(today: dt.date) -> str:
     return f"sent-pages-{today.isoformat()}.xlsx"
+
+
+def xlsx_response(write: Callable[[IO[bytes]], object], filename: str) -> Response:
+    """A workbook download: ``write`` writes it into a file that stays in memory up to a size
+    and moves to disk beyond it."""
+    spool, size = _spooled(write)
+    response = Response(
+        app_iter=FileIter(spool), content_type=XLSX_TYPE, content_length=size, charset=None
+    )
+    response.content_disposition = f'attachment; filename="{filename}"'
+    return response
+
+
+def _spooled(write: Callable[[IO[bytes]], object]) -> tuple[IO[bytes], int]:
+    """What ``write`` wrote, in a file rewound for reading, and its size; whoever reads it
+    closes it (the response's FileIter does, once it has been sent)."""
+    spool = tempfile.SpooledTemporaryFile(max_size=EXPORT_SPOOL_BYTES)  # noqa: SIM115
+    try:
+        write(spool)
+        size = spool.tell()
+        spool.seek(0)
+    except BaseException:
+        spool.close()
+        raise
+    return spool, size

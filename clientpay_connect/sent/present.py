@@ -49,3 +49,12 @@ def local_naive(value: dt.datetime | None, zone: ZoneInfo) -> dt.datetime | None
     if value is None:
         return None
     return value.astimezone(zone).replace(tzinfo=None)
+
+
+def local_timestamp(value: dt.datetime | None, zone: ZoneInfo) -> str:
+    """A timestamp in the firm's own time: "Mar 31, 2025, 3:04 PM EDT"."""
+    if value is None:
+        return ""
+    local = value.astimezone(zone)
+    hour = local.strftime("%I").lstrip("0")
+    return f"{local:%b} {local.day}, {local.year}, {hour}:{local:%M %p %Z}"

@@ -181,6 +181,14 @@ def test_a_key_used_for_other_invoices_is_refused(adapter, rows):
     assert rows.invoice_row(second)["balance"] == 15_000
 
 
+def test_a_key_longer_than_the_staging_column_is_refused_not_cut(adapter, rows):
+    tag = word()
+    _c, _m, first, _second = two_invoices(rows, tag)
+    with pytest.raises(Permanent, match="longer than the staging table's 200"):
+        adapter.record_payment(posting(tag, allocation(first, 100, tag), key="k" * 201))
+    assert rows.invoice_row(first)["balance"] == 30_000
+
+
 @pytest.mark.parametrize("amount", [0, -5])
 def test_an_amount_that_is_not_positive_is_refused(adapter, rows, amount):
     tag = word()

@@ -18,6 +18,7 @@ import stat
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -388,3 +389,44 @@ def test_serve_refuses_a_body_over_the_upload_limit_without_reading_it(instance:
         process.terminate()
         process.communicate(timeout=20)
     assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
+
+
+def test_serve_behind_a_proxy_limits_each_client_by_its_forwarded_address(instance: Instance):
+    port = free_port()
+    env = {
+        **instance.env,
+        "CLIENTPAY_SERVE_TRUSTED_PROXY": "127.0.0.1",
+        "CLIENTPAY_SERVE_TRUSTED_PROXY_HEADERS": "x-forwarded-for",
+        "CLIENTPAY_LIMITS_TOKEN_LOOKUPS": "2/minute",
+    }
+    process = subprocess.Popen(
+        [CLIENTPAY, "--config", str(instance.ini), "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    def look_up(client: str) -> int:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/v1/pay/no-such-token",
+            # What the proxy on this machine adds: the client's address after any the
+            # client sent itself (which is not to be believed).
+            headers={"X-Forwarded-For": f"198.51.100.7, {client}"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as error:
+            return int(error.code)
+
+    try:
+        wait_for_health(f"http://127.0.0.1:{port}/healthz", process)
+        first_client = [look_up("203.0.113.1") for _ in range(3)]
+        second_client = look_up("203.0.113.2")
+    finally:
+        process.terminate()
+        process.communicate(timeout=20)
+    assert first_client == [404, 404, 429]
+    # Its own bucket: not the one every client behind the proxy used to share.
+    assert second_client == 404

@@ -10,6 +10,7 @@ import pytest
 from pyramid.router import Router
 
 from tests.conftest import csrf_token, login
+from tests.factories import MerchantAccountFactory
 
 IMPOSSIBLE = ["2147483648", "9223372036854775808", "99999999999999999999999999"]
 ID_PLACEHOLDER = re.compile(r"\{(id|row):[^}]*\}")
@@ -85,3 +86,24 @@ def test_a_stranger_still_gets_401_before_404(testapp):
 def test_the_largest_possible_id_is_looked_up(testapp, admin_auth):
     answer = testapp.get("/api/v1/merchant-accounts/2147483647", headers=admin_auth, status=404)
     assert answer.json["error"] == "not_found"
+
+
+# --- numbers that name rows elsewhere than in the path ------------------------------------------
+
+
+@pytest.mark.parametrize("impossible", IMPOSSIBLE)
+def test_a_rows_cursor_beyond_any_row_is_an_empty_last_page(testapp, staff, staff_auth, impossible):
+    account = MerchantAccountFactory(firm=staff.firm)
+    created = testapp.post(
+        "/api/v1/bulk-uploads",
+        {"merchant_account_id": str(account.id)},
+        upload_files=[("file", "a.csv", b"Recipient Name,Amount\nJane Doe,10\n")],
+        headers=staff_auth,
+        status=201,
+    ).json
+    page = testapp.get(
+        f"/api/v1/bulk-uploads/{created['id']}/rows?cursor={impossible}",
+        headers=staff_auth,
+        status=200,
+    ).json
+    assert page == {"items": [], "next_cursor": None, "total": 1}

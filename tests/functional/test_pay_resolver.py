@@ -8,7 +8,6 @@ import pytest
 from sqlalchemy import select
 
 from clientpay_connect.db import utcnow
-from clientpay_connect.jobs import _JOBS
 from clientpay_connect.links.services import claim
 from clientpay_connect.mail.models import OutboxMessage
 from clientpay_connect.pay.models import Payment
@@ -63,8 +62,8 @@ def _settled(dbsession, link, payment):
     return link.status, payment.status
 
 
-def test_it_runs_every_five_minutes():
-    assert _JOBS[RESOLVE_JOB].schedule == {"minute": "*/5"}
+def test_it_runs_every_five_minutes(app):
+    assert app.registry["clientpay.jobs"].jobs[RESOLVE_JOB].schedule == {"minute": "*/5"}
 
 
 def test_a_charge_the_processor_made_completes_the_payment(app, testapp, dbsession, link_and_token):

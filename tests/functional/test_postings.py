@@ -7,7 +7,6 @@ matter_adapter.py); the payment goes through the real pay API and the sandbox pr
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -17,13 +16,16 @@ from pyramid.router import Router
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from clientpay_connect.connect.interfaces import Client, Invoice, Matter
 from clientpay_connect.postings.models import Posting, PostingAttempt
-from clientpay_connect.postings.sync import sync_posting
-from clientpay_connect.work import Work
 from tests.factories import MerchantAccountFactory
-from tests.support.matter_adapter import LEDGERS, Ledger, registered_test_adapter
-from tests.support.payments import card, pay, submission, tokenize
+from tests.support.matter_adapter import Ledger, registered_test_adapter
+from tests.support.postings import (
+    add_connection,
+    marlowe_ledger,
+    paid_connect_link,
+    registered,
+)
+from tests.support.postings import run_sync as sync_in_process
 
 TODAY = dt.date.today()
 
@@ -36,65 +38,20 @@ def test_distribution(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
 
 @pytest.fixture
 def ledger() -> Iterator[tuple[str, Ledger]]:
-    name = uuid.uuid4().hex
-    book = Ledger()
-    book.clients["c1"] = Client("c1", "Jane Marlowe", "jane@example.com")
-    book.matters["m1"] = Matter("m1", "2024-0017", "Marlowe divorce", "c1")
-    for key, balance, due in (("101", 500_00, -10), ("102", 250_00, 5)):
-        book.add_invoice(
-            Invoice(
-                id=key,
-                number=f"INV-{key}",
-                client_id="c1",
-                matter_id="m1",
-                issued_on=TODAY - dt.timedelta(days=60),
-                due_on=TODAY + dt.timedelta(days=due),
-                currency="USD",
-                total=balance,
-                paid=0,
-                balance=balance,
-            )
-        )
-    LEDGERS[name] = book
-    yield name, book
-    del LEDGERS[name]
+    book = marlowe_ledger(TODAY)
+    with registered(book) as name:
+        yield name, book
 
 
 @pytest.fixture
 def connection(
     testapp: Any, admin_auth: dict[str, str], ledger: tuple[str, Ledger]
 ) -> dict[str, Any]:
-    return dict(
-        testapp.post_json(
-            "/api/v1/connections",
-            {"adapter": "memory", "name": "Our matters", "settings": {"ledger": ledger[0]}},
-            headers=admin_auth,
-            status=201,
-        ).json
-    )
-
-
-def paid_connect_link(
-    testapp: Any, staff_auth: dict[str, str], connection: dict[str, Any], account: Any, amount: str
-) -> dict[str, Any]:
-    link = testapp.post_json(
-        "/api/v1/connect/links",
-        {
-            "connection_id": connection["id"],
-            "merchant_account_id": account.id,
-            "invoices": [{"id": "101", "amount": "500.00"}, {"id": "102", "amount": "200.00"}],
-        },
-        headers=staff_auth,
-        status=201,
-    ).json
-    token = link["url"].rsplit("/", 1)[1]
-    pay(testapp, token, submission(tokenize(testapp, card()), amount=amount), status=201)
-    return dict(link)
+    return add_connection(testapp, admin_auth, ledger[0], "Our matters")
 
 
 def run_sync(app: Router, posting_id: int) -> str:
-    with Work.fresh(app.registry) as work:
-        return sync_posting(work, posting_id)
+    return sync_in_process(app.registry, posting_id)
 
 
 def test_a_paid_connect_link_makes_one_pending_posting_with_its_allocations(

@@ -154,3 +154,11 @@ def test_pserve_takes_the_largest_body_a_route_takes_and_no_more(ini):
     largest = int(DEFAULTS["clientpay.limits.upload_body_bytes"])
     # Waitress refuses a body of max_request_body_size bytes or more.
     assert int(parser["server:main"]["max_request_body_size"]) == largest + 1
+
+
+def test_production_trusts_the_same_proxy_under_both_servers():
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(README.parent / "production.ini")
+    app, server = parser["app:main"], parser["server:main"]
+    assert app["clientpay.serve.trusted_proxy"] == server["trusted_proxy"]
+    assert app["clientpay.serve.trusted_proxy_headers"] == server["trusted_proxy_headers"]
