@@ -193,9 +193,9 @@ def first_running(workers: list[Any]) -> float:
 
 def pace_run(
     folder: Path, settings: dict[str, str], app: Any, stage: dict[str, int], fake: Any, count: int
-) -> tuple[float, int, int]:
-    """Requests per second achieved under the limit, the 429s answered, and those after the
-    first stretch of them."""
+) -> tuple[float, int, int, int, float]:
+    """Requests per second achieved under the limit, the 429s answered, those after the
+    first stretch of them, and the requests served over how many seconds."""
     fake.rate_limit = PACE_LIMIT
     paced = {**settings, "clientpay.mycase.rate_limit": "600/minute"}
     mark = len(fake.requests)
@@ -208,7 +208,8 @@ def pace_run(
     # "After the first": past the first 429 and any that came with it before a 200.
     after = statuses[first:]
     settled = after[after.index(200) :] if 200 in after else []
-    return rate, statuses.count(429), settled.count(429)
+    seconds = served[-1].at - served[0].at
+    return rate, statuses.count(429), settled.count(429), len(served), seconds
 
 
 def main() -> None:
