@@ -9,6 +9,9 @@ API calls go through one ``_request`` that
 - takes the access token from the connection's ``TokenSource`` and, on a 401, asks it once for
   a refreshed token (the source refreshes at most once however many callers saw the 401);
 - always passes a timeout (``clientpay.http_timeout``);
+- waits for the connection's pace (``AdapterConfig.pace``: ``clientpay.<vendor>.rate_limit``,
+  shared by every worker) before each call, and pauses it for everyone on a 429's
+  ``Retry-After`` or an ``X-RateLimit-Remaining: 0`` until ``X-RateLimit-Reset``;
 - on a 429 waits ``Retry-After`` and tries again while the total wait stays within
   ``max_rate_wait`` seconds, then raises ``RateLimited`` (0: raise at once, for a job that
   would rather be rescheduled than hold a worker);
@@ -36,6 +39,7 @@ from clientpay_connect.connect.interfaces import (
     Permanent,
     RateLimited,
     ReauthorizationRequired,
+    RequestPace,
     TokenSet,
     TokenSource,
     Transient,
@@ -78,6 +82,23 @@ def retry_after_seconds(response: requests.Response) -> float:
     if not math.isfinite(seconds):
         return DEFAULT_RETRY_AFTER
     return max(seconds, 0.0)
+
+
+# An X-RateLimit-Reset above this is a moment (epoch seconds), below it a number of seconds.
+EPOCH_THRESHOLD = 1_000_000_000
+
+
+def rate_reset_seconds(response: requests.Response) -> float:
+    """``X-RateLimit-Reset`` as seconds from now (vendors send epoch seconds or a delay)."""
+    try:
+        value = float(response.headers.get("X-RateLimit-Reset", ""))
+    except ValueError:
+        return DEFAULT_RETRY_AFTER
+    if not math.isfinite(value):
+        return DEFAULT_RETRY_AFTER
+    if value > EPOCH_THRESHOLD:
+        value -= time.time()
+    return max(value, 0.0)
 
 
 def vendor_message(response: requests.Response) -> str:
@@ -290,8 +311,13 @@ class OAuthRestAdapter:
         waited = 0.0
         access_token = tokens.access_token()
         refreshed = False
+        pace = self.config.pace
         while True:
+            if pace is not None:
+                waited += self._wait_for_pace(pace, budget - waited)
             response = self._send(method, url, access_token, params, json)
+            if pace is not None:
+                self._learn_pace(pace, response)
             if response.status_code == 401 and not refreshed:
                 refreshed = True
                 access_token = tokens.refreshed(access_token)
@@ -300,10 +326,33 @@ class OAuthRestAdapter:
                 delay = retry_after_seconds(response)
                 if waited + delay > budget:
                     raise RateLimited(delay)
-                time.sleep(delay)
-                waited += delay
+                if pace is None:
+                    time.sleep(delay)
+                    waited += delay
+                # Else the pace, paused by _learn_pace, holds this call (and every other
+                # worker's call to this connection) until then.
                 continue
             return self._checked(response, accept)
+
+    @staticmethod
+    def _wait_for_pace(pace: RequestPace, budget: float) -> float:
+        """Wait for the connection's next slot; the seconds waited. RateLimited when the
+        wait would be longer than ``budget``."""
+        started = time.monotonic()
+        still = pace.wait(max(budget, 0.0))
+        if still > 0:
+            raise RateLimited(still)
+        return time.monotonic() - started
+
+    @staticmethod
+    def _learn_pace(pace: RequestPace, response: requests.Response) -> None:
+        """What the vendor says of its limit holds for every worker: a 429's Retry-After,
+        and an allowance used up (``X-RateLimit-Remaining: 0``) until its reset."""
+        if response.status_code == 429:
+            pace.pause(retry_after_seconds(response))
+            return
+        if response.headers.get("X-RateLimit-Remaining", "").strip() == "0":
+            pace.pause(rate_reset_seconds(response))
 
     def _send(
         self,

@@ -34,6 +34,7 @@ from clientpay_connect.body_limits import UPLOAD_LIMIT
 from clientpay_connect.crypto import MissingSecrets
 from clientpay_connect.demo import seed_demo
 from clientpay_connect.jobs import JobQueue
+from clientpay_connect.sweeps import SweepTimer
 from clientpay_connect.work import Work
 
 MIGRATIONS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "migrations")
@@ -256,7 +257,9 @@ def serve(ctx: Context, host: str, port: int, workers: int | None) -> None:
     app = ctx.app
     queue: JobQueue = app.registry["clientpay.jobs"]
     consumer = queue.consumer(workers or int(ctx.settings["clientpay.jobs.workers"]))
+    sweeps = SweepTimer.for_app(app.registry)
     consumer.start()
+    sweeps.start()
     # Huey's consumer installs signal handlers for a main loop of its own, which we do not run;
     # left in place they swallow Ctrl-C and SIGTERM and the server never stops. Both must end
     # waitress's loop (it stops on KeyboardInterrupt and SystemExit), then the worker below.
@@ -266,6 +269,7 @@ def serve(ctx: Context, host: str, port: int, workers: int | None) -> None:
     try:
         waitress_serve(app, host=host, port=port, **waitress_options(ctx.settings))
     finally:
+        sweeps.stop()
         consumer.stop(graceful=True)
 
 
@@ -273,15 +277,19 @@ def serve(ctx: Context, host: str, port: int, workers: int | None) -> None:
 @click.option("--workers", default=None, type=int)
 @pass_context
 def worker(ctx: Context, workers: int | None) -> None:
-    """Run a job worker only (for more throughput, or on other machines with Redis)."""
+    """Run a job worker only (for more throughput, or on other machines with Redis): its
+    consumer threads, and the sweeps on their timers."""
     queue: JobQueue = ctx.app.registry["clientpay.jobs"]
     consumer = queue.consumer(workers or int(ctx.settings["clientpay.jobs.workers"]))
+    sweeps = SweepTimer.for_app(ctx.app.registry)
     stop = threading.Event()
     consumer.start()
+    sweeps.start()
     # After start(): it installs handlers of its own that would otherwise replace these.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     click.echo("worker running; Ctrl-C to stop", err=True)
     stop.wait()
+    sweeps.stop()
     consumer.stop(graceful=True)
     sys.exit(0)

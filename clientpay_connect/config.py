@@ -41,6 +41,7 @@ DEFAULTS: dict[str, str] = {
     "clientpay.limits.sandbox_tokens": "30/minute",
     "clientpay.limits.json_body_bytes": "65536",
     "clientpay.limits.upload_body_bytes": "34603008",
+    "clientpay.limits.pacer": "clientpay_connect.throttle.services.LimitsPacer",
     "clientpay.serve.trusted_proxy": "",
     "clientpay.serve.trusted_proxy_count": "1",
     "clientpay.serve.trusted_proxy_headers": "x-forwarded-for x-forwarded-proto x-forwarded-host",
@@ -77,6 +78,8 @@ DEFAULTS: dict[str, str] = {
     "clientpay.mycase.client_secret": "",
     "clientpay.mycase.page_size": "1000",
     "clientpay.mycase.max_rate_wait": "10",
+    # MyCase's documented limit; every worker shares the pace (through Redis when set).
+    "clientpay.mycase.rate_limit": "25/second",
     # Clio: {host} is the connection's region's host (app.clio.com, eu.app.clio.com, …) and
     # {region} its code (us, eu, ca, au), so a test server can stand in for every region.
     "clientpay.clio.api_url": "https://{host}/api/v4",
@@ -86,8 +89,16 @@ DEFAULTS: dict[str, str] = {
     "clientpay.clio.api_version": "4.0.9",
     "clientpay.clio.page_size": "200",
     "clientpay.clio.max_rate_wait": "10",
+    # None: Clio's answers carry X-RateLimit-Remaining/-Reset, which the pace follows.
+    "clientpay.clio.rate_limit": "",
     "clientpay.bulk.inline_rows": "2000",
     "clientpay.bulk.stuck_after_seconds": "600",
+    "clientpay.postings.max_attempts": "8",
+    "clientpay.postings.backoff_base_seconds": "30",
+    "clientpay.postings.backoff_cap_seconds": "3600",
+    "clientpay.postings.lease_seconds": "300",
+    "clientpay.postings.sweep_seconds": "60",
+    "clientpay.postings.sweep_grace_seconds": "120",
 }
 
 SHORT_ENV_NAMES: dict[str, str] = {

@@ -194,6 +194,19 @@ class TokenSource(Protocol):
         """After a 401: refresh unless another caller already replaced ``stale_access_token``."""
 
 
+class RequestPace(Protocol):
+    """The pace of one connection's calls to its vendor, shared by every worker that calls
+    it (clientpay_connect.throttle). An adapter waits for it before each call, and tells it
+    when the vendor asks for a pause."""
+
+    def wait(self, max_wait: float) -> float:
+        """0.0 once the next call may go; else, having waited no longer than ``max_wait``,
+        the seconds still to wait."""
+
+    def pause(self, seconds: float) -> None:
+        """The vendor asked every caller to hold off for ``seconds`` (a 429's Retry-After)."""
+
+
 @dataclass(frozen=True)
 class AdapterConfig:
     # The connection's own settings, as an admin gave them (no secrets in clear elsewhere).
@@ -203,6 +216,8 @@ class AdapterConfig:
     tokens: TokenSource | None = None
     # Where the provider sends the admin back after authorization (OAuth adapters).
     redirect_uri: str = ""
+    # The connection's pace (None: calls go as fast as the vendor answers).
+    pace: RequestPace | None = None
 
 
 class IMatterAdapter(Interface):

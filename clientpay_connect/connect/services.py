@@ -47,6 +47,7 @@ from clientpay_connect.connect.models import (
 from clientpay_connect.connect.notices import queue_reauthorization_notice
 from clientpay_connect.crypto import Encryptor, new_token, sha256_hex
 from clientpay_connect.db import sqlite_may_write, utcnow
+from clientpay_connect.throttle.interfaces import IPacer
 from clientpay_connect.work import Work
 
 log = logging.getLogger(__name__)
@@ -180,6 +181,7 @@ def _adapter_config(
         app_settings=work.settings,
         tokens=tokens,
         redirect_uri=callback_url(work, connection.id),
+        pace=connection_pace(work, connection),
     )
 
 
@@ -226,6 +228,29 @@ def release_adapter(registry: Registry, adapter: Any) -> None:
         adapter.close()
 
 
+@dataclass(frozen=True)
+class ConnectionPace:
+    """A RequestPace: the connection's calls, paced at ``clientpay.<adapter>.rate_limit``
+    (e.g. ``25/second``) by the app's pacer, which every worker shares through Redis."""
+
+    pacer: Any
+    limit: str
+    key: str
+
+    def wait(self, max_wait: float) -> float:
+        return float(self.pacer.wait(self.limit, self.key, max_wait))
+
+    def pause(self, seconds: float) -> None:
+        self.pacer.pause(self.key, seconds)
+
+
+def connection_pace(work: Work, connection: Connection) -> ConnectionPace:
+    limit = str(work.settings.get(f"clientpay.{connection.adapter}.rate_limit") or "")
+    # Per connection: a vendor counts each grant's calls on their own.
+    key = f"connection/{connection.id}"
+    return ConnectionPace(work.find_service(IPacer), limit, key)
+
+
 # The grant, stored encrypted in the connection's row.
 
 
@@ -268,12 +293,17 @@ def needs_refresh(tokens: TokenSet, now: dt.datetime) -> bool:
 
 
 class ConnectionTokens:
-    """The TokenSource of one connection (see the module's docstring for the lock)."""
+    """The TokenSource of one connection (see the module's docstring for the lock). It lives
+    as long as its adapter (one request, one job), and keeps the tokens it read for the
+    adapter's next calls until they are about to expire: a job's four calls read the
+    connection's row once, not four times. (Tokens another process refreshed meanwhile are
+    found after a 401, by ``refreshed``.)"""
 
     def __init__(self, registry: Registry, connection_id: int):
         self.registry = registry
         self.connection_id = connection_id
         self.adapter: Any = None
+        self._known: TokenSet | None = None
 
     @property
     def encryptor(self) -> Encryptor:
@@ -281,7 +311,9 @@ class ConnectionTokens:
         return encryptor
 
     def access_token(self) -> str:
-        tokens = self._read()
+        tokens = self._known
+        if tokens is None or needs_refresh(tokens, utcnow()):
+            tokens = self._known = self._read()
         if not needs_refresh(tokens, utcnow()):
             return tokens.access_token
         return self._refresh(lambda current: needs_refresh(current, utcnow()))
@@ -309,6 +341,7 @@ class ConnectionTokens:
                 if connection.status != CONNECTION_CONNECTED:
                     raise ReauthorizationRequired("The matter system needs to be reconnected.")
                 if not still_stale(tokens):
+                    self._known = tokens
                     return tokens.access_token
                 try:
                     fresh = self.adapter.refresh(tokens.refresh_token)
@@ -320,6 +353,7 @@ class ConnectionTokens:
                     # firm_uuid): keep it.
                     fresh = replace(fresh, extra={**tokens.extra, **fresh.extra})
                     store_tokens(self.encryptor, connection, fresh)
+                    self._known = fresh
                     return fresh.access_token
         finally:
             sqlite_may_write.reset(may_write)

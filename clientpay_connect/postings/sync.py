@@ -11,7 +11,8 @@ The steps, each for a reason:
    Then re-read the invoices that are still to be written: one closed, voided, unknown or
    owing less than its allocation makes the posting incomplete, with the reason.
 4. ``record_payment`` with the allocations already written marked, so a one-invoice-per-call
-   system (MyCase) writes only the rest.
+   system (MyCase) writes only the rest; and only while the lease will outlast the writes
+   (``WriteWindow``), since after it another worker may take the posting.
 5. Record the outcome if the lease is still ours. Rate limits wait for Retry-After without
    using up an attempt; transient failures back off exponentially with full jitter up to
    ``clientpay.postings.max_attempts``, then the posting fails and the admins are told.
@@ -26,7 +27,7 @@ import secrets
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, case, false, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from clientpay_connect.connect.interfaces import (
@@ -40,6 +41,7 @@ from clientpay_connect.connect.interfaces import (
     PostResult,
     RateLimited,
     ReauthorizationRequired,
+    Transient,
 )
 from clientpay_connect.connect.linking import link_invoices
 from clientpay_connect.connect.models import CONNECTION_CONNECTED, Connection
@@ -75,16 +77,21 @@ class Policy:
     lease: dt.timedelta
     backoff_base: float
     backoff_cap: float
+    sweep_grace: dt.timedelta
+    # The longest one call to the matter system may take (its timeout and its rate waits).
+    call_limit: dt.timedelta
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any]) -> Policy:
         return cls(
-            max_attempts=int(settings.get("clientpay.postings.max_attempts", 8)),
-            lease=dt.timedelta(
-                seconds=float(settings.get("clientpay.postings.lease_seconds", 300))
+            max_attempts=int(settings["clientpay.postings.max_attempts"]),
+            lease=dt.timedelta(seconds=float(settings["clientpay.postings.lease_seconds"])),
+            backoff_base=float(settings["clientpay.postings.backoff_base_seconds"]),
+            backoff_cap=float(settings["clientpay.postings.backoff_cap_seconds"]),
+            sweep_grace=dt.timedelta(
+                seconds=float(settings["clientpay.postings.sweep_grace_seconds"])
             ),
-            backoff_base=float(settings.get("clientpay.postings.backoff_base_seconds", 30)),
-            backoff_cap=float(settings.get("clientpay.postings.backoff_cap_seconds", 3600)),
+            call_limit=dt.timedelta(seconds=float(settings["clientpay.http_timeout"])),
         )
 
     def backoff(self, attempt: int) -> float:
@@ -161,10 +168,11 @@ def sync_posting(work: Work, posting_id: int, now: dt.datetime | None = None) ->
     if connection is None or connection.status != CONNECTION_CONNECTED:
         return _wait_for_connection(work, posting, connection)
     request = posting_request(work.dbsession, posting)
+    lease_until = now + policy.lease
     # Let go of the database while the matter system answers.
     work.checkpoint()
     try:
-        result = write_once(work, connection, request)
+        result = write_once(work, connection, request, WriteWindow(lease_until, policy.call_limit))
     except AdapterError as error:
         return _record_error(work, posting_id, token, error, policy, connection)
     except Exception as error:  # a bug must not lose the posting: it is retried, and logged
@@ -173,7 +181,27 @@ def sync_posting(work: Work, posting_id: int, now: dt.datetime | None = None) ->
     return _record_result(work, posting_id, token, result, policy)
 
 
-def write_once(work: Work, connection: Connection, request: PostingRequest) -> PostResult:
+@dataclass(frozen=True)
+class WriteWindow:
+    """Writes start only while the lease will outlast them: once it has run out, another
+    worker may take the posting, and two writers would both find nothing written yet."""
+
+    lease_until: dt.datetime
+    call_limit: dt.timedelta
+
+    def check(self, adapter: Any, writes: int) -> None:
+        rate_wait = dt.timedelta(seconds=float(getattr(adapter, "max_rate_wait", 0.0)))
+        needed = writes * (self.call_limit + rate_wait)
+        if utcnow() + needed > self.lease_until:
+            raise Transient(
+                "The matter system answered too slowly to write within this attempt's lease; "
+                "it will be tried again."
+            )
+
+
+def write_once(
+    work: Work, connection: Connection, request: PostingRequest, window: WriteWindow
+) -> PostResult:
     adapter = open_adapter(work, connection)
     try:
         found = dict(adapter.find_payment(request))
@@ -190,6 +218,7 @@ def write_once(work: Work, connection: Connection, request: PostingRequest) -> P
         if problems:
             raise _PartlyWritten(Conflict(" ".join(problems)), written)
         try:
+            window.check(adapter, len(remaining))
             result: PostResult = adapter.record_payment(replace(request, allocations=allocations))
         except AdapterError as error:
             raise _PartlyWritten(error, written) from error
@@ -380,20 +409,63 @@ def slip_json(slip: ManualSlip) -> dict[str, Any]:
     }
 
 
-def due_for_sweep(dbsession: Session, now: dt.datetime, limit: int = 1000) -> list[int]:
-    """Queued postings that no worker holds and that are due: a lost enqueue, a dead worker,
-    or a connection that came back."""
-    return list(
+def requeue_for_sweep(
+    dbsession: Session,
+    now: dt.datetime,
+    grace: dt.timedelta,
+    queue_idle: bool,
+    limit: int = 1000,
+) -> list[int]:
+    """The queued postings the queue has lost, marked as queued again now; the caller
+    enqueues them after its commit. Lost, on a connection that is connected:
+
+    - one that waited for its connection, which is back;
+    - one whose lease ran out: its worker died while writing it (or took longer than the
+      lease, and may no longer write: see WriteWindow);
+    - one due and untouched for ``grace``, when the queue holds nothing (``queue_idle``):
+      its enqueue was lost after the commit, or its worker died after taking it from the
+      queue and before claiming it. While the queue holds tasks, such a posting may simply
+      be waiting its turn among them: queueing it again would only add work.
+
+    The mark (``updated_at``, a lease cleared, ``next_attempt_at`` for one that waited)
+    keeps the next sweep, in this process or another, from queueing it again for another
+    ``grace``; and a posting queued twice is still written once, since the job claims it."""
+    stale = now - grace
+    forgotten = and_(
+        Posting.lease_until.is_(None),
+        Posting.next_attempt_at <= stale,
+        Posting.updated_at <= stale,
+    )
+    lost = (
+        Posting.status == POSTING_QUEUED,
+        or_(
+            and_(Posting.next_attempt_at.is_(None), Posting.lease_until.is_(None)),
+            Posting.lease_until <= now,
+            forgotten if queue_idle else false(),
+        ),
+    )
+    candidates = list(
         dbsession.execute(
             select(Posting.id)
             .join(Connection, Connection.id == Posting.connection_id)
-            .where(
-                Posting.status == POSTING_QUEUED,
-                or_(Posting.lease_until.is_(None), Posting.lease_until <= now),
-                or_(Posting.next_attempt_at.is_(None), Posting.next_attempt_at <= now),
-                Connection.status == CONNECTION_CONNECTED,
-            )
+            .where(*lost, Connection.status == CONNECTION_CONNECTED)
             .order_by(Posting.id)
             .limit(limit)
         ).scalars()
     )
+    if not candidates:
+        return []
+    # Conditional, so that of two sweeps racing for a posting only one queues it again.
+    marked = dbsession.execute(
+        update(Posting)
+        .where(Posting.id.in_(candidates), *lost)
+        .values(
+            reason=case((Posting.next_attempt_at.is_(None), ""), else_=Posting.reason),
+            next_attempt_at=func.coalesce(Posting.next_attempt_at, now),
+            lease_until=None,
+            updated_at=now,
+        )
+        .returning(Posting.id)
+        .execution_options(synchronize_session=False)
+    )
+    return sorted(marked.scalars())

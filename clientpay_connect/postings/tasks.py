@@ -6,9 +6,9 @@ import datetime as dt
 import logging
 
 from clientpay_connect.db import utcnow
-from clientpay_connect.jobs import job, periodic_job
+from clientpay_connect.jobs import job
 from clientpay_connect.postings.services import SWEEP_JOB, SYNC_JOB
-from clientpay_connect.postings.sync import due_for_sweep, sync_posting
+from clientpay_connect.postings.sync import Policy, requeue_for_sweep, sync_posting
 from clientpay_connect.work import Work
 
 log = logging.getLogger(__name__)
@@ -22,12 +22,16 @@ def sync(work: Work, posting_id: int) -> str:
     return outcome
 
 
-@periodic_job(SWEEP_JOB, minute="*")
+@job(SWEEP_JOB)
 def sweep(work: Work, now: dt.datetime | None = None) -> int:
-    """Queue again every posting that is due and held by no worker: an enqueue lost after
-    its commit, a worker killed mid-write (its lease expired), or a connection reconnected.
-    A posting queued twice is written once: the job claims it before writing."""
-    due = due_for_sweep(work.dbsession, now or utcnow())
-    for posting_id in due:
+    """Queue again every posting the queue lost (see ``requeue_for_sweep``): an enqueue lost
+    after its commit, a worker killed mid-write (its lease expired), or a connection that was
+    reconnected. Every worker process runs it every ``clientpay.postings.sweep_seconds``
+    (clientpay_connect/sweeps.py): Huey's periodic tasks cannot run more often than once a
+    minute, and a killed worker's postings must come back sooner."""
+    policy = Policy.from_settings(work.settings)
+    idle = work.registry["clientpay.jobs"].pending_count() == 0
+    lost = requeue_for_sweep(work.dbsession, now or utcnow(), policy.sweep_grace, idle)
+    for posting_id in lost:
         work.enqueue_after_commit(SYNC_JOB, posting_id)
-    return len(due)
+    return len(lost)

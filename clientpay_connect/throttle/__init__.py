@@ -1,6 +1,6 @@
 from pyramid.config import Configurator
 
-from clientpay_connect.throttle.interfaces import IRateLimiter
+from clientpay_connect.throttle.interfaces import IPacer, IRateLimiter
 
 
 def includeme(config: Configurator) -> None:
@@ -13,6 +13,12 @@ def includeme(config: Configurator) -> None:
     limiter = limiter_class.from_settings(settings)
     config.registry["clientpay.rate_limiter"] = limiter
     config.register_service_factory(limiter_class.create_service, IRateLimiter)
+    # The pace of calls to the vendors' APIs (matter systems), shared by every worker.
+    pacer_class = config.maybe_dotted(
+        settings.get("clientpay.limits.pacer", "clientpay_connect.throttle.services.LimitsPacer")
+    )
+    config.registry["clientpay.pacer"] = pacer_class.from_settings(settings)
+    config.register_service_factory(pacer_class.create_service, IPacer)
     # Ahead of the OpenAPI validation (api/openapi.py): see deriver.py.
     config.add_view_deriver(
         "clientpay_connect.throttle.deriver.rate_limited_view", over="openapi_view_deriver"

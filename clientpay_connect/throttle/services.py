@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any
+import math
+import time
+from functools import lru_cache
+from typing import Any, cast
 
 import limits
-from limits.storage import storage_from_string
+from limits.storage import Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 from zope.interface import implementer
 
-from clientpay_connect.throttle.interfaces import IRateLimiter
+from clientpay_connect.throttle.interfaces import IPacer, IRateLimiter
 
 OFF = ("", "none", "off")
+
+
+def storage_url(settings: dict[str, Any]) -> str:
+    """Where counters live: the configured storage, else Redis when the app has one (so
+    that every process shares them), else this process's memory."""
+    url = settings.get("clientpay.limits.storage_url") or "memory://"
+    redis_url = settings.get("clientpay.redis_url")
+    if url == "memory://" and redis_url:
+        url = redis_url
+    return str(url)
 
 
 @implementer(IRateLimiter)
@@ -23,11 +36,9 @@ class LimitsRateLimiter:
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any]) -> LimitsRateLimiter:
-        url = settings.get("clientpay.limits.storage_url") or "memory://"
-        redis_url = settings.get("clientpay.redis_url")
-        if url == "memory://" and redis_url:
-            url = redis_url
-        return cls(url, settings.get("clientpay.limits.key_prefix") or "clientpay")
+        return cls(
+            storage_url(settings), settings.get("clientpay.limits.key_prefix") or "clientpay"
+        )
 
     @classmethod
     def create_service(cls, context: Any, request: Any) -> LimitsRateLimiter:
@@ -70,4 +81,118 @@ class NullRateLimiter:
         return True
 
     def clear(self, limit: str, *keys: str) -> None:
+        return None
+
+
+# A vendor counts our calls when they arrive, we when they leave: keep this share of its
+# limit unused, so that calls delayed on the way never add up to one too many in its window.
+PACE_HEADROOM = 0.02
+# The longest nap between two looks at a busy window (another process may free a slot).
+PACE_POLL_SECONDS = 0.25
+
+
+# A window longer than this is cut into parts of whole seconds, each allowed its share, so
+# that the calls spread over the window instead of being spent at its start.
+PACE_SPREAD = 10
+
+
+@lru_cache(maxsize=64)
+def pace_window(limit: str) -> limits.RateLimitItem | None:
+    """The moving window that paces calls to a vendor allowing ``limit`` (None: no pace):
+    the limit less the headroom, spread over up to ``PACE_SPREAD`` parts of its window.
+    Any stretch of the vendor's window is covered by that many parts, so the vendor never
+    counts more than the allowance; the parts are chosen to leave none of it unused where
+    they can (600/minute: 98 per 10 seconds)."""
+    if limit.strip().lower() in OFF:
+        return None
+    item = limits.parse(limit)
+    period = item.get_expiry()
+    kept = max(1, math.floor(item.amount * (1 - PACE_HEADROOM)))
+    parts = [p for p in range(1, min(PACE_SPREAD, period) + 1) if period % p == 0]
+    # The most calls in all, then the most parts (the smoothest spread).
+    best = max(parts, key=lambda p: ((kept // p) * p if kept >= p else 0, p))
+    return limits.RateLimitItemPerSecond(max(1, kept // best), period // best)
+
+
+@implementer(IPacer)
+class LimitsPacer:
+    """Paces calls to a vendor: every process sharing the storage (Redis) shares the pace;
+    with memory storage, each process keeps its own."""
+
+    def __init__(self, storage_url: str, key_prefix: str = "clientpay"):
+        self._storage = cast(
+            Storage, storage_from_string(storage_url, key_prefix=key_prefix + "-pace")
+        )
+        self._windows = MovingWindowRateLimiter(self._storage)
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any]) -> LimitsPacer:
+        return cls(
+            storage_url(settings), settings.get("clientpay.limits.key_prefix") or "clientpay"
+        )
+
+    @classmethod
+    def create_service(cls, context: Any, request: Any) -> LimitsPacer:
+        pacer: LimitsPacer = request.registry["clientpay.pacer"]
+        return pacer
+
+    def wait(self, limit: str, key: str, max_wait: float) -> float:
+        window = pace_window(limit)
+        deadline = time.monotonic() + max(max_wait, 0.0)
+        while True:
+            delay = self._paused_for(key)
+            if delay <= 0:
+                delay = self._take(window, key)
+                if delay <= 0:
+                    return 0.0
+            left = deadline - time.monotonic()
+            if delay > left:
+                return delay
+            time.sleep(min(delay, PACE_POLL_SECONDS))
+
+    def _take(self, window: limits.RateLimitItem | None, key: str) -> float:
+        """0.0 with a slot taken, else how long until one may free up."""
+        if window is None or self._windows.hit(window, key):
+            return 0.0
+        reset = self._windows.get_window_stats(window, key).reset_time
+        return max(reset - time.time(), 0.01)
+
+    def pause(self, key: str, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        paused = self._pause_key(key)
+        if self._paused_for(key) >= seconds:
+            return
+        self._storage.clear(paused)
+        # Whole seconds: Redis keeps expiries in seconds.
+        self._storage.incr(paused, math.ceil(seconds))
+
+    def _paused_for(self, key: str) -> float:
+        paused = self._pause_key(key)
+        if self._storage.get(paused) <= 0:
+            return 0.0
+        return max(self._storage.get_expiry(paused) - time.time(), 0.0)
+
+    @staticmethod
+    def _pause_key(key: str) -> str:
+        return f"paused/{key}"
+
+
+@implementer(IPacer)
+class NullPacer:
+    """Never waits: for vendors (or tests) that need no pace."""
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any]) -> NullPacer:
+        return cls()
+
+    @classmethod
+    def create_service(cls, context: Any, request: Any) -> NullPacer:
+        pacer: NullPacer = request.registry["clientpay.pacer"]
+        return pacer
+
+    def wait(self, limit: str, key: str, max_wait: float) -> float:
+        return 0.0
+
+    def pause(self, key: str, seconds: float) -> None:
         return None
