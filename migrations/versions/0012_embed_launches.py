@@ -1,7 +1,7 @@
 """embed launches
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-06 07:37:51.543345
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import clientpay_connect.db
 
-revision: str = "0010"
-down_revision: str | None = "0009"
+revision: str = "0012"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
