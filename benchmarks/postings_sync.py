@@ -268,11 +268,13 @@ def main() -> None:
             print(f"1 worker        {one:7.1f} postings/s   {one / loop:5.2f}x the loop")
             four = worker_run(folder, settings, app, stage, fake, args.postings, 4, 1)
             print(f"4 workers       {four:7.1f} postings/s   {four / loop:5.2f}x the loop")
-            rate, refused, later = pace_run(folder, settings, app, stage, fake, args.pace_postings)
+            paced = pace_run(folder, settings, app, stage, fake, args.pace_postings)
+            rate, refused, later, served, seconds = paced
             limit = PACE_LIMIT[0] / PACE_LIMIT[1]
             print(
                 f"paced at 600/minute: {rate:5.2f} requests/s = {rate / limit:4.0%} of the "
-                f"limit; 429s: {refused} ({later} after the first)"
+                f"limit ({served} requests in {seconds:.1f} s); 429s: {refused} "
+                f"({later} after the first)"
             )
         finally:
             app.registry["clientpay.jobs"].huey.flush()

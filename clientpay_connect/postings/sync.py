@@ -184,19 +184,19 @@ def sync_posting(work: Work, posting_id: int, now: dt.datetime | None = None) ->
 @dataclass(frozen=True)
 class WriteWindow:
     """Writes start only while the lease will outlast them: once it has run out, another
-    worker may take the posting, and two writers would both find nothing written yet."""
+    worker may take the posting, and two writers would both find nothing written yet. Each
+    write may take up to the call limit plus the adapter's rate waits."""
 
     lease_until: dt.datetime
     call_limit: dt.timedelta
 
-    def check(self, adapter: Any, writes: int) -> None:
+    def writes_that_fit(self, adapter: Any) -> int:
         rate_wait = dt.timedelta(seconds=float(getattr(adapter, "max_rate_wait", 0.0)))
-        needed = writes * (self.call_limit + rate_wait)
-        if utcnow() + needed > self.lease_until:
-            raise Transient(
-                "The matter system answered too slowly to write within this attempt's lease; "
-                "it will be tried again."
-            )
+        per_write = self.call_limit + rate_wait
+        left = self.lease_until - utcnow()
+        if per_write <= dt.timedelta(0):
+            return 1 if left > dt.timedelta(0) else 0
+        return max(0, int(left / per_write))
 
 
 def write_once(
@@ -217,17 +217,45 @@ def write_once(
         problems = [p for p in (_conflict(a, invoices.get(a.invoice_id)) for a in remaining) if p]
         if problems:
             raise _PartlyWritten(Conflict(" ".join(problems)), written)
+        fits = window.writes_that_fit(adapter)
+        if fits <= 0:
+            raise _PartlyWritten(
+                Transient(
+                    "The matter system answered too slowly to write within this attempt's "
+                    "lease; it will be tried again."
+                ),
+                written,
+            )
+        batch = allocations
+        if not _one_call(adapter) and fits < len(remaining):
+            # One call per invoice: what fits in the lease now, the rest next time.
+            now_written = {a.invoice_id for a in remaining[:fits]}
+            batch = tuple(a for a in allocations if a.external_id or a.invoice_id in now_written)
         try:
-            window.check(adapter, len(remaining))
-            result: PostResult = adapter.record_payment(replace(request, allocations=allocations))
+            result: PostResult = adapter.record_payment(replace(request, allocations=batch))
         except AdapterError as error:
             raise _PartlyWritten(error, written) from error
-        return replace(result, external_ids={**written, **dict(result.external_ids)})
+        result = replace(result, external_ids={**written, **dict(result.external_ids)})
+        if len(batch) < len(allocations) and result.outcome == "posted":
+            result = replace(
+                result,
+                outcome="partially_posted",
+                message=f"Wrote {fits} of the {len(remaining)} invoices left within this "
+                "attempt's lease; the rest on the next attempt.",
+            )
+        return result
     except ReauthorizationRequired as error:
         record_reauthorization_needed(work.registry, connection.id, str(error))
         raise
     finally:
         release_adapter(work.registry, adapter)
+
+
+def _one_call(adapter: Any) -> bool:
+    """Whether the adapter writes all of a posting's invoices in one call (and one
+    transaction, unique on the key): such a write is never split."""
+    capabilities = getattr(adapter, "capabilities", None)
+    return bool(getattr(capabilities, "multi_invoice", False))
 
 
 class _PartlyWritten(AdapterError):

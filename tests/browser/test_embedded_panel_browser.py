@@ -263,6 +263,7 @@ def test_a_download_inside_the_frame_carries_the_panels_session(
     page.goto(host.url("/launch", open="sent"))
     panel = page.frame_locator("#panel")
     expect(panel.get_by_role("heading", name="Sent Pages", level=1)).to_be_visible()
+    no_sideways_scroll(panel)
     with page.expect_download() as downloading:
         panel.get_by_role("link", name="Export to Excel").click()
     download = downloading.value

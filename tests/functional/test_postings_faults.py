@@ -253,3 +253,29 @@ def test_a_multi_invoice_payment_whose_second_write_fails_writes_only_the_rest_o
     assert fake.counts[f"POST /v1/invoices/{first}/payments"] == 1
     assert fake.counts[f"POST /v1/invoices/{second}/payments"] == 2
     assert written_once(fake, dbsession, [posting_id]) == []
+
+
+def test_a_payment_to_more_invoices_than_a_lease_can_write_is_written_over_two_attempts(
+    app: Router,
+    dbsession: Session,
+    firm: Any,
+    connection: Connection,
+    invoices: list[int],
+    fake: FakeMyCase,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Each MyCase write may take 2 s (the timeout; no rate waits): a 5 s lease fits two.
+    monkeypatch.setitem(app.registry.settings, "clientpay.postings.lease_seconds", "5")
+    account = MerchantAccountFactory(firm=firm)
+    plan = [(invoices[0], 10_00), (invoices[1], 20_00), (invoices[2], 30_00)]
+    [posting_id] = queued_postings(dbsession, firm.id, account.id, connection.id, [plan])
+    assert run_sync(app, posting_id) == "retry"
+    posting = dbsession.get(Posting, posting_id)
+    assert posting is not None
+    dbsession.refresh(posting)
+    assert [a["external_id"] is not None for a in posting.allocations] == [True, True, False]
+    drain(app, dbsession, [posting_id])
+    dbsession.refresh(posting)
+    assert posting.status == "posted"
+    assert [fake.counts[f"POST /v1/invoices/{i}/payments"] for i, _ in plan] == [1, 1, 1]
+    assert written_once(fake, dbsession, [posting_id]) == []
