@@ -8,7 +8,6 @@ its grant, which writes in a transaction of its own).
 from __future__ import annotations
 
 import datetime as dt
-import zoneinfo
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,7 +16,6 @@ from typing import Any
 from pyramid.request import Request
 from sqlalchemy.orm import Session
 
-from clientpay_connect.admin.models import FirmSettings
 from clientpay_connect.api.errors import ApiError
 from clientpay_connect.connect.interfaces import (
     AdapterError,
@@ -51,6 +49,7 @@ from clientpay_connect.connect.services import (
 from clientpay_connect.links.actions import create_for_staff
 from clientpay_connect.links.models import PaymentLink
 from clientpay_connect.links.services import balance_link_of, link_json, link_url
+from clientpay_connect.sent.present import firm_zone
 from clientpay_connect.work import Work
 
 __all__ = ["ConnectInput", "Refused"]
@@ -64,12 +63,7 @@ class SearchQuery:
 
 
 def firm_today(dbsession: Session, firm_id: int) -> dt.date:
-    settings = dbsession.get(FirmSettings, firm_id)
-    try:
-        zone = zoneinfo.ZoneInfo(settings.time_zone if settings else "America/New_York")
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        zone = zoneinfo.ZoneInfo("UTC")
-    return dt.datetime.now(zone).date()
+    return dt.datetime.now(firm_zone(dbsession, firm_id)).date()
 
 
 def require_connected(connection: Connection) -> None:

@@ -67,6 +67,20 @@ def queue_email(
     return message
 
 
+def queue_firm_notice(
+    work: Work, *, firm_id: int, event: str, subject: str, lines: list[str], path: str
+) -> OutboxMessage:
+    """A notice to the firm's people who chose ``event`` in Notifications (addressed when it
+    is sent), its text in the params, with a link to ``path`` in the app."""
+    return queue_email(
+        work,
+        firm_id=firm_id,
+        kind=KIND_FIRM_NOTICE,
+        recipients=[],
+        params={"event": event, "subject": subject, "lines": lines, "path": path},
+    )
+
+
 def queue_link_emails(
     work: Work,
     *,

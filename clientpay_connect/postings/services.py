@@ -10,7 +10,6 @@ is never allocated for them).
 from __future__ import annotations
 
 import datetime as dt
-import zoneinfo
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from clientpay_connect.admin.models import KIND_TRUST, FirmSettings, MerchantAccount
+from clientpay_connect.admin.models import KIND_TRUST, MerchantAccount
 from clientpay_connect.connect.allocation import Owed, allocate_oldest_due_first
 from clientpay_connect.connect.linking import link_invoices
 from clientpay_connect.connect.models import Connection, LinkInvoice
@@ -37,6 +36,7 @@ from clientpay_connect.postings.models import (
     Posting,
     PostingAttempt,
 )
+from clientpay_connect.sent.present import firm_zone
 from clientpay_connect.work import Work
 
 SYNC_JOB = "postings.sync"
@@ -61,12 +61,7 @@ def posting_key(payment: Payment) -> str:
 
 
 def firm_date(dbsession: Session, firm_id: int, moment: dt.datetime) -> dt.date:
-    settings = dbsession.get(FirmSettings, firm_id)
-    try:
-        zone = zoneinfo.ZoneInfo(settings.time_zone if settings else "America/New_York")
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        zone = zoneinfo.ZoneInfo("UTC")
-    return moment.astimezone(zone).date()
+    return moment.astimezone(firm_zone(dbsession, firm_id)).date()
 
 
 def allocation(row: LinkInvoice, amount: int) -> dict[str, Any]:

@@ -52,7 +52,7 @@ from clientpay_connect.connect.services import (
 )
 from clientpay_connect.db import utcnow
 from clientpay_connect.links.models import PaymentLink
-from clientpay_connect.mail.outbox import KIND_FIRM_NOTICE, queue_email
+from clientpay_connect.mail.outbox import queue_firm_notice
 from clientpay_connect.money import display_amount
 from clientpay_connect.pay.models import Payment
 from clientpay_connect.postings.models import (
@@ -406,23 +406,19 @@ def _fail(work: Work, posting: Posting, reason: str) -> None:
     posting.status = POSTING_FAILED
     posting.reason = reason[:1000]
     posting.next_attempt_at = None
-    queue_email(
+    queue_firm_notice(
         work,
         firm_id=posting.firm_id,
-        kind=KIND_FIRM_NOTICE,
-        recipients=[],
-        params={
-            "event": FAILED_EVENT,
-            "subject": f"A payment could not be posted ({posting.key})",
-            "lines": [
-                f"The payment {posting.key} of "
-                f"{display_amount(posting.amount_minor, posting.currency)} received on "
-                f"{posting.received_on.isoformat()} could not be written to the matter system.",
-                f"Reason: {posting.reason}",
-                "Open Manage Postings, Failed, to retry it or remove it.",
-            ],
-            "path": "/postings?status=failed",
-        },
+        event=FAILED_EVENT,
+        subject=f"A payment could not be posted ({posting.key})",
+        lines=[
+            f"The payment {posting.key} of "
+            f"{display_amount(posting.amount_minor, posting.currency)} received on "
+            f"{posting.received_on.isoformat()} could not be written to the matter system.",
+            f"Reason: {posting.reason}",
+            "Open Manage Postings, Failed, to retry it or remove it.",
+        ],
+        path="/postings?status=failed",
     )
 
 
