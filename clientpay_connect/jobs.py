@@ -95,11 +95,14 @@ def make_huey(settings: dict[str, Any]) -> Huey:
     immediate = as_bool(settings.get("clientpay.jobs.immediate", "false"))
     name = settings.get("clientpay.jobs.name") or "clientpay"
     redis_url = settings.get("clientpay.redis_url")
+    # Jobs report through the database (outbox rows, postings, attempts), never through
+    # Huey's result store: keeping every job's return value would be one more write per job
+    # on the queue's hot path, and rows nobody reads would pile up.
     if redis_url:
-        return RedisHuey(name=name, url=redis_url, immediate=immediate, utc=True)
+        return RedisHuey(name=name, url=redis_url, immediate=immediate, utc=True, results=False)
     path = settings["clientpay.jobs.sqlite_path"]
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    return SqliteHuey(name=name, filename=path, immediate=immediate, utc=True)
+    return SqliteHuey(name=name, filename=path, immediate=immediate, utc=True, results=False)
 
 
 class JobQueue:

@@ -79,8 +79,11 @@ def serve_until(server: Any, socket_map: dict[int, Any], stop: threading.Event) 
     server.close()
     for channel in list(socket_map.values()):
         # Keep-alive connections the browser left open; closing them here keeps pytest
-        # (filterwarnings = error) free of ResourceWarnings about unclosed sockets.
-        channel.close()
+        # (filterwarnings = error) free of ResourceWarnings about unclosed sockets. An HTTP
+        # channel's handle_close also closes the files it was still sending (a static file
+        # served through wsgi.file_wrapper), which a bare close() would leave to the garbage
+        # collector.
+        getattr(channel, "handle_close", channel.close)()
 
 
 @contextmanager
