@@ -77,6 +77,8 @@ DEFAULTS: dict[str, str] = {
     "clientpay.mycase.client_id": "",
     "clientpay.mycase.client_secret": "",
     "clientpay.mycase.page_size": "1000",
+    # Searches read only MyCase's changes; the whole book again after this many seconds.
+    "clientpay.mycase.full_read_seconds": "300",
     "clientpay.mycase.max_rate_wait": "10",
     # MyCase's documented limit; every worker shares the pace (through Redis when set).
     "clientpay.mycase.rate_limit": "25/second",
