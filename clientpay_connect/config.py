@@ -30,7 +30,10 @@ DEFAULTS: dict[str, str] = {
     "clientpay.jobs.workers": "2",
     "clientpay.cookie_secure": "true",
     "clientpay.cookie_samesite": "Lax",
+    # A session unused this long ends (seconds)...
     "clientpay.session_max_age": "28800",
+    # ...and any session ends this long after its sign-in, however busy (seconds).
+    "clientpay.session_lifetime": "43200",
     "clientpay.frame_ancestors": "",
     "clientpay.limits.storage_url": "memory://",
     "clientpay.limits.key_prefix": "clientpay",

@@ -9,10 +9,17 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, object_session
 
-from clientpay_connect.accounts.models import ROLES, ApiToken, AuditEvent, Firm, User
+from clientpay_connect.accounts.models import (
+    ROLES,
+    ApiToken,
+    AuditEvent,
+    Firm,
+    StaffSession,
+    User,
+)
 from clientpay_connect.admin.models import FirmSettings
 from clientpay_connect.crypto import new_token, sha256_hex
 from clientpay_connect.security import API_TOKEN_PREFIX
@@ -115,8 +122,19 @@ def create_user(
 
 def set_password(user: User, password: str) -> None:
     user.password_hash = hash_password(password)
-    # Sessions signed in with the old password end.
+    # Whoever knew the old password may have signed in with it: those sessions end.
+    end_all_sessions(user)
+
+
+def end_all_sessions(user: User) -> None:
+    """End every session of ``user``, wherever they signed in.
+
+    The version in each session's cookie no longer matches, which is enough on its own (and
+    works on a user not yet in a database session); the rows go too, when there are any."""
     user.session_version = (user.session_version or 1) + 1
+    dbsession = object_session(user)
+    if dbsession is not None and user.id is not None:
+        dbsession.execute(delete(StaffSession).where(StaffSession.user_id == user.id))
 
 
 def create_api_token(dbsession: Session, user: User, name: str = "") -> tuple[ApiToken, str]:

@@ -7,12 +7,17 @@ from urllib.parse import urlsplit
 
 from pyramid.httpexceptions import HTTPFound, HTTPSeeOther
 from pyramid.request import Request
-from pyramid.security import forget, remember
 from pyramid.view import view_config
 
-from clientpay_connect.accounts.services import check_password, find_user_by_email, normalize_email
-from clientpay_connect.db import utcnow
-from clientpay_connect.security import PUBLIC, STAFF, session_principal
+from clientpay_connect.accounts.services import (
+    audit,
+    check_password,
+    end_all_sessions,
+    find_user_by_email,
+    normalize_email,
+)
+from clientpay_connect.accounts.sessions import end_session, session_lifetime, start_session
+from clientpay_connect.security import PUBLIC, STAFF
 from clientpay_connect.throttle.interfaces import IRateLimiter
 
 
@@ -66,18 +71,31 @@ def login(request: Request) -> Any:
         request.response.status = 400
         return {"email": email, "next": next_url, "error": "That email and password do not match."}
     limiter.clear(limits[0][0], limits[0][1])
-    user.last_login_at = utcnow()
-    # A fresh session on sign-in: nothing planted before it carries over (session fixation).
-    request.session.invalidate()
-    headers = remember(request, session_principal(user))
-    request.session.new_csrf_token()
+    headers = start_session(request, user)
     return HTTPSeeOther(location=_safe_next(request, next_url), headers=headers)
 
 
 @view_config(route_name="logout", permission=STAFF, request_method="POST")
 def logout(request: Request) -> HTTPSeeOther:
-    headers = forget(request)
-    request.session.invalidate()
+    headers = end_session(request)
+    return HTTPSeeOther(location=request.route_url("login"), headers=headers)
+
+
+@view_config(route_name="account", renderer="account.jinja2", permission=STAFF)
+def account_page(request: Request) -> dict[str, Any]:
+    return {"lifetime_hours": session_lifetime(request).total_seconds() / 3600}
+
+
+@view_config(route_name="logout_everywhere", permission=STAFF, request_method="POST")
+def logout_everywhere(request: Request) -> HTTPSeeOther:
+    """For a person who signed in on a shared or lost computer: every session ends, this one
+    too, and any API token that might have been read there stays as it is (admins revoke
+    tokens on their own page)."""
+    user = request.user
+    end_all_sessions(user)
+    audit(request, "user.signed_out_everywhere", user, email=user.email)
+    headers = end_session(request)
+    request.session.flash("You are signed out on every computer and browser.")
     return HTTPSeeOther(location=request.route_url("login"), headers=headers)
 
 

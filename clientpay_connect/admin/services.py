@@ -32,6 +32,7 @@ from clientpay_connect.accounts.services import (
     audit,
     create_api_token,
     create_user,
+    end_all_sessions,
     find_user_by_email,
     generate_password,
     is_valid_email,
@@ -343,7 +344,7 @@ def _set_active(request: Request, user: User, active: bool) -> None:
     user.active = active
     if not active:
         # Sessions opened before the deactivation must not come back on reactivation.
-        user.session_version = (user.session_version or 1) + 1
+        end_all_sessions(user)
     audit(request, "user.reactivated" if active else "user.deactivated", user, email=user.email)
 
 
