@@ -37,6 +37,7 @@ from clientpay_connect.accounts.services import (
     generate_password,
     is_valid_email,
     normalize_email,
+    revoke_api_tokens,
     set_password,
 )
 from clientpay_connect.admin.models import (
@@ -345,7 +346,18 @@ def _set_active(request: Request, user: User, active: bool) -> None:
     if not active:
         # Sessions opened before the deactivation must not come back on reactivation.
         end_all_sessions(user)
-    audit(request, "user.reactivated" if active else "user.deactivated", user, email=user.email)
+    # Nor its tokens, which an inactive user's refusal only hid: revoked on the way out, and
+    # again on the way back in case any was left in force (a deactivation made outside this
+    # page, straight in the database or by an older version). A reactivated person who needs
+    # one gets a new token.
+    revoked = revoke_api_tokens(user)
+    audit(
+        request,
+        "user.reactivated" if active else "user.deactivated",
+        user,
+        email=user.email,
+        api_tokens_revoked=revoked,
+    )
 
 
 def _refuse_lockout(request: Request, user: User, role: str | None, active: bool | None) -> None:
@@ -386,7 +398,8 @@ def _other_active_admins(dbsession: Session, user: User) -> int:
 
 
 def reset_password(request: Request, user: User) -> str:
-    """Give ``user`` a new generated password (shown once) and end their sessions."""
+    """Give ``user`` a new generated password (shown once); their sessions end and their API
+    tokens are revoked (set_password)."""
     password = generate_password()
     set_password(user, password)
     audit(request, "user.password_reset", user, email=user.email)
