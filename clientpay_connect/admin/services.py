@@ -70,7 +70,13 @@ EVENT_LABELS = {
     "connection_needs_reauthorization": "Matter-system connection needs reauthorization",
     "posting_failed": "Posting to the matter system failed",
 }
-EMAIL_TAKEN = "Someone already signs in with this email address."
+# Addresses are unique across the whole service, not per firm: sign-in asks only for the
+# address (and a launch from the matter software names only the address), so two firms' people
+# cannot share one. A taken address must therefore be refused, but the refusal says no more
+# than that: the same words whether the address is this firm's user or another firm's, and
+# nothing of who, where or in what state. (An admin could tell an address of their own list by
+# looking at it, but learns nothing about other firms beyond "not available".)
+EMAIL_UNAVAILABLE = "This email address is not available for a new user. Use a different address."
 SETTINGS_FIELDS = (
     "default_email_message",
     "disclaimer",
@@ -293,8 +299,7 @@ def add_user(
     if not is_valid_email(email):
         problems.add("email", "Enter an email address like name@example.com.")
     elif find_user_by_email(request.dbsession, email) is not None:
-        # Sign-in asks only for the email, so one address can belong to one person only.
-        problems.add("email", EMAIL_TAKEN)
+        problems.add("email", EMAIL_UNAVAILABLE)
     _check_name(problems, "name", name)
     if role not in ROLES:
         problems.add("role", "Choose admin or staff.")
@@ -308,7 +313,7 @@ def add_user(
             user = create_user(request.dbsession, firm, email, role, password or generated, name)
     except IntegrityError:
         # Another request took the address between our check and our insert.
-        raise FieldErrors([{"field": "email", "message": EMAIL_TAKEN}]) from None
+        raise FieldErrors([{"field": "email", "message": EMAIL_UNAVAILABLE}]) from None
     audit(request, "user.created", user, email=user.email, role=user.role)
     return user, generated
 
