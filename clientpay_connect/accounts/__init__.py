@@ -8,3 +8,4 @@ def includeme(config: Configurator) -> None:
     config.add_route("account", "/account")
     config.add_route("home", "/")
     config.scan(".views")
+    config.scan(".tasks")

@@ -8,6 +8,7 @@ import datetime as dt
 from pyramid.request import Request
 from pyramid.security import forget, remember
 from sqlalchemy import delete
+from sqlalchemy.orm import Session
 
 from clientpay_connect.accounts.models import StaffSession, User
 from clientpay_connect.crypto import new_token, sha256_hex
@@ -54,3 +55,13 @@ def end_session(request: Request) -> list[tuple[str, str]]:
     headers = forget(request)
     request.session.invalidate()
     return headers
+
+
+def purge_sessions(dbsession: Session, now: dt.datetime) -> int:
+    """Delete every session whose lifetime ended before ``now``."""
+    result = dbsession.execute(
+        delete(StaffSession)
+        .where(StaffSession.expires_at <= now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

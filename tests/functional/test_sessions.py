@@ -10,6 +10,7 @@ import webtest
 from sqlalchemy import select, update
 
 from clientpay_connect.accounts.models import AuditEvent, StaffSession
+from clientpay_connect.accounts.tasks import PURGE_SESSIONS_JOB
 from clientpay_connect.db import utcnow
 from clientpay_connect.security import SESSION_COOKIE
 from tests.conftest import csrf_token, login
@@ -142,3 +143,23 @@ def test_signing_in_again_forgets_the_persons_ended_sessions(app, db_connection,
     login(owner, staff)
     (new,) = sessions_of(dbsession, staff)
     assert new.key_hash != old_key_hash
+
+
+def test_sessions_past_their_lifetime_are_forgotten_by_the_periodic_job(
+    app, db_connection, dbsession, staff, admin
+):
+    ended, current = browser(app), browser(app)
+    login(ended, staff)
+    login(current, admin)
+    (row,) = sessions_of(dbsession, staff)
+    queue = app.registry["clientpay.jobs"]
+    assert queue.run_now(PURGE_SESSIONS_JOB, utcnow()) == 0
+    dbsession.execute(
+        update(StaffSession)
+        .where(StaffSession.id == row.id)
+        .values(expires_at=utcnow() - dt.timedelta(hours=1))
+    )
+    dbsession.flush()
+    assert queue.run_now(PURGE_SESSIONS_JOB, utcnow()) == 1
+    assert sessions_of(dbsession, staff) == []
+    assert len(sessions_of(dbsession, admin)) == 1
