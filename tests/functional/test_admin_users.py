@@ -53,6 +53,8 @@ class TestAddingUsersOnThePage:
         shown = form.submit(status=303).follow()
 
         password = one_time_password(shown)
+        # Nor from the browser's history: Back or a restored tab asks the server again.
+        assert shown.headers["Cache-Control"] == "no-store"
         created = user_by_email(dbsession, "new.person@example.test")
         assert (created.firm_id, created.role, created.name) == (
             admin.firm_id,
@@ -210,6 +212,8 @@ class TestUsersApi:
             status=201,
         )
         body = response.json
+        # No cache may keep it, though a bearer token (no session cookie) asked.
+        assert response.headers["Cache-Control"] == "no-store"
         created = user_by_email(dbsession, "api.user@example.test")
         assert body["id"] == created.id
         assert (body["role"], body["active"], created.firm_id) == ("admin", True, admin.firm_id)
