@@ -163,3 +163,20 @@ def test_sessions_past_their_lifetime_are_forgotten_by_the_periodic_job(
     assert queue.run_now(PURGE_SESSIONS_JOB, utcnow()) == 1
     assert sessions_of(dbsession, staff) == []
     assert len(sessions_of(dbsession, admin)) == 1
+
+
+def test_a_cookie_copied_before_a_password_was_shown_cannot_show_it_after_sign_out(
+    app, db_connection, staff, admin
+):
+    """The one-time password travels in the session until its page is opened; a copy of the
+    cookie from before then dies with the session, so it cannot show the password later."""
+    owner = browser(app)
+    login(owner, admin)
+    token = csrf_token(owner)
+    redirect = owner.post(f"/admin/users/{staff.id}/reset-password", {"csrf_token": token})
+    copied = copy_of(app, owner)
+    assert redirect.follow().html.find(id="one-time-password") is not None
+    owner.post("/logout", {"csrf_token": csrf_token(owner)}, status=303)
+
+    replay = copied.get(redirect.location, status=302)
+    assert replay.location.startswith("http://localhost/login")
