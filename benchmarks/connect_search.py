@@ -8,9 +8,10 @@ Three kinds of search, each with its own sample of real values from the data: a 
 an invoice number. The baseline is the same query in raw SQL in the same run: the very
 statements and parameters the adapter sent for that search (captured from its engine), run
 again straight through the driver's cursor and fetched, with no SQLAlchemy and none of our
-code. Prints p50/p95 of both and the ratios. Targets (SQLite, PostgreSQL): p95 < 50 ms, ratio <= 2. The last
-two columns are this thread's CPU per search (p50) for ours and raw: the driver's work, and
-so SQLite's, but not a server's; they tell our cost from a busy machine's waits.
+code. Prints p50/p95 of both and the ratios. Targets (SQLite, PostgreSQL): p95 < 50 ms,
+ratio <= 2. The last two columns are this thread's CPU per search (p50) for ours and raw: the
+driver's work, and so SQLite's, but not a server's; they tell our cost from a busy machine's
+waits.
 
 SQLite always; PostgreSQL too when CLIENTPAY_BENCH_DATABASE_URL names a server (a fresh
 database is made there and dropped), MariaDB when CLIENTPAY_BENCH_MARIADB_URL does.
