@@ -45,6 +45,7 @@ from clientpay_connect.bulk.services import (
     report_csv,
     row_json,
     row_views,
+    set_aside_columns,
     store_upload,
     validated_view,
 )
@@ -149,6 +150,10 @@ def status_json(request: Request, upload: BulkUpload) -> dict[str, Any]:
         },
         "total_amount": format_amount(tally.amount_minor, currency_of(request, upload)),
         "ignored_columns": list(upload.ignored_columns or []),
+        "set_aside_columns": [
+            {"name": column.name, "field": column.field, "used": column.used}
+            for column in set_aside_columns(upload)
+        ],
         "error_message": upload.error_message or None,
     }
 

@@ -32,6 +32,7 @@ from clientpay_connect.bulk.reader import (
     FIELDS,
     ParsedFile,
     RawRow,
+    SetAside,
     match_columns,
     read_invoice_file,
 )
@@ -379,6 +380,12 @@ def one_row(dbsession: Session, upload: BulkUpload, row_number: int) -> RowView 
         _view_rows().where(live_rows(upload.id), BulkRow.row_number == row_number)
     ).one_or_none()
     return _view(record, RawLayout.of(upload)) if record is not None else None
+
+
+def set_aside_columns(upload: BulkUpload) -> tuple[SetAside, ...]:
+    """The upload's columns not read because another holds their field under the template's
+    name: its header read again, as the error report does."""
+    return match_columns(list(upload.headers or [])).set_aside
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ from clientpay_connect.bulk.services import (
     recent_uploads,
     row_counts,
     row_views,
+    set_aside_columns,
 )
 from clientpay_connect.bulk.validation import WHOLE_ROW, FieldIssue
 from clientpay_connect.links.forms import active_accounts
@@ -209,8 +210,17 @@ def _review_page(request: Request, upload: BulkUpload, form: AddForm | None) -> 
     account = request.dbsession.get(MerchantAccount, upload.merchant_account_id)
     currency = account.currency if account is not None else "USD"
     tally = counts(request.dbsession, upload.id)
+    set_aside = set_aside_columns(upload)
     page = {
         "upload": upload,
+        # Columns another one with the template's name replaced say so; the rest, the
+        # columns nothing reads, get the hint to rename them.
+        "set_aside_columns": set_aside,
+        "unread_columns": [
+            name
+            for name in upload.ignored_columns or []
+            if name not in {column.name for column in set_aside}
+        ],
         "account": account,
         "counts": tally,
         "money": lambda minor: display_amount(minor, currency),
