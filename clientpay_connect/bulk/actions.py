@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, cast
 
 from pyramid.registry import Registry
+from pyramid.request import Request
 from sqlalchemy import (
     Column,
     Integer,
@@ -52,6 +53,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from clientpay_connect.accounts.services import audit
 from clientpay_connect.admin.models import MerchantAccount
 from clientpay_connect.bulk.fastwrite import TableWriter, larger_page_cache, wrote_with_core
 from clientpay_connect.bulk.models import (
@@ -73,6 +75,7 @@ from clientpay_connect.bulk.services import (
     live_rows,
     outstanding_invoice_numbers,
 )
+from clientpay_connect.bulk.uploads import upload_or_404
 from clientpay_connect.crypto import new_token, sha256_hex
 from clientpay_connect.db import utcnow
 from clientpay_connect.links.forms import default_message
@@ -147,6 +150,18 @@ def take_action(
     row_ids = live_row_ids(work.dbsession, upload.id)
     make_links(work, upload, row_ids, [], user_id)
     return Outcome(upload, "created")
+
+
+def act(request: Request, action: str, confirm_warnings: bool) -> Outcome:
+    """Shared with the page: lock the upload, take the action (or answer a repeat), audit."""
+    upload = upload_or_404(request, lock=True)
+    work = Work.from_request(request)
+    outcome = take_action(
+        work, upload, action, user_id=request.user.id, confirm_warnings=confirm_warnings
+    )
+    if outcome.result != "existing":
+        audit(request, f"bulk_upload.{action}", upload, rows=upload.progress_total)
+    return outcome
 
 
 def inline_rows(registry: Registry) -> int:
