@@ -27,6 +27,8 @@ from clientpay_connect.money import format_amount
 from clientpay_connect.pay import services
 from clientpay_connect.pay.interfaces import (
     CaptchaFailed,
+    IdempotencyKeyReused,
+    InvalidSubmission,
     LinkExpired,
     LinkNotPayable,
     PaymentOutcomeUnknown,
@@ -108,15 +110,14 @@ def payment_refused(exc: PaymentRefused, request: Request) -> Response:
     return error_response(request, as_api_error(exc))
 
 
-# Each refusal's status and error code (API.md, "The payer's side"), and the fields it names.
+# Each refusal's status and error code (API.md, "The payer's side").
 REFUSALS: dict[type[PaymentRefused], tuple[int, str]] = {
     UnknownLink: (404, "not_found"),
     LinkExpired: (410, "link_expired"),
+    InvalidSubmission: (422, "validation_error"),
+    IdempotencyKeyReused: (422, "idempotency_key_reused"),
     CaptchaFailed: (422, "captcha_failed"),
     PaymentOutcomeUnknown: (503, "processor_unavailable"),
-}
-REFUSED_FIELDS: dict[type[PaymentRefused], list[dict[str, str]]] = {
-    CaptchaFailed: [{"field": "recaptcha_token", "message": "The reCAPTCHA check did not pass."}],
 }
 
 
@@ -130,4 +131,4 @@ def as_api_error(exc: PaymentRefused) -> ApiError:
         if isinstance(exc, PaymentOutcomeUnknown)
         else None
     )
-    return ApiError(status, code, exc.message, REFUSED_FIELDS.get(type(exc)), extra=extra)
+    return ApiError(status, code, exc.message, exc.errors, extra=extra)

@@ -40,13 +40,31 @@ class IPageCache(Interface):
 
 
 class PaymentRefused(Exception):
-    """The submission was refused; ``message`` is for the payer."""
+    """The submission was refused; ``message`` is for the payer, ``errors`` name the fields
+    (``{"field", "message"}``) that were wrong."""
 
     message = "This payment could not be made."
 
-    def __init__(self, message: str | None = None):
+    def __init__(self, message: str | None = None, errors: list[dict[str, str]] | None = None):
         super().__init__(message or self.message)
         self.message = message or self.message
+        self.errors = errors or []
+
+
+class InvalidSubmission(PaymentRefused):
+    message = "Some fields need attention."
+
+    def __init__(self, errors: list[dict[str, str]]):
+        super().__init__(errors=errors)
+
+
+class IdempotencyKeyReused(PaymentRefused):
+    """The key was first used with another submission, whose answer this is not."""
+
+    message = (
+        "This Idempotency-Key was already used with other payment details. "
+        "Use a new key for a new payment."
+    )
 
 
 class UnknownLink(PaymentRefused):
@@ -71,6 +89,10 @@ class LinkNotPayable(PaymentRefused):
 
 class CaptchaFailed(PaymentRefused):
     message = "Please confirm that you are not a robot, then try again."
+
+    def __init__(self) -> None:
+        field = {"field": "recaptcha_token", "message": "The reCAPTCHA check did not pass."}
+        super().__init__(errors=[field])
 
 
 class PaymentOutcomeUnknown(PaymentRefused):

@@ -20,7 +20,6 @@ from sqlalchemy.orm import Session
 
 from clientpay_connect.accounts.services import is_valid_email, normalize_email
 from clientpay_connect.admin.models import FirmSettings, NotificationRecipient
-from clientpay_connect.api.errors import ApiError, FieldErrors
 from clientpay_connect.crypto import sha256_hex
 from clientpay_connect.db import utcnow
 from clientpay_connect.links import services as links
@@ -37,6 +36,8 @@ from clientpay_connect.money import AmountError, format_amount, parse_amount
 from clientpay_connect.pay.interfaces import (
     CaptchaFailed,
     ICaptchaVerifier,
+    IdempotencyKeyReused,
+    InvalidSubmission,
     IPaymentProcessor,
     LinkExpired,
     LinkNotPayable,
@@ -79,7 +80,7 @@ class Attempt:
 
 
 def read_attempt(body: Mapping[str, Any], link: PaymentLink) -> Attempt:
-    """Validate the payer's fields against the link; FieldErrors (422) names each bad one."""
+    """Validate the payer's fields against the link; InvalidSubmission names each bad one."""
     errors: list[dict[str, str]] = []
     amount_minor = _amount(body.get("amount"), link, errors)
     payer_name = str(body.get("payer_name") or "").strip()
@@ -92,7 +93,7 @@ def read_attempt(body: Mapping[str, Any], link: PaymentLink) -> Attempt:
     if not payment_token or len(payment_token) > 64:
         errors.append({"field": "payment_token", "message": "The payment details are missing."})
     if errors:
-        raise FieldErrors(errors)
+        raise InvalidSubmission(errors)
     return Attempt(payment_token, amount_minor, payer_name, payer_email)
 
 
@@ -117,18 +118,6 @@ def submission_hash(body: Mapping[str, Any]) -> str:
     """SHA-256 of the submission's fields as sent (as Stripe compares a key's requests)."""
     fields = {name: body.get(name) for name in SUBMISSION_FIELDS}
     return sha256_hex(json.dumps(fields, sort_keys=True, separators=(",", ":")))
-
-
-class IdempotencyKeyReused(ApiError):
-    """422: the key was first used with another submission, whose answer this is not."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            422,
-            "idempotency_key_reused",
-            "This Idempotency-Key was already used with other payment details. "
-            "Use a new key for a new payment.",
-        )
 
 
 def find_attempt(
@@ -207,7 +196,7 @@ def submit_payment(work: Work, submission: Submission) -> Payment:
     Commits twice: after claiming the link and recording the attempt (no other payer can
     claim it, and a crash leaves a trace for the resolver), then with the processor's answer,
     which is asked between the two, outside any transaction of ours. Raises UnknownLink,
-    LinkExpired, LinkNotPayable, CaptchaFailed, FieldErrors, IdempotencyKeyReused or, when
+    LinkExpired, LinkNotPayable, CaptchaFailed, InvalidSubmission, IdempotencyKeyReused or, when
     the processor does not answer, PaymentOutcomeUnknown.
     """
     dbsession = work.dbsession
