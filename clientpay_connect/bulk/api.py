@@ -7,9 +7,9 @@ from typing import Any
 
 from pyramid.request import Request
 from pyramid.response import Response
-from pyramid.view import view_config
+from pyramid.view import exception_view_config, view_config
 
-from clientpay_connect.api.errors import ApiError, FieldErrors, conflict, not_found
+from clientpay_connect.api.errors import ApiError, FieldErrors, conflict, error_response, not_found
 from clientpay_connect.bulk.actions import ACTION_GENERATE, ACTION_SEND, act
 from clientpay_connect.bulk.exports import (
     count_links,
@@ -56,8 +56,12 @@ ROW_FIELDS = (
 )
 
 
-def refused(error: Refused) -> ApiError:
-    return ApiError(409, error.code, error.message, error.errors, extra=error.extra)
+# The pages catch Refused themselves (a flash on the review page); on the API it is a 409.
+@exception_view_config(Refused, path_info=r"^/api/v1/bulk-uploads")
+def refused(error: Refused, request: Request) -> Response:
+    return error_response(
+        request, ApiError(409, error.code, error.message, error.errors, extra=error.extra)
+    )
 
 
 def _download(body: bytes, content_type: str, filename: str) -> Response:
@@ -155,10 +159,7 @@ def _row_after(cursor: Any) -> int | None:
 @view_config(route_name="api.bulk.row", request_method="DELETE", **API)
 def remove_row(request: Request) -> dict[str, Any]:
     upload = upload_or_404(request, lock=True)
-    try:
-        deleted = delete_row(request.dbsession, upload, int(request.matchdict["row"]))
-    except Refused as error:
-        raise refused(error) from error
+    deleted = delete_row(request.dbsession, upload, int(request.matchdict["row"]))
     if not deleted:
         raise not_found("No such row in this upload.")
     return status_json(request, upload)
@@ -171,8 +172,6 @@ def add_row_view(request: Request) -> dict[str, Any]:
     fields = {name: body.get(name) for name in ROW_FIELDS}
     try:
         view, _stored = add_row(request.dbsession, upload, fields, replaces=body.get("replaces"))
-    except Refused as error:
-        raise refused(error) from error
     except LookupError as error:
         raise FieldErrors([{"field": "replaces", "message": str(error)}]) from error
     request.response.status = 201
@@ -184,10 +183,7 @@ def add_row_view(request: Request) -> dict[str, Any]:
 
 def _act_view(request: Request, action: str) -> dict[str, Any]:
     confirm = bool(_json_body(request).get("confirm_warnings", False))
-    try:
-        outcome = act(request, action, confirm)
-    except Refused as error:
-        raise refused(error) from error
+    outcome = act(request, action, confirm)
     request.response.status = OUTCOME_STATUS[outcome.result]
     return result_json(request, outcome.upload)
 
