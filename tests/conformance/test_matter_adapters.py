@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,13 @@ from clientpay_connect.connect.interfaces import (
     PostResult,
     Transient,
 )
-from tests.support.matter_worlds import ISSUED_ON, WORLDS, MatterWorld, matter_world
+from tests.support.matter_worlds import (
+    ISSUED_ON,
+    WORLDS,
+    MatterWorld,
+    ServerDatabases,
+    matter_world,
+)
 
 
 @dataclass(frozen=True)
@@ -48,9 +55,17 @@ def plain_http_on_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
 
 
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerDatabases]:
+    with ExitStack() as stack:
+        yield ServerDatabases(stack, tmp_path_factory.mktemp("matters"))
+
+
 @pytest.fixture(params=sorted(WORLDS))
-def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MatterWorld]:
-    with matter_world(request.param, tmp_path) as made:
+def world(
+    request: pytest.FixtureRequest, tmp_path: Path, servers: ServerDatabases
+) -> Iterator[MatterWorld]:
+    with matter_world(request.param, tmp_path, servers) as made:
         yield made
 
 

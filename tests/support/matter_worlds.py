@@ -18,7 +18,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import create_engine, insert
+import pytest
+from sqlalchemy import create_engine, insert, make_url, text
+from sqlalchemy.engine import Engine
 
 from adapters.clio import ClioAdapter
 from adapters.mycase import MyCaseAdapter
@@ -29,6 +31,7 @@ from tests.fakes.clio import FakeClio
 from tests.fakes.httpserver import running
 from tests.fakes.mycase import FakeMyCase
 from tests.support.matter_adapter import Ledger, MemoryMatterAdapter, registered_ledger
+from tests.support.matter_databases import fresh_matter_database
 from tests.support.tokens import MemoryTokenSource, connect
 
 ISSUED_ON = dt.date(2025, 1, 1)
@@ -113,16 +116,59 @@ class MemoryWorld:
         self.ledger.down = True
 
 
-class SqlWorld:
-    """The demo schema, empty, in a SQLite file: the rows are the test's own."""
+class ServerDatabases:
+    """One matter database per server (PostgreSQL, MariaDB), made on first use and dropped
+    when ``stack`` closes: making one takes longer than the test that uses it."""
 
     def __init__(self, stack: ExitStack, folder: Path):
-        self.path = folder / "matters.sqlite"
-        self.url = f"sqlite:///{self.path}"
+        self.stack = stack
+        self.folder = folder
+        self.urls: dict[str, str] = {}
+
+    def url(self, kind: str) -> str:
+        """The database of ``kind``, its demo schema emptied of every row."""
+        if kind not in self.urls:
+            url = self.stack.enter_context(fresh_matter_database(kind, self.folder))
+            self.urls[kind] = url
+            _with_engine(url, sql_demo.metadata.create_all)
+        _with_engine(self.urls[kind], _delete_every_row)
+        return self.urls[kind]
+
+
+def _with_engine(url: str, use: Callable[[Engine], None]) -> None:
+    engine = create_engine(url)
+    try:
+        use(engine)
+    finally:
+        engine.dispose()
+
+
+def _delete_every_row(engine: Engine) -> None:
+    # Faster than making the tables again (DDL is slow on MariaDB); ids keep counting up.
+    with engine.begin() as conn:
+        for table in reversed(sql_demo.metadata.sorted_tables):
+            conn.execute(table.delete())
+
+
+class SqlWorld:
+    """The demo schema, empty, in a SQLite file of the test's own, or made again in the
+    server's database of ``kind``: the rows are the test's own."""
+
+    def __init__(
+        self, stack: ExitStack, folder: Path, servers: ServerDatabases, kind: str = "sqlite"
+    ):
+        self.kind = kind
+        if kind == "sqlite":
+            self.url = stack.enter_context(fresh_matter_database(kind, folder))
+        else:
+            self.url = servers.url(kind)
         self.engine = create_engine(self.url)
-        stack.callback(self.engine.dispose)
-        sql_demo.metadata.create_all(self.engine)
+        if kind == "sqlite":
+            sql_demo.metadata.create_all(self.engine)
         self.adapters: list[SqlAdapter] = []
+        self.outage = False
+        # Last in, first out: the adapters and the engine let go before the database goes.
+        stack.callback(self.engine.dispose)
         stack.callback(self._close)
 
     def _add(self, table: Any, **values: Any) -> str:
@@ -156,18 +202,53 @@ class SqlWorld:
         return made
 
     def fail_next_call(self) -> None:
-        # The file gone and a folder in its place: nothing can open the database any more.
         for made in self.adapters:
             made.engine.dispose()
         self.engine.dispose()
-        self.path.rename(self.path.with_suffix(".gone"))
-        self.path.mkdir()
+        OUTAGES[self.kind](self.url, False)
+        self.outage = True
 
     def _close(self) -> None:
         for made in self.adapters:
             made.close()
-        if self.path.is_dir():
-            shutil.rmtree(self.path)
+        if self.outage:
+            OUTAGES[self.kind](self.url, True)
+
+
+def _sqlite_outage(url: str, over: bool) -> None:
+    # The file gone and a folder in its place: nothing can open the database any more.
+    path = Path(make_url(url).database or "")
+    if over:
+        shutil.rmtree(path)
+        return
+    path.rename(path.with_suffix(".gone"))
+    path.mkdir()
+
+
+def _postgresql_outage(url: str, over: bool) -> None:
+    # The server stops taking connections to the database, and drops those it has.
+    name = make_url(url).database
+    server = create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with server.connect() as conn:
+        allowed = "true" if over else "false"
+        conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {allowed}'))
+        conn.execute(
+            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"),
+            {"name": name},
+        )
+    server.dispose()
+
+
+def _mariadb_outage(url: str, over: bool) -> None:
+    pytest.skip("no way to make one MariaDB database refuse connections (yet)")
+
+
+# Each database made unreachable (over=False), and reachable again (over=True).
+OUTAGES: dict[str, Callable[[str, bool], None]] = {
+    "sqlite": _sqlite_outage,
+    "postgresql": _postgresql_outage,
+    "mariadb": _mariadb_outage,
+}
 
 
 class OAuthWorld:
@@ -256,15 +337,17 @@ class ClioWorld(OAuthWorld):
         return str(bill.id)
 
 
-WORLDS: dict[str, Callable[[ExitStack, Path], MatterWorld]] = {
-    "memory": lambda stack, _folder: MemoryWorld(stack),
+WORLDS: dict[str, Callable[[ExitStack, Path, ServerDatabases], MatterWorld]] = {
+    "memory": lambda stack, _folder, _servers: MemoryWorld(stack),
     "sql": SqlWorld,
-    "mycase": lambda stack, _folder: MyCaseWorld(stack),
-    "clio": lambda stack, _folder: ClioWorld(stack),
+    "sql-postgresql": lambda stack, folder, servers: SqlWorld(stack, folder, servers, "postgresql"),
+    "sql-mariadb": lambda stack, folder, servers: SqlWorld(stack, folder, servers, "mariadb"),
+    "mycase": lambda stack, _folder, _servers: MyCaseWorld(stack),
+    "clio": lambda stack, _folder, _servers: ClioWorld(stack),
 }
 
 
 @contextmanager
-def matter_world(name: str, folder: Path) -> Iterator[MatterWorld]:
+def matter_world(name: str, folder: Path, servers: ServerDatabases) -> Iterator[MatterWorld]:
     with ExitStack() as stack:
-        yield WORLDS[name](stack, folder)
+        yield WORLDS[name](stack, folder, servers)
