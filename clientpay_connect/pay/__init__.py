@@ -18,7 +18,7 @@ def includeme(config: Configurator) -> None:
     if issubclass(processor_class, SandboxProcessor):
         # A real processor tokenizes on its own servers; only the sandbox does it here.
         config.add_route("pay.sandbox_tokens", "/sandbox/tokens")
-        config.scan(".sandbox_views")
+        config.scan(".sandbox_api")
     config.scan(".tasks")
     captcha_class = config.maybe_dotted(settings["clientpay.captcha.verifier"])
     config.register_service_factory(captcha_class.create_service, ICaptchaVerifier)
