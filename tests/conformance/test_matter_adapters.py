@@ -30,8 +30,10 @@ from clientpay_connect.connect.interfaces import (
     Transient,
 )
 from tests.support.matter_worlds import (
+    ENTERED_BY_HAND,
     ISSUED_ON,
     WORLDS,
+    WRITING_WORLDS,
     MatterWorld,
     ServerDatabases,
     matter_world,
@@ -234,9 +236,13 @@ def test_find_payment_knows_only_its_own_key(adapter, firm):
     assert adapter.find_payment(posting(firm, "conformance-1", ("QUA-1", 5_00))) == {}
 
 
+def test_the_worlds_entered_by_hand_are_those_whose_adapters_do_not_write(request, adapter):
+    name = request.node.callspec.params["world"]
+    assert writes(adapter) == (name not in ENTERED_BY_HAND)
+
+
+@pytest.mark.parametrize("world", WRITING_WORLDS, indirect=True)
 def test_allocations_already_written_are_skipped(adapter, firm):
-    if not writes(adapter):
-        pytest.skip("staff enter this adapter's payments by hand")
     request = posting(firm, "conformance-2", ("MAR-2", 5_00), ("QUA-1", 7_00))
     done = replace(request.allocations[0], external_id="written-before")
     before = balances(adapter, firm, "MAR-2", "QUA-1")
@@ -249,6 +255,7 @@ def test_allocations_already_written_are_skipped(adapter, firm):
     assert after == {"MAR-2": before["MAR-2"], "QUA-1": before["QUA-1"] - 7_00}
 
 
+@pytest.mark.parametrize("world", WRITING_WORLDS, indirect=True)
 @pytest.mark.parametrize(
     ("invoice", "amount"),
     [("MAR-2", 500_01), ("MAR-4", 1_00)],
@@ -257,8 +264,6 @@ def test_allocations_already_written_are_skipped(adapter, firm):
 def test_a_payment_the_invoice_cannot_take_is_a_conflict_and_nothing_is_written(
     adapter, firm, invoice, amount
 ):
-    if not writes(adapter):
-        pytest.skip("staff enter this adapter's payments by hand")
     request = posting(firm, "conformance-3", (invoice, amount))
     before = balances(adapter, firm, invoice)
     with pytest.raises(Conflict):
