@@ -5,4 +5,7 @@ def includeme(config: Configurator) -> None:
     config.add_route("login", "/login")
     config.add_route("logout", "/logout")
     config.add_route("home", "/")
+    config.add_route("account.password", "/account/password")
+    config.add_route("password.forgot", "/forgot-password")
+    config.add_route("password.reset", "/reset-password/{token}")
     config.scan(".views")
