@@ -33,3 +33,4 @@ def includeme(config: Configurator) -> None:
     config.include(".jobs")
     config.include(".api")
     config.add_static_view("static", "clientpay_connect:static", cache_max_age=3600)
+    config.include(".favicon")

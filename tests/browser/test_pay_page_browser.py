@@ -255,6 +255,21 @@ def test_mistakes_are_caught_before_anything_is_sent(page: Page, live_server: Li
     assert requests == []
     assert stored(live_server, link.token)[0].status == "outstanding"
 
+    # Each mark goes as soon as its field is right; still wrong, it stays.
+    page.get_by_label("Amount to pay (USD)").fill("100")
+    expect(page.locator("#amount-error")).to_be_hidden()
+    expect(page.get_by_label("Amount to pay (USD)")).not_to_have_attribute("aria-invalid", "true")
+    page.get_by_label("Card number").fill("4242 4242 4242 4243")
+    expect(page.locator("#card-number-error")).to_be_visible()
+    page.get_by_label("Card number").fill(SUCCEEDS)
+    expect(page.locator("#card-number-error")).to_be_hidden()
+    expect(page.locator("#pay-error .pay-alert")).to_be_visible()
+    fill_card(page, SUCCEEDS)
+    expect(page.locator("#card-expiry-error")).to_be_hidden()
+    # Nothing left to fix: the summary goes too.
+    expect(page.locator("#pay-error .pay-alert")).to_have_count(0)
+    assert_accessible(page)
+
 
 def test_a_lost_answer_is_retried_with_the_same_key(page: Page, live_server: LiveServer) -> None:
     link = make_link(live_server)

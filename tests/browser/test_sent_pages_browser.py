@@ -118,7 +118,8 @@ def test_links_created_through_the_api_are_listed_and_sort_by_a_click(
     expect(rows(page).locator("th")).to_have_text([f"{prefix}-2", f"{prefix}-0", f"{prefix}-1"])
 
     rows(page).locator("th a").first.click()
-    expect(page.get_by_role("heading", name=f"Payment link {created[2]['id']}")).to_be_visible()
+    expect(page).to_have_url(re.compile(rf"/links/{created[2]['id']}$"))
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Link for Client 2 — {prefix}-2")
 
 
 def test_cancel_selected_after_confirming(
