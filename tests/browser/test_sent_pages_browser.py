@@ -228,3 +228,28 @@ def test_export_downloads_a_workbook_of_the_search(
 
     download = download_info.value
     assert re.fullmatch(r"sent-pages-\d{4}-\d{2}-\d{2}\.xlsx", download.suggested_filename)
+
+
+def test_at_1280px_the_copy_column_is_inside_the_box(
+    page: Page,
+    sign_in: SignIn,
+    live_server: LiveServer,
+    create_link: Callable[..., dict[str, Any]],
+    prefix: str,
+) -> None:
+    create_link(
+        invoice_number=f"{prefix}-LONG-INVOICE-NUMBER-2026",
+        recipient_name="Alexandra Montgomery-Fitzwilliam",
+        emails=["alexandra.montgomery-fitzwilliam@example-law-clients.test"],
+        amount="1,234,567.89",
+    )
+    open_sent_pages(page, sign_in, live_server, prefix)
+    wrap = page.locator(".table-wrap").first
+    assert wrap.evaluate("el => el.scrollWidth <= el.clientWidth"), wrap.evaluate(
+        "el => [el.scrollWidth, el.clientWidth]"
+    )
+    box = wrap.bounding_box()
+    copy = page.get_by_role("button", name=re.compile("^Copy the payment link of")).first
+    inner = copy.bounding_box()
+    assert box is not None and inner is not None
+    assert inner["x"] + inner["width"] <= box["x"] + box["width"], (inner, box)
