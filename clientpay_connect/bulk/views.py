@@ -9,13 +9,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pyramid.httpexceptions import HTTPNotFound, HTTPSeeOther
 from pyramid.request import Request
 from pyramid.view import view_config
 
-from clientpay_connect.admin.models import FirmSettings, MerchantAccount
+from clientpay_connect.admin.models import MerchantAccount
 from clientpay_connect.bulk.actions import ACTIONS, is_done, is_reviewing
 from clientpay_connect.bulk.api import act, save_upload, uploaded_bytes
 from clientpay_connect.bulk.exports import count_links, link_lines, url_maker
@@ -50,6 +49,7 @@ from clientpay_connect.links.forms import active_accounts
 from clientpay_connect.links.services import public_base_url
 from clientpay_connect.money import display_amount
 from clientpay_connect.security import STAFF, firm_id
+from clientpay_connect.sent.present import local_timestamp
 
 PAGE_SIZE = 100
 STATUS_LABELS = {
@@ -113,16 +113,8 @@ def _param(params: Any, name: str) -> str:
 
 
 def _when(request: Request, moment: dt.datetime | None) -> str:
-    """A timestamp in the firm's time: "Mar 31, 2025, 3:04 PM"."""
-    if moment is None:
-        return ""
-    settings = request.dbsession.get(FirmSettings, firm_id(request))
-    try:
-        zone = ZoneInfo(settings.time_zone if settings is not None else "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = ZoneInfo("UTC")
-    local = moment.astimezone(zone)
-    return f"{local:%b} {local.day}, {local.year}, {local.strftime('%I').lstrip('0')}:{local:%M %p}"
+    """A timestamp in the firm's time, as every page writes it: "Mar 31, 2025, 3:04 PM EDT"."""
+    return local_timestamp(moment, request.firm_zone)
 
 
 def _page_upload(request: Request, *, lock: bool = False) -> BulkUpload:
