@@ -23,7 +23,6 @@ def includeme(config: Configurator) -> None:
     the foundation, then every feature. A host wanting only some features includes
     ``clientpay_connect.foundation`` and those."""
     config.include(".foundation")
-    config.include(".present")
     # First of the features: routes are tried in the order they were added, and the payment
     # page is the one page the public loads, again and again.
     config.include(".pay")

@@ -24,6 +24,8 @@ def includeme(config: Configurator) -> None:
     ensure_secrets(settings)
     config.include("pyramid_services")
     config.include(".templating")
+    # The template helpers every staff page writes dates and names with.
+    config.include(".present")
     # Before anything that reads a body: the first tween, and pyramid_retry's activate hook.
     config.include(".body_limits")
     config.include(".db")
