@@ -44,6 +44,8 @@ DEFAULTS: dict[str, str] = {
     "clientpay.limits.login_delay_seconds": "2",
     "clientpay.limits.login_longest_delay_seconds": "900",
     "clientpay.limits.login_failures_per_ip": "20/15minutes",
+    "clientpay.limits.password_resets_per_account": "3/hour",
+    "clientpay.limits.password_resets_per_ip": "10/hour",
     "clientpay.limits.pay_attempts": "10/minute",
     "clientpay.limits.token_lookups": "60/minute",
     "clientpay.limits.sandbox_tokens": "30/minute",

@@ -27,6 +27,8 @@ def includeme(config: Configurator) -> None:
     quiet_secret_loggers()
     config.include("pyramid_services")
     config.include(".templating")
+    # The template helpers every staff page writes dates and names with.
+    config.include(".present")
     # Before anything that reads a body: the first tween, and pyramid_retry's activate hook.
     config.include(".body_limits")
     config.include(".db")
@@ -36,3 +38,4 @@ def includeme(config: Configurator) -> None:
     config.include(".jobs")
     config.include(".api")
     config.add_static_view("static", "clientpay_connect:static", cache_max_age=3600)
+    config.include(".favicon")

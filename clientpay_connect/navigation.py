@@ -21,6 +21,27 @@ MODULES: list[tuple[str, str, str, bool]] = [
 ]
 
 
+# Pages that belong to another module than their route's prefix says: a link's page is
+# reached from Sent Pages, the reconciliation report from Manage Postings.
+OWNING_MODULE = {
+    "links.detail": "sent.list",
+    "links.cancel": "sent.list",
+    "links.balance": "sent.list",
+    "reports.reconciliation": "postings.list",
+}
+
+
+def current_module(request: Request) -> str:
+    """The menu entry (a module's route) that the page shown belongs to, or ""."""
+    route = request.matched_route.name if request.matched_route is not None else ""
+    if route in OWNING_MODULE:
+        return OWNING_MODULE[route]
+    for module, _label, _blurb, _admin_only in MODULES:
+        if route == module or route.startswith(module.split(".")[0] + "."):
+            return module
+    return "home" if route == "home" else ""
+
+
 def _installed(request: Request, route: str) -> bool:
     mapper = request.registry.queryUtility(IRoutesMapper)
     return mapper is not None and mapper.get_route(route) is not None

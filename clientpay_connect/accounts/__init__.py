@@ -7,5 +7,8 @@ def includeme(config: Configurator) -> None:
     config.add_route("logout_everywhere", "/logout/everywhere")
     config.add_route("account", "/account")
     config.add_route("home", "/")
+    config.add_route("account.password", "/account/password")
+    config.add_route("password.forgot", "/forgot-password")
+    config.add_route("password.reset", "/reset-password/{token}")
     config.scan(".views")
     config.scan(".tasks")

@@ -101,3 +101,25 @@ class AuditEvent(Base):
     ip_address: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     note: Mapped[str] = mapped_column(Text, default="")
+
+
+class PasswordReset(Base):
+    """A "forgot password" request: a single-use link mailed to the user, valid for a while.
+
+    The lookup goes by the token's SHA-256 only. The encrypted copy exists because the email
+    is rendered when it is sent (mail/compose.py), as a payment link's is; it is erased once
+    the reset is used or replaced, so a used link leaves nothing that could open it again.
+    """
+
+    __tablename__ = "password_resets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    firm_id: Mapped[int] = mapped_column(ForeignKey("firms.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_encrypted: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    user: Mapped[User] = relationship()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import re
 import secrets
@@ -17,11 +18,12 @@ from clientpay_connect.accounts.models import (
     ApiToken,
     AuditEvent,
     Firm,
+    PasswordReset,
     StaffSession,
     User,
 )
 from clientpay_connect.admin.models import FirmSettings
-from clientpay_connect.crypto import new_token, sha256_hex
+from clientpay_connect.crypto import Encryptor, new_token, sha256_hex
 from clientpay_connect.db import utcnow
 from clientpay_connect.security import API_TOKEN_PREFIX
 
@@ -39,6 +41,8 @@ def _dummy_hash() -> str:
 
 EMAIL_RE = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
 MIN_PASSWORD_LENGTH = 10
+# argon2 hashes any length; a cap keeps a megabyte "password" from costing the server.
+MAX_PASSWORD_LENGTH = 200
 
 
 def normalize_email(email: str) -> str:
@@ -122,6 +126,7 @@ def create_user(
 
 
 def set_password(user: User, password: str) -> None:
+    """The one place a password changes (admin reset, the user's own change, a reset link)."""
     user.password_hash = hash_password(password)
     # Whoever knew the old password may have signed in with it, and made tokens since: those
     # sessions end and those tokens stop working.
@@ -152,6 +157,112 @@ def revoke_api_tokens(user: User) -> int:
         .execution_options(synchronize_session="fetch")
     )
     return int(getattr(revoked, "rowcount", 0) or 0)
+
+
+def password_problem(password: str) -> str | None:
+    """Why ``password`` cannot be used, or None."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"Use at least {MIN_PASSWORD_LENGTH} characters."
+    if len(password) > MAX_PASSWORD_LENGTH:
+        return f"Use at most {MAX_PASSWORD_LENGTH} characters."
+    return None
+
+
+# Messages, not secrets (ruff's S105 reads any "password" name so).
+WRONG_CURRENT_PASSWORD = "That is not your current password."  # noqa: S105
+PASSWORDS_DIFFER = "The two new passwords differ."
+
+
+def new_password_errors(new: str, repeated: str) -> dict[str, str]:
+    """The form's field errors for a new password typed twice."""
+    problem = password_problem(new)
+    if problem:
+        return {"new_password": problem}
+    if new != repeated:
+        return {"repeat_password": PASSWORDS_DIFFER}
+    return {}
+
+
+def change_own_password(user: User, current: str, new: str, repeated: str) -> dict[str, str]:
+    """Change ``user``'s password if ``current`` is theirs; the field errors, if any."""
+    errors = new_password_errors(new, repeated)
+    if not check_password(user, current):
+        errors = {"current_password": WRONG_CURRENT_PASSWORD, **errors}
+    if not errors:
+        set_password(user, new)
+    return errors
+
+
+# ---------------------------------------------------------------------- forgot password
+
+# Long enough to read the email, short enough that an old inbox is no way in.
+RESET_LIFETIME = dt.timedelta(hours=1)
+RESET_TOKEN_PREFIX = "pr_"  # noqa: S105 (a marker, not a secret)
+
+
+def start_password_reset(
+    dbsession: Session, encryptor: Encryptor, user: User, now: dt.datetime
+) -> PasswordReset:
+    """A new single-use reset for ``user``; any earlier one stops working."""
+    end_password_resets(dbsession, user, now)
+    # 256 random bits; only the hash is looked up, the encrypted copy is for the email.
+    token = new_token(RESET_TOKEN_PREFIX)
+    reset = PasswordReset(
+        firm_id=user.firm_id,
+        user_id=user.id,
+        token_hash=sha256_hex(token),
+        token_encrypted=encryptor.encrypt(token),
+        created_at=now,
+        expires_at=now + RESET_LIFETIME,
+    )
+    dbsession.add(reset)
+    dbsession.flush()
+    return reset
+
+
+def end_password_resets(dbsession: Session, user: User, now: dt.datetime) -> None:
+    """Every open reset of ``user`` used up: after a new request or a password change."""
+    for reset in dbsession.scalars(
+        select(PasswordReset).where(
+            PasswordReset.user_id == user.id, PasswordReset.used_at.is_(None)
+        )
+    ):
+        reset.used_at = now
+        reset.token_encrypted = ""
+
+
+def find_password_reset(dbsession: Session, token: str, now: dt.datetime) -> PasswordReset | None:
+    """The reset ``token`` opens, if it is unused, unexpired and its user still active."""
+    if not token.startswith(RESET_TOKEN_PREFIX) or len(token) > 100:
+        return None
+    reset = dbsession.execute(
+        select(PasswordReset).where(PasswordReset.token_hash == sha256_hex(token))
+    ).scalar_one_or_none()
+    if reset is None or reset.used_at is not None or reset.expires_at <= now:
+        return None
+    if not reset.user.active:
+        return None
+    return reset
+
+
+def finish_password_reset(
+    dbsession: Session, reset: PasswordReset, password: str, now: dt.datetime
+) -> bool:
+    """Use the reset up and set the new password; False if it was used meanwhile.
+
+    The claim is a conditional UPDATE, so two submissions of one link cannot both win.
+    """
+    claimed = dbsession.execute(
+        update(PasswordReset)
+        .where(PasswordReset.id == reset.id, PasswordReset.used_at.is_(None))
+        .values(used_at=now, token_encrypted="")
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    set_password(reset.user, password)
+    end_password_resets(dbsession, reset.user, now)
+    return True
 
 
 def create_api_token(dbsession: Session, user: User, name: str = "") -> tuple[ApiToken, str]:

@@ -11,16 +11,34 @@ from pyramid.httpexceptions import HTTPFound, HTTPSeeOther
 from pyramid.request import Request
 from pyramid.view import view_config
 
+from clientpay_connect.accounts.models import PasswordReset
 from clientpay_connect.accounts.services import (
     audit,
+    change_own_password,
     check_password,
     end_all_sessions,
+    find_password_reset,
     find_user_by_email,
+    finish_password_reset,
+    new_password_errors,
     normalize_email,
+    record,
+    start_password_reset,
 )
 from clientpay_connect.accounts.sessions import end_session, session_lifetime, start_session
+from clientpay_connect.db import utcnow
+from clientpay_connect.mail.models import KIND_PASSWORD_RESET
+from clientpay_connect.mail.outbox import queue_email
 from clientpay_connect.security import PUBLIC, STAFF
 from clientpay_connect.throttle.interfaces import IBackoff, IRateLimiter
+from clientpay_connect.work import Work
+
+# The same words whether or not the address has an account, so the page tells nobody which
+# addresses do.
+RESET_REQUESTED = (
+    "If that address belongs to an active account, we have emailed it a link to choose a new "
+    "password. The link works once, within the hour."
+)
 
 
 def _safe_next(request: Request, target: str | None) -> str:
@@ -156,3 +174,175 @@ def logout_everywhere(request: Request) -> HTTPSeeOther:
 @view_config(route_name="home", renderer="home.jinja2", permission=STAFF)
 def home(request: Request) -> dict[str, Any]:
     return {}
+
+
+# ----------------------------------------------------------------------- own password
+
+
+@view_config(
+    route_name="account.password",
+    renderer="account_password.jinja2",
+    permission=STAFF,
+    request_method="GET",
+)
+def own_password_form(request: Request) -> dict[str, Any]:
+    return {"errors": {}}
+
+
+@view_config(
+    route_name="account.password",
+    renderer="account_password.jinja2",
+    permission=STAFF,
+    request_method="POST",
+)
+def change_own_password_view(request: Request) -> Any:
+    user = request.user
+    errors = change_own_password(
+        user,
+        request.POST.get("current_password", ""),
+        request.POST.get("new_password", ""),
+        request.POST.get("repeat_password", ""),
+    )
+    if errors:
+        request.response.status = 422
+        return {"errors": errors}
+    audit(request, "user.password_changed", user, email=user.email)
+    # The change ended every session of this user, this one too: start a fresh one here.
+    headers = start_session(request, user)
+    request.session.flash("Your password was changed. Your other sessions were signed out.")
+    return HTTPSeeOther(location=request.route_url("home"), headers=headers)
+
+
+# -------------------------------------------------------------------- forgot password
+
+
+def _reset_limits(request: Request, email: str) -> list[tuple[str, str]]:
+    settings = request.registry.settings
+    return [
+        (settings["clientpay.limits.password_resets_per_account"], f"reset-account:{email}"),
+        (settings["clientpay.limits.password_resets_per_ip"], f"reset-ip:{request.client_addr}"),
+    ]
+
+
+@view_config(
+    route_name="password.forgot",
+    renderer="forgot_password.jinja2",
+    permission=PUBLIC,
+    request_method="GET",
+)
+def forgot_password_form(request: Request) -> dict[str, Any]:
+    return {"email": "", "error": None, "sent": ""}
+
+
+@view_config(
+    route_name="password.forgot",
+    renderer="forgot_password.jinja2",
+    permission=PUBLIC,
+    request_method="POST",
+)
+def forgot_password(request: Request) -> dict[str, Any]:
+    email = normalize_email(request.POST.get("email", ""))[:254]
+    if not email:
+        request.response.status = 422
+        return {"email": email, "error": "Enter your email address.", "sent": ""}
+    limiter = request.find_service(IRateLimiter)
+    limits = _reset_limits(request, email)
+    if not all(limiter.allowed(limit, key) for limit, key in limits):
+        request.response.status = 429
+        return {
+            "email": email,
+            "error": "Too many reset requests. Please wait an hour and try again.",
+            "sent": "",
+        }
+    # Every request counts, known address or not, so the limit gives nothing away either.
+    for limit, key in limits:
+        limiter.hit(limit, key)
+    _mail_reset_link(request, email)
+    return {"email": "", "error": None, "sent": RESET_REQUESTED}
+
+
+def _mail_reset_link(request: Request, email: str) -> None:
+    user = find_user_by_email(request.dbsession, email)
+    if user is None or not user.active:
+        return
+    now = utcnow()
+    reset = start_password_reset(
+        request.dbsession, request.registry["clientpay.encryptor"], user, now
+    )
+    queue_email(
+        Work.from_request(request),
+        firm_id=user.firm_id,
+        kind=KIND_PASSWORD_RESET,
+        recipients=[user.email],
+        params={"reset_id": reset.id},
+    )
+    record(
+        request.dbsession,
+        user.firm_id,
+        "user.password_reset_requested",
+        actor=user,
+        target=user,
+        ip_address=request.client_addr or "",
+    )
+
+
+def _keep_the_token_here(request: Request) -> None:
+    # The token is in this page's address: no other site may see it in a Referer, and no
+    # cache may keep the page.
+    request.response.headers["Referrer-Policy"] = "no-referrer"
+    request.response.headers["Cache-Control"] = "no-store"
+
+
+def _open_reset(request: Request) -> PasswordReset | None:
+    _keep_the_token_here(request)
+    limiter = request.find_service(IRateLimiter)
+    limit = request.registry.settings["clientpay.limits.token_lookups"]
+    key = f"reset-lookup:{request.client_addr}"
+    if not limiter.allowed(limit, key):
+        return None
+    limiter.hit(limit, key)
+    return find_password_reset(request.dbsession, request.matchdict["token"], utcnow())
+
+
+@view_config(
+    route_name="password.reset",
+    renderer="reset_password.jinja2",
+    permission=PUBLIC,
+    request_method="GET",
+)
+def reset_password_form(request: Request) -> dict[str, Any]:
+    reset = _open_reset(request)
+    if reset is None:
+        request.response.status = 404
+    return {"valid": reset is not None, "errors": {}}
+
+
+@view_config(
+    route_name="password.reset",
+    renderer="reset_password.jinja2",
+    permission=PUBLIC,
+    request_method="POST",
+)
+def reset_password(request: Request) -> Any:
+    reset = _open_reset(request)
+    if reset is None:
+        request.response.status = 404
+        return {"valid": False, "errors": {}}
+    password = request.POST.get("new_password", "")
+    errors = new_password_errors(password, request.POST.get("repeat_password", ""))
+    if errors:
+        request.response.status = 422
+        return {"valid": True, "errors": errors}
+    if not finish_password_reset(request.dbsession, reset, password, utcnow()):
+        request.response.status = 404
+        return {"valid": False, "errors": {}}
+    record(
+        request.dbsession,
+        reset.firm_id,
+        "user.password_reset_used",
+        actor=reset.user,
+        target=reset.user,
+        ip_address=request.client_addr or "",
+    )
+    request.session.flash("Your password was changed. Sign in with the new one.")
+    return HTTPSeeOther(location=request.route_url("login"))

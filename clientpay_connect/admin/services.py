@@ -169,6 +169,27 @@ def time_zones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones()) - NOT_TIME_ZONES
 
 
+# The zones a US firm most likely means, by the names people use for them.
+LIKELY_TIME_ZONES = (
+    ("America/New_York", "Eastern Time (New York)"),
+    ("America/Chicago", "Central Time (Chicago)"),
+    ("America/Denver", "Mountain Time (Denver)"),
+    ("America/Phoenix", "Arizona (Mountain Time, no daylight saving)"),
+    ("America/Los_Angeles", "Pacific Time (Los Angeles)"),
+    ("America/Anchorage", "Alaska Time (Anchorage)"),
+    ("Pacific/Honolulu", "Hawaii Time (Honolulu)"),
+)
+
+
+def time_zone_choices() -> list[tuple[str, list[tuple[str, str]]]]:
+    """The picker's groups: the likely zones first, by their common names, then every other
+    zone by its IANA name (each zone once)."""
+    likely = [(zone, label) for zone, label in LIKELY_TIME_ZONES if zone in time_zones()]
+    chosen = {zone for zone, _label in likely}
+    others = [(zone, zone.replace("_", " ")) for zone in sorted(time_zones() - chosen)]
+    return [("United States", likely), ("All time zones", others)]
+
+
 def firm_settings(dbsession: Session, firm: int) -> FirmSettings:
     """The firm's settings row (every firm gets one on creation; made here if one is missing)."""
     settings = dbsession.get(FirmSettings, firm)

@@ -40,6 +40,7 @@ def status_json(request: Request, upload: BulkUpload) -> dict[str, Any]:
             "rows_with_errors": tally.rows_with_errors,
             "rows_with_warnings": tally.rows_with_warnings,
             "rows_without_email": tally.rows_without_email,
+            "rows_with_invalid_email": tally.rows_with_invalid_email,
             "links": tally.links,
         },
         "total_amount": format_amount(tally.amount_minor, currency_of(request, upload)),

@@ -17,7 +17,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Table, and_, bindparam, case, func, select, update
+from sqlalchemy import Table, Text, and_, bindparam, case, func, select, update
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session
 
 from clientpay_connect.admin.models import MerchantAccount
@@ -107,6 +108,8 @@ class Counts:
     rows_without_email: int
     links: int
     amount_minor: int
+    # Rows whose email cell holds something that is no address (errors, not "without").
+    rows_with_invalid_email: int
 
 
 # --- choosing the account, reading the file ---------------------------------------------------
@@ -453,6 +456,15 @@ def validated_view(row: ValidatedRow, by_hand: bool = False) -> RowView:
     )
 
 
+def _has_email_error() -> Any:
+    """Whether a row's errors name its email cell. The errors are written by json.dumps as
+    {"field": …, "message": …} (_issues_json, fastwrite's json_text), and every database
+    here gives that text back as written (PostgreSQL's json type keeps it; SQLite and
+    MariaDB store text), so a match on the text is exact and needs no JSON functions that
+    differ between them."""
+    return sql_cast(BulkRow.errors, Text).like('%{"field": "email", %')
+
+
 def counts(dbsession: Session, upload_id: int) -> Counts:
     """One pass over the rows in the database (the page polls this while links are made).
 
@@ -461,6 +473,7 @@ def counts(dbsession: Session, upload_id: int) -> Counts:
     errors = func.json_array_length(BulkRow.errors)
     warnings = func.json_array_length(BulkRow.warnings)
     emails = func.json_array_length(BulkRow.emails)
+    email_wrong = _has_email_error()
     record = dbsession.execute(
         select(
             func.count(),
@@ -468,9 +481,11 @@ def counts(dbsession: Session, upload_id: int) -> Counts:
             func.sum(errors),
             func.sum(case((warnings > 0, 1), else_=0)),
             func.sum(warnings),
-            func.sum(case((emails == 0, 1), else_=0)),
+            # Blank only: a row whose address is wrong has an email of sorts, and an error.
+            func.sum(case((and_(emails == 0, ~email_wrong), 1), else_=0)),
             func.count(PaymentLink.id),
             func.sum(BulkRow.amount_minor),
+            func.sum(case((email_wrong, 1), else_=0)),
         )
         .select_from(_ROWS_AND_LINKS)
         .where(live_rows(upload_id))
@@ -550,23 +565,58 @@ def add_row(
     replaces: int | None = None,
     keep_if_invalid: bool = True,
 ) -> tuple[RowView, bool]:
-    """Add a row typed by hand, replacing row ``replaces`` if given (fixing it).
+    """Add a row typed by hand, or fix row ``replaces`` (its values rewritten in its place).
 
     Returns the row and whether it was stored: the API keeps a row with errors (they are
     listed beside it, as for a row of the file); the page sends it back to be corrected.
     """
     refuse_changes(upload)
-    if replaces is not None and one_row(dbsession, upload, replaces) is None:
-        raise LookupError(f"There is no row {replaces} to replace.")
+    if replaces is not None:
+        return _fix_row(dbsession, upload, replaces, fields, keep_if_invalid)
     checked = check_typed_row(dbsession, upload, next_row_number(dbsession, upload), fields)
     if checked.errors and not keep_if_invalid:
         return validated_view(checked, by_hand=True), False
-    if replaces is not None:
-        delete_row(dbsession, upload, replaces)
     insert_rows(dbsession, upload.id, [checked], by_hand=True)
     refresh_warnings(dbsession, upload)
     stored = one_row(dbsession, upload, checked.row_number)
     assert stored is not None  # inserted just above, in this transaction
+    return stored, True
+
+
+def _fix_row(
+    dbsession: Session,
+    upload: BulkUpload,
+    row_number: int,
+    fields: Mapping[str, Any],
+    keep_if_invalid: bool,
+) -> tuple[RowView, bool]:
+    """A fixed row keeps its number and place (a person fixing row 3 of their spreadsheet
+    still finds it as row 3), and whether it came from the file."""
+    current = one_row(dbsession, upload, row_number)
+    if current is None:
+        raise LookupError(f"There is no row {row_number} to replace.")
+    checked = check_typed_row(dbsession, upload, row_number, fields)
+    if checked.errors and not keep_if_invalid:
+        return validated_view(checked, by_hand=current.added_by_hand), False
+    dbsession.execute(
+        update(BulkRow)
+        .where(live_rows(upload.id), BulkRow.row_number == row_number)
+        .values(
+            raw={"values": list(checked.raw.values)},
+            invoice_number=_storable(checked.invoice_number, MAX_INVOICE_NUMBER_LENGTH),
+            invoice_date=checked.invoice_date,
+            due_date=checked.due_date,
+            recipient_name=_storable(checked.recipient_name, MAX_RECIPIENT_NAME_LENGTH),
+            amount_minor=checked.amount_minor,
+            emails=list(checked.emails),
+            message=checked.message.replace("\x00", ""),
+            errors=issues_json(checked.errors),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    refresh_warnings(dbsession, upload)
+    stored = one_row(dbsession, upload, row_number)
+    assert stored is not None  # rewritten just above, in this transaction
     return stored, True
 
 

@@ -9,13 +9,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pyramid.httpexceptions import HTTPSeeOther
 from pyramid.request import Request
 from pyramid.view import view_config
 
-from clientpay_connect.admin.models import FirmSettings, MerchantAccount
+from clientpay_connect.admin.models import MerchantAccount
 from clientpay_connect.bulk.actions import ACTIONS, act, is_done, is_reviewing
 from clientpay_connect.bulk.exports import count_links, link_lines, url_maker
 from clientpay_connect.bulk.models import (
@@ -50,6 +49,7 @@ from clientpay_connect.links.forms import active_accounts
 from clientpay_connect.links.services import public_base_url
 from clientpay_connect.money import display_amount
 from clientpay_connect.security import STAFF, firm_id
+from clientpay_connect.sent.present import local_timestamp
 
 PAGE_SIZE = 100
 STATUS_LABELS = {
@@ -113,16 +113,8 @@ def _param(params: Any, name: str) -> str:
 
 
 def _when(request: Request, moment: dt.datetime | None) -> str:
-    """A timestamp in the firm's time: "Mar 31, 2025, 3:04 PM"."""
-    if moment is None:
-        return ""
-    settings = request.dbsession.get(FirmSettings, firm_id(request))
-    try:
-        zone = ZoneInfo(settings.time_zone if settings is not None else "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = ZoneInfo("UTC")
-    local = moment.astimezone(zone)
-    return f"{local:%b} {local.day}, {local.year}, {local.strftime('%I').lstrip('0')}:{local:%M %p}"
+    """A timestamp in the firm's time, as every page writes it: "Mar 31, 2025, 3:04 PM EDT"."""
+    return local_timestamp(moment, request.firm_zone)
 
 
 def _review_url(request: Request, upload: BulkUpload, **query: Any) -> str:
@@ -237,6 +229,19 @@ def _fix_form(request: Request, upload: BulkUpload) -> AddForm:
     return AddForm.fixing(row) if row is not None else AddForm()
 
 
+def _view_query(request: Request) -> dict[str, str]:
+    """Which rows the person is looking at (the problems only, a page of them): kept through
+    Fix, Delete and Add, so that an action never sends them back to the first page of all
+    rows. Read from the address, where the forms' actions carry it too."""
+    query = {}
+    if _param(request.GET, "show") == "problems":
+        query["show"] = "problems"
+    page = _param(request.GET, "page")
+    if page.isdigit() and int(page) > 1:
+        query["page"] = page
+    return query
+
+
 def _rows_part(request: Request, upload: BulkUpload, form: AddForm) -> dict[str, Any]:
     problems_only = _param(request.GET, "show") == "problems"
     total = count_rows(request.dbsession, upload.id, problems_only=problems_only)
@@ -253,6 +258,7 @@ def _rows_part(request: Request, upload: BulkUpload, form: AddForm) -> dict[str,
         "rows": rows,
         "form": form,
         "problems_only": problems_only,
+        "view_query": _view_query(request),
         "pager": _pager(request, upload, number, pages, problems_only),
     }
 
@@ -312,7 +318,7 @@ def delete_row_submit(request: Request) -> HTTPSeeOther:
             request.session.flash(f"Row {number} was deleted.")
         else:
             request.session.flash(f"There is no row {number} to delete.", "error")
-    return HTTPSeeOther(location=_review_url(request, upload))
+    return HTTPSeeOther(location=_review_url(request, upload, **_view_query(request)))
 
 
 @view_config(
@@ -328,7 +334,7 @@ def add_row_submit(request: Request) -> Any:
     except (Refused, LookupError) as problem:
         message = problem.message if isinstance(problem, Refused) else str(problem)
         request.session.flash(message, "error")
-        return HTTPSeeOther(location=_review_url(request, upload))
+        return HTTPSeeOther(location=_review_url(request, upload, **_view_query(request)))
     if not stored:
         # Nothing is kept: the form comes back with what was typed and each error beside its
         # field, to be corrected.
@@ -337,12 +343,18 @@ def add_row_submit(request: Request) -> Any:
         request.response.status = 422
         return _review_page(request, upload, form)
     request.session.flash(_added_message(view, form.replaces))
-    return HTTPSeeOther(location=_review_url(request, upload) + f"#row-{view.row_number}")
+    query = _view_query(request)
+    # A row fixed while only problems are shown leaves that list: land on the list instead.
+    gone = query.get("show") == "problems" and not (view.errors or view.warnings)
+    anchor = "#rows-heading" if gone else f"#row-{view.row_number}"
+    return HTTPSeeOther(location=_review_url(request, upload, **query) + anchor)
 
 
 def _added_message(view: RowView, replaced: int | None) -> str:
     if replaced is not None:
-        return f"Row {replaced} was replaced by row {view.row_number}."
+        if view.errors:
+            return f"Row {replaced} was changed; it still has errors."
+        return f"Row {replaced} was fixed."
     return f"Row {view.row_number} was added."
 
 

@@ -23,7 +23,7 @@ from pyramid.config import Configurator
 from pyramid_mailer.message import Message
 from sqlalchemy.orm import Session
 
-from clientpay_connect.accounts.models import Firm
+from clientpay_connect.accounts.models import Firm, PasswordReset
 from clientpay_connect.accounts.services import is_valid_email
 from clientpay_connect.admin.models import DEFAULT_EMAIL_MESSAGE, FirmSettings
 from clientpay_connect.connect.linking import link_invoices
@@ -32,6 +32,7 @@ from clientpay_connect.links.models import LOCALES, SOURCE_CONNECT, PaymentLink
 from clientpay_connect.links.services import link_token, pay_url, public_base_url
 from clientpay_connect.mail.models import (
     KIND_LINK,
+    KIND_PASSWORD_RESET,
     KIND_PAYMENT_NOTICE,
     KIND_RECEIPT,
     OutboxMessage,
@@ -240,6 +241,21 @@ class MailComposer:
         }
         return _Content(KIND_FIRM_NOTICE, STAFF_LOCALE, context)
 
+    def password_reset_content(
+        self, dbsession: Session, row: OutboxMessage, firm_settings: FirmSettings | None
+    ) -> _Content:
+        reset = dbsession.get(PasswordReset, row.params.get("reset_id"))
+        if reset is None or reset.firm_id != row.firm_id or not reset.token_encrypted:
+            raise PermanentMailError("the password reset was used or replaced")
+        token = self.encryptor.decrypt(reset.token_encrypted)
+        url = f"{public_base_url(self.settings)}/reset-password/{token}"
+        context = {
+            "user_email": reset.user.email,
+            "reset_url": url,
+            "minutes": int((reset.expires_at - reset.created_at).total_seconds() // 60),
+        }
+        return _Content(KIND_PASSWORD_RESET, STAFF_LOCALE, context, secrets=[token, url])
+
 
 _Builder = Callable[[MailComposer, Session, OutboxMessage, FirmSettings | None], _Content]
 _BUILDERS: dict[str, _Builder] = {
@@ -248,6 +264,7 @@ _BUILDERS: dict[str, _Builder] = {
     KIND_PAYMENT_NOTICE: MailComposer.notice_content,
     KIND_EMAIL_FAILED: MailComposer.email_failed_content,
     KIND_FIRM_NOTICE: MailComposer.firm_notice_content,
+    KIND_PASSWORD_RESET: MailComposer.password_reset_content,
 }
 
 

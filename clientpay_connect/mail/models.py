@@ -20,6 +20,7 @@ OUTBOX_WITHHELD = "withheld"
 KIND_LINK = "payment_link"
 KIND_RECEIPT = "receipt"
 KIND_PAYMENT_NOTICE = "payment_notice"
+KIND_PASSWORD_RESET = "password_reset"  # noqa: S105 (a kind of message)
 
 
 class OutboxMessage(Base):

@@ -62,6 +62,8 @@ class LinkFacts:
     account_active: bool
     methods: tuple[str, ...]
     invoices: tuple[InvoiceLine, ...] = ()
+    # The firm's own address (its reply-to), for a payer who must reach the firm.
+    firm_email: str = ""
 
     @property
     def amount_due_minor(self) -> int:
@@ -100,6 +102,7 @@ _FACTS = (
         MerchantAccount.active,
         MerchantAccount.accepts_card,
         MerchantAccount.accepts_echeck,
+        FirmSettings.reply_to_email,
     )
     .join(Firm, Firm.id == PaymentLink.firm_id)
     # Both joins also on the firm: a link never shows another firm's account or settings.
@@ -112,7 +115,7 @@ _FACTS = (
     )
     .outerjoin(FirmSettings, FirmSettings.firm_id == PaymentLink.firm_id)
     # One statement object for every request: SQLAlchemy then reuses its compiled form and
-    # result map as they are, where a statement built per call has its 22 columns matched
+    # result map as they are, where a statement built per call has its 24 columns matched
     # against the cached ones each time (a third of the request).
     .where(PaymentLink.token_hash == bindparam("token_hash"))
 )
@@ -172,6 +175,7 @@ def _facts_of(row: Any, invoices: tuple[InvoiceLine, ...]) -> LinkFacts:
         active,
         accepts_card,
         accepts_echeck,
+        reply_to_email,
     ) = row
     methods = (METHOD_CARD,) * bool(accepts_card) + (METHOD_ECHECK,) * bool(accepts_echeck)
     return LinkFacts(
@@ -197,4 +201,5 @@ def _facts_of(row: Any, invoices: tuple[InvoiceLine, ...]) -> LinkFacts:
         account_active=bool(active),
         methods=methods,
         invoices=invoices,
+        firm_email=reply_to_email or "",
     )

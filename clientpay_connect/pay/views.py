@@ -230,6 +230,7 @@ def _closed_page(request: Request, found: _Lookup, state: str, basics: dict[str,
             max(link.amount_minor - link.amount_paid_minor, 0), link.currency, found.locale
         ),
         "paid_on": moment(link.paid_at, link.time_zone, found.locale),
+        "firm_email": link.firm_email,
         "receipt_url": request.route_path(
             "pay.receipt",
             token=request.matchdict["token"],

@@ -57,6 +57,7 @@ from clientpay_connect.postings.services import (
     remove_posting,
     status_counts,
 )
+from clientpay_connect.present import posting_title
 from clientpay_connect.security import STAFF, firm_id
 from clientpay_connect.sent.cursor import CursorError
 from clientpay_connect.sent.present import firm_zone, local_timestamp, short_date
@@ -573,14 +574,16 @@ def _detail(
     payment = request.dbsession.get(Payment, posting.payment_id)
     link = request.dbsession.get(PaymentLink, posting.link_id)
     connection = _connection(request, posting)
+    payer = _payer(payment, link)
     slip = posting.slip if posting.status == POSTING_MANUAL and posting.slip else None
     return {
         **_reallocation_page(posting, reallocation),
         "name": posting_name(posting.id),
+        "title": posting_title(display_amount(posting.amount_minor, posting.currency), payer),
         "status_label": status_label(posting.status),
         "payment": payment,
         "link": link,
-        "payer": _payer(payment, link),
+        "payer": payer,
         "connection": connection,
         "money": lambda minor: display_amount(int(minor), posting.currency),
         "when": lambda value: local_timestamp(value, zone),

@@ -204,6 +204,30 @@
     true
   );
 
+  /* ---------- A field the server marked wrong, once it is changed ---------- */
+
+  // The server's message stays true only of what was sent. Once the person changes the
+  // field, and what it holds now passes the field's own checks (required, type, pattern),
+  // the red mark and its message go; the server checks again on the next submit. The
+  // summary at the top of the form stays: it says what was sent.
+  function recheckMarkedField(event) {
+    var field = event.target;
+    if (!field || !field.getAttribute || field.getAttribute("aria-invalid") !== "true") {
+      return;
+    }
+    if (typeof field.checkValidity === "function" && !field.checkValidity()) {
+      return;
+    }
+    field.removeAttribute("aria-invalid");
+    var error = field.id && document.getElementById(field.id + "-error");
+    if (error) {
+      error.hidden = true;
+    }
+  }
+
+  document.addEventListener("input", recheckMarkedField);
+  document.addEventListener("change", recheckMarkedField);
+
   /* ---------- The header's menu on narrow panels ---------- */
 
   function setUpMenu(header) {

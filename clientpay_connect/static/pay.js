@@ -236,20 +236,7 @@
 
   function clearErrors() {
     errorRegion.replaceChildren();
-    Object.keys(FIELDS).forEach(function (name) {
-      var field = FIELDS[name];
-      var message = byId(field.error);
-      if (message) {
-        message.textContent = "";
-        message.hidden = true;
-      }
-      field.inputs.forEach(function (id) {
-        var input = byId(id);
-        if (input) {
-          input.removeAttribute("aria-invalid");
-        }
-      });
-    });
+    Object.keys(FIELDS).forEach(clearFieldError);
   }
 
   function showFieldError(name, message) {
@@ -290,6 +277,48 @@
     errorRegion.replaceChildren(box);
     box.focus({ preventScroll: true });
     box.scrollIntoView({ block: "center", behavior: "smooth" });
+  }
+
+  function clearFieldError(name) {
+    var field = FIELDS[name];
+    var message = byId(field.error);
+    if (message) {
+      message.textContent = "";
+      message.hidden = true;
+    }
+    field.inputs.forEach(function (id) {
+      var input = byId(id);
+      if (input) {
+        input.removeAttribute("aria-invalid");
+      }
+    });
+  }
+
+  // A field marked wrong loses its mark as soon as what is typed in it is right, rather than
+  // at the next Pay; the summary goes with the last of them.
+  function recheckField(event) {
+    var target = event.target;
+    if (!target || target.getAttribute("aria-invalid") !== "true") {
+      return;
+    }
+    var name = Object.keys(FIELDS).filter(function (key) {
+      return FIELDS[key].inputs.indexOf(target.id) !== -1;
+    })[0];
+    if (!name) {
+      return;
+    }
+    var stillWrong = checkFields(selectedMethod()).some(function (problem) {
+      return problem[0] === name;
+    });
+    if (stillWrong) {
+      return;
+    }
+    clearFieldError(name);
+    var anyLeft = document.querySelector("#pay-section [aria-invalid='true']");
+    var summary = errorRegion.querySelector(".pay-alert");
+    if (!anyLeft && summary && summary.textContent === text.summary) {
+      errorRegion.replaceChildren();
+    }
   }
 
   function showFieldErrors(problems) {
@@ -520,6 +549,8 @@
     }
   });
   amountInput.addEventListener("input", updateButtonLabel);
+  section.addEventListener("input", recheckField);
+  section.addEventListener("change", recheckField);
   // The card and bank fields are outside the form (they are the processor's), so Enter in
   // them would do nothing by itself.
   document.querySelectorAll(".pay-secure input").forEach(function (input) {

@@ -108,8 +108,11 @@ def test_two_bad_rows_are_deleted_and_fixed_then_sent_and_the_emails_arrive(
     expect(due).to_have_value("2025-02-01")
     due.fill("2025-03-31")
     page.get_by_role("button", name="Add corrected row").click()
-    expect(page.get_by_role("status")).to_contain_text("Row 5 was replaced by row 6.")
+    expect(page.get_by_role("status")).to_contain_text("Row 5 was fixed.")
+    # The fixed row keeps its number and its place.
     expect(page.locator("tbody tr[data-row]")).to_have_count(3)
+    rows = page.locator("tbody tr[data-row]")
+    assert [rows.nth(i).get_attribute("data-row") for i in range(3)] == ["2", "4", "5"]
     expect(page.locator('[data-count="errors"]')).to_have_text("0")
 
     page.get_by_role("button", name="Send All").click()
@@ -147,6 +150,31 @@ def test_two_bad_rows_are_deleted_and_fixed_then_sent_and_the_emails_arrive(
         assert {
             link.due_date.isoformat() for link in links if link.recipient_name == "Carla Client"
         } == {"2025-03-31"}
+
+
+def test_at_1280px_every_rows_actions_are_inside_the_box(
+    page: Page, sign_in: SignIn, live_server: LiveServer
+) -> None:
+    batch = Batch()
+    sign_in(live_server.staff)
+    upload_file(page, batch.csv())
+    wrap = page.locator(".bulk-table-wrap")
+    # Nothing to scroll sideways to: the whole table, Fix and Delete included, is in view.
+    assert wrap.evaluate("el => el.scrollWidth <= el.clientWidth"), wrap.evaluate(
+        "el => [el.scrollWidth, el.clientWidth]"
+    )
+    box = wrap.bounding_box()
+    assert box is not None
+    for name in ("Fix row 3", "Delete row 3", "Edit row 2", "Delete row 2"):
+        control = page.get_by_role("link", name=name).or_(page.get_by_role("button", name=name))
+        inner = control.bounding_box()
+        assert inner is not None
+        assert inner["x"] >= box["x"] and inner["x"] + inner["width"] <= box["x"] + box["width"], (
+            name,
+            inner,
+            box,
+        )
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
 
 @BOTH_WIDTHS

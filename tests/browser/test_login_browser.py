@@ -109,3 +109,33 @@ def test_sign_in_keeps_the_page_asked_for(page: Page, live_server: LiveServer) -
     page.get_by_label("Password").fill(live_server.admin.password)
     page.get_by_role("button", name="Sign in").click()
     expect(page).to_have_url(live_server.url + "/admin")
+
+
+def test_forgot_password_is_reached_from_sign_in_and_is_accessible(page: Page) -> None:
+    page.goto("/login")
+    page.get_by_role("link", name="Forgot your password?").click()
+    expect(page.get_by_role("heading", name="Forgot your password?", level=1)).to_be_visible()
+    assert_accessible(page)
+    page.get_by_label("Email").fill("nobody-browser@example.test")
+    page.get_by_role("button", name="Email me a reset link").click()
+    expect(page.get_by_role("status")).to_contain_text("we have emailed it a link")
+    assert_accessible(page)
+
+
+def test_change_password_is_on_the_account_page_and_explains_a_mistake(
+    page: Page, sign_in: SignIn, live_server: LiveServer
+) -> None:
+    sign_in(live_server.staff)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Account").click()
+    page.get_by_role("button", name="Change your password").click()
+    expect(page.get_by_role("heading", name="Change your password", level=1)).to_be_visible()
+    assert_accessible(page)
+    # A wrong current password changes nothing (the shared staff login must keep working).
+    page.get_by_label("Current password").fill("not the password")
+    page.get_by_label("New password", exact=True).fill("a new long passphrase")
+    page.get_by_label("New password again").fill("a new long passphrase")
+    page.get_by_role("button", name="Change password").click()
+    current = page.get_by_label("Current password")
+    expect(current).to_have_attribute("aria-invalid", "true")
+    expect(current).to_have_accessible_description("That is not your current password.")
+    assert_accessible(page)

@@ -7,6 +7,7 @@ firm and link in the live server's database.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import uuid
 from dataclasses import dataclass
@@ -151,6 +152,7 @@ def test_pay_by_card_and_get_a_receipt(page: Page, live_server: LiveServer) -> N
     page.goto(link.path)
     expect(page.get_by_role("heading", level=1)).to_have_text("This invoice has been paid")
     expect(page.locator("#pay-form")).to_have_count(0)
+    assert_accessible(page)
 
 
 def test_a_declined_card_can_be_corrected_and_the_link_stays_payable(
@@ -253,6 +255,21 @@ def test_mistakes_are_caught_before_anything_is_sent(page: Page, live_server: Li
     assert requests == []
     assert stored(live_server, link.token)[0].status == "outstanding"
 
+    # Each mark goes as soon as its field is right; still wrong, it stays.
+    page.get_by_label("Amount to pay (USD)").fill("100")
+    expect(page.locator("#amount-error")).to_be_hidden()
+    expect(page.get_by_label("Amount to pay (USD)")).not_to_have_attribute("aria-invalid", "true")
+    page.get_by_label("Card number").fill("4242 4242 4242 4243")
+    expect(page.locator("#card-number-error")).to_be_visible()
+    page.get_by_label("Card number").fill(SUCCEEDS)
+    expect(page.locator("#card-number-error")).to_be_hidden()
+    expect(page.locator("#pay-error .pay-alert")).to_be_visible()
+    fill_card(page, SUCCEEDS)
+    expect(page.locator("#card-expiry-error")).to_be_hidden()
+    # Nothing left to fix: the summary goes too.
+    expect(page.locator("#pay-error .pay-alert")).to_have_count(0)
+    assert_accessible(page)
+
 
 def test_a_lost_answer_is_retried_with_the_same_key(page: Page, live_server: LiveServer) -> None:
     link = make_link(live_server)
@@ -343,6 +360,7 @@ def test_the_page_in_spanish(page: Page, live_server: LiveServer) -> None:
     page.goto(link.path)
     expect(page.locator("html")).to_have_attribute("lang", "es")
     expect(page.get_by_role("heading", level=1)).to_have_text(f"Pagar a {link.firm_name}")
+    assert_accessible(page)
     page.get_by_label("Número de tarjeta").fill(DECLINED)
     page.get_by_label("Mes de vencimiento").select_option("12")
     year = page.get_by_label("Año de vencimiento")
@@ -385,3 +403,85 @@ def test_an_unknown_link_is_a_clear_page(page: Page) -> None:
     assert response.status == 404
     expect(page.get_by_role("heading", level=1)).to_have_text("Payment link not found")
     assert_accessible(page)
+
+
+def close_link(live_server: LiveServer, token: str, state: str) -> None:
+    """The link as staff cancelling it, or time running out, leaves it."""
+    with live_server.dbsession() as session:
+        link = find_by_token(session, token)
+        assert link is not None
+        if state == "expired":
+            link.expires_at = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+        else:
+            link.status = state
+
+
+@pytest.mark.parametrize(
+    ("state", "locale", "heading"),
+    [
+        ("cancelled", "en", "This payment link was cancelled"),
+        ("expired", "en", "This payment link has expired"),
+        ("cancelled", "es", "Este enlace de pago fue cancelado"),
+        ("expired", "es", "Este enlace de pago venció"),
+    ],
+)
+def test_a_closed_link_is_an_accessible_page(
+    page: Page, live_server: LiveServer, state: str, locale: str, heading: str
+) -> None:
+    link = make_link(live_server, locale=locale)
+    close_link(live_server, link.token, state)
+    page.goto(link.path)
+    expect(page.get_by_role("heading", level=1)).to_have_text(heading)
+    expect(page.locator("#pay-form")).to_have_count(0)
+    assert_accessible(page)
+
+
+def press_tab_until(page: Page, element_id: str, limit: int = 30) -> None:
+    """Tab forward, as a keyboard user does, until the element with ``element_id`` has the
+    focus; fail if it never gets it (it would be out of the keyboard's reach)."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if page.evaluate("() => document.activeElement && document.activeElement.id") == element_id:
+            return
+    raise AssertionError(f"#{element_id} never got the focus after {limit} presses of Tab")
+
+
+def test_the_payment_is_made_with_the_keyboard_alone(page: Page, live_server: LiveServer) -> None:
+    link = make_link(live_server)
+    page.goto(link.path)
+    expect(page.locator("#pay-section")).to_be_visible()
+    # No mouse from here on: every field is reached with Tab, in the order it is read.
+    for element_id in ["payer-name", "payer-email", "amount", "card-number"]:
+        press_tab_until(page, element_id)
+        # What the firm filled in is replaced, as a person would select it and type over.
+        page.keyboard.press("Control+A")
+        if element_id == "payer-name":
+            page.keyboard.type("Kim Keyboard")
+        elif element_id == "payer-email":
+            page.keyboard.type("kim@example.test")
+        elif element_id == "card-number":
+            page.keyboard.type("4242424242424242")
+    # A closed select changes with the arrow keys; End picks the last year (in the future).
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Expiry month")).to_be_focused()
+    page.keyboard.type("12")
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Expiry year")).to_be_focused()
+    page.keyboard.press("End")
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Security code (CVC)")).to_be_focused()
+    page.keyboard.type("123")
+    press_tab_until(page, "pay-button")
+    # The focus is drawn where it is, so a sighted keyboard user can see it.
+    outline = page.locator("#pay-button").evaluate(
+        "el => [getComputedStyle(el).outlineStyle, getComputedStyle(el).boxShadow]"
+    )
+    assert outline != ["none", "none"], outline
+    page.keyboard.press("Enter")
+
+    expect_receipt(page, link)
+    stored_link, payments = stored(live_server, link.token)
+    assert stored_link.status == "paid"
+    assert [(p.payer_name, p.payer_email, p.last4) for p in payments] == [
+        ("Kim Keyboard", "kim@example.test", "4242")
+    ]

@@ -130,6 +130,13 @@ def test_mistakes_are_shown_beside_their_fields_and_nothing_typed_is_lost(
     expect(page.get_by_role("alert")).to_contain_text("Please correct these 2 fields")
     assert_accessible(page)
 
+    # Corrected, a field loses its mark and its message before the form goes again.
+    amount.fill("12.34")
+    expect(amount).not_to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#amount-error")).to_be_hidden()
+    expect(email).to_have_attribute("aria-invalid", "true")
+    assert_accessible(page)
+
 
 def test_enter_in_a_field_follows_the_yes_no_choice(
     page: Page, sign_in: SignIn, live_server: LiveServer

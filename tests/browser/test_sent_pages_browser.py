@@ -118,7 +118,8 @@ def test_links_created_through_the_api_are_listed_and_sort_by_a_click(
     expect(rows(page).locator("th")).to_have_text([f"{prefix}-2", f"{prefix}-0", f"{prefix}-1"])
 
     rows(page).locator("th a").first.click()
-    expect(page.get_by_role("heading", name=f"Payment link {created[2]['id']}")).to_be_visible()
+    expect(page).to_have_url(re.compile(rf"/links/{created[2]['id']}$"))
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Link for Client 2 — {prefix}-2")
 
 
 def test_cancel_selected_after_confirming(
@@ -227,3 +228,28 @@ def test_export_downloads_a_workbook_of_the_search(
 
     download = download_info.value
     assert re.fullmatch(r"sent-pages-\d{4}-\d{2}-\d{2}\.xlsx", download.suggested_filename)
+
+
+def test_at_1280px_the_copy_column_is_inside_the_box(
+    page: Page,
+    sign_in: SignIn,
+    live_server: LiveServer,
+    create_link: Callable[..., dict[str, Any]],
+    prefix: str,
+) -> None:
+    create_link(
+        invoice_number=f"{prefix}-LONG-INVOICE-NUMBER-2026",
+        recipient_name="Alexandra Montgomery-Fitzwilliam",
+        emails=["alexandra.montgomery-fitzwilliam@example-law-clients.test"],
+        amount="1,234,567.89",
+    )
+    open_sent_pages(page, sign_in, live_server, prefix)
+    wrap = page.locator(".table-wrap").first
+    assert wrap.evaluate("el => el.scrollWidth <= el.clientWidth"), wrap.evaluate(
+        "el => [el.scrollWidth, el.clientWidth]"
+    )
+    box = wrap.bounding_box()
+    copy = page.get_by_role("button", name=re.compile("^Copy the payment link of")).first
+    inner = copy.bounding_box()
+    assert box is not None and inner is not None
+    assert inner["x"] + inner["width"] <= box["x"] + box["width"], (inner, box)

@@ -287,3 +287,24 @@ class TestSettingsApi:
             "/api/v1/settings", {"link_expiry_days": 3}, headers={"X-CSRF-Token": token}
         )
         assert settings_of(dbsession, admin.firm).link_expiry_days == 3
+
+
+def test_the_time_zone_picker_offers_the_likely_zones_first_by_their_names(testapp, admin):
+    login(testapp, admin)
+    picker = testapp.get("/admin/settings").html.find("select", id="time_zone")
+    likely, everything = picker.find_all("optgroup")
+    assert likely["label"] == "United States"
+    assert [o.get_text(strip=True) for o in likely.find_all("option")] == [
+        "Eastern Time (New York)",
+        "Central Time (Chicago)",
+        "Mountain Time (Denver)",
+        "Arizona (Mountain Time, no daylight saving)",
+        "Pacific Time (Los Angeles)",
+        "Alaska Time (Anchorage)",
+        "Hawaii Time (Honolulu)",
+    ]
+    assert picker.find("option", selected=True)["value"] == "America/New_York"
+    rest = [o["value"] for o in everything.find_all("option")]
+    assert len(rest) > 300 and "Europe/London" in rest and "America/New_York" not in rest
+    values = [o["value"] for o in picker.find_all("option")]
+    assert len(values) == len(set(values))

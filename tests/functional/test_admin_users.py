@@ -1,5 +1,6 @@
 """Users: adding people with a password shown once, roles, deactivation, and lockout rules."""
 
+import datetime as dt
 from urllib.parse import urlsplit
 
 import pytest
@@ -7,6 +8,9 @@ import webtest
 from sqlalchemy import select
 
 from clientpay_connect.accounts.models import AuditEvent, User
+from clientpay_connect.accounts.services import create_api_token
+from clientpay_connect.admin.models import FirmSettings
+from clientpay_connect.mail.models import OutboxMessage
 from tests.conftest import csrf_token, login
 from tests.factories import TEST_PASSWORD, FirmFactory, UserFactory
 
@@ -354,3 +358,25 @@ class TestLockoutOverTheApi:
         testapp.patch_json(f"/api/v1/users/{admin.id}", {"name": "Me"}, headers=admin_auth)
         dbsession.expire_all()
         assert admin.name == "Me"
+
+
+def test_admin_pages_write_times_in_the_firms_zone(testapp, dbsession, admin):
+    dbsession.get(FirmSettings, admin.firm_id).time_zone = "America/Chicago"
+    moment = dt.datetime(2026, 7, 4, 18, 30, tzinfo=dt.UTC)
+    other = UserFactory(firm=admin.firm, role="staff", last_login_at=moment)
+    row, _token = create_api_token(dbsession, other, "Script")
+    row.created_at = moment
+    dbsession.add(
+        OutboxMessage(
+            firm_id=admin.firm_id, kind="receipt", recipients=["a@b.test"], created_at=moment
+        )
+    )
+    dbsession.flush()
+    login(testapp, admin)
+    local = "Jul 4, 2026, 1:30 PM CDT"
+    for path in ("/admin/users", "/admin/tokens", "/admin/outbox"):
+        page = testapp.get(path)
+        times = [t.get_text(strip=True) for t in page.html.select("main time")]
+        assert local in times, (path, times)
+        assert not any("UTC" in t for t in times), (path, times)
+    assert "times in America/Chicago" in testapp.get("/admin/outbox").text

@@ -191,6 +191,7 @@ def test_a_small_file_is_read_into_exactly_these_rows_and_problems(
         "rows_with_errors": 2,
         "rows_with_warnings": 3,
         "rows_without_email": 2,  # row 3 has one good address beside the bad one
+        "rows_with_invalid_email": 1,  # row 3's bad one
         "links": 0,
     }
 
@@ -355,6 +356,7 @@ def test_an_added_row_is_checked_like_a_row_of_the_file(testapp, staff_auth, acc
         "rows_with_errors": 1,
         "rows_with_warnings": 2,
         "rows_without_email": 0,
+        "rows_with_invalid_email": 0,
         "links": 0,
     }
     # Kept: the next request finds it.
@@ -373,16 +375,17 @@ def test_a_row_is_fixed_by_adding_its_replacement(testapp, staff_auth, account):
         headers=staff_auth,
         status=201,
     ).json
-    assert fixed["row"] == 4 and fixed["errors"] == []
+    # The fixed row takes its place: the number it has in the person's spreadsheet.
+    assert fixed["row"] == 3 and fixed["errors"] == []
     rows = testapp.get(f"{upload}/rows", headers=staff_auth).json["items"]
-    assert [(row["row"], row["amount"]) for row in rows] == [(2, "100.00"), (4, "75.00")]
+    assert [(row["row"], row["amount"]) for row in rows] == [(2, "100.00"), (3, "75.00")]
     missing = testapp.post_json(
         f"{upload}/rows",
-        {"recipient_name": "X", "amount": "1", "replaces": 3},
+        {"recipient_name": "X", "amount": "1", "replaces": 9},
         headers=staff_auth,
         status=422,
     ).json
-    assert missing["errors"] == [{"field": "replaces", "message": "There is no row 3 to replace."}]
+    assert missing["errors"] == [{"field": "replaces", "message": "There is no row 9 to replace."}]
 
 
 # --- Send All ---------------------------------------------------------------------------------

@@ -208,9 +208,51 @@ def test_fix_fills_the_form_with_the_row_and_replaces_it(signed_in, dbsession):
     assert form_page.html.select_one("#add-row legend").text == "Fix row 3"
     form["amount"] = "2,400.50"
     fixed = form.submit().follow()
-    assert "Row 3 was replaced by row 4." in flash(fixed)
-    assert [tr["data-row"] for tr in fixed.html.select("tbody tr[data-row]")] == ["2", "4"]
+    assert "Row 3 was fixed." in flash(fixed)
+    # It keeps its place and its number, and is no row "added" by hand.
+    assert [tr["data-row"] for tr in fixed.html.select("tbody tr[data-row]")] == ["2", "3"]
+    assert fixed.html.select_one("#row-3 .added-mark") is None
+    assert "$2,400.50" in fixed.html.select_one("#row-3").text
     assert not fixed.html.find("button", string="Send All").has_attr("disabled")
+
+
+def test_fixing_a_row_in_the_problems_view_stays_in_that_view(signed_in, dbsession):
+    page = review(signed_in, GOOD, BAD_AMOUNT, BAD_AMOUNT.replace("INV-2", "INV-5"))
+    problems_view = page.click(href=r"show=problems")
+    assert [tr["data-row"] for tr in problems_view.html.select("tbody tr[data-row]")] == [
+        "3",
+        "4",
+    ]
+    fix = problems_view.html.find("a", attrs={"aria-label": "Fix row 3"})
+    assert "show=problems" in fix["href"]
+    form = signed_in.get(fix["href"]).forms["add-row"]
+    form["amount"] = "10"
+    fixed = form.submit()
+    assert "show=problems" in fixed.location
+    fixed = fixed.follow()
+    assert "Row 3 was fixed." in flash(fixed)
+    assert [tr["data-row"] for tr in fixed.html.select("tbody tr[data-row]")] == ["4"]
+    assert fixed.html.select_one('.bulk-filter a[aria-current="page"]').text == (
+        "Rows with problems"
+    )
+    # Deleting there keeps the view too.
+    delete = next(f for f in fixed.forms.values() if "/rows/4/delete" in (f.action or ""))
+    assert "show=problems" in delete.submit().location
+
+
+def test_an_invalid_address_is_counted_apart_from_a_missing_one(signed_in, dbsession):
+    page = review(
+        signed_in,
+        GOOD,
+        GOOD.replace("INV-1", "INV-2").replace("jane@example.com", ""),
+        GOOD.replace("INV-1", "INV-3").replace("jane@example.com", "not-an-address"),
+    )
+    counts = {
+        strong["data-count"]: strong.parent.get_text(" ", strip=True)
+        for strong in page.html.select(".bulk-counts strong[data-count]")
+    }
+    assert counts["no-email"] == "1 with no email address (Generate Links only)"
+    assert counts["bad-email"] == "1 with an email address that is not valid"
 
 
 def test_duplicates_ask_for_a_tick_before_the_links_are_made(signed_in, dbsession):

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -17,6 +19,7 @@ from clientpay_connect.links.models import SOURCE_CONNECT, PaymentLink
 from clientpay_connect.mail.models import KIND_LINK, OutboxMessage
 from tests.conftest import csrf_token, login
 from tests.factories import ConnectionFactory, FirmFactory, MerchantAccountFactory
+from tests.functional.conftest import TODAY
 from tests.support.matter_adapter import Ledger
 
 pytestmark = pytest.mark.usefixtures("test_adapter_distribution")
@@ -128,6 +131,10 @@ def test_results_are_grouped_client_matter_invoice_with_their_facts(
     past_due = invoice_row(page, "INV-101")
     cells = [td.text.strip() for td in past_due.find_all("td")]
     assert "Past due" in cells[2]
+    # Days as every page writes them: "Mar 15, 2026".
+    issued = TODAY - dt.timedelta(days=60)
+    assert cells[1] == f"{issued:%b} {issued.day}, {issued.year}"
+    assert re.match(r"^[A-Z][a-z]{2} \d{1,2}, \d{4}", cells[2])
     assert cells[3:7] == ["$600.00", "$100.00", "$500.00", "Operating"]
     # The amount asked defaults to the balance.
     assert past_due.find("input", attrs={"data-invoice-amount": True})["value"] == "500.00"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 from clientpay_connect.links.models import STATUS_PAID, STATUS_PARTIALLY_PAID, PaymentLink
 from clientpay_connect.links.services import NewLink, create_link, find_by_token
 from clientpay_connect.mail.models import OutboxMessage
+from clientpay_connect.pay.models import PAYMENT_SUCCEEDED, Payment
 from tests.conftest import login
 from tests.factories import FirmFactory, MerchantAccountFactory
 
@@ -331,3 +333,64 @@ def test_a_balance_link_can_be_emailed_from_the_page(signed_in, dbsession, app, 
         select(OutboxMessage).where(OutboxMessage.link_id == balance.id)
     ).scalar_one()
     assert message.recipients == ["dana@example.test"]
+
+
+def test_a_link_page_is_named_for_its_client_and_invoice_with_dates_and_card_as_people_say_them(
+    signed_in, dbsession, app, account
+):
+    link = make_link(
+        dbsession,
+        app,
+        account,
+        amount_minor=125_000,
+        invoice_number="INV-1001",
+        recipient_name="Jane Client",
+        invoice_date=dt.date(2026, 3, 1),
+        due_date=dt.date(2026, 3, 15),
+    )
+    link.status = STATUS_PAID
+    link.amount_paid_minor = 125_000
+    dbsession.add(
+        Payment(
+            firm_id=link.firm_id,
+            link_id=link.id,
+            status=PAYMENT_SUCCEEDED,
+            amount_minor=125_000,
+            currency="USD",
+            method="card",
+            brand="visa",
+            last4="4242",
+            idempotency_key="k-1",
+            processor_key="p-1",
+            receipt_number="R-1",
+            completed_at=dt.datetime(2026, 3, 2, 15, 4, tzinfo=dt.UTC),
+        )
+    )
+    dbsession.flush()
+    page = signed_in.get(f"/links/{link.id}")
+    assert page.html.h1.get_text(strip=True) == "Link for Jane Client — INV-1001"
+    assert page.html.title.get_text(strip=True).startswith("Link for Jane Client — INV-1001")
+    rows = {
+        th.get_text(strip=True): th.find_next_sibling("td").get_text(" ", strip=True)
+        for th in page.html.select("th[scope=row]")
+    }
+    # One way of writing a day across the pages: "Mar 15, 2026", never "2026-03-15".
+    assert (rows["Invoice date"], rows["Due date"]) == ("Mar 1, 2026", "Mar 15, 2026")
+    assert "Visa ending in 4242" in page.text
+    # The link page belongs to Sent Pages: the menu marks that, not Quick Link.
+    assert [a.get_text(strip=True) for a in page.html.select('nav a[aria-current="page"]')] == [
+        "Sent Pages"
+    ]
+
+
+def test_a_link_without_a_recipient_is_named_by_its_invoice_or_amount(
+    signed_in, dbsession, app, account
+):
+    by_invoice = make_link(dbsession, app, account, invoice_number="INV-7")
+    by_amount = make_link(dbsession, app, account, amount_minor=5_000)
+    assert signed_in.get(f"/links/{by_invoice.id}").html.h1.get_text(strip=True) == (
+        "Link for invoice INV-7"
+    )
+    assert signed_in.get(f"/links/{by_amount.id}").html.h1.get_text(strip=True) == (
+        "Link for $50.00"
+    )

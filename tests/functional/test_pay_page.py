@@ -511,3 +511,32 @@ def test_the_page_is_well_formed_enough_for_a_parser(testapp, token):
     for element in soup.find_all(attrs={"aria-describedby": True}):
         for ref in element["aria-describedby"].split():
             assert soup.find(id=ref) is not None, ref
+
+
+@pytest.mark.parametrize("status", ["paid", "cancelled", "expired"])
+def test_a_closed_link_tells_the_payer_how_to_reach_the_firm(
+    dbsession, testapp, firm, link, token, status
+):
+    dbsession.get(FirmSettings, firm.id).reply_to_email = "billing@rivera.test"
+    link.status = status
+    dbsession.flush()
+    page = testapp.get(f"/pay/{token}")
+    contact = page.html.select_one(".pay-contact")
+    assert contact.get_text(" ", strip=True) == (
+        f"To reach {firm.name}, write to billing@rivera.test ."
+    )
+    assert contact.find("a")["href"] == "mailto:billing@rivera.test"
+
+
+def test_without_a_firm_address_the_closed_page_points_to_the_email(
+    app, dbsession, account, firm, testapp
+):
+    dbsession.get(FirmSettings, firm.id).reply_to_email = ""
+    link, token = new_link(dbsession, app.registry, account, 5_000, locale="es")
+    link.status = "cancelled"
+    dbsession.flush()
+    page = testapp.get(f"/pay/{token}")
+    assert page.html.select_one(".pay-contact").get_text(strip=True) == (
+        f"Para comunicarse con {firm.name}, responda al correo que le trajo este enlace."
+    )
+    assert page.html.select_one(".pay-contact a") is None

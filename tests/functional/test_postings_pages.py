@@ -390,7 +390,14 @@ def test_the_detail_shows_the_payment_its_allocations_and_every_attempt(
     detail = page.html.select_one("main").get_text(" ", strip=True)
     receipt = page.html.select_one("[data-receipt]").get_text(strip=True)
     assert receipt.startswith("R-") and posting.key == f"CPC-{receipt}"
-    assert "Jane Marlowe" in detail and "pat@example.test" in detail and "ending 4242" in detail
+    assert "Jane Marlowe" in detail and "pat@example.test" in detail
+    assert "Visa ending in 4242" in detail
+    # Named for what it is, never by a database id.
+    assert page.html.h1.get_text(strip=True) == "Payment of $700.00 from Jane Marlowe"
+    assert f"Posting {posting.id}" not in detail
+    assert [a.get_text(strip=True) for a in page.html.select('nav a[aria-current="page"]')] == [
+        "Manage Postings"
+    ]
     assert page.html.select_one("[data-posting-status]").get_text(strip=True) == "Pending"
     allocations = [
         [cell.get_text(strip=True) for cell in tr.select("th, td")]

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import zoneinfo
 from typing import Any
 
 from pyramid.request import Request
 from pyramid.view import view_config
 
-from clientpay_connect.admin.services import firm_settings, recent_audit_events
+from clientpay_connect.admin.present import Names, describe
+from clientpay_connect.admin.services import recent_audit_events
 from clientpay_connect.security import ADMIN, firm_id
 
 SECTIONS = (
@@ -26,17 +26,16 @@ RECENT_EVENTS = 50
 @view_config(route_name="admin.home", renderer="admin/home.jinja2", permission=ADMIN)
 def admin_home(request: Request) -> dict[str, Any]:
     firm = firm_id(request)
-    zone = zoneinfo.ZoneInfo(firm_settings(request.dbsession, firm).time_zone)
+    recent = recent_audit_events(request.dbsession, firm, RECENT_EVENTS)
+    names = Names.of(request.dbsession, firm, (event for event, _actor in recent))
     events = [
         {
-            "when": event.created_at.astimezone(zone),
-            "actor": actor.email if actor is not None else "system",
+            "at": event.created_at,
+            "text": describe(event, actor, names),
             "action": event.action,
-            "target": f"{event.target_type} {event.target_id}".strip(),
-            "details": event.details or {},
         }
-        for event, actor in recent_audit_events(request.dbsession, firm, RECENT_EVENTS)
+        for event, actor in recent
     ]
     # The Outbox and Connections belong to other features: listed only when they are installed.
     sections = [s for s in SECTIONS if request.registry.introspector.get("routes", s[0])]
-    return {"sections": sections, "events": events, "time_zone": zone.key}
+    return {"sections": sections, "events": events}

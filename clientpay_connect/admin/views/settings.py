@@ -14,7 +14,7 @@ from clientpay_connect.admin.services import (
     MAX_LINK_EXPIRY_DAYS,
     MIN_LINK_EXPIRY_DAYS,
     firm_settings,
-    time_zones,
+    time_zone_choices,
     update_settings,
 )
 from clientpay_connect.api.errors import FieldErrors
@@ -51,7 +51,7 @@ def _page(
         "values": values,
         "errors": errors or {},
         "secret_set": settings.recaptcha_secret_encrypted is not None,
-        "time_zones": [(zone, zone) for zone in sorted(time_zones())],
+        "time_zone_groups": time_zone_choices(),
         "min_days": MIN_LINK_EXPIRY_DAYS,
         "max_days": MAX_LINK_EXPIRY_DAYS,
     }
