@@ -48,8 +48,8 @@ OPENS = dt.time(9, 0)
 CLOSES = dt.time(17, 0)
 CATCH_UP_DAYS = 7
 BATCH = 500
-# A batch a racing run got to first is chosen again (without those links); this many times
-# at most, so that a fault that is not a race cannot keep a run going forever.
+# A batch a racing run got to first is tried again without those links; this many times at
+# most, so that a fault that is not a race cannot keep a run going forever.
 MAX_RETRIES = 5
 OUTBOX = cast(Table, OutboxMessage.__table__)
 LINK_REMINDERS = cast(Table, LinkReminder.__table__)
@@ -125,36 +125,55 @@ def send_firm_reminders(work: Work, run: FirmRun) -> int:
 
 
 def _send_reminder(work: Work, run: FirmRun, reminder: Reminder) -> int:
-    """Send ``reminder`` to every link it is due for, a batch per transaction."""
-    sent, after, retries = 0, 0, 0
-    while True:
-        rows = work.dbsession.execute(candidates(run, reminder, after, BATCH)).all()
-        if not rows:
-            return sent
-        due = [
-            (link_id, emails, due_on) for link_id, emails, due_on in _due_rows(run, reminder, rows)
-        ]
+    """Send ``reminder`` to every link it is due for, a batch per transaction. The candidates
+    are read once (one pass over the index's window), then written a batch at a time."""
+    rows = work.dbsession.execute(candidates(run, reminder)).all()
+    due = _due_rows(run, reminder, rows)
+    sent = 0
+    for start in range(0, len(due), BATCH):
+        sent += _send_batch(work, run, reminder, due[start : start + BATCH])
+    return sent
+
+
+def _send_batch(
+    work: Work, run: FirmRun, reminder: Reminder, batch: list[tuple[int, list[str], dt.date]]
+) -> int:
+    for _attempt in range(MAX_RETRIES):
         try:
-            sent += _write_batch(work, run, reminder, due)
+            sent = _write_batch(work, run, reminder, batch)
         except IntegrityError:
             # Another run sent some of these first (the unique key waited for its commit):
-            # choose the batch again, now without them.
+            # try again without them.
             work.rollback_and_begin()
-            log.info("reminders: another run sent part of a batch first; choosing again")
-            retries += 1
-            if retries > MAX_RETRIES:
-                raise
+            log.info("reminders: another run sent part of a batch first; trying the rest")
+            batch = _not_yet_reminded(work.dbsession, run, reminder, batch)
             continue
         work.checkpoint()
-        after = rows[-1][0]
-        if len(rows) < BATCH:
-            return sent
+        return sent
+    raise RuntimeError(f"reminders: batch refused {MAX_RETRIES} times, not for a race")
 
 
-def candidates(run: FirmRun, reminder: Reminder, after: int, limit: int) -> Select[Any]:
-    """The firm's outstanding links, with an id above ``after``, for which ``reminder`` fell
-    due within the catch-up window and neither it nor a later one was sent: ``id``,
-    ``emails``, the anchor (due date, or send time for links without one)."""
+def _not_yet_reminded(
+    dbsession: Session,
+    run: FirmRun,
+    reminder: Reminder,
+    batch: list[tuple[int, list[str], dt.date]],
+) -> list[tuple[int, list[str], dt.date]]:
+    reminded = set(
+        dbsession.execute(
+            select(LinkReminder.link_id).where(
+                LinkReminder.link_id.in_([link_id for link_id, _emails, _due_on in batch]),
+                LinkReminder.reminder_key.in_(run.later_keys(reminder)),
+            )
+        ).scalars()
+    )
+    return [row for row in batch if row[0] not in reminded]
+
+
+def candidates(run: FirmRun, reminder: Reminder) -> Select[Any]:
+    """The firm's outstanding links for which ``reminder`` fell due within the catch-up
+    window and neither it nor a later one was sent: ``id``, ``emails``, the anchor (due date,
+    or send time for links without one) and the send time."""
     first = run.today - dt.timedelta(days=CATCH_UP_DAYS)
     low, high = reminder.anchors_due(first, run.today)
     link = PaymentLink
@@ -179,11 +198,9 @@ def candidates(run: FirmRun, reminder: Reminder, after: int, limit: int) -> Sele
             *window,
             link.reminders_off.is_(False),
             or_(link.expires_at.is_(None), link.expires_at > run.now),
-            link.id > after,
             ~already,
         )
         .order_by(link.id)
-        .limit(limit)
     )
 
 
