@@ -28,10 +28,12 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import zope.sqlalchemy
+from pyramid.request import Request
 from sqlalchemy import Select, Table, exists, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from clientpay_connect.accounts.services import audit
 from clientpay_connect.admin.models import FirmSettings
 from clientpay_connect.links.models import STATUS_OUTSTANDING, PaymentLink
 from clientpay_connect.mail.models import KIND_REMINDER, OutboxMessage
@@ -307,6 +309,13 @@ class SentReminder:
         if self.days == 0:
             return "on the due date"
         return f"{days} {'before' if self.days < 0 else 'after'} the due date"
+
+
+def switch_reminders(request: Request, link: PaymentLink, *, off: bool) -> None:
+    """Staff's switch: no reminders for this link (or the firm's schedule again)."""
+    if link.reminders_off != off:
+        link.reminders_off = off
+        audit(request, "link.reminders_off" if off else "link.reminders_on", link)
 
 
 def sent_reminders(dbsession: Session, firm_id: int, link_id: int) -> list[SentReminder]:

@@ -363,3 +363,40 @@ def test_counts_of_reminders_stay_per_link(dbsession, app, firm, account):
     total = dbsession.execute(select(func.sum(PaymentLink.reminders_sent))).scalar_one()
     assert total == 3
     assert {len(reminders_of(dbsession, link)) for link in links} == {1}
+
+
+def test_the_api_switches_a_links_reminders_off_and_on(testapp, dbsession, app, staff, staff_auth):
+    account = MerchantAccountFactory(firm=staff.firm)
+    schedule(dbsession, staff.firm, (1, "due_date"))
+    link = sent_link(dbsession, app, account, due=dt.date(2030, 6, 6))
+
+    body = testapp.patch_json(
+        f"/api/v1/links/{link.id}", {"reminders_off": True}, headers=staff_auth
+    ).json
+    assert (body["id"], body["reminders_off"]) == (link.id, True)
+    assert run(app, local(10, 11)) == 0
+
+    body = testapp.patch_json(
+        f"/api/v1/links/{link.id}", {"reminders_off": False}, headers=staff_auth
+    ).json
+    assert body["reminders_off"] is False
+    assert run(app, local(10, 11)) == 1
+    assert testapp.get(f"/api/v1/links/{link.id}", headers=staff_auth).json["reminders_sent"] == 1
+
+
+def test_the_api_switch_is_for_the_firms_own_links_and_takes_only_the_switch(
+    testapp, dbsession, app, staff, staff_auth
+):
+    other = sent_link(dbsession, app, MerchantAccountFactory(firm=FirmFactory()), due=None)
+    testapp.patch_json(
+        f"/api/v1/links/{other.id}", {"reminders_off": True}, headers=staff_auth, status=404
+    )
+    dbsession.expire_all()
+    assert dbsession.get(PaymentLink, other.id).reminders_off is False
+
+    ours = sent_link(dbsession, app, MerchantAccountFactory(firm=staff.firm), due=None)
+    for body in ({"reminders_off": "yes"}, {"status": "paid"}, {}):
+        testapp.patch_json(f"/api/v1/links/{ours.id}", body, headers=staff_auth, status=422)
+    dbsession.expire_all()
+    fresh = dbsession.get(PaymentLink, ours.id)
+    assert (fresh.reminders_off, fresh.status) == (False, "outstanding")
