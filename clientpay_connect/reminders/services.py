@@ -164,6 +164,7 @@ def _not_yet_reminded(
     reminded = set(
         dbsession.execute(
             select(LinkReminder.link_id).where(
+                LinkReminder.firm_id == run.firm_id,
                 LinkReminder.link_id.in_([link_id for link_id, _emails, _due_on in batch]),
                 LinkReminder.reminder_key.in_(run.later_keys(reminder)),
             )
