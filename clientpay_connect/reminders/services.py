@@ -246,25 +246,24 @@ def _write_batch(
     if not chosen:
         return 0
     params = {"reminder": reminder.position, "message": reminder.message}
-    outbox_ids = (
-        dbsession.execute(
-            insert(OUTBOX).returning(OUTBOX.c.id, sort_by_parameter_order=True),
-            [
-                {
-                    "firm_id": run.firm_id,
-                    "kind": KIND_REMINDER,
-                    "link_id": link_id,
-                    "recipients": emails,
-                    "params": params,
-                    "next_attempt_at": run.now,
-                    "created_at": run.now,
-                }
-                for link_id, emails, _due_on in chosen
-            ],
-        )
-        .scalars()
-        .all()
+    # Mapped back by link (one row per link here): cheaper than asking RETURNING to keep the
+    # rows' order.
+    written = dbsession.execute(
+        insert(OUTBOX).returning(OUTBOX.c.link_id, OUTBOX.c.id),
+        [
+            {
+                "firm_id": run.firm_id,
+                "kind": KIND_REMINDER,
+                "link_id": link_id,
+                "recipients": emails,
+                "params": params,
+                "next_attempt_at": run.now,
+                "created_at": run.now,
+            }
+            for link_id, emails, _due_on in chosen
+        ],
     )
+    outbox_ids = {link_id: outbox_id for link_id, outbox_id in written}
     dbsession.execute(
         insert(LINK_REMINDERS),
         [
@@ -277,14 +276,14 @@ def _write_batch(
                 "relative_to": reminder.relative_to,
                 "due_on": due_on,
                 "sent_at": run.now,
-                "outbox_message_id": outbox_id,
+                "outbox_message_id": outbox_ids[link_id],
             }
-            for (link_id, _emails, due_on), outbox_id in zip(chosen, outbox_ids, strict=True)
+            for link_id, _emails, due_on in chosen
         ],
     )
     # Core statements go unseen by zope.sqlalchemy: without this the commit would roll back.
     zope.sqlalchemy.mark_changed(dbsession)
-    work.enqueue_after_commit(DELIVER_MANY_JOB, list(outbox_ids))
+    work.enqueue_after_commit(DELIVER_MANY_JOB, sorted(outbox_ids.values()))
     return len(chosen)
 
 
