@@ -25,7 +25,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import zope.sqlalchemy
 from pyramid.request import Request
@@ -40,6 +40,7 @@ from clientpay_connect.mail.models import KIND_REMINDER, OutboxMessage
 from clientpay_connect.mail.outbox import DELIVER_MANY_JOB
 from clientpay_connect.reminders.models import LinkReminder
 from clientpay_connect.reminders.schedule import RELATIVE_TO_SENT, Reminder, reminders_of
+from clientpay_connect.sent.present import zone_named
 from clientpay_connect.work import Work
 
 log = logging.getLogger(__name__)
@@ -60,13 +61,6 @@ LINK_REMINDERS = cast(Table, LinkReminder.__table__)
 def within_business_hours(local: dt.datetime) -> bool:
     """Whether ``local`` (a time in the firm's zone) is a weekday between 9:00 and 17:00."""
     return local.weekday() in BUSINESS_DAYS and OPENS <= local.time() < CLOSES
-
-
-def zone_named(name: str | None) -> ZoneInfo:
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
 
 
 @dataclass(frozen=True)
