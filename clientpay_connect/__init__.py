@@ -31,6 +31,7 @@ def includeme(config: Configurator) -> None:
     config.include(".mail")
     config.include(".links")
     config.include(".sent")
+    config.include(".reminders")
     config.include(".bulk")
     config.include(".connect")
     config.include(".postings")

@@ -10,6 +10,7 @@ from clientpay_connect.links.models import PaymentLink
 from clientpay_connect.mail.models import OutboxMessage
 from clientpay_connect.pay.models import Payment, SandboxCharge, SandboxToken
 from clientpay_connect.postings.models import Posting, PostingAttempt
+from clientpay_connect.reminders.models import LinkReminder
 
 __all__ = [
     "ApiToken",
@@ -22,6 +23,7 @@ __all__ = [
     "Firm",
     "FirmSettings",
     "LinkInvoice",
+    "LinkReminder",
     "MerchantAccount",
     "NotificationRecipient",
     "OutboxMessage",

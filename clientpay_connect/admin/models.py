@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -44,6 +45,9 @@ class FirmSettings(Base):
     link_expiry_days: Mapped[int] = mapped_column(Integer, default=30)
     time_zone: Mapped[str] = mapped_column(String(64), default="America/New_York")
     reply_to_email: Mapped[str] = mapped_column(String(254), default="")
+    # Smart Reminders: [{"days", "relative_to", "message"}], at most 4; empty is off
+    # (clientpay_connect/reminders/schedule.py checks and orders them).
+    reminders: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     firm: Mapped[Firm] = relationship()

@@ -42,6 +42,7 @@ from clientpay_connect.accounts.services import (
 )
 from clientpay_connect.admin.models import (
     ACCOUNT_KINDS,
+    DEFAULT_EMAIL_MESSAGE,
     METHOD_CARD,
     METHOD_ECHECK,
     NOTIFICATION_EVENTS,
@@ -51,6 +52,7 @@ from clientpay_connect.admin.models import (
 )
 from clientpay_connect.api.errors import FieldErrors, conflict, not_found
 from clientpay_connect.db import Base, utcnow
+from clientpay_connect.reminders.schedule import ScheduleProblems, checked_schedule
 from clientpay_connect.security import firm_id
 
 MAX_NAME_LENGTH = 200
@@ -86,6 +88,7 @@ SETTINGS_FIELDS = (
     "link_expiry_days",
     "time_zone",
     "reply_to_email",
+    "reminders",
 )
 
 Row = TypeVar("Row", bound=Base)
@@ -237,7 +240,21 @@ def _check_settings(problems: Problems, settings: FirmSettings, changes: Mapping
         email = normalize_email(_clean_text(changes["reply_to_email"]))
         if email and not is_valid_email(email):
             problems.add("reply_to_email", "Enter an email address like name@example.com.")
+    if "reminders" in changes:
+        try:
+            checked_schedule(changes["reminders"], _default_message(settings, changes))
+        except ScheduleProblems as wrong:
+            for field, message in wrong.problems:
+                problems.add(field, message)
     _check_recaptcha(problems, settings, changes)
+
+
+def _default_message(settings: FirmSettings, changes: Mapping[str, Any]) -> str:
+    """What a reminder without a message says: the firm's default email message, as of this
+    change."""
+    if "default_email_message" in changes:
+        return _clean_text(changes["default_email_message"]) or DEFAULT_EMAIL_MESSAGE
+    return settings.default_email_message or DEFAULT_EMAIL_MESSAGE
 
 
 def _check_recaptcha(
@@ -272,6 +289,11 @@ def _apply_settings(
         new_values["link_expiry_days"] = _whole_number(changes["link_expiry_days"])
     if "recaptcha_enabled" in changes:
         new_values["recaptcha_enabled"] = bool(changes["recaptcha_enabled"])
+    if "reminders" in changes:
+        # Checked already; again for its cleaned, ordered form.
+        new_values["reminders"] = checked_schedule(
+            changes["reminders"], _default_message(settings, changes)
+        )
     changed = [name for name, value in new_values.items() if getattr(settings, name) != value]
     for name in changed:
         setattr(settings, name, new_values[name])

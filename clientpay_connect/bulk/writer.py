@@ -248,6 +248,7 @@ def _shared_values(
         "created_by_user_id": user_id,
         "expires_at": expiry_for(dbsession, upload.firm_id, now),
         "reminders_sent": 0,
+        "reminders_off": False,
     }
 
 

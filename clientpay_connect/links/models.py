@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, BigInteger, Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from clientpay_connect.accounts.models import Firm, User
@@ -59,6 +59,11 @@ class PaymentLink(Base):
         Index("ix_payment_links_firm_created", "firm_id", "created_at"),
         Index("ix_payment_links_status_expires", "status", "expires_at"),
         Index("ix_payment_links_bulk_row_id", "bulk_row_id"),
+        # Smart Reminders pick their candidates by a window of due dates (or of send times,
+        # for links without one) among a firm's outstanding links: the job's work grows with
+        # the reminders due, not with every link the firm ever made.
+        Index("ix_payment_links_firm_status_due", "firm_id", "status", "due_date"),
+        Index("ix_payment_links_firm_status_sent", "firm_id", "status", "sent_at"),
         # One balance link per link: the parent's row lock makes the second click wait and
         # find the first; this is the backstop should any path ever skip the lock.
         Index("uq_payment_links_parent_link_id", "parent_link_id", unique=True),
@@ -95,6 +100,8 @@ class PaymentLink(Base):
     # When a payment attempt claimed the link; a crash leaves it set for the resolver job.
     processing_started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     reminders_sent: Mapped[int] = mapped_column(Integer, default=0)
+    # Staff switched Smart Reminders off for this link.
+    reminders_off: Mapped[bool] = mapped_column(Boolean, default=False)
     # The link this one collects the balance of (a "balance link").
     parent_link_id: Mapped[int | None] = mapped_column(
         ForeignKey("payment_links.id", ondelete="SET NULL"), nullable=True

@@ -35,6 +35,7 @@ from clientpay_connect.mail.models import (
     KIND_PASSWORD_RESET,
     KIND_PAYMENT_NOTICE,
     KIND_RECEIPT,
+    KIND_REMINDER,
     OutboxMessage,
 )
 from clientpay_connect.mail.outbox import (
@@ -204,6 +205,15 @@ class MailComposer:
         }
         return _Content(KIND_LINK, locale, context, secrets=[token, url])
 
+    def reminder_content(
+        self, dbsession: Session, row: OutboxMessage, firm_settings: FirmSettings | None
+    ) -> _Content:
+        """The payment-link email again, the same link, with the reminder's own message."""
+        content = self.link_content(dbsession, row, firm_settings)
+        content.context["reminder"] = True
+        content.context["message"] = str(row.params.get("message") or content.context["message"])
+        return content
+
     def receipt_content(
         self, dbsession: Session, row: OutboxMessage, firm_settings: FirmSettings | None
     ) -> _Content:
@@ -260,6 +270,7 @@ class MailComposer:
 _Builder = Callable[[MailComposer, Session, OutboxMessage, FirmSettings | None], _Content]
 _BUILDERS: dict[str, _Builder] = {
     KIND_LINK: MailComposer.link_content,
+    KIND_REMINDER: MailComposer.reminder_content,
     KIND_RECEIPT: MailComposer.receipt_content,
     KIND_PAYMENT_NOTICE: MailComposer.notice_content,
     KIND_EMAIL_FAILED: MailComposer.email_failed_content,

@@ -21,6 +21,9 @@ KIND_LINK = "payment_link"
 KIND_RECEIPT = "receipt"
 KIND_PAYMENT_NOTICE = "payment_notice"
 KIND_PASSWORD_RESET = "password_reset"  # noqa: S105 (a kind of message)
+# A Smart Reminder: the payment-link email again, with the reminder's own message. A kind of
+# its own, so that sending it leaves the link's first email (its status and sent time) alone.
+KIND_REMINDER = "payment_reminder"
 
 
 class OutboxMessage(Base):

@@ -40,6 +40,7 @@ from clientpay_connect.mail.compose import MailComposer, PermanentMailError, hea
 from clientpay_connect.mail.interfaces import IMailDelivery
 from clientpay_connect.mail.models import (
     KIND_LINK,
+    KIND_REMINDER,
     OUTBOX_FAILED,
     OUTBOX_PENDING,
     OUTBOX_SENDING,
@@ -148,7 +149,7 @@ def withhold_reason(dbsession: Session, row: OutboxMessage, now: dt.datetime) ->
     """Why ``row`` must not go out now ("" if it should): a link's email is for paying it,
     and a link cancelled, paid or expired while its email waited (the mail server was down,
     say) would only send the client to a page saying it cannot be paid."""
-    if row.kind != KIND_LINK or row.link_id is None:
+    if row.kind not in (KIND_LINK, KIND_REMINDER) or row.link_id is None:
         return ""
     link = dbsession.get(PaymentLink, row.link_id)
     if link is None:
@@ -164,7 +165,8 @@ def record_withheld(dbsession: Session, row: OutboxMessage, reason: str) -> None
         .values(status=OUTBOX_WITHHELD, lease_until=None, last_error=reason)
         .execution_options(synchronize_session=False)
     )
-    if row.link_id is not None:
+    # A reminder held back leaves the link's own email as it was.
+    if row.kind == KIND_LINK and row.link_id is not None:
         _set_link_email_status(dbsession, row.link_id, EMAIL_WITHHELD)
 
 

@@ -14,6 +14,7 @@ from clientpay_connect.mail.models import (
     KIND_LINK,
     KIND_PAYMENT_NOTICE,
     KIND_RECEIPT,
+    KIND_REMINDER,
     OutboxMessage,
 )
 from clientpay_connect.mail.outbox import KIND_EMAIL_FAILED, RETRYABLE, firm_message, retry_now
@@ -24,6 +25,7 @@ PAGE_SIZE = 100
 KIND_LABELS = {
     KIND_LINK: "Payment link",
     KIND_RECEIPT: "Receipt",
+    KIND_REMINDER: "Payment reminder",
     KIND_PAYMENT_NOTICE: "Payment notice",
     KIND_EMAIL_FAILED: "Email failed notice",
 }

@@ -24,8 +24,14 @@ def source_label(source: str) -> str:
 def firm_zone(dbsession: Session, firm_id: int) -> ZoneInfo:
     """The firm's own time zone (its settings), UTC when it has none we know."""
     settings = dbsession.get(FirmSettings, firm_id)
+    return zone_named(settings.time_zone if settings is not None else None)
+
+
+def zone_named(name: str | None) -> ZoneInfo:
+    """The zone a firm's settings name, UTC when they name none we know (for code that has
+    read the settings already, such as a job going through every firm)."""
     try:
-        return ZoneInfo(settings.time_zone if settings is not None else "UTC")
+        return ZoneInfo(name or "UTC")
     except (ZoneInfoNotFoundError, ValueError):
         return ZoneInfo("UTC")
 

@@ -194,6 +194,7 @@ class TestSettingsApi:
             "link_expiry_days": 30,
             "time_zone": "America/New_York",
             "reply_to_email": "",
+            "reminders": [],
         }
 
     def test_put_changes_only_the_given_fields(self, testapp, dbsession, admin, admin_auth):

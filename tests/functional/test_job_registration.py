@@ -27,6 +27,7 @@ FEATURE_JOBS = {
     "clientpay_connect.mail": {"mail.deliver", "mail.deliver_many", "mail.sweep"},
     "clientpay_connect.links": {"links.expire"},
     "clientpay_connect.sent": set(),
+    "clientpay_connect.reminders": {"reminders.send"},
     "clientpay_connect.bulk": {"bulk.create_links", "bulk.resume_stuck"},
     "clientpay_connect.connect": set(),
     "clientpay_connect.postings": {"postings.sync", "postings.sweep"},
@@ -36,6 +37,8 @@ FEATURE_JOBS = {
 # What a feature cannot be configured without (Sent Pages' API extends the links' routes).
 REQUIRES = {
     "clientpay_connect.sent": ["clientpay_connect.links"],
+    # The switch's page is the link's own; its emails go through the mail feature's jobs.
+    "clientpay_connect.reminders": ["clientpay_connect.links", "clientpay_connect.mail"],
     # The sync job opens the connection's adapter through Connect's catalog.
     "clientpay_connect.postings": ["clientpay_connect.connect"],
 }
