@@ -114,9 +114,9 @@ def real(live: LiveServer, folder: Path) -> RealData:
         spare_merchant_account_id=spare_account["id"],
         link_id=link["id"],
         pay_token=link["url"].rsplit("/", 1)[1],
-        bulk_upload_id=bulk_upload(api, operating["id"]),
-        bulk_upload_to_send_id=bulk_upload(api, operating["id"]),
-        bulk_upload_to_generate_id=bulk_upload(api, operating["id"]),
+        bulk_upload_id=bulk_upload(api, operating["id"], "R"),
+        bulk_upload_to_send_id=bulk_upload(api, operating["id"], "S"),
+        bulk_upload_to_generate_id=bulk_upload(api, operating["id"], "G"),
         connection_id=connection["id"],
         spare_connection_id=spare_connection["id"],
         posting_id=paid_posting(api, live.url, connection["id"], operating["id"]),
@@ -149,11 +149,13 @@ class Api:
         return answer.json()
 
 
-def bulk_upload(api: Api, merchant_account_id: int) -> int:
+def bulk_upload(api: Api, merchant_account_id: int, series: str) -> int:
+    """Two good rows, with invoice numbers of their own (a number already asked for by an
+    outstanding link would need confirming)."""
     rows = (
         "Invoice Number,Invoice Date,Due Date,Recipient Name,Amount,Email Address\n"
-        "ST-B1,2026-01-15,2026-02-14,Jane Doe,1250.00,jane.doe@example.com\n"
-        "ST-B2,2026-01-20,2026-02-19,Acme LLC,400.50,ap@acme.example\n"
+        f"ST-{series}1,2026-01-15,2026-02-14,Jane Doe,1250.00,jane.doe@example.com\n"
+        f"ST-{series}2,2026-01-20,2026-02-19,Acme LLC,400.50,ap@acme.example\n"
     )
     answer = requests.post(
         api.base + "/bulk-uploads",
