@@ -25,7 +25,7 @@ def bench_settings(folder: Path, **extra: str) -> Iterator[dict[str, str]]:
         migrate(url)
         yield {
             "sqlalchemy.url": url,
-            "clientpay.secret": "bench-secret",
+            "clientpay.secret": "bench-secret-long-enough-to-be-accepted-at-start-up",
             "clientpay.encryption_keys": Fernet.generate_key().decode(),
             "clientpay.secrets_file": "",
             "clientpay.jobs.sqlite_path": str(folder / "jobs.sqlite"),

@@ -8,9 +8,10 @@ Three kinds of search, each with its own sample of real values from the data: a 
 an invoice number. The baseline is the same query in raw SQL in the same run: the very
 statements and parameters the adapter sent for that search (captured from its engine), run
 again straight through the driver's cursor and fetched, with no SQLAlchemy and none of our
-code. Prints p50/p95 of both and the ratios. Targets: p95 < 50 ms, ratio <= 2. The last
-two columns are this thread's CPU per search (p50) for ours and raw: the driver's work, and
-so SQLite's, but not a server's; they tell our cost from a busy machine's waits.
+code. Prints p50/p95 of both and the ratios. Targets (SQLite, PostgreSQL): p95 < 50 ms,
+ratio <= 2. The last two columns are this thread's CPU per search (p50) for ours and raw: the
+driver's work, and so SQLite's, but not a server's; they tell our cost from a busy machine's
+waits.
 
 SQLite always; PostgreSQL too when CLIENTPAY_BENCH_DATABASE_URL names a server (a fresh
 database is made there and dropped), MariaDB when CLIENTPAY_BENCH_MARIADB_URL does.
@@ -38,6 +39,8 @@ from adapters.sql import SqlAdapter, demo  # noqa: E402
 from clientpay_connect.connect.interfaces import AdapterConfig  # noqa: E402
 
 TARGET_P95_MS = 50.0
+# The databases the targets are set for (the issue's); others are measured for information.
+TARGETED = ("sqlite", "postgresql")
 TARGET_RATIO = 2.0
 
 
@@ -193,11 +196,15 @@ def main() -> int:
                 f"{database}: {made.clients} clients, {made.matters} matters,"
                 f" {made.invoices} invoices made in {time.perf_counter() - started:.1f} s"
             )
-            all_ok = report(database, bench(url, args.searches)) and all_ok
+            met = report(database, bench(url, args.searches))
+            if database in TARGETED:
+                all_ok = met and all_ok
     print(
-        f"\ntargets: p95 < {TARGET_P95_MS:.0f} ms, ratio <= {TARGET_RATIO:.0f}:"
-        f" {'met' if all_ok else 'NOT met'}"
+        f"\ntargets (on {' and '.join(TARGETED)}): p95 < {TARGET_P95_MS:.0f} ms,"
+        f" ratio <= {TARGET_RATIO:.0f}: {'met' if all_ok else 'NOT met'}"
     )
+    # MariaDB has no index for "contains" (no trigram index): its figures are the database's
+    # own scan, shown beside the raw query's for information.
     return 0
 
 

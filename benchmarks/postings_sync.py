@@ -70,8 +70,15 @@ def run_loop(spec_path: str) -> None:
 
     spec = json.loads(Path(spec_path).read_text())
     tokens = MemoryTokenSource(TokenSet(spec["access_token"], None, None))
+    # An identity, as the app gives every connection: the adapter keeps its copy of the
+    # firm's book between calls in the loop as it does in a worker.
     adapter = MyCaseAdapter(
-        AdapterConfig(settings={}, app_settings=spec["settings"], tokens=tokens)
+        AdapterConfig(
+            settings={},
+            app_settings=spec["settings"],
+            tokens=tokens,
+            identity=f"benchmark-loop-{spec['run']}",
+        )
     )
     requests = [
         PostingRequest(

@@ -30,11 +30,19 @@ DEFAULTS: dict[str, str] = {
     "clientpay.jobs.workers": "2",
     "clientpay.cookie_secure": "true",
     "clientpay.cookie_samesite": "Lax",
+    # A session unused this long ends (seconds)...
     "clientpay.session_max_age": "28800",
+    # ...and any session ends this long after its sign-in, however busy (seconds).
+    "clientpay.session_lifetime": "43200",
     "clientpay.frame_ancestors": "",
     "clientpay.limits.storage_url": "memory://",
     "clientpay.limits.key_prefix": "clientpay",
-    "clientpay.limits.login_failures_per_account": "5/15minutes",
+    "clientpay.limits.backoff": "clientpay_connect.throttle.services.LimitsBackoff",
+    # Wrong passwords for one address from one IP before each further one makes it wait...
+    "clientpay.limits.login_free_failures": "5",
+    # ...this many seconds, doubling with every failure, up to the longest wait.
+    "clientpay.limits.login_delay_seconds": "2",
+    "clientpay.limits.login_longest_delay_seconds": "900",
     "clientpay.limits.login_failures_per_ip": "20/15minutes",
     "clientpay.limits.pay_attempts": "10/minute",
     "clientpay.limits.token_lookups": "60/minute",
@@ -77,6 +85,8 @@ DEFAULTS: dict[str, str] = {
     "clientpay.mycase.client_id": "",
     "clientpay.mycase.client_secret": "",
     "clientpay.mycase.page_size": "1000",
+    # Searches read only MyCase's changes; the whole book again after this many seconds.
+    "clientpay.mycase.full_read_seconds": "300",
     "clientpay.mycase.max_rate_wait": "10",
     # MyCase's documented limit; every worker shares the pace (through Redis when set).
     "clientpay.mycase.rate_limit": "25/second",

@@ -39,13 +39,40 @@ class MissingSecrets(RuntimeError):
     """Start-up stops: a production-like config lacks the session secret or encryption keys."""
 
 
+class WeakSecret(MissingSecrets):
+    """Start-up stops: the session secret is too short to keep session cookies unforgeable."""
+
+
+# The session cookie's signature is an HMAC keyed by the secret: a short one can be guessed
+# offline from a single cookie, and then anyone can sign themselves in as anyone.
+MIN_SECRET_BYTES = 32
+
+
 def ensure_secrets(settings: dict[str, Any]) -> None:
-    """Fill in the session secret and encryption keys when the ini leaves them empty.
+    """Fill in the session secret and encryption keys when the ini leaves them empty, and
+    refuse a session secret shorter than ``MIN_SECRET_BYTES``.
 
     A development instance keeps generated values in ``clientpay.secrets_file`` (beside its
     data, so a copied ini is its own instance); production sets them through the environment
     and has no secrets file, so a missing value stops start-up instead of being invented.
     """
+    _fill_in_secrets(settings)
+    _refuse_a_short_secret(str(settings["clientpay.secret"]))
+
+
+def _refuse_a_short_secret(secret: str) -> None:
+    length = len(secret.encode("utf-8"))
+    if length < MIN_SECRET_BYTES:
+        raise WeakSecret(
+            f"refusing to start: clientpay.secret (CLIENTPAY_SECRET) is {length} "
+            f"byte{'' if length == 1 else 's'} long; "
+            f"it signs the session cookies and must be at least {MIN_SECRET_BYTES} bytes of "
+            "random text, for example the output of "
+            '`python -c "import secrets; print(secrets.token_urlsafe(48))"`.'
+        )
+
+
+def _fill_in_secrets(settings: dict[str, Any]) -> None:
     if settings.get("clientpay.secret") and settings.get("clientpay.encryption_keys"):
         return
     path = settings.get("clientpay.secrets_file")

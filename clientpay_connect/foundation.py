@@ -14,6 +14,7 @@ from pyramid.config import Configurator
 
 from clientpay_connect.config import resolve_settings
 from clientpay_connect.crypto import ensure_secrets
+from clientpay_connect.logs import quiet_secret_loggers
 
 
 def includeme(config: Configurator) -> None:
@@ -22,6 +23,8 @@ def includeme(config: Configurator) -> None:
     # main()) changes nothing, since paths are absolute by then.
     settings.update(resolve_settings(settings))
     ensure_secrets(settings)
+    # After the ini's logging configuration, which pserve and `clientpay` read first.
+    quiet_secret_loggers()
     config.include("pyramid_services")
     config.include(".templating")
     # Before anything that reads a body: the first tween, and pyramid_retry's activate hook.

@@ -1,4 +1,5 @@
-"""Security headers on every response: CSP with frame-ancestors for the embedding panel."""
+"""Security headers on every response: CSP with frame-ancestors for the embedding panel,
+X-Frame-Options agreeing with it, a Permissions-Policy, and no-store on whatever is personal."""
 
 from __future__ import annotations
 
@@ -11,6 +12,30 @@ from clientpay_connect.config import embedding_configured
 from clientpay_connect.security import SESSION_COOKIE
 
 NO_REFERRER_ROUTE_PREFIX = "pay"
+# The payer's page: the one place a processor's wallet button (the Payment Request API behind
+# Apple Pay and Google Pay) may ever run.
+PAYMENT_PAGE_ROUTE = "pay.page"
+# Every answer under /api/v1 is data for one caller (links with their payer URLs, exports,
+# launch URLs): never kept by a browser or a shared cache, whatever authenticated it.
+API_ROUTE_PREFIX = "api."
+# Browser features no page of ours uses: denied to the page and anything it frames, so that a
+# script slipped into a page could not ask the payer or the staff for them. Only names every
+# current browser knows (an unknown one is an error in Chromium's console).
+DENIED_FEATURES = (
+    "accelerometer",
+    "camera",
+    "display-capture",
+    "geolocation",
+    "gyroscope",
+    "hid",
+    "magnetometer",
+    "microphone",
+    "midi",
+    "screen-wake-lock",
+    "serial",
+    "usb",
+    "xr-spatial-tracking",
+)
 
 
 def content_security_policy(frame_ancestors: str) -> str:
@@ -28,6 +53,27 @@ def content_security_policy(frame_ancestors: str) -> str:
             "object-src 'none'",
             f"frame-ancestors {ancestors}",
         ]
+    )
+
+
+def permissions_policy(*, payment_page: bool) -> str:
+    payment = "payment=(self)" if payment_page else "payment=()"
+    return ", ".join([*(f"{feature}=()" for feature in DENIED_FEATURES), payment])
+
+
+STAFF_PERMISSIONS = permissions_policy(payment_page=False)
+PAYER_PERMISSIONS = permissions_policy(payment_page=True)
+
+
+def _personal(request: Any, route_name: str) -> bool:
+    """Whether an answer may carry something for one person only: the payer's page (its URL is
+    the link's secret), any API answer, and anything asked for with credentials (a session
+    cookie or an Authorization header). Told from the request, not by loading the user, as
+    this runs on every response, static files included."""
+    return (
+        route_name.startswith((NO_REFERRER_ROUTE_PREFIX, API_ROUTE_PREFIX))
+        or SESSION_COOKIE in request.cookies
+        or "Authorization" in request.headers
     )
 
 
@@ -49,13 +95,16 @@ def includeme(config: Configurator) -> None:
             headers.setdefault("X-Frame-Options", frame_options)
         # The payer's page carries the link's secret in its URL: never let it leak onward.
         route = event.request.matched_route
-        on_pay_page = route is not None and route.name.startswith(NO_REFERRER_ROUTE_PREFIX)
+        route_name = route.name if route is not None else ""
+        on_pay_page = route_name.startswith(NO_REFERRER_ROUTE_PREFIX)
         headers.setdefault("Referrer-Policy", "no-referrer" if on_pay_page else "same-origin")
+        headers.setdefault(
+            "Permissions-Policy",
+            PAYER_PERMISSIONS if route_name == PAYMENT_PAGE_ROUTE else STAFF_PERMISSIONS,
+        )
         if event.request.scheme == "https":
             headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-        # Anything answered to a browser holding a session may be personal; cheaper to tell by
-        # the cookie than to load the user on every response, static files included.
-        if on_pay_page or SESSION_COOKIE in event.request.cookies:
+        if _personal(event.request, route_name):
             headers.setdefault("Cache-Control", "no-store")
 
     config.add_subscriber(add_security_headers, NewResponse)

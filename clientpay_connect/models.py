@@ -1,6 +1,6 @@
 """Every feature's models, imported so that the metadata (and Alembic) sees them all."""
 
-from clientpay_connect.accounts.models import ApiToken, AuditEvent, Firm, User
+from clientpay_connect.accounts.models import ApiToken, AuditEvent, Firm, StaffSession, User
 from clientpay_connect.admin.models import FirmSettings, MerchantAccount, NotificationRecipient
 from clientpay_connect.bulk.models import BulkRow, BulkUpload
 from clientpay_connect.connect.models import Connection, LinkInvoice
@@ -31,5 +31,6 @@ __all__ = [
     "PostingAttempt",
     "SandboxCharge",
     "SandboxToken",
+    "StaffSession",
     "User",
 ]

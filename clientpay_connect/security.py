@@ -20,7 +20,7 @@ from pyramid.session import SignedCookieSessionFactory
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from clientpay_connect.accounts.models import ApiToken, User
+from clientpay_connect.accounts.models import ApiToken, StaffSession, User
 from clientpay_connect.config import as_bool, check_browser_settings, embedding_configured
 from clientpay_connect.crypto import Encryptor, encryption_keys, sha256_hex
 from clientpay_connect.db import sqlite_may_write, utcnow
@@ -81,9 +81,26 @@ class SecurityPolicy:
         return self.session_helper.forget(request, **kw)
 
 
-def session_principal(user: User) -> str:
-    """What the session remembers: the id and the version a password reset bumps."""
-    return f"{user.id}:{user.session_version}"
+def session_principal(user: User, key: str) -> str:
+    """What the session cookie remembers: the user, the version that "sign out everywhere" (or
+    a password change) bumps, and the key of this sign-in's row (StaffSession)."""
+    return f"{user.id}:{user.session_version}:{key}"
+
+
+def _principal_parts(principal: Any) -> tuple[int, str, str] | None:
+    if not isinstance(principal, str):
+        return None
+    user_id, _, rest = principal.partition(":")
+    version, _, key = rest.partition(":")
+    if not user_id.isdigit() or not version or not key:
+        return None
+    return int(user_id), version, key
+
+
+def session_key(request: Request) -> str | None:
+    """The key of the sign-in that the request's session cookie names, if any."""
+    parts = _principal_parts(request.session.get("auth.userid"))
+    return parts[2] if parts is not None else None
 
 
 def load_user(request: Request) -> User | None:
@@ -148,16 +165,26 @@ def record_token_use(registry: Registry, token_id: int, now: dt.datetime) -> Non
 
 
 def _user_from_session(request: Request) -> User | None:
-    principal = request.session.get("auth.userid")
-    if not isinstance(principal, str) or ":" not in principal:
+    parts = _principal_parts(request.session.get("auth.userid"))
+    if parts is None:
         return None
-    user_id, _, version = principal.partition(":")
-    if not user_id.isdigit():
+    user_id, version, key = parts
+    # The cookie is signed, but a signature cannot be taken back: the row on the server is
+    # what says the sign-in still holds (not signed out, not past its lifetime).
+    found = request.dbsession.execute(
+        select(StaffSession, User)
+        .join(User, StaffSession.user_id == User.id)
+        .where(StaffSession.key_hash == sha256_hex(key), User.id == user_id)
+    ).one_or_none()
+    if found is None:
         return None
-    user = request.dbsession.get(User, int(user_id))
-    if user is None or not user.active or str(user.session_version) != version:
+    staff_session, user = found
+    if staff_session.expires_at <= utcnow():
         return None
-    return user
+    if not user.active or str(user.session_version) != version:
+        return None
+    checked: User = user
+    return checked
 
 
 def firm_id(request: Request) -> int:

@@ -68,7 +68,8 @@ def base_settings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     redis_url = os.environ.get("CLIENTPAY_TEST_REDIS_URL", "")
     run = uuid.uuid4().hex[:10]
     return {
-        "clientpay.secret": "test-secret-" + run,
+        # As long as start-up requires (32 bytes at least).
+        "clientpay.secret": "test-secret-" + run + "-" + uuid.uuid4().hex,
         "clientpay.encryption_keys": Fernet.generate_key().decode(),
         "clientpay.secrets_file": "",
         "clientpay.redis_url": redis_url,

@@ -8,6 +8,8 @@ What MyCase's API offers, and so how each operation is made:
   matches here (``adapters.mycase.search``).
 - An invoice has no client, only a case; its client is the case's billing contact (when a
   person) or first client.
+- Searches match a copy of the firm's cases and invoices kept between calls and brought up
+  to date with ``filter[updated_after]`` before each use (``adapters.mycase.mirror``).
 - One payment per call, ``POST /invoices/{id}/payments``, with no idempotency key: the
   posting's key goes into the payment's notes, and ``find_payment`` looks for it in
   ``/invoice_payments?filter[payable_id]=…``.
@@ -22,6 +24,8 @@ from urllib.parse import urljoin
 from zope.interface import implementer
 
 from adapters.mycase import records
+from adapters.mycase.mirror import COPIES, BookCopy
+from adapters.mycase.records import Json
 from adapters.mycase.search import select
 from adapters.oauth import OAuthRestAdapter, vendor_message
 from clientpay_connect.connect.interfaces import (
@@ -44,6 +48,12 @@ MAX_PAGE_SIZE = 1000
 DEFAULT_CURRENCY = "USD"
 # The client fields a case's clients carry (by default MyCase sends only their ids).
 CLIENT_FIELDS = "id,first_name,middle_name,last_name,email"
+# The lists a search reads, and so what the copy of a firm's book holds.
+CASES = "cases"
+INVOICES = "invoices"
+BOOK = (CASES, INVOICES)
+# How old a copy may grow before the whole book is read again (deletions and renames show).
+DEFAULT_FULL_READ_SECONDS = 300  # as config.py says; adapters built without it too
 
 
 @implementer(IOAuthMatterAdapter)
@@ -65,6 +75,9 @@ class MyCaseAdapter(OAuthRestAdapter):
         super().__init__(config, max_rate_wait=max_rate_wait)
         self.page_size = min(int(self._setting("page_size", MAX_PAGE_SIZE)), MAX_PAGE_SIZE)
         self.currency = str(config.settings.get("currency") or DEFAULT_CURRENCY).upper()
+        self.full_read_seconds = float(
+            self._setting("full_read_seconds", DEFAULT_FULL_READ_SECONDS)
+        )
 
     # Reading.
 
@@ -89,42 +102,64 @@ class MyCaseAdapter(OAuthRestAdapter):
             if url is not None:
                 seen.add(url)
 
-    def _cases(self) -> list[Any]:
-        return list(self._pages("cases", {"field[client]": CLIENT_FIELDS}))
+    def _read_list(self, name: str, updated_after: str | None = None) -> Iterator[Json]:
+        """Every record of the list ``name``, or those changed since ``updated_after``."""
+        params: dict[str, str] = (
+            {"field[client]": CLIENT_FIELDS}
+            if name == CASES
+            # Without this MyCase lists only the invoices that allow online payment.
+            else {"only_allowed_online_payments": "false"}
+        )
+        if updated_after is not None:
+            params["filter[updated_after]"] = updated_after
+        return self._pages(name, params)
 
-    def _invoices(self) -> Iterator[Any]:
-        # Without this MyCase lists only the invoices that allow online payment.
-        return self._pages("invoices", {"only_allowed_online_payments": "false"})
+    def _book(self) -> tuple[list[Json], list[Json]]:
+        """The firm's cases and invoices as MyCase holds them now: from the copy brought up to
+        date, or read whole when this adapter keeps no copy."""
+        if not self.config.identity:
+            return list(self._read_list(CASES)), list(self._read_list(INVOICES))
+        copy = COPIES.of(f"{self.api_base()}|{self.config.identity}")
+        with copy.lock:
+            self._bring_up_to_date(copy)
+            return copy.values(CASES), copy.values(INVOICES)
+
+    def _bring_up_to_date(self, copy: BookCopy) -> None:
+        if copy.stale(self.full_read_seconds):
+            copy.read_all(BOOK, self._read_list)
+        else:
+            copy.read_changes(BOOK, self._read_list)
 
     def search(
         self, q: str, client_id: str | None = None, matter_id: str | None = None
     ) -> SearchResult:
-        """See the module's docstring: MyCase cannot search, so this reads every case and
-        invoice of the firm (a page is up to 1000 records) and matches them here."""
+        """See the module's docstring: MyCase cannot search, so this matches the firm's cases
+        and invoices here."""
         if not q.strip() and client_id is None and matter_id is None:
             return SearchResult()
-        cases = self._cases()
-        return select(q, client_id, matter_id, cases, self._invoices(), self.currency)
+        cases, invoices = self._book()
+        return select(q, client_id, matter_id, cases, invoices, self.currency)
 
     def get_invoices(self, invoice_ids: Iterable[str]) -> list[Invoice]:
-        """MyCase has no invoice by id: this pages through the invoices until it has seen all
-        of ``invoice_ids``, then reads their cases (for the client) one by one."""
+        """MyCase has no invoice by id: these come from the firm's book brought up to date,
+        each with its case's client. (An invoice deleted since the copy's last whole read is
+        still in it; a payment written to it is refused by MyCase as a conflict.)"""
         wanted = {str(i) for i in invoice_ids}
-        raws: list[Any] = []
-        if wanted:
-            for raw in self._invoices():
-                if str(raw.get("id")) in wanted:
-                    raws.append(raw)
-                    if len(raws) == len(wanted):
-                        break
+        if not wanted:
+            return []
+        cases, invoices = self._book()
+        raws = [raw for raw in invoices if str(raw.get("id")) in wanted]
+        known_cases = {str(case.get("id")): case for case in cases}
         client_of_case = {
-            case_id: self._client_of_case(case_id)
+            case_id: self._client_of_case(case_id, known_cases.get(case_id))
             for case_id in {records.ref_id(raw.get("case")) for raw in raws}
             if case_id
         }
         return [records.invoice_from(raw, client_of_case, self.currency) for raw in raws]
 
-    def _client_of_case(self, case_id: str) -> str:
+    def _client_of_case(self, case_id: str, case: Json | None) -> str:
+        if case is not None:
+            return records.primary_client_id(case)
         response = self._request("GET", f"cases/{case_id}", accept=(404,))
         if response.status_code == 404:
             return ""

@@ -84,9 +84,9 @@ class SqlAdapter:
             with self.engine.connect() as connection:
                 found = self._search_queries(tables).run(connection, q, narrowing)
         return SearchResult(
-            clients=[self.convert.client(row) for row in found.clients],
-            matters=[self.convert.matter(row) for row in found.matters],
-            invoices=[self.convert.invoice(row) for row in found.invoices],
+            clients=self.convert.clients(found.clients),
+            matters=self.convert.matters(found.matters),
+            invoices=self.convert.invoices(found.invoices),
         )
 
     def get_invoices(self, invoice_ids: list[str]) -> list[Invoice]:
@@ -100,7 +100,7 @@ class SqlAdapter:
                     chunk = keys[start : start + IDS_PER_QUERY]
                     query = select(*invoices.labelled(*INVOICE_FIELDS))
                     rows = connection.execute(query.where(invoices["id"].in_(chunk)))
-                    found.extend(self.convert.invoice(row) for row in rows)
+                    found.extend(self.convert.invoices(rows.all()))
         return found
 
     def record_payment(self, posting: PostingRequest) -> PostResult:

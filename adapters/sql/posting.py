@@ -88,7 +88,7 @@ class PostingWriter:
         rows = connection.execute(
             select(*invoices.labelled(*INVOICE_FIELDS)).where(invoices["id"].in_(keys))
         ).all()
-        return {invoice.id: invoice for invoice in map(self.convert.invoice, rows)}
+        return {invoice.id: invoice for invoice in self.convert.invoices(rows)}
 
     def _refuse_if_conflicting(
         self, invoice: Invoice | None, allocation: Allocation, posting: PostingRequest

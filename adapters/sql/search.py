@@ -29,7 +29,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, bindparam, func, or_, select, true
+from sqlalchemy import ColumnElement, Row, Select, any_, bindparam, func, or_, select, true
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from adapters.sql.convert import INVOICE_FIELDS
@@ -141,6 +142,15 @@ class SearchQueries:
             return column.like(pattern, escape=ESCAPE)
         return func.lower(column).like(pattern, escape=ESCAPE)
 
+    def _in(self, column: Any, name: str) -> ColumnElement[bool]:
+        """``column`` is one of the list ``:name``. On PostgreSQL ``= ANY(:name)`` with the
+        list as one array: the statement's text stays the same whatever the list's length, so
+        it is compiled once and prepared by the server, where ``IN (…)`` is rendered anew, one
+        parameter per id, for every search."""
+        if self.dialect == "postgresql":
+            return column == any_(bindparam(name, type_=postgresql.ARRAY(column.type)))
+        return column.in_(bindparam(name, expanding=True))
+
     def _invoice_hits(self, shape: Shape) -> Select[Any]:
         invoices = self.t.invoices
         # The ids first, apart: reading only the number's index instead of the whole table
@@ -170,7 +180,7 @@ class SearchQueries:
         clients, matters = self.t.clients, self.t.matters
         name_hit = self._matches(clients["name"], shape)
         query = select(*clients.labelled("id", "name", "email"), name_hit.label("hit")).where(
-            or_(name_hit, clients["id"].in_(_many("hit_clients")))
+            or_(name_hit, self._in(clients["id"], "hit_clients"))
         )
         if shape[1]:
             query = query.where(clients["id"] == bindparam("client"))
@@ -182,10 +192,10 @@ class SearchQueries:
     def _matters(self, shape: Shape) -> Select[Any]:
         matters = self.t.matters
         query = select(*matters.labelled("id", "client_id", "number", "name")).where(
-            matters["client_id"].in_(_many("client_ids")),
+            self._in(matters["client_id"], "client_ids"),
             or_(
-                matters["client_id"].in_(_many("name_hits")),
-                matters["id"].in_(_many("matter_ids")),
+                self._in(matters["client_id"], "name_hits"),
+                self._in(matters["id"], "matter_ids"),
             ),
             *self._matter_narrowing(shape),
         )
@@ -195,11 +205,11 @@ class SearchQueries:
         invoices = self.t.invoices
         query = select(*invoices.labelled(*INVOICE_FIELDS)).where(
             *open_condition(invoices, self.mapping),
-            invoices["matter_id"].in_(_many("shown_matters")),
+            self._in(invoices["matter_id"], "shown_matters"),
             or_(
-                invoices["client_id"].in_(_many("name_hits")),
-                invoices["matter_id"].in_(_many("matter_hits")),
-                invoices["id"].in_(_many("invoice_ids")),
+                self._in(invoices["client_id"], "name_hits"),
+                self._in(invoices["matter_id"], "matter_hits"),
+                self._in(invoices["id"], "invoice_ids"),
             ),
             *self._invoice_narrowing(shape),
         )
@@ -233,10 +243,6 @@ def open_condition(invoices: MappedTable, mapping: SchemaMapping) -> list[Column
     if invoices.has("state"):
         condition.append(invoices["state"] == mapping.value("state", "open"))
     return condition
-
-
-def _many(name: str) -> Any:
-    return bindparam(name, expanding=True)
 
 
 def _anywhere(text: str) -> str:

@@ -35,7 +35,8 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16), default=ROLE_STAFF)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    # Bumped on password reset or deactivation so that older sessions stop working.
+    # Bumped on a password change, deactivation or "sign out everywhere": every session
+    # signed in before it stops working.
     session_version: Mapped[int] = mapped_column(default=1)
     preferences: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -62,6 +63,24 @@ class ApiToken(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    user: Mapped[User] = relationship()
+
+
+class StaffSession(Base):
+    """One sign-in. The session cookie names it by a random key (kept here only hashed), so
+    that the server, not only the browser, decides when it ends: signing out deletes the row,
+    and a copy of the cookie taken before then opens nothing."""
+
+    __tablename__ = "staff_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    firm_id: Mapped[int] = mapped_column(ForeignKey("firms.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # However busy the session, it ends here (clientpay.session_lifetime after sign-in).
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
     user: Mapped[User] = relationship()
 

@@ -9,12 +9,20 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session, object_session
 
-from clientpay_connect.accounts.models import ROLES, ApiToken, AuditEvent, Firm, User
+from clientpay_connect.accounts.models import (
+    ROLES,
+    ApiToken,
+    AuditEvent,
+    Firm,
+    StaffSession,
+    User,
+)
 from clientpay_connect.admin.models import FirmSettings
 from clientpay_connect.crypto import new_token, sha256_hex
+from clientpay_connect.db import utcnow
 from clientpay_connect.security import API_TOKEN_PREFIX
 
 _hasher = PasswordHasher()
@@ -115,8 +123,35 @@ def create_user(
 
 def set_password(user: User, password: str) -> None:
     user.password_hash = hash_password(password)
-    # Sessions signed in with the old password end.
+    # Whoever knew the old password may have signed in with it, and made tokens since: those
+    # sessions end and those tokens stop working.
+    end_all_sessions(user)
+    revoke_api_tokens(user)
+
+
+def end_all_sessions(user: User) -> None:
+    """End every session of ``user``, wherever they signed in.
+
+    The version in each session's cookie no longer matches, which is enough on its own (and
+    works on a user not yet in a database session); the rows go too, when there are any."""
     user.session_version = (user.session_version or 1) + 1
+    dbsession = object_session(user)
+    if dbsession is not None and user.id is not None:
+        dbsession.execute(delete(StaffSession).where(StaffSession.user_id == user.id))
+
+
+def revoke_api_tokens(user: User) -> int:
+    """Revoke every API token of ``user`` still in force; how many were."""
+    dbsession = object_session(user)
+    if dbsession is None or user.id is None:
+        return 0  # not stored yet: no token can name it
+    revoked = dbsession.execute(
+        update(ApiToken)
+        .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+        .execution_options(synchronize_session="fetch")
+    )
+    return int(getattr(revoked, "rowcount", 0) or 0)
 
 
 def create_api_token(dbsession: Session, user: User, name: str = "") -> tuple[ApiToken, str]:

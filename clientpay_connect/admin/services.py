@@ -32,10 +32,12 @@ from clientpay_connect.accounts.services import (
     audit,
     create_api_token,
     create_user,
+    end_all_sessions,
     find_user_by_email,
     generate_password,
     is_valid_email,
     normalize_email,
+    revoke_api_tokens,
     set_password,
 )
 from clientpay_connect.admin.models import (
@@ -68,7 +70,13 @@ EVENT_LABELS = {
     "connection_needs_reauthorization": "Matter-system connection needs reauthorization",
     "posting_failed": "Posting to the matter system failed",
 }
-EMAIL_TAKEN = "Someone already signs in with this email address."
+# Addresses are unique across the whole service, not per firm: sign-in asks only for the
+# address (and a launch from the matter software names only the address), so two firms' people
+# cannot share one. A taken address must therefore be refused, but the refusal says no more
+# than that: the same words whether the address is this firm's user or another firm's, and
+# nothing of who, where or in what state. (An admin could tell an address of their own list by
+# looking at it, but learns nothing about other firms beyond "not available".)
+EMAIL_UNAVAILABLE = "This email address is not available for a new user. Use a different address."
 SETTINGS_FIELDS = (
     "default_email_message",
     "disclaimer",
@@ -291,8 +299,7 @@ def add_user(
     if not is_valid_email(email):
         problems.add("email", "Enter an email address like name@example.com.")
     elif find_user_by_email(request.dbsession, email) is not None:
-        # Sign-in asks only for the email, so one address can belong to one person only.
-        problems.add("email", EMAIL_TAKEN)
+        problems.add("email", EMAIL_UNAVAILABLE)
     _check_name(problems, "name", name)
     if role not in ROLES:
         problems.add("role", "Choose admin or staff.")
@@ -306,7 +313,7 @@ def add_user(
             user = create_user(request.dbsession, firm, email, role, password or generated, name)
     except IntegrityError:
         # Another request took the address between our check and our insert.
-        raise FieldErrors([{"field": "email", "message": EMAIL_TAKEN}]) from None
+        raise FieldErrors([{"field": "email", "message": EMAIL_UNAVAILABLE}]) from None
     audit(request, "user.created", user, email=user.email, role=user.role)
     return user, generated
 
@@ -343,8 +350,19 @@ def _set_active(request: Request, user: User, active: bool) -> None:
     user.active = active
     if not active:
         # Sessions opened before the deactivation must not come back on reactivation.
-        user.session_version = (user.session_version or 1) + 1
-    audit(request, "user.reactivated" if active else "user.deactivated", user, email=user.email)
+        end_all_sessions(user)
+    # Nor its tokens, which an inactive user's refusal only hid: revoked on the way out, and
+    # again on the way back in case any was left in force (a deactivation made outside this
+    # page, straight in the database or by an older version). A reactivated person who needs
+    # one gets a new token.
+    revoked = revoke_api_tokens(user)
+    audit(
+        request,
+        "user.reactivated" if active else "user.deactivated",
+        user,
+        email=user.email,
+        api_tokens_revoked=revoked,
+    )
 
 
 def _refuse_lockout(request: Request, user: User, role: str | None, active: bool | None) -> None:
@@ -385,7 +403,8 @@ def _other_active_admins(dbsession: Session, user: User) -> int:
 
 
 def reset_password(request: Request, user: User) -> str:
-    """Give ``user`` a new generated password (shown once) and end their sessions."""
+    """Give ``user`` a new generated password (shown once); their sessions end and their API
+    tokens are revoked (set_password)."""
     password = generate_password()
     set_password(user, password)
     audit(request, "user.password_reset", user, email=user.email)

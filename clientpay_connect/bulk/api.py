@@ -3,65 +3,47 @@ Generate, and the downloads."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from pyramid.request import Request
 from pyramid.response import Response
-from pyramid.view import view_config
+from pyramid.view import exception_view_config, view_config
 
-from clientpay_connect.accounts.services import audit
-from clientpay_connect.admin.models import MerchantAccount
-from clientpay_connect.api.errors import ApiError, FieldErrors, conflict, not_found
-from clientpay_connect.bulk.actions import (
-    ACTION_GENERATE,
-    ACTION_SEND,
-    Outcome,
-    inline_rows,
-    take_action,
-)
+from clientpay_connect.api.errors import ApiError, FieldErrors, conflict, error_response, not_found
+from clientpay_connect.bulk.actions import ACTION_GENERATE, ACTION_SEND, act
 from clientpay_connect.bulk.exports import (
     count_links,
     download_name,
-    link_json,
     link_lines,
     links_csv,
     links_xlsx,
     url_maker,
 )
 from clientpay_connect.bulk.models import BulkUpload
-from clientpay_connect.bulk.reader import ParsedFile, UnreadableFile
+from clientpay_connect.bulk.present import currency_of, result_json, row_json, status_json
+from clientpay_connect.bulk.reader import UnreadableFile
 from clientpay_connect.bulk.services import (
     Refused,
     add_row,
     check_file,
     choose_account,
-    clean_filename,
     count_rows,
-    counts,
     delete_row,
-    firm_upload,
     outstanding_invoice_numbers,
     report_csv,
-    row_json,
     row_views,
-    store_upload,
     validated_view,
 )
 from clientpay_connect.bulk.templates_csv import TEMPLATES
-from clientpay_connect.bulk.validation import ValidatedRow
+from clientpay_connect.bulk.uploads import save_upload, upload_or_404, uploaded_bytes
 from clientpay_connect.db import MAX_INTEGER_ID
-from clientpay_connect.links.services import public_base_url, timestamp_json
-from clientpay_connect.money import format_amount
+from clientpay_connect.links.services import public_base_url
 from clientpay_connect.security import STAFF, firm_id
-from clientpay_connect.work import Work
 
 API = {"renderer": "json", "permission": STAFF, "openapi": True}
 FILE = {"permission": STAFF, "openapi": True}
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
-# Read one byte past the reader's own limit, so that it can say the file is too big.
-MAX_UPLOAD_BYTES = 32 * 1024 * 1024 + 1
 OUTCOME_STATUS = {"created": 201, "queued": 202, "existing": 200}
 ROW_FIELDS = (
     "invoice_number",
@@ -74,87 +56,12 @@ ROW_FIELDS = (
 )
 
 
-# --- helpers shared with the pages -------------------------------------------------------------
-
-
-def save_upload(
-    request: Request,
-    account: MerchantAccount,
-    field: Any,
-    parsed: ParsedFile,
-    rows: Sequence[ValidatedRow],
-) -> BulkUpload:
-    """Store the read file's rows for review and audit it: the API's and the page's upload."""
-    upload = store_upload(
-        request.dbsession,
-        firm_id=firm_id(request),
-        user_id=request.user.id,
-        account=account,
-        filename=clean_filename(getattr(field, "filename", "")),
-        parsed=parsed,
-        rows=rows,
+# The pages catch Refused themselves (a flash on the review page); on the API it is a 409.
+@exception_view_config(Refused, path_info=r"^/api/v1/bulk-uploads")
+def refused(error: Refused, request: Request) -> Response:
+    return error_response(
+        request, ApiError(409, error.code, error.message, error.errors, extra=error.extra)
     )
-    audit(request, "bulk_upload.created", upload, rows=len(rows), filename=upload.filename)
-    return upload
-
-
-def upload_or_404(request: Request, *, lock: bool = False) -> BulkUpload:
-    upload = firm_upload(
-        request.dbsession, firm_id(request), int(request.matchdict["id"]), lock=lock
-    )
-    if upload is None:
-        raise not_found("No such upload.")
-    return upload
-
-
-def uploaded_bytes(request: Request) -> bytes | None:
-    """The form's file, or None when its file field is missing or empty.
-
-    A large request is spooled to temporary files (webob's copy of the body, then the
-    form's file field): the file field's is closed here, the copy when the request ends
-    (body_limits), rather than whenever the collector gets to them, so that a busy server
-    keeps its file handles."""
-    stream = getattr(request.POST.get("file"), "file", None)
-    if stream is None:
-        return None
-    with stream:
-        data: bytes = stream.read(MAX_UPLOAD_BYTES)
-    return data
-
-
-def currency_of(request: Request, upload: BulkUpload) -> str:
-    account = request.dbsession.get(MerchantAccount, upload.merchant_account_id)
-    return account.currency if account is not None else "USD"
-
-
-def status_json(request: Request, upload: BulkUpload) -> dict[str, Any]:
-    tally = counts(request.dbsession, upload.id)
-    return {
-        "id": upload.id,
-        "filename": upload.filename,
-        "status": upload.status,
-        "action": upload.action,
-        "merchant_account_id": upload.merchant_account_id,
-        "created_at": timestamp_json(upload.created_at),
-        "completed_at": timestamp_json(upload.completed_at),
-        "progress": {"done": upload.progress_done, "total": upload.progress_total},
-        "error_count": tally.error_count,
-        "warning_count": tally.warning_count,
-        "counts": {
-            "rows": tally.rows,
-            "rows_with_errors": tally.rows_with_errors,
-            "rows_with_warnings": tally.rows_with_warnings,
-            "rows_without_email": tally.rows_without_email,
-            "links": tally.links,
-        },
-        "total_amount": format_amount(tally.amount_minor, currency_of(request, upload)),
-        "ignored_columns": list(upload.ignored_columns or []),
-        "error_message": upload.error_message or None,
-    }
-
-
-def refused(error: Refused) -> ApiError:
-    return ApiError(409, error.code, error.message, error.errors, extra=error.extra)
 
 
 def _download(body: bytes, content_type: str, filename: str) -> Response:
@@ -252,10 +159,7 @@ def _row_after(cursor: Any) -> int | None:
 @view_config(route_name="api.bulk.row", request_method="DELETE", **API)
 def remove_row(request: Request) -> dict[str, Any]:
     upload = upload_or_404(request, lock=True)
-    try:
-        deleted = delete_row(request.dbsession, upload, int(request.matchdict["row"]))
-    except Refused as error:
-        raise refused(error) from error
+    deleted = delete_row(request.dbsession, upload, int(request.matchdict["row"]))
     if not deleted:
         raise not_found("No such row in this upload.")
     return status_json(request, upload)
@@ -268,8 +172,6 @@ def add_row_view(request: Request) -> dict[str, Any]:
     fields = {name: body.get(name) for name in ROW_FIELDS}
     try:
         view, _stored = add_row(request.dbsession, upload, fields, replaces=body.get("replaces"))
-    except Refused as error:
-        raise refused(error) from error
     except LookupError as error:
         raise FieldErrors([{"field": "replaces", "message": str(error)}]) from error
     request.response.status = 201
@@ -279,39 +181,11 @@ def add_row_view(request: Request) -> dict[str, Any]:
 # --- Send All and Generate --------------------------------------------------------------------
 
 
-def act(request: Request, action: str, confirm_warnings: bool) -> Outcome:
-    """Shared with the page: lock the upload, take the action (or answer a repeat), audit."""
-    upload = upload_or_404(request, lock=True)
-    work = Work.from_request(request)
-    outcome = take_action(
-        work, upload, action, user_id=request.user.id, confirm_warnings=confirm_warnings
-    )
-    if outcome.result != "existing":
-        audit(request, f"bulk_upload.{action}", upload, rows=upload.progress_total)
-    return outcome
-
-
 def _act_view(request: Request, action: str) -> dict[str, Any]:
     confirm = bool(_json_body(request).get("confirm_warnings", False))
-    try:
-        outcome = act(request, action, confirm)
-    except Refused as error:
-        raise refused(error) from error
+    outcome = act(request, action, confirm)
     request.response.status = OUTCOME_STATUS[outcome.result]
     return result_json(request, outcome.upload)
-
-
-def result_json(request: Request, upload: BulkUpload) -> dict[str, Any]:
-    """The upload's state and, once made, its links (when few enough to list; the CSV has
-    them all)."""
-    body = status_json(request, upload)
-    body["links"] = None
-    made = body["counts"]["links"]
-    if made and made <= inline_rows(request.registry):
-        url_of = url_maker(request.encryptor, public_base_url(request.registry.settings, request))
-        lines = link_lines(request.dbsession, upload)
-        body["links"] = [link_json(line, url_of(line)) for line in lines]
-    return body
 
 
 @view_config(route_name="api.bulk.send", request_method="POST", **API)

@@ -1,8 +1,9 @@
 """The links an upload made: for the result page, the API, and the CSV and .xlsx downloads.
 
-Every cell a person typed goes into the spreadsheets neutralized: a value that starts with
-= + - @ or a tab or carriage return gets a leading apostrophe, so that Excel and Google
-Sheets show it as text instead of running it as a formula (CSV injection).
+Every cell a person typed goes into the spreadsheets neutralized: a value whose first visible
+character is = + - or @ (or that starts with a tab or carriage return) gets a leading
+apostrophe, so that Excel and Google Sheets show it as text instead of running it as a formula
+(CSV injection; the rule is clientpay_connect/cells.py's, as for every file we write).
 """
 
 from __future__ import annotations
@@ -21,13 +22,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from clientpay_connect.bulk.models import BulkRow, BulkUpload
+from clientpay_connect.cells import formula_safe, xlsx_text
 from clientpay_connect.crypto import Encryptor
 from clientpay_connect.links.models import PaymentLink
 from clientpay_connect.links.services import pay_url
 from clientpay_connect.money import format_amount, minor_digits
 
 HEADERS = ("Row", "Invoice Number", "Recipient Name", "Amount", "Email Address", "Payment Link")
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 class LinkLine(NamedTuple):
@@ -48,10 +49,6 @@ class LinkLine(NamedTuple):
     @property
     def email(self) -> str:
         return "; ".join(self.emails)
-
-
-def spreadsheet_safe(value: str) -> str:
-    return "'" + value if value.startswith(_FORMULA_STARTS) else value
 
 
 def _query(upload: BulkUpload) -> Any:
@@ -120,7 +117,7 @@ def link_json(line: LinkLine, url: str) -> dict[str, Any]:
 
 def _cells(line: LinkLine, url: str) -> list[str]:
     texts = [line.invoice_number, line.recipient_name, line.amount, line.email, url]
-    return [str(line.row_number), *(spreadsheet_safe(text) for text in texts)]
+    return [str(line.row_number), *(formula_safe(text) for text in texts)]
 
 
 def links_csv(lines: Sequence[LinkLine], url_of: UrlOf) -> bytes:
@@ -140,8 +137,8 @@ def links_xlsx(lines: Sequence[LinkLine], url_of: UrlOf) -> bytes:
     bold = Font(bold=True)
     sheet.append([_styled(sheet, name, font=bold) for name in HEADERS])
     for line in lines:
-        texts = [spreadsheet_safe(text) for text in (line.invoice_number, line.recipient_name)]
-        contacts = [spreadsheet_safe(text) for text in (line.email, url_of(line))]
+        texts = [xlsx_text(text) for text in (line.invoice_number, line.recipient_name)]
+        contacts = [xlsx_text(text) for text in (line.email, url_of(line))]
         sheet.append([line.row_number, *texts, _amount_cell(sheet, line), *contacts])
     out = io.BytesIO()
     workbook.save(out)

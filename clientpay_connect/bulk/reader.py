@@ -11,6 +11,11 @@ The rules (the tests pin each one down):
   to case, spacing, punctuation or anything in brackets ("E-mail Address", "AMOUNT ($)"), in
   any order; ``HEADER_ALIASES`` lists the synonyms. Recipient Name and Amount are required.
   Other columns are ignored and listed once in ``ParsedFile.ignored_columns``.
+* **Two columns for one field.** When exactly one of them has the template's name ("Custom
+  Message" beside "Notes"), that one is read and the others are ignored: listed in
+  ``ignored_columns`` and, with the column read instead, in ``ParsedFile.set_aside``.
+  Otherwise (two synonyms, or the template's name twice) nobody can tell which one is meant:
+  the file is refused.
 * **Row numbers** are the ones a spreadsheet shows for the file: the header is row 1 when the
   file starts with it, a quoted value spanning lines stays one row, and blank rows are skipped
   but still counted.
@@ -198,6 +203,8 @@ class ParsedFile:
     encoding: str  # a Python codec name; ``encoding_label`` is for people
     delimiter: str
     header_row_number: int = 1
+    # Columns ignored because another column holds their field under the template's name.
+    set_aside: tuple[SetAside, ...] = ()
 
     @property
     def encoding_label(self) -> str:
@@ -211,16 +218,38 @@ class ParsedFile:
     def ignored_columns_message(self) -> str | None:
         if not self.ignored_columns:
             return None
-        names = _human_list([_quoted(name) for name in self.ignored_columns])
+        names = _human_list([self._ignored_and_why(name) for name in self.ignored_columns])
         noun = "This column was" if len(self.ignored_columns) == 1 else "These columns were"
         return f"{noun} ignored: {names}."
+
+    def _ignored_and_why(self, name: str) -> str:
+        for column in self.set_aside:
+            if column.name == name:
+                return set_aside_text(column)
+        return _quoted(name)
+
+
+class SetAside(NamedTuple):
+    """A column not read because another holds its field under the template's own name."""
+
+    name: str  # its header, as in the file
+    field: str
+    used: str  # the header of the column read instead
+
+
+def set_aside_text(column: SetAside) -> str:
+    """'"Notes" (the Custom Message is read from "Custom Message")', for messages."""
+    label = FIELD_LABELS[column.field]
+    return f"{_quoted(column.name)} (the {label} is read from {_quoted(column.used)})"
 
 
 class ColumnMatch(NamedTuple):
     columns: dict[str, int]
     ignored: tuple[str, ...]
-    # Fields named by more than one column: field → every index naming it.
+    # Fields named by more than one column, none of them alone by the template's name:
+    # field → every index naming it.
     conflicts: dict[str, list[int]]
+    set_aside: tuple[SetAside, ...] = ()
 
 
 def header_key(name: str) -> str:
@@ -236,21 +265,40 @@ _FIELD_BY_KEY: dict[str, str] = {
 _QUIET_KEYS = frozenset(header_key(name) for name in REPORT_COLUMNS) | {""}
 
 
+_TEMPLATE_KEYS: dict[str, str] = {field: header_key(label) for field, label in FIELD_LABELS.items()}
+
+
 def match_columns(headers: Sequence[str]) -> ColumnMatch:
-    """Which column holds which field. The first column naming a field is the one used."""
+    """Which column holds which field: the one column naming it, or, among several, the one
+    with the template's name; the first one while several remain (a conflict)."""
     columns: dict[str, int] = {}
     positions: dict[str, list[int]] = {}
-    ignored: list[str] = []
+    unread: list[int] = []
     for index, name in enumerate(headers):
         key = header_key(name)
         field = _FIELD_BY_KEY.get(key)
         if field is not None:
             columns.setdefault(field, index)
             positions.setdefault(field, []).append(index)
-        elif key not in _QUIET_KEYS and name.strip() not in ignored:
-            ignored.append(name.strip())
-    conflicts = {field: found for field, found in positions.items() if len(found) > 1}
-    return ColumnMatch(columns, tuple(ignored), conflicts)
+        elif key not in _QUIET_KEYS:
+            unread.append(index)
+    conflicts: dict[str, list[int]] = {}
+    set_aside: list[SetAside] = []
+    for field, found in positions.items():
+        if len(found) == 1:
+            continue
+        exact = [i for i in found if header_key(headers[i]) == _TEMPLATE_KEYS[field]]
+        if len(exact) != 1:
+            conflicts[field] = found
+            continue
+        columns[field] = exact[0]
+        others = [i for i in found if i != exact[0]]
+        unread.extend(others)
+        used = headers[exact[0]].strip()
+        set_aside.extend(SetAside(headers[i].strip(), field, used) for i in others)
+    # Each name once, in the file's order.
+    ignored = dict.fromkeys(headers[i].strip() for i in sorted(unread))
+    return ColumnMatch(columns, tuple(ignored), conflicts, tuple(set_aside))
 
 
 def read_invoice_file(
@@ -280,6 +328,7 @@ def read_invoice_file(
         encoding=encoding,
         delimiter=layout.delimiter,
         header_row_number=layout.header_row_number,
+        set_aside=match.set_aside,
     )
 
 

@@ -32,6 +32,7 @@ from clientpay_connect.bulk.reader import (
     FIELDS,
     ParsedFile,
     RawRow,
+    SetAside,
     match_columns,
     read_invoice_file,
 )
@@ -49,7 +50,6 @@ from clientpay_connect.bulk.validation import (
 from clientpay_connect.db import possible_id, utcnow
 from clientpay_connect.links.forms import active_accounts
 from clientpay_connect.links.models import STATUS_OUTSTANDING, PaymentLink
-from clientpay_connect.money import format_amount
 
 MAX_FILENAME = 255
 ROWS_TABLE = cast(Table, BulkRow.__table__)
@@ -250,8 +250,8 @@ def insert_rows(
             row.amount_minor,
             json_strings(row.emails) if row.emails else empty,
             row.message.replace("\x00", ""),
-            json_text(_issues_json(row.errors)) if row.errors else empty,
-            json_text(_issues_json(row.warnings)) if row.warnings else empty,
+            json_text(issues_json(row.errors)) if row.errors else empty,
+            json_text(issues_json(row.warnings)) if row.warnings else empty,
             *shared,
         )
 
@@ -270,7 +270,7 @@ def _storable(text: str, limit: int) -> str:
     return text.replace("\x00", "")[:limit]
 
 
-def _issues_json(issues: Iterable[FieldIssue]) -> list[dict[str, str]]:
+def issues_json(issues: Iterable[FieldIssue]) -> list[dict[str, str]]:
     # Plain dicts: the JSON column's shape, and the API's.
     return [{"field": issue.field, "message": issue.message} for issue in issues]
 
@@ -381,6 +381,12 @@ def one_row(dbsession: Session, upload: BulkUpload, row_number: int) -> RowView 
     return _view(record, RawLayout.of(upload)) if record is not None else None
 
 
+def set_aside_columns(upload: BulkUpload) -> tuple[SetAside, ...]:
+    """The upload's columns not read because another holds their field under the template's
+    name: its header read again, as the error report does."""
+    return match_columns(list(upload.headers or [])).set_aside
+
+
 @dataclass(frozen=True)
 class RawLayout:
     """How a stored row's cells map to its fields: the file's header, read again."""
@@ -484,30 +490,6 @@ def row_counts(dbsession: Session, upload_ids: Sequence[int]) -> dict[int, int]:
     return {upload_id: int(count) for upload_id, count in records}
 
 
-def row_json(view: RowView, currency: str) -> dict[str, Any]:
-    """The API's row: values as understood (null when missing or wrong), and as typed."""
-    return {
-        "row": view.row_number,
-        "invoice_number": view.invoice_number,
-        "invoice_date": _iso(view.invoice_date),
-        "due_date": _iso(view.due_date),
-        "recipient_name": view.recipient_name,
-        "amount": format_amount(view.amount_minor, currency)
-        if view.amount_minor is not None
-        else None,
-        "email": "; ".join(view.emails),
-        "message": view.message,
-        "errors": _issues_json(view.errors),
-        "warnings": _issues_json(view.warnings),
-        "typed": view.typed_fields,
-        "added_by_hand": view.added_by_hand,
-    }
-
-
-def _iso(value: dt.date | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
 # --- the review's changes -----------------------------------------------------------------------
 
 
@@ -601,7 +583,7 @@ def refresh_warnings(dbsession: Session, upload: BulkUpload) -> None:
         outstanding_invoice_numbers(dbsession, upload.firm_id),
     )
     changed = [
-        {"b_id": record.id, "b_warnings": _issues_json(warnings)}
+        {"b_id": record.id, "b_warnings": issues_json(warnings)}
         for record, warnings in zip(records, flagged, strict=True)
         if _issues(record.warnings) != warnings
     ]

@@ -45,6 +45,7 @@ from clientpay_connect.bulk.reader import (
     header_key,
     match_columns,
 )
+from clientpay_connect.cells import formula_safe
 from clientpay_connect.money import MAX_AMOUNT_MINOR, AmountError, minor_digits, parse_amount
 
 MAX_INVOICE_NUMBER_LENGTH = 100
@@ -509,10 +510,6 @@ class ReportLine(NamedTuple):
     warnings: Sequence[FieldIssue]
 
 
-# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
 def error_report_csv(
     headers: Sequence[str],
     rows: Iterable[ReportRow],
@@ -573,7 +570,7 @@ def _padded(cells: Sequence[str], width: int) -> list[str]:
 def _report_line(cells: list[str], dropped: set[int], errors: str, warnings: str) -> list[str]:
     if dropped:
         cells = [cell for index, cell in enumerate(cells) if index not in dropped]
-    return [_neutralized(cell) for cell in (*cells, errors, warnings)]
+    return [formula_safe(cell) for cell in (*cells, errors, warnings)]
 
 
 def _issues_text(issues: Sequence[FieldIssue], labels: dict[str, str]) -> str:
@@ -585,7 +582,3 @@ def _issues_text(issues: Sequence[FieldIssue], labels: dict[str, str]) -> str:
             label = labels.get(issue.field) or FIELD_LABELS.get(issue.field, issue.field)
             parts.append(f"{label}: {issue.message}")
     return "; ".join(parts)
-
-
-def _neutralized(cell: str) -> str:
-    return "'" + cell if cell.startswith(_FORMULA_STARTS) else cell

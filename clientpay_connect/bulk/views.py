@@ -11,13 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pyramid.httpexceptions import HTTPNotFound, HTTPSeeOther
+from pyramid.httpexceptions import HTTPSeeOther
 from pyramid.request import Request
 from pyramid.view import view_config
 
 from clientpay_connect.admin.models import FirmSettings, MerchantAccount
-from clientpay_connect.bulk.actions import ACTIONS, is_done, is_reviewing
-from clientpay_connect.bulk.api import act, save_upload, uploaded_bytes
+from clientpay_connect.bulk.actions import ACTIONS, act, is_done, is_reviewing
 from clientpay_connect.bulk.exports import count_links, link_lines, url_maker
 from clientpay_connect.bulk.models import (
     ACTION_SEND,
@@ -38,13 +37,14 @@ from clientpay_connect.bulk.services import (
     count_rows,
     counts,
     delete_row,
-    firm_upload,
     one_row,
     outstanding_invoice_numbers,
     recent_uploads,
     row_counts,
     row_views,
+    set_aside_columns,
 )
+from clientpay_connect.bulk.uploads import save_upload, upload_or_404, uploaded_bytes
 from clientpay_connect.bulk.validation import WHOLE_ROW, FieldIssue
 from clientpay_connect.links.forms import active_accounts
 from clientpay_connect.links.services import public_base_url
@@ -125,15 +125,6 @@ def _when(request: Request, moment: dt.datetime | None) -> str:
     return f"{local:%b} {local.day}, {local.year}, {local.strftime('%I').lstrip('0')}:{local:%M %p}"
 
 
-def _page_upload(request: Request, *, lock: bool = False) -> BulkUpload:
-    upload = firm_upload(
-        request.dbsession, firm_id(request), int(request.matchdict["id"]), lock=lock
-    )
-    if upload is None:
-        raise HTTPNotFound()
-    return upload
-
-
 def _review_url(request: Request, upload: BulkUpload, **query: Any) -> str:
     return str(request.route_url("bulk.review", id=upload.id, _query=query or None))
 
@@ -209,8 +200,17 @@ def _review_page(request: Request, upload: BulkUpload, form: AddForm | None) -> 
     account = request.dbsession.get(MerchantAccount, upload.merchant_account_id)
     currency = account.currency if account is not None else "USD"
     tally = counts(request.dbsession, upload.id)
+    set_aside = set_aside_columns(upload)
     page = {
         "upload": upload,
+        # Columns another one with the template's name replaced say so; the rest, the
+        # columns nothing reads, get the hint to rename them.
+        "set_aside_columns": set_aside,
+        "unread_columns": [
+            name
+            for name in upload.ignored_columns or []
+            if name not in {column.name for column in set_aside}
+        ],
         "account": account,
         "counts": tally,
         "money": lambda minor: display_amount(minor, currency),
@@ -296,12 +296,12 @@ def _result_part(request: Request, upload: BulkUpload) -> dict[str, Any]:
     route_name="bulk.review", request_method="GET", renderer="bulk/review.jinja2", permission=STAFF
 )
 def review(request: Request) -> dict[str, Any]:
-    return _review_page(request, _page_upload(request), None)
+    return _review_page(request, upload_or_404(request), None)
 
 
 @view_config(route_name="bulk.row.delete", request_method="POST", permission=STAFF)
 def delete_row_submit(request: Request) -> HTTPSeeOther:
-    upload = _page_upload(request, lock=True)
+    upload = upload_or_404(request, lock=True)
     number = int(request.matchdict["row"])
     try:
         deleted = delete_row(request.dbsession, upload, number)
@@ -319,7 +319,7 @@ def delete_row_submit(request: Request) -> HTTPSeeOther:
     route_name="bulk.rows", request_method="POST", renderer="bulk/review.jinja2", permission=STAFF
 )
 def add_row_submit(request: Request) -> Any:
-    upload = _page_upload(request, lock=True)
+    upload = upload_or_404(request, lock=True)
     form = AddForm.posted(request.POST)
     try:
         view, stored = add_row(
@@ -348,7 +348,7 @@ def _added_message(view: RowView, replaced: int | None) -> str:
 
 @view_config(route_name="bulk.act", request_method="POST", permission=STAFF)
 def act_submit(request: Request) -> HTTPSeeOther:
-    upload = _page_upload(request)
+    upload = upload_or_404(request)
     action = _param(request.POST, "action")
     if action not in ACTIONS:
         request.session.flash("Choose Send All or Generate Links for Download.", "error")

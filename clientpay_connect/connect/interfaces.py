@@ -218,6 +218,10 @@ class AdapterConfig:
     redirect_uri: str = ""
     # The connection's pace (None: calls go as fast as the vendor answers).
     pace: RequestPace | None = None
+    # Whose records these are: the connection as it was last authorized (its id and when),
+    # for what an adapter keeps between calls (MyCase's copy of the firm's book). Empty: keep
+    # nothing between calls.
+    identity: str = ""
 
 
 class IMatterAdapter(Interface):

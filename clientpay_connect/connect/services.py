@@ -182,7 +182,15 @@ def _adapter_config(
         tokens=tokens,
         redirect_uri=callback_url(work, connection.id),
         pace=connection_pace(work, connection),
+        identity=connection_identity(connection),
     )
+
+
+def connection_identity(connection: Connection) -> str:
+    """The connection as last authorized: reconnecting (perhaps to another account of the
+    matter system) makes a new identity, so nothing an adapter kept for the old one is used."""
+    authorized = connection.connected_at.isoformat() if connection.connected_at else "never"
+    return f"connection-{connection.id}@{authorized}"
 
 
 class AdapterPool:

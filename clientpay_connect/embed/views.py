@@ -10,11 +10,11 @@ from pyramid.httpexceptions import HTTPSeeOther
 from pyramid.renderers import render_to_response
 from pyramid.request import Request
 from pyramid.response import Response
-from pyramid.security import remember
 from pyramid.view import view_config
 
 from clientpay_connect.accounts.services import record
-from clientpay_connect.db import sqlite_may_write, utcnow
+from clientpay_connect.accounts.sessions import start_session
+from clientpay_connect.db import sqlite_may_write
 from clientpay_connect.embed.services import (
     OPEN_CONNECT,
     OPEN_QUICK_LINK,
@@ -22,7 +22,7 @@ from clientpay_connect.embed.services import (
     find_launch,
     redeem_launch,
 )
-from clientpay_connect.security import PUBLIC, session_principal
+from clientpay_connect.security import PUBLIC
 
 GONE = (
     "This sign-in link has been used or has expired. "
@@ -81,9 +81,6 @@ def open_launch(request: Request) -> Response:
 
 
 def _signed_in(request: Request, user: Any, location: str) -> Response:
-    user.last_login_at = utcnow()
     # A fresh session, whoever was signed in before in this frame (session fixation, too).
-    request.session.invalidate()
-    headers = remember(request, session_principal(user))
-    request.session.new_csrf_token()
+    headers = start_session(request, user)
     return HTTPSeeOther(location=location, headers=headers)

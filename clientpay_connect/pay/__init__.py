@@ -14,11 +14,11 @@ def includeme(config: Configurator) -> None:
     )
     config.register_service_factory(processor_class.create_service, IPaymentProcessor)
     config.add_route("pay.api", "/api/v1/pay/{token}")
-    config.scan(".api_views")
+    config.scan(".api")
     if issubclass(processor_class, SandboxProcessor):
         # A real processor tokenizes on its own servers; only the sandbox does it here.
         config.add_route("pay.sandbox_tokens", "/sandbox/tokens")
-        config.scan(".sandbox_views")
+        config.scan(".sandbox_api")
     config.scan(".tasks")
     captcha_class = config.maybe_dotted(settings["clientpay.captcha.verifier"])
     config.register_service_factory(captcha_class.create_service, ICaptchaVerifier)
@@ -29,4 +29,4 @@ def includeme(config: Configurator) -> None:
     config.register_service_factory(cache_class.create_service, IPageCache)
     config.add_route("pay.page", "/pay/{token}")
     config.add_route("pay.receipt", "/pay/{token}/receipt")
-    config.scan(".page_views")
+    config.scan(".views")

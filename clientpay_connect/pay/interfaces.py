@@ -32,3 +32,78 @@ class IPageCache(Interface):
 
     def put(key, page):
         """Keep ``page`` (a CachedPage) under ``key``; the least recently used may go."""
+
+
+# What submitting a payment can raise instead of answering with a payment (pay/services.py
+# submit_payment); pay/api.py maps each to its HTTP answer. Raising aborts the transaction:
+# whatever must outlast a refusal is committed before it is raised.
+
+
+class PaymentRefused(Exception):
+    """The submission was refused; ``message`` is for the payer, ``errors`` name the fields
+    (``{"field", "message"}``) that were wrong."""
+
+    message = "This payment could not be made."
+
+    def __init__(self, message: str | None = None, errors: list[dict[str, str]] | None = None):
+        super().__init__(message or self.message)
+        self.message = message or self.message
+        self.errors = errors or []
+
+
+class InvalidSubmission(PaymentRefused):
+    message = "Some fields need attention."
+
+    def __init__(self, errors: list[dict[str, str]]):
+        super().__init__(errors=errors)
+
+
+class IdempotencyKeyReused(PaymentRefused):
+    """The key was first used with another submission, whose answer this is not."""
+
+    message = (
+        "This Idempotency-Key was already used with other payment details. "
+        "Use a new key for a new payment."
+    )
+
+
+class UnknownLink(PaymentRefused):
+    message = "There is no payment link at this address."
+
+
+class LinkExpired(PaymentRefused):
+    message = "This payment link has expired."
+
+
+class LinkNotPayable(PaymentRefused):
+    """The link cannot be paid (any more): paid, cancelled, being paid by someone else, or
+    its account takes no payments (``reason``)."""
+
+    message = "This link cannot be paid (any more)."
+
+    def __init__(self, link_status: str, reason: str = "link_not_payable", message: str = ""):
+        super().__init__(message or None)
+        self.link_status = link_status
+        self.reason = reason
+
+
+class CaptchaFailed(PaymentRefused):
+    message = "Please confirm that you are not a robot, then try again."
+
+    def __init__(self) -> None:
+        field = {"field": "recaptcha_token", "message": "The reCAPTCHA check did not pass."}
+        super().__init__(errors=[field])
+
+
+class PaymentOutcomeUnknown(PaymentRefused):
+    """The processor did not answer: the link stays claimed until the resolver job learns
+    from the processor whether payment ``payment_id`` went through."""
+
+    message = (
+        "We could not get an answer from the payment processor. Do not pay again: we will "
+        "check with the processor and email your receipt if the payment went through."
+    )
+
+    def __init__(self, payment_id: int):
+        super().__init__()
+        self.payment_id = payment_id

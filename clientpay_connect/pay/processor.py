@@ -1,7 +1,7 @@
 """The payment processor boundary: what a charge answers, and the built-in sandbox processor.
 
 The sandbox behaves like a hosted-fields processor. The payer's browser hands the card or bank
-numbers to its tokenization endpoint (pay/sandbox_views.py) and our payment endpoint only ever
+numbers to its tokenization endpoint (pay/sandbox_api.py) and our payment endpoint only ever
 sees the token. The sandbox keeps its own ledger (SandboxToken, SandboxCharge) in our database
 but writes it in its own short, committed transactions: it stands for a remote service, whose
 records do not roll back with ours.

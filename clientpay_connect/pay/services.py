@@ -1,5 +1,6 @@
 """Paying a link exactly once: claim it, record the attempt, charge outside any transaction,
-settle. The steps are separate functions because the view commits between them.
+settle. ``submit_payment`` takes a payer's submission through those steps, committing between
+them; the resolver job (pay/tasks.py) settles what a lost answer left claimed.
 
 ``clientpay.processor`` names its default, the sandbox, by this module's path.
 """
@@ -18,8 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from clientpay_connect.accounts.services import is_valid_email, normalize_email
-from clientpay_connect.admin.models import NotificationRecipient
-from clientpay_connect.api.errors import ApiError, FieldErrors
+from clientpay_connect.admin.models import FirmSettings, NotificationRecipient
 from clientpay_connect.crypto import sha256_hex
 from clientpay_connect.db import utcnow
 from clientpay_connect.links import services as links
@@ -33,13 +33,29 @@ from clientpay_connect.links.models import (
 from clientpay_connect.mail.models import KIND_PAYMENT_NOTICE, KIND_RECEIPT
 from clientpay_connect.mail.outbox import queue_email
 from clientpay_connect.money import AmountError, format_amount, parse_amount
+from clientpay_connect.pay.interfaces import (
+    CaptchaFailed,
+    ICaptchaVerifier,
+    IdempotencyKeyReused,
+    InvalidSubmission,
+    IPaymentProcessor,
+    LinkExpired,
+    LinkNotPayable,
+    PaymentOutcomeUnknown,
+    UnknownLink,
+)
 from clientpay_connect.pay.models import (
     PAYMENT_FAILED,
     PAYMENT_PENDING,
     PAYMENT_SUCCEEDED,
     Payment,
 )
-from clientpay_connect.pay.processor import ChargeResult, SandboxProcessor
+from clientpay_connect.pay.processor import (
+    ChargeResult,
+    Declined,
+    ProcessorUnavailable,
+    SandboxProcessor,
+)
 from clientpay_connect.postings.services import create_posting_for_payment
 from clientpay_connect.work import Work
 
@@ -64,7 +80,7 @@ class Attempt:
 
 
 def read_attempt(body: Mapping[str, Any], link: PaymentLink) -> Attempt:
-    """Validate the payer's fields against the link; FieldErrors (422) names each bad one."""
+    """Validate the payer's fields against the link; InvalidSubmission names each bad one."""
     errors: list[dict[str, str]] = []
     amount_minor = _amount(body.get("amount"), link, errors)
     payer_name = str(body.get("payer_name") or "").strip()
@@ -77,7 +93,7 @@ def read_attempt(body: Mapping[str, Any], link: PaymentLink) -> Attempt:
     if not payment_token or len(payment_token) > 64:
         errors.append({"field": "payment_token", "message": "The payment details are missing."})
     if errors:
-        raise FieldErrors(errors)
+        raise InvalidSubmission(errors)
     return Attempt(payment_token, amount_minor, payer_name, payer_email)
 
 
@@ -102,18 +118,6 @@ def submission_hash(body: Mapping[str, Any]) -> str:
     """SHA-256 of the submission's fields as sent (as Stripe compares a key's requests)."""
     fields = {name: body.get(name) for name in SUBMISSION_FIELDS}
     return sha256_hex(json.dumps(fields, sort_keys=True, separators=(",", ":")))
-
-
-class IdempotencyKeyReused(ApiError):
-    """422: the key was first used with another submission, whose answer this is not."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            422,
-            "idempotency_key_reused",
-            "This Idempotency-Key was already used with other payment details. "
-            "Use a new key for a new payment.",
-        )
 
 
 def find_attempt(
@@ -171,6 +175,121 @@ def start_payment(
     dbsession.add(payment)
     dbsession.flush()
     return payment
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A payer's POST: the link's secret token, the body as validated against the OpenAPI
+    document, the Idempotency-Key header and where it came from (for reCAPTCHA)."""
+
+    link_token: str
+    body: Mapping[str, Any]
+    idempotency_key: str
+    client_addr: str | None
+
+
+def submit_payment(work: Work, submission: Submission) -> Payment:
+    """Pay a link once for ``submission``; the stored payment whose answer (payment_answer)
+    the payer gets: succeeded, declined (the link payable again), or an earlier attempt with
+    the same key, as it stands.
+
+    Commits twice: after claiming the link and recording the attempt (no other payer can
+    claim it, and a crash leaves a trace for the resolver), then with the processor's answer,
+    which is asked between the two, outside any transaction of ours. Raises UnknownLink,
+    LinkExpired, LinkNotPayable, CaptchaFailed, InvalidSubmission, IdempotencyKeyReused or, when
+    the processor does not answer, PaymentOutcomeUnknown.
+    """
+    dbsession = work.dbsession
+    link = find_link(dbsession, submission.link_token)
+    key = submission.idempotency_key
+    request_hash = submission_hash(submission.body)
+    earlier = find_attempt(dbsession, link.id, key, request_hash)
+    if earlier is not None:
+        return earlier
+    _refuse_unpayable(work, link)
+    attempt = read_attempt(submission.body, link)
+    # Read before any commit below: the link is detached once its transaction ends.
+    methods, currency = link.merchant_account.methods, link.currency
+    _check_captcha(work, link, submission)
+    payment = start_payment(dbsession, link, attempt, key, request_hash)
+    if payment is None:
+        return _lost_the_claim(dbsession, link.id, key, request_hash)
+    payment_id, processor_key = payment.id, payment.processor_key
+    work.checkpoint()
+    return _charge(work, payment_id, processor_key, attempt, currency, methods)
+
+
+def find_link(dbsession: Session, token: str) -> PaymentLink:
+    """The link with this secret token; UnknownLink if there is none."""
+    link = links.find_by_token(dbsession, token)
+    if link is None:
+        raise UnknownLink()
+    return link
+
+
+def _refuse_unpayable(work: Work, link: PaymentLink) -> None:
+    """LinkExpired for an expired link (marked so, and committed: the refusal aborts the
+    rest), LinkNotPayable for any other that cannot be paid."""
+    refusal = links.payment_refusal(link, utcnow())
+    if refusal is None:
+        return
+    if refusal == links.REFUSED_EXPIRED:
+        if link.status == STATUS_OUTSTANDING:
+            mark_expired(work.dbsession, link.id)
+            work.checkpoint()
+        raise LinkExpired()
+    if refusal == links.REFUSED_ACCOUNT_INACTIVE:
+        raise LinkNotPayable(
+            link.status,
+            links.REFUSED_ACCOUNT_INACTIVE,
+            f"This link cannot be paid online. Please contact {link.firm.name}.",
+        )
+    raise LinkNotPayable(link.status)
+
+
+def _check_captcha(work: Work, link: PaymentLink, submission: Submission) -> None:
+    settings = work.dbsession.get(FirmSettings, link.firm_id)
+    if settings is None or not settings.recaptcha_enabled:
+        return
+    secret = settings.recaptcha_secret_encrypted
+    answer = submission.body.get("recaptcha_token") or ""
+    # Google is asked between two transactions: a slow answer must not hold the database.
+    work.checkpoint()
+    verifier = work.find_service(ICaptchaVerifier)
+    encryptor = work.registry["clientpay.encryptor"]
+    if not secret or not verifier.verify(encryptor.decrypt(secret), answer, submission.client_addr):
+        raise CaptchaFailed()
+
+
+def _lost_the_claim(dbsession: Session, link_id: int, key: str, request_hash: str) -> Payment:
+    # The winner may be this very payer, retrying at the same instant with the same key.
+    earlier = find_attempt(dbsession, link_id, key, request_hash)
+    if earlier is not None:
+        return earlier
+    link = dbsession.get(PaymentLink, link_id, populate_existing=True)
+    raise LinkNotPayable(link.status if link is not None else STATUS_EXPIRED)
+
+
+def _charge(
+    work: Work,
+    payment_id: int,
+    processor_key: str,
+    attempt: Attempt,
+    currency: str,
+    allowed_methods: list[str],
+) -> Payment:
+    processor = work.find_service(IPaymentProcessor)
+    try:
+        result = processor.charge(
+            attempt.payment_token, attempt.amount_minor, currency, processor_key, allowed_methods
+        )
+    except Declined as declined:
+        return fail_payment(work.dbsession, payment_id, declined.code, declined.message)
+    except ProcessorUnavailable as unavailable:
+        # The link stays claimed: only the resolver job, asking the processor later, may
+        # decide whether it was paid.
+        raise PaymentOutcomeUnknown(payment_id) from unavailable
+    return complete_payment(work, payment_id, result)
 
 
 def new_receipt_number() -> str:

@@ -42,6 +42,8 @@ class Posting(Base):
     __table_args__ = (
         Index("ix_postings_firm_status", "firm_id", "status", "id"),
         Index("ix_postings_status_next", "status", "next_attempt_at"),
+        # The reconciliation report and its workbook: a firm's postings received in a period.
+        Index("ix_postings_firm_received", "firm_id", "received_on"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

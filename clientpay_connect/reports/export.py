@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from openpyxl import Workbook
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
+from clientpay_connect.cells import xlsx_text
 from clientpay_connect.postings.present import status_label
 from clientpay_connect.reports.reconciliation import (
     FIGURE_LABELS,
@@ -30,7 +31,6 @@ from clientpay_connect.sent.export import (
     TIMESTAMP_FORMAT,
     amount_format,
     decimal_amount,
-    neutralize,
     set_up_sheet,
     typed_cell,
 )
@@ -111,7 +111,7 @@ def _summary_row(
     row: list[Any] = [
         typed_cell(sheet, period.start, DATE_FORMAT),
         typed_cell(sheet, period.end, DATE_FORMAT),
-        *(neutralize(label) for label in labels),
+        *(xlsx_text(label) for label in labels),
     ]
     for name in FIGURES:
         row.append(figures[name].count)
@@ -132,16 +132,16 @@ def _posting_row(
     return [
         typed_cell(sheet, posting.received_on, DATE_FORMAT),
         posting.id,
-        neutralize(line.receipt_number),
-        neutralize(line.payer_name),
-        neutralize(report.account_names.get(line.merchant_account_id, "")),
-        neutralize(report.connection_names.get(posting.connection_id or 0, "")),
-        neutralize(FIGURE_LABELS.get(line.figure, "")),
-        neutralize(status_label(posting.status)),
+        xlsx_text(line.receipt_number),
+        xlsx_text(line.payer_name),
+        xlsx_text(report.account_names.get(line.merchant_account_id, "")),
+        xlsx_text(report.connection_names.get(posting.connection_id or 0, "")),
+        xlsx_text(FIGURE_LABELS.get(line.figure, "")),
+        xlsx_text(status_label(posting.status)),
         typed_cell(sheet, decimal_amount(posting.amount_minor, posting.currency), money),
-        neutralize(posting.currency),
-        neutralize(invoices),
-        neutralize(posting.key),
-        neutralize(posting.removed_reason or posting.reason),
+        xlsx_text(posting.currency),
+        xlsx_text(invoices),
+        xlsx_text(posting.key),
+        xlsx_text(posting.removed_reason or posting.reason),
         typed_cell(sheet, local_naive(posting.posted_at, zone), TIMESTAMP_FORMAT),
     ]

@@ -4,7 +4,7 @@ openpyxl's write-only mode streams rows to disk as they come, so a firm's whole 
 never sits in memory as cells. Amounts are numbers with their currency's format, dates are
 dates, timestamps are the firm's wall-clock time (Excel has no time zones), and no text cell
 can start a formula: a value a payer or an uploaded file chose ("=HYPERLINK(…)") gets a
-leading apostrophe.
+leading apostrophe (clientpay_connect/cells.py, as every file we write).
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 from pyramid.response import FileIter, Response
 
+from clientpay_connect.cells import xlsx_text
 from clientpay_connect.links.models import PaymentLink
 from clientpay_connect.links.services import status_label
 from clientpay_connect.money import minor_digits
@@ -50,18 +50,9 @@ COLUMNS: list[tuple[str, int]] = [
 ]
 DATE_FORMAT = "yyyy-mm-dd"
 TIMESTAMP_FORMAT = "yyyy-mm-dd hh:mm"
-# What spreadsheet programs read as the start of a formula (OWASP's CSV-injection list).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # An export stays in memory up to this size and moves to a temporary file beyond it.
 EXPORT_SPOOL_BYTES = 16 * 1024 * 1024
 CURRENCY_SYMBOLS = {"USD": "$", "CAD": "$", "AUD": "$", "GBP": "£", "EUR": "€"}
-
-
-def neutralize(text: str) -> str:
-    """Text that cannot run as a formula when the sheet is opened, without the control
-    characters XML cannot carry (openpyxl refuses them, which would fail the whole export)."""
-    text = ILLEGAL_CHARACTERS_RE.sub("", text)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def amount_format(currency: str) -> str:
@@ -110,21 +101,21 @@ def set_up_sheet(sheet: WriteOnlyWorksheet, columns: list[tuple[str, int]]) -> N
 def _row(sheet: WriteOnlyWorksheet, link: PaymentLink, url: str, zone: ZoneInfo) -> list[Any]:
     money = amount_format(link.currency)
     return [
-        neutralize(status_label(link.status)),
-        neutralize(link.invoice_number),
+        xlsx_text(status_label(link.status)),
+        xlsx_text(link.invoice_number),
         typed_cell(sheet, link.invoice_date, DATE_FORMAT),
         typed_cell(sheet, link.due_date, DATE_FORMAT),
-        neutralize(link.recipient_name),
-        neutralize(", ".join(link.emails)),
+        xlsx_text(link.recipient_name),
+        xlsx_text(", ".join(link.emails)),
         typed_cell(sheet, decimal_amount(link.amount_minor, link.currency), money),
         typed_cell(sheet, decimal_amount(link.amount_paid_minor, link.currency), money),
-        neutralize(link.currency),
+        xlsx_text(link.currency),
         typed_cell(sheet, local_naive(link.created_at, zone), TIMESTAMP_FORMAT),
         typed_cell(sheet, local_naive(link.sent_at, zone), TIMESTAMP_FORMAT),
         typed_cell(sheet, local_naive(link.paid_at, zone), TIMESTAMP_FORMAT),
         typed_cell(sheet, local_naive(link.expires_at, zone), TIMESTAMP_FORMAT),
-        neutralize(url),
-        neutralize(source_label(link.source)),
+        xlsx_text(url),
+        xlsx_text(source_label(link.source)),
     ]
 
 

@@ -1,6 +1,6 @@
 from pyramid.config import Configurator
 
-from clientpay_connect.throttle.interfaces import IPacer, IRateLimiter
+from clientpay_connect.throttle.interfaces import IBackoff, IPacer, IRateLimiter
 
 
 def includeme(config: Configurator) -> None:
@@ -13,6 +13,14 @@ def includeme(config: Configurator) -> None:
     limiter = limiter_class.from_settings(settings)
     config.registry["clientpay.rate_limiter"] = limiter
     config.register_service_factory(limiter_class.create_service, IRateLimiter)
+    # The growing wait after failed sign-ins (the same storage as the rate limits).
+    backoff_class = config.maybe_dotted(
+        settings.get(
+            "clientpay.limits.backoff", "clientpay_connect.throttle.services.LimitsBackoff"
+        )
+    )
+    config.registry["clientpay.backoff"] = backoff_class.from_settings(settings)
+    config.register_service_factory(backoff_class.create_service, IBackoff)
     # The pace of calls to the vendors' APIs (matter systems), shared by every worker.
     pacer_class = config.maybe_dotted(
         settings.get("clientpay.limits.pacer", "clientpay_connect.throttle.services.LimitsPacer")

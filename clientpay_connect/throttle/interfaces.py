@@ -20,3 +20,16 @@ class IPacer(Interface):
 
     def pause(key, seconds):
         """Hold every caller of ``key`` back for ``seconds`` (the vendor said so)."""
+
+
+class IBackoff(Interface):
+    def wait(key):
+        """Seconds ``key`` must still wait before its next attempt (0.0: it may go now)."""
+
+    def failed(key, free, first, longest):
+        """Count one failure of ``key``. Past ``free`` failures each one makes it wait: ``first``
+        seconds, doubling with every failure, never more than ``longest``. Returns that wait
+        (0.0 while failures are still free)."""
+
+    def clear(key):
+        """Forget ``key``'s failures and any wait."""

@@ -12,7 +12,7 @@ from limits.storage import Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 from zope.interface import implementer
 
-from clientpay_connect.throttle.interfaces import IPacer, IRateLimiter
+from clientpay_connect.throttle.interfaces import IBackoff, IPacer, IRateLimiter
 
 OFF = ("", "none", "off")
 
@@ -195,4 +195,92 @@ class NullPacer:
         return 0.0
 
     def pause(self, key: str, seconds: float) -> None:
+        return None
+
+
+# How long a key's failures are remembered, counted from its first: long enough that a slow,
+# patient guesser keeps meeting the longest wait, short enough that yesterday's typos are gone.
+BACKOFF_MEMORY_SECONDS = 24 * 3600
+
+
+def backoff_delay(failures: int, free: int, first: float, longest: float) -> float:
+    """The wait after ``failures`` failures: none for the first ``free``, then ``first``
+    seconds doubling with each failure, at most ``longest``."""
+    beyond = failures - free
+    if beyond <= 0:
+        return 0.0
+    # min() first: 2 ** a large count is a large number, not an overflow, but needless.
+    return float(min(first * 2 ** min(beyond - 1, 63), longest))
+
+
+@implementer(IBackoff)
+class LimitsBackoff:
+    """A growing wait after repeated failures, kept in the rate limits' storage (Redis when
+    set, so that every process applies the same wait)."""
+
+    def __init__(self, storage_url: str, key_prefix: str = "clientpay"):
+        self._storage = cast(
+            Storage, storage_from_string(storage_url, key_prefix=key_prefix + "-backoff")
+        )
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any]) -> LimitsBackoff:
+        return cls(
+            storage_url(settings), settings.get("clientpay.limits.key_prefix") or "clientpay"
+        )
+
+    @classmethod
+    def create_service(cls, context: Any, request: Any) -> LimitsBackoff:
+        backoff: LimitsBackoff = request.registry["clientpay.backoff"]
+        return backoff
+
+    def wait(self, key: str) -> float:
+        until = self._wait_key(key)
+        if self._storage.get(until) <= 0:
+            return 0.0
+        return max(self._storage.get_expiry(until) - time.time(), 0.0)
+
+    def failed(self, key: str, free: int, first: float, longest: float) -> float:
+        failures = self._storage.incr(self._count_key(key), BACKOFF_MEMORY_SECONDS)
+        delay = backoff_delay(failures, free, first, longest)
+        if delay > 0:
+            until = self._wait_key(key)
+            self._storage.clear(until)
+            # Whole seconds: Redis keeps expiries in seconds.
+            self._storage.incr(until, math.ceil(delay))
+        return delay
+
+    def clear(self, key: str) -> None:
+        self._storage.clear(self._count_key(key))
+        self._storage.clear(self._wait_key(key))
+
+    @staticmethod
+    def _count_key(key: str) -> str:
+        return f"failures/{key}"
+
+    @staticmethod
+    def _wait_key(key: str) -> str:
+        return f"wait/{key}"
+
+
+@implementer(IBackoff)
+class NullBackoff:
+    """Never makes anyone wait: for a host application that throttles in front of us."""
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any]) -> NullBackoff:
+        return cls()
+
+    @classmethod
+    def create_service(cls, context: Any, request: Any) -> NullBackoff:
+        backoff: NullBackoff = request.registry["clientpay.backoff"]
+        return backoff
+
+    def wait(self, key: str) -> float:
+        return 0.0
+
+    def failed(self, key: str, free: int, first: float, longest: float) -> float:
+        return 0.0
+
+    def clear(self, key: str) -> None:
         return None

@@ -94,14 +94,18 @@ def context(
 
 @pytest.fixture
 def page(context: BrowserContext, request: pytest.FixtureRequest) -> Iterator[Page]:
-    """A page in a fresh context (no cookies). Content-Security-Policy violations and
-    uncaught script errors fail the test: they mean the page is broken for real users."""
+    """A page in a fresh context (no cookies). Content-Security-Policy violations, a
+    Permissions-Policy the browser cannot read (an unknown feature's name) and uncaught
+    script errors fail the test: they mean the page is broken for real users."""
     tab = context.new_page()
     problems: list[str] = []
 
     def on_console(message: ConsoleMessage) -> None:
         if message.type == "error" and "Content Security Policy" in message.text:
             problems.append(f"CSP violation on {tab.url}: {message.text}")
+        # Chromium reports an unreadable Permissions-Policy as a warning, not an error.
+        if message.type in ("error", "warning") and "Permissions-Policy" in message.text:
+            problems.append(f"Permissions-Policy error on {tab.url}: {message.text}")
 
     tab.on("console", on_console)
     tab.on("pageerror", lambda error: problems.append(f"script error on {tab.url}: {error}"))

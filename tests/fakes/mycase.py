@@ -114,6 +114,7 @@ class SeenRequest:
     method: str
     path: str
     status: int  # 0: dropped without an answer
+    query: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -241,6 +242,11 @@ class FakeMyCase(FakeHTTPServer):
             invoice.paid = Decimal(paid)
             invoice.updated_at = _now()
 
+    def remove_invoice(self, invoice_id: int) -> None:
+        """The firm deleted an invoice in MyCase (a list's changes never show a deletion)."""
+        with self._lock:
+            del self._invoices[invoice_id]
+
     # Faults on demand.
 
     def fail_next(self, count: int = 1, status: int = 503, path_prefix: str = "") -> None:
@@ -300,7 +306,13 @@ class FakeMyCase(FakeHTTPServer):
         with self._lock:
             status = 0 if isinstance(answer, Drop) else answer.status
             self.requests.append(
-                SeenRequest(time.monotonic(), request.method, request.path, status)
+                SeenRequest(
+                    time.monotonic(),
+                    request.method,
+                    request.path,
+                    status,
+                    tuple((k, v) for k, values in request.query.items() for v in values),
+                )
             )
         return answer
 
@@ -442,11 +454,14 @@ class FakeMyCase(FakeHTTPServer):
     def _list_cases(self, request: FakeRequest, match: re.Match[str]) -> FakeResponse:
         status = request.arg("filter[status]")
         fields = _fields(request.arg("field[client]"))
+        since = _updated_after(request)
+        if since is False:
+            return _errors(422, "filter[updated_after] is not a date.", parameter="filter")
         with self._lock:
             rows = [
                 self._case_json(c, fields)
                 for c in self._cases.values()
-                if status is None or c.status == status
+                if (status is None or c.status == status) and _changed(c.updated_at, since)
             ]
         return self._page(request, rows)
 
@@ -460,11 +475,14 @@ class FakeMyCase(FakeHTTPServer):
 
     def _list_invoices(self, request: FakeRequest, match: re.Match[str]) -> FakeResponse:
         only_online = (request.arg("only_allowed_online_payments") or "true").lower() != "false"
+        since = _updated_after(request)
+        if since is False:
+            return _errors(422, "filter[updated_after] is not a date.", parameter="filter")
         with self._lock:
             rows = [
                 self._invoice_json(i)
                 for i in self._invoices.values()
-                if i.allow_online_payments or not only_online
+                if (i.allow_online_payments or not only_online) and _changed(i.updated_at, since)
             ]
         return self._page(request, rows)
 
@@ -583,6 +601,23 @@ def _invoice_status(invoice: _Invoice) -> str:
     if invoice.due_date and invoice.due_date < dt.date.today():
         return "overdue"
     return "partial" if invoice.paid > 0 else "sent"
+
+
+def _updated_after(request: FakeRequest) -> dt.datetime | Literal[False] | None:
+    """``filter[updated_after]`` (inclusive; without an offset, UTC, as MyCase reads it);
+    None when absent, False when it is not a date."""
+    value = request.arg("filter[updated_after]")
+    if value is None:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _changed(updated_at: str, since: dt.datetime | None) -> bool:
+    return since is None or dt.datetime.fromisoformat(updated_at) >= since
 
 
 def _fields(value: str | None) -> tuple[str, ...]:

@@ -2,20 +2,23 @@
 
 The mail's: a real SMTP server on loopback and an app that sends through it (a test module
 tunes the app by defining ``smtp_overrides``). Connect's: the test distribution that registers
-the ``memory`` adapter, and a ledger of the matter system it reads.
+the ``memory`` adapter, and a ledger of the matter system it reads. Sent Pages': links made
+as the app makes them, on the module's ``account`` unless one is given.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import webtest
 from pyramid.router import Router
+from sqlalchemy.orm import Session
 
 from clientpay_connect import main
+from clientpay_connect.links.models import PaymentLink
 from tests.support.databases import sharing_connection
 from tests.support.embedding import HTTPS, embedded_settings
 from tests.support.matter_adapter import (
@@ -24,6 +27,7 @@ from tests.support.matter_adapter import (
     registered_test_adapter,
     sample_ledger,
 )
+from tests.support.sent import make_link
 from tests.support.smtp import SMTPServer, bound_to, smtp_application
 
 TODAY = dt.date.today()
@@ -94,3 +98,11 @@ def framed(embedded_app: Router, db_connection: Any) -> Iterator[webtest.TestApp
     """A browser on ``embedded_app`` over https (its cookie is Secure)."""
     with sharing_connection(embedded_app, db_connection):
         yield webtest.TestApp(embedded_app, extra_environ=HTTPS)
+
+
+@pytest.fixture
+def new_link(dbsession: Session, app: Router, account: Any) -> Callable[..., PaymentLink]:
+    def make(**fields: Any) -> PaymentLink:
+        return make_link(dbsession, app, fields.pop("account", account), **fields)
+
+    return make

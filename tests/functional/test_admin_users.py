@@ -10,6 +10,8 @@ from clientpay_connect.accounts.models import AuditEvent, User
 from tests.conftest import csrf_token, login
 from tests.factories import TEST_PASSWORD, FirmFactory, UserFactory
 
+UNAVAILABLE = "This email address is not available for a new user. Use a different address."
+
 
 def form_posting_to(page, path):
     return next(form for form in page.forms.values() if urlsplit(form.action).path == path)
@@ -51,6 +53,8 @@ class TestAddingUsersOnThePage:
         shown = form.submit(status=303).follow()
 
         password = one_time_password(shown)
+        # Nor from the browser's history: Back or a restored tab asks the server again.
+        assert shown.headers["Cache-Control"] == "no-store"
         created = user_by_email(dbsession, "new.person@example.test")
         assert (created.firm_id, created.role, created.name) == (
             admin.firm_id,
@@ -77,7 +81,7 @@ class TestAddingUsersOnThePage:
         page = form.submit(status=400)
 
         error = page.html.find(id="email-error")
-        assert error.get_text(strip=True) == "Someone already signs in with this email address."
+        assert error.get_text(strip=True) == UNAVAILABLE
         assert "email-error" in page.html.find(id="email")["aria-describedby"]
         kept = form_posting_to(page, "/admin/users")
         assert (kept["email"].value, kept["name"].value, kept["role"].value) == (
@@ -208,6 +212,8 @@ class TestUsersApi:
             status=201,
         )
         body = response.json
+        # No cache may keep it, though a bearer token (no session cookie) asked.
+        assert response.headers["Cache-Control"] == "no-store"
         created = user_by_email(dbsession, "api.user@example.test")
         assert body["id"] == created.id
         assert (body["role"], body["active"], created.firm_id) == ("admin", True, admin.firm_id)
@@ -254,9 +260,32 @@ class TestUsersApi:
             headers=admin_auth,
             status=422,
         ).json
-        assert answer["errors"] == [
-            {"field": "email", "message": "Someone already signs in with this email address."}
-        ]
+        assert answer["errors"] == [{"field": "email", "message": UNAVAILABLE}]
+
+    def test_an_address_of_another_firm_is_refused_as_one_of_the_firms_own(
+        self, testapp, dbsession, admin, admin_auth, staff
+    ):
+        """Nothing tells the admin that the address belongs to another firm, or to whom."""
+        other_firm = FirmFactory(name="Hidden Partners LLP")
+        elsewhere = UserFactory(firm=other_firm, name="Hidden Person", role="admin")
+
+        def refusal(email):
+            body = {"email": email, "name": "N", "role": "staff"}
+            answer = testapp.post_json("/api/v1/users", body, headers=admin_auth, status=422)
+            return answer.json
+
+        assert refusal(elsewhere.email) == refusal(staff.email)
+        login(testapp, admin)
+        pages = []
+        for email in (elsewhere.email, staff.email):
+            form = form_posting_to(testapp.get("/admin/users"), "/admin/users")
+            form["email"], form["name"] = email, "N"
+            page = form.submit(status=400)
+            pages.append(page.html.find(id="email-error").get_text(strip=True))
+            for secret in ("Hidden", "signs in", "another firm", "already"):
+                assert secret not in page.html.find(id="main").get_text()
+        assert pages == [UNAVAILABLE, UNAVAILABLE]
+        assert user_by_email(dbsession, elsewhere.email).firm_id == other_firm.id
 
     def test_patch_changes_name_role_and_active(self, testapp, dbsession, admin, staff, admin_auth):
         body = testapp.patch_json(

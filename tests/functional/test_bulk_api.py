@@ -544,6 +544,27 @@ def test_after_send_all_the_other_action_and_changes_are_refused(
     assert count(dbsession, PaymentLink, PaymentLink.source == "bulk_upload") == 1
 
 
+def test_a_template_column_is_taken_over_a_synonym_and_the_synonym_reported(
+    testapp, dbsession, staff_auth, account
+):
+    headers = (*TEMPLATE_HEADERS, "Notes")
+    data = csv_bytes([[*invoice("A-1", message="Thanks"), "call first"]], headers)
+    body = post_file(testapp, staff_auth, data)
+    assert body["error_count"] == 0
+    assert [row["message"] for row in body["rows"]] == ["Thanks"]
+    assert body["ignored_columns"] == ["Notes"]
+    assert body["set_aside_columns"] == [
+        {"name": "Notes", "field": "message", "used": "Custom Message"}
+    ]
+    (row,) = dbsession.execute(select(BulkRow)).scalars().all()
+    assert row.message == "Thanks"
+    status = testapp.get(f"{API}/{body['id']}", headers=staff_auth).json
+    assert status["set_aside_columns"] == body["set_aside_columns"]
+    # Send All makes the link with the template column's message.
+    testapp.post_json(f"{API}/{body['id']}/send", {}, headers=staff_auth, status=201)
+    assert [link.message for link in bulk_links(dbsession)] == ["Thanks"]
+
+
 def test_an_inactive_account_stops_the_links(testapp, dbsession, staff_auth, account):
     created = post_file(testapp, staff_auth, csv_bytes([invoice("A-1")]))
     account.active = False

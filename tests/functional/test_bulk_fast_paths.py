@@ -16,9 +16,9 @@ from pyramid.router import Router
 from sqlalchemy import select
 
 from clientpay_connect import main
-from clientpay_connect.bulk.actions import WRITE_CHUNK, prepare_secrets
 from clientpay_connect.bulk.fastwrite import json_strings
 from clientpay_connect.bulk.models import BulkRow
+from clientpay_connect.bulk.writer import WRITE_CHUNK, prepare_secrets
 from clientpay_connect.crypto import Encryptor, encryption_keys, sha256_hex
 from clientpay_connect.links.models import PaymentLink
 from tests.factories import MerchantAccountFactory

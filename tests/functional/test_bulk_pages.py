@@ -149,6 +149,21 @@ def test_ignored_columns_are_reported_once(signed_in):
     assert "“Matter”, “Partner”" in notes[0].get_text()
 
 
+def test_a_synonym_beside_the_templates_column_is_said_to_be_set_aside(signed_in, dbsession):
+    data = b"Recipient Name,Amount,Notes,Custom Message,Matter\nAnn,10,old,Thanks,M-1\n"
+    page = upload(signed_in, data).follow()
+    (note,) = page.html.select("[data-set-aside-column]")
+    assert " ".join(note.get_text().split()) == (
+        "“Notes” was not read: the Custom Message is read from “Custom Message”, "
+        "the template's column."
+    )
+    # The hint to rename is for the columns nothing reads, not for the one set aside.
+    (unread,) = page.html.select("[data-ignored-columns]")
+    assert "“Matter”" in unread.get_text() and "Notes" not in unread.get_text()
+    (row,) = dbsession.execute(select(BulkRow)).scalars().all()
+    assert row.message == "Thanks"
+
+
 def test_delete_removes_the_row(signed_in, dbsession):
     page = review(signed_in, GOOD, BAD_AMOUNT)
     page = page.forms[1].submit().follow()  # the first Delete is row 2's

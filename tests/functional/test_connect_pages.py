@@ -213,6 +213,9 @@ def test_send_a_link_for_two_invoices_with_one_amount_changed(
     done = form.submit("action", value="send", status=303).follow()
     assert done.html.find("h1").text.strip() == "Link sent"
     assert [li.text for li in done.html.select("[data-recipients] li")] == ["jane@example.com"]
+    assert "for $450.00 (invoices INV-101, INV-102) is on its way" in " ".join(
+        done.html.find(role="status").text.split()
+    )
     rows = done.html.select("[data-link-invoices] tbody tr")
     assert [(r.find("th").text, r.find_all("td")[-1].text) for r in rows] == [
         ("INV-101", "$200.00"),

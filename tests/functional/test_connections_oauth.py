@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime as dt
+import logging
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -27,7 +28,7 @@ from clientpay_connect.db import utcnow
 from clientpay_connect.mail.models import OutboxMessage
 from tests.conftest import csrf_token, login
 from tests.fakes.httpserver import running
-from tests.fakes.mycase import FakeMyCase
+from tests.fakes.mycase import CLIENT_SECRET, FakeMyCase
 from tests.support.live_server import LiveServer, start_live_server
 
 
@@ -107,6 +108,49 @@ def test_a_tampered_state_or_a_replayed_callback_is_refused(
     testapp.get(back, status=303)
     dbsession.refresh(connection)
     assert connection.status == "pending"
+
+
+def logged_text(records: list[logging.LogRecord]) -> str:
+    """Everything the records would write, whatever a formatter takes from them."""
+    return "\n".join(f"{r.name} {r.getMessage()} {r.args!r} {r.exc_text or ''}" for r in records)
+
+
+def test_no_code_secret_or_token_is_logged_even_with_the_root_logger_at_debug(
+    testapp: Any,
+    dbsession: Session,
+    admin: User,
+    fake: FakeMyCase,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """oauthlib and requests-oauthlib write them in clear at DEBUG; the app holds them at INFO
+    (the ini files too), so turning root to DEBUG to chase a problem leaks nothing."""
+    caplog.set_level(logging.DEBUG)
+    started = start_connection(testapp, admin)
+    back = provider_redirect(started["authorize_url"])
+    code = parse_qs(urlsplit(back).query)["code"][0]
+    testapp.get(back, status=303)
+    connection = dbsession.get(Connection, started["id"])
+    assert connection is not None
+    dbsession.refresh(connection)
+    encryptor = testapp.app.registry["clientpay.encryptor"]
+    first = stored_tokens(encryptor, connection)
+    assert first is not None
+    # Due for a refresh: the next search exchanges the refresh token.
+    soon = utcnow() + dt.timedelta(seconds=5)
+    store_tokens(encryptor, connection, TokenSet(first.access_token, first.refresh_token, soon))
+    dbsession.flush()
+    before = fake.oauth.refreshes
+    testapp.get("/api/v1/connect/search", {"connection_id": connection.id, "q": "okafor"})
+    assert fake.oauth.refreshes == before + 1
+    # Every token the provider ever issued, the refreshed ones included.
+    issued = {*fake.oauth._access, *fake.oauth._refresh}
+    assert {first.access_token, first.refresh_token} <= issued and len(issued) >= 4
+    secrets = {"code": code, "client secret": CLIENT_SECRET}
+    secrets.update({f"token {token[:4]}…": token for token in issued})
+    # The capture works: DEBUG records of other loggers are there.
+    assert any(r.levelno == logging.DEBUG for r in caplog.records)
+    text = logged_text(caplog.records)
+    assert [name for name, secret in secrets.items() if secret and secret in text] == []
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ FOUNDATION = "clientpay_connect.foundation"
 # Every feature of the add-on, with the jobs its tasks.py declares.
 FEATURE_JOBS = {
     "clientpay_connect.pay": {"pay.resolve_processing"},
-    "clientpay_connect.accounts": set(),
+    "clientpay_connect.accounts": {"accounts.purge_sessions"},
     "clientpay_connect.admin": set(),
     "clientpay_connect.mail": {"mail.deliver", "mail.deliver_many", "mail.sweep"},
     "clientpay_connect.links": {"links.expire"},

@@ -55,21 +55,31 @@ def fake() -> Iterator[FakeMyCase]:
 
 
 def make_adapter(
-    fake: FakeMyCase, tokens: MemoryTokenSource | None = None, **settings: str
+    fake: FakeMyCase,
+    tokens: MemoryTokenSource | None = None,
+    identity: str = "",
+    **settings: str,
 ) -> MyCaseAdapter:
     app_settings = {**fake.settings(), "clientpay.http_timeout": "2", **settings}
     config = AdapterConfig(
-        settings={}, app_settings=app_settings, tokens=tokens, redirect_uri=REDIRECT_URI
+        settings={},
+        app_settings=app_settings,
+        tokens=tokens,
+        redirect_uri=REDIRECT_URI,
+        identity=identity,
     )
     adapter = MyCaseAdapter(config)
     OPENED.append(adapter)
     return adapter
 
 
-def connected(fake: FakeMyCase, **settings: str) -> tuple[MyCaseAdapter, MemoryTokenSource]:
-    """An adapter for a connection that went through the OAuth dance."""
+def connected(
+    fake: FakeMyCase, identity: str = "", **settings: str
+) -> tuple[MyCaseAdapter, MemoryTokenSource]:
+    """An adapter for a connection that went through the OAuth dance (``identity``: the
+    connection as authorized, as the app names it; empty: the adapter keeps no copy)."""
     source = MemoryTokenSource(connect(make_adapter(fake)))
-    adapter = make_adapter(fake, source, **settings)
+    adapter = make_adapter(fake, source, identity, **settings)
     source.refresh_with(adapter.refresh)
     return adapter, source
 
@@ -415,6 +425,82 @@ def test_paging_walks_every_record_once(fake: FakeMyCase):
     assert len(result.matters) == 9
     assert fake.counts["GET /v1/invoices"] == 6  # 53 records, 10 a page
     assert fake.counts["GET /v1/cases"] == 1
+
+
+# The copy of the firm's book kept between searches.
+
+
+def list_reads(fake: FakeMyCase, since: int) -> list[tuple[str, str | None]]:
+    """(list, its filter[updated_after] or None) of each read of a list after ``since``."""
+    return [
+        (r.path.rsplit("/", 1)[-1], dict(r.query).get("filter[updated_after]"))
+        for r in fake.requests[since:]
+        if r.method == "GET" and r.path in ("/v1/cases", "/v1/invoices")
+    ]
+
+
+def test_a_second_search_reads_only_the_changes_and_sees_a_payment_made_in_mycase(
+    fake: FakeMyCase, firm: Firm
+):
+    adapter, _source = connected(fake, identity="connection-1@2026-12-01")
+    assert numbers(adapter.search("whitaker")) == ["W-2", "W-1", "O-1"]
+    first = len(fake.requests)
+    fake.set_paid(firm.inv["W-2"], "500")  # paid in full at the firm's office
+
+    assert numbers(adapter.search("whitaker")) == ["W-1", "O-1"]
+    reads = list_reads(fake, first)
+    assert [name for name, _ in reads] == ["cases", "invoices"]
+    # Both from a little before the newest change already seen, never the whole book again.
+    assert all(since is not None and since.endswith("Z") for _, since in reads)
+
+
+def test_a_new_invoice_shows_at_the_next_search(fake: FakeMyCase, firm: Firm):
+    adapter, _source = connected(fake, identity="connection-1@2026-12-01")
+    assert numbers(adapter.search("2025-0041")) == ["W-2", "W-1"]
+    fake.add_invoice(firm.estate, "W-3", "75.00", due_date=dt.date(2025, 1, 1))
+
+    assert numbers(adapter.search("2025-0041")) == ["W-3", "W-2", "W-1"]
+
+
+def test_a_deleted_invoice_is_gone_once_the_book_is_read_whole_again(fake: FakeMyCase, firm: Firm):
+    kept, _ = connected(fake, identity="connection-1@2026-12-01")
+    rereading, _ = connected(
+        fake, identity="connection-2@2026-12-01", **{"clientpay.mycase.full_read_seconds": "0"}
+    )
+    assert numbers(kept.search("w-")) == numbers(rereading.search("w-")) == ["W-2", "W-1"]
+    fake.remove_invoice(firm.inv["W-2"])
+
+    # A deletion is no change to list: the copy keeps it until its next whole read...
+    assert numbers(kept.search("w-")) == ["W-2", "W-1"]
+    # ...which a copy older than full_read_seconds makes.
+    assert numbers(rereading.search("w-")) == ["W-1"]
+    # Until then a payment written to it is refused by MyCase itself (a conflict to resolve).
+    with pytest.raises(Conflict, match="no longer in MyCase"):
+        kept.record_payment(posting("cp-gone", (firm.inv["W-2"], "W-2", 100_00)))
+
+
+def test_reconnecting_starts_a_copy_of_its_own(fake: FakeMyCase, firm: Firm):
+    before, _ = connected(fake, identity="connection-1@2026-12-01")
+    assert numbers(before.search("acme")) == ["A-1"]
+    fake.remove_invoice(firm.inv["A-1"])
+    start = len(fake.requests)
+
+    after, _ = connected(fake, identity="connection-1@2026-12-06")
+    assert numbers(after.search("acme")) == []
+    assert list_reads(fake, start) == [("cases", None), ("invoices", None)]
+
+
+def test_an_invoice_asked_for_by_id_comes_with_its_cases_client_from_the_copy(
+    fake: FakeMyCase, firm: Firm
+):
+    adapter, _source = connected(fake, identity="connection-1@2026-12-01")
+    adapter.search("okafor")
+    start = len(fake.requests)
+
+    (o1,) = adapter.get_invoices([str(firm.inv["O-1"])])
+
+    assert (o1.number, o1.client_id) == ("O-1", str(firm.bob))
+    assert not [r for r in fake.requests[start:] if r.path.startswith("/v1/cases/")]
 
 
 def test_the_page_size_never_exceeds_mycases_maximum(fake: FakeMyCase, firm: Firm):

@@ -15,7 +15,7 @@ import openpyxl
 import pytest
 import webtest
 from pyramid.router import Router
-from sqlalchemy import delete
+from sqlalchemy import delete, inspect
 from sqlalchemy.orm import Session
 
 from clientpay_connect.admin.models import FirmSettings
@@ -23,7 +23,13 @@ from clientpay_connect.links.models import PaymentLink
 from clientpay_connect.pay.models import Payment
 from clientpay_connect.postings.models import Posting, PostingAttempt
 from clientpay_connect.postings.services import create_posting_for_payment
-from clientpay_connect.reports.reconciliation import month_of, parse_period
+from clientpay_connect.reports.reconciliation import (
+    Selection,
+    _in_period,
+    _lines_query,
+    month_of,
+    parse_period,
+)
 from clientpay_connect.work import Work
 from tests.conftest import bearer, login
 from tests.factories import FirmFactory, MerchantAccountFactory, UserFactory
@@ -417,3 +423,25 @@ def test_the_workbook_has_typed_cells_and_no_formulas(
     for sheet in workbook.worksheets:
         for row in sheet.iter_rows():
             assert all(cell.data_type != "f" for cell in row)
+
+
+# --- the index behind the period ----------------------------------------------------------
+
+
+def test_the_postings_of_a_firm_and_period_are_found_by_their_index(dbsession):
+    """ix_postings_firm_received: a report reads the firm's postings of its period, not every
+    posting of the firm (the plan is SQLite's; the index itself is checked on any database)."""
+    indexes = {
+        index["name"]: index["column_names"]
+        for index in inspect(dbsession.connection()).get_indexes("postings")
+    }
+    assert indexes["ix_postings_firm_received"] == ["firm_id", "received_on"]
+    if dbsession.bind.dialect.name != "sqlite":
+        return
+    period = parse_period(MARCH, IN_MARCH)[0]
+    for query in (_in_period(7, period), _lines_query(7, period, Selection())):
+        sql = str(query.compile(dialect=dbsession.bind.dialect))
+        arguments = (7, period.start.isoformat(), period.end.isoformat())
+        plan = dbsession.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", arguments)
+        steps = " | ".join(str(step[-1]) for step in plan)
+        assert "postings USING INDEX ix_postings_firm_received" in steps, steps

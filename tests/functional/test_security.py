@@ -165,7 +165,8 @@ def test_a_new_json_write_endpoint_is_csrf_checked_by_default(
 
 # --- Sign-in throttling ------------------------------------------------------------------
 
-PER_ACCOUNT = 3
+FREE = 3
+DELAY = 30
 PER_IP = 5
 
 
@@ -176,7 +177,8 @@ def throttled_app(base_settings, database_url) -> Iterator[Router]:
         "sqlalchemy.url": database_url,
         # Its own counters (in Redis when the tests use it), apart from every other app's.
         "clientpay.limits.key_prefix": "clientpay-throttle-" + uuid.uuid4().hex[:8],
-        "clientpay.limits.login_failures_per_account": f"{PER_ACCOUNT}/15minutes",
+        "clientpay.limits.login_free_failures": str(FREE),
+        "clientpay.limits.login_delay_seconds": str(DELAY),
         "clientpay.limits.login_failures_per_ip": f"{PER_IP}/15minutes",
     }
     application = main({}, **settings)
@@ -195,23 +197,58 @@ def new_ip() -> str:
     return f"10.{raw[0]}.{raw[1]}.{raw[2]}"
 
 
-def test_failures_for_one_account_lock_it_from_every_address(throttled, staff, firm):
+def retry_after(response: webtest.TestResponse) -> int:
+    return int(response.headers["Retry-After"])
+
+
+def test_wrong_passwords_from_one_address_make_it_wait_and_never_lock_the_owner_out(
+    throttled, staff
+):
+    stranger = new_ip()
     token = login_form_token(throttled)
-    for _ in range(PER_ACCOUNT):
-        post_login(throttled, token, staff.email, "wrong password", new_ip(), 400)
-    locked = post_login(throttled, token, staff.email, "wrong password", new_ip(), 429)
-    assert "Too many failed sign-in attempts" in locked.text
-    # The right password does not open a locked account either.
-    post_login(throttled, token, staff.email, TEST_PASSWORD, new_ip(), 429)
+    for _ in range(FREE):
+        free = post_login(throttled, token, staff.email, "wrong password", stranger, 400)
+        assert "Retry-After" not in free.headers
+    slowed = post_login(throttled, token, staff.email, "wrong password", stranger, 400)
+    assert "That email and password do not match." in slowed.text
+    assert f"Please wait {DELAY} seconds before trying again." in slowed.text
+    assert retry_after(slowed) == DELAY
+
+    # While the wait lasts the password is not even looked at, the right one included.
+    waiting = post_login(throttled, token, staff.email, TEST_PASSWORD, stranger, 429)
+    assert "Too many wrong passwords" in waiting.text
+    assert "before trying again" in waiting.text
+    assert 0 < retry_after(waiting) <= DELAY
     assert not signed_in(throttled)
 
+    # The owner, elsewhere, is not held back by the stranger's guesses.
+    post_login(throttled, token, staff.email, TEST_PASSWORD, new_ip(), 303)
+    assert signed_in(throttled)
+
+
+def test_the_wait_is_for_that_address_alone(throttled, staff, firm):
     from tests.factories import UserFactory
 
+    ip = new_ip()
+    token = login_form_token(throttled)
+    for _ in range(FREE + 1):
+        post_login(throttled, token, staff.email, "wrong password", ip, 400)
     colleague = UserFactory(firm=firm)
-    post_login(throttled, token, colleague.email, TEST_PASSWORD, new_ip(), 303)
+    post_login(throttled, token, colleague.email, TEST_PASSWORD, ip, 303)
 
 
-def test_failures_from_one_address_lock_it_for_every_account(throttled, firm):
+def test_an_unknown_address_waits_just_like_a_real_one(throttled):
+    """Otherwise the wait would tell which addresses have accounts."""
+    ip = new_ip()
+    token = login_form_token(throttled)
+    nobody = f"nobody-{uuid.uuid4().hex[:6]}@example.test"
+    for _ in range(FREE):
+        post_login(throttled, token, nobody, "x", ip, 400)
+    assert retry_after(post_login(throttled, token, nobody, "x", ip, 400)) == DELAY
+    post_login(throttled, token, nobody, "x", ip, 429)
+
+
+def test_failures_from_one_address_hold_it_back_for_every_account(throttled, firm):
     from tests.factories import UserFactory
 
     ip = new_ip()
@@ -219,22 +256,26 @@ def test_failures_from_one_address_lock_it_for_every_account(throttled, firm):
     for n in range(PER_IP):
         post_login(throttled, token, f"nobody{n}-{uuid.uuid4().hex[:6]}@example.test", "x", ip, 400)
     user = UserFactory(firm=firm)
-    post_login(throttled, token, user.email, TEST_PASSWORD, ip, 429)
+    refused = post_login(throttled, token, user.email, TEST_PASSWORD, ip, 429)
+    assert retry_after(refused) == 15 * 60
+    assert "please wait 15 minutes before trying again" in refused.text
     post_login(throttled, token, user.email, TEST_PASSWORD, new_ip(), 303)
 
 
-def test_a_successful_sign_in_clears_the_accounts_failures(throttled, staff):
+def test_a_successful_sign_in_clears_the_failures(throttled, staff):
+    ip = new_ip()
     token = login_form_token(throttled)
-    for _ in range(PER_ACCOUNT - 1):
-        post_login(throttled, token, staff.email, "wrong password", new_ip(), 400)
-    post_login(throttled, token, staff.email, TEST_PASSWORD, new_ip(), 303)
+    for _ in range(FREE - 1):
+        post_login(throttled, token, staff.email, "wrong password", ip, 400)
+    post_login(throttled, token, staff.email, TEST_PASSWORD, ip, 303)
 
     throttled.reset()
     token = login_form_token(throttled)
-    # Without the reset these would make PER_ACCOUNT + 1 failures and the last would be 429.
-    for _ in range(PER_ACCOUNT - 1):
-        post_login(throttled, token, staff.email, "wrong password", new_ip(), 400)
-    post_login(throttled, token, staff.email, TEST_PASSWORD, new_ip(), 303)
+    # Without the reset these would be failures FREE + 1 and beyond: waits, then a 429.
+    for _ in range(FREE - 1):
+        free = post_login(throttled, token, staff.email, "wrong password", ip, 400)
+        assert "Retry-After" not in free.headers
+    post_login(throttled, token, staff.email, TEST_PASSWORD, ip, 303)
 
 
 # --- Secrets at rest ---------------------------------------------------------------------

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy.orm import Session
 
 from clientpay_connect.links.models import (
     SOURCE_BULK,
@@ -35,14 +34,6 @@ URL = "/api/v1/links"
 @pytest.fixture
 def account(staff: Any) -> Any:
     return MerchantAccountFactory(firm=staff.firm, name="Operating")
-
-
-@pytest.fixture
-def new_link(dbsession: Session, app: Any, account: Any) -> Callable[..., PaymentLink]:
-    def make(**fields: Any) -> PaymentLink:
-        return make_link(dbsession, app, fields.pop("account", account), **fields)
-
-    return make
 
 
 def get_list(testapp: Any, auth: dict[str, str], expect: int = 200, **params: Any) -> Any:

@@ -12,6 +12,7 @@ from openpyxl import load_workbook
 from openpyxl.worksheet.worksheet import Worksheet
 
 from clientpay_connect.admin.models import FirmSettings
+from clientpay_connect.cells import xlsx_text as neutralize
 from clientpay_connect.links.models import (
     SOURCE_BULK,
     STATUS_PAID,
@@ -19,7 +20,7 @@ from clientpay_connect.links.models import (
     STATUS_PROCESSING,
 )
 from clientpay_connect.links.services import link_token
-from clientpay_connect.sent.export import XLSX_TYPE, amount_format, neutralize
+from clientpay_connect.sent.export import XLSX_TYPE, amount_format
 from tests.factories import FirmFactory, MerchantAccountFactory
 from tests.support.sent import T0, make_link
 

@@ -41,14 +41,6 @@ def signed_in(testapp: webtest.TestApp, staff: Any) -> webtest.TestApp:
     return testapp
 
 
-@pytest.fixture
-def new_link(dbsession: Session, app: Any, account: Any) -> Any:
-    def make(**fields: Any) -> PaymentLink:
-        return make_link(dbsession, app, account, **fields)
-
-    return make
-
-
 def row_ids(page: webtest.TestResponse) -> list[int]:
     return [int(tr["data-link-id"]) for tr in page.html.select("tbody tr[data-link-id]")]
 

@@ -19,7 +19,7 @@ from cryptography.fernet import Fernet
 from pyramid.router import Router
 
 from clientpay_connect import main
-from clientpay_connect.crypto import MissingSecrets
+from clientpay_connect.crypto import MissingSecrets, WeakSecret
 from tests.conftest import TEST_PASSWORD
 from tests.support.databases import sharing_connection
 
@@ -127,7 +127,7 @@ def test_production_refuses_to_start_without_its_secrets(production_settings, tm
 def test_production_refuses_to_start_with_only_the_secret(
     production_settings, tmp_path, monkeypatch
 ):
-    monkeypatch.setenv("CLIENTPAY_SECRET", "a long random production secret")
+    monkeypatch.setenv("CLIENTPAY_SECRET", "a long random production secret, 48 bytes long.")
     with pytest.raises(MissingSecrets) as refused:
         main({"here": str(tmp_path)}, **production_settings)
     assert "CLIENTPAY_ENCRYPTION_KEYS not set" in str(refused.value)
@@ -138,18 +138,26 @@ def test_production_starts_with_its_secrets_from_the_environment(
     production_settings, tmp_path, monkeypatch
 ):
     key = Fernet.generate_key().decode()
-    monkeypatch.setenv("CLIENTPAY_SECRET", "a long random production secret")
+    monkeypatch.setenv("CLIENTPAY_SECRET", "a long random production secret, 48 bytes long.")
     monkeypatch.setenv("CLIENTPAY_ENCRYPTION_KEYS", key)
     app = main({"here": str(tmp_path)}, **production_settings)
     try:
         settings = app.registry.settings
-        assert settings["clientpay.secret"] == "a long random production secret"
+        assert settings["clientpay.secret"] == "a long random production secret, 48 bytes long."
         assert settings["clientpay.encryption_keys"] == key
         encryptor = app.registry["clientpay.encryptor"]
         assert Fernet(key.encode()).decrypt(encryptor.encrypt("x").encode()) == b"x"
     finally:
         app.registry["dbengine"].dispose()
     assert not (tmp_path / "var" / "secrets.json").exists()
+
+
+def test_production_refuses_a_short_session_secret(production_settings, tmp_path, monkeypatch):
+    monkeypatch.setenv("CLIENTPAY_SECRET", "x")
+    monkeypatch.setenv("CLIENTPAY_ENCRYPTION_KEYS", Fernet.generate_key().decode())
+    with pytest.raises(WeakSecret) as refused:
+        main({"here": str(tmp_path)}, **production_settings)
+    assert "clientpay.secret (CLIENTPAY_SECRET) is 1 byte long;" in str(refused.value)
 
 
 def test_the_cli_says_why_production_will_not_start(tmp_path):

@@ -17,8 +17,10 @@ from zope.interface import implementer
 
 from clientpay_connect.connect.interfaces import (
     AdapterConfig,
+    Allocation,
     Capabilities,
     Client,
+    Conflict,
     IMatterAdapter,
     Invoice,
     IOAuthMatterAdapter,
@@ -150,9 +152,12 @@ class MemoryMatterAdapter:
         self._check()
         with self.ledger.lock:
             done = self.ledger.payments.setdefault(posting.key, {})
-            for allocation in posting.allocations:
-                if allocation.invoice_id in done:
-                    continue
+            earlier = {a.invoice_id: a.external_id for a in posting.allocations if a.external_id}
+            due = [a for a in posting.allocations if a.invoice_id not in done and not a.external_id]
+            # Every allocation checked before any is written: a conflict writes nothing.
+            for allocation in due:
+                self._check_payable(allocation)
+            for allocation in due:
                 invoice = self.ledger.invoices[allocation.invoice_id]
                 self.ledger.invoices[invoice.id] = replace(
                     invoice,
@@ -160,7 +165,14 @@ class MemoryMatterAdapter:
                     balance=invoice.balance - allocation.amount,
                 )
                 done[allocation.invoice_id] = f"pay-{posting.key}-{allocation.invoice_id}"
-            return PostResult("posted", external_ids=dict(done))
+            return PostResult("posted", external_ids={**earlier, **done})
+
+    def _check_payable(self, allocation: Allocation) -> None:
+        invoice = self.ledger.invoices.get(allocation.invoice_id)
+        if invoice is None or invoice.state != "open":
+            raise Conflict(f"Invoice {allocation.invoice_number} is not open any more")
+        if invoice.balance < allocation.amount:
+            raise Conflict(f"Invoice {allocation.invoice_number} owes less than the payment")
 
     def find_payment(self, posting: PostingRequest) -> dict[str, str]:
         self._check()

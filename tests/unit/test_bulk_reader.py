@@ -10,6 +10,7 @@ import pytest
 from clientpay_connect.bulk.reader import (
     ParsedFile,
     RawRow,
+    SetAside,
     UnreadableFile,
     column_letter,
     header_key,
@@ -354,6 +355,43 @@ def test_two_columns_for_one_field_is_refused():
         'More than one column holds the Email Address: "Email" (column C) and "Client Email" '
         "(column D). Keep one of them and upload the file again."
     )
+
+
+def test_a_template_column_wins_over_a_synonym_which_is_listed_as_ignored():
+    text = "Notes,Recipient Name,Amount,Custom Message\nold note,Anna,1,Thank you\n"
+    parsed = read_invoice_file(text.encode())
+    assert parsed.columns["message"] == 3
+    assert accepted(parsed) == [
+        (2, {"recipient_name": "Anna", "amount": "1", "message": "Thank you"})
+    ]
+    assert parsed.ignored_columns == ("Notes",)
+    assert parsed.set_aside == (SetAside("Notes", "message", "Custom Message"),)
+    assert parsed.ignored_columns_message == (
+        'This column was ignored: "Notes" (the Custom Message is read from "Custom Message").'
+    )
+
+
+def test_the_template_name_is_matched_as_every_header_is_and_beside_other_ignored_columns():
+    text = "Client,Matter,AMOUNT,recipient name,Total,e-mail,Email Address\nX,M,1,Anna,2,x,a@b.c\n"
+    parsed = read_invoice_file(text.encode())
+    assert accepted(parsed) == [(2, {"recipient_name": "Anna", "amount": "1", "email": "a@b.c"})]
+    assert parsed.ignored_columns == ("Client", "Matter", "Total", "e-mail")
+    assert [column.name for column in parsed.set_aside] == ["Client", "Total", "e-mail"]
+    assert parsed.ignored_columns_message is not None
+    assert '"Matter",' in parsed.ignored_columns_message
+    assert '"Total" (the Amount is read from "AMOUNT")' in parsed.ignored_columns_message
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        "Name,Amount,Notes,Memo",  # two synonyms: which one is meant?
+        "Name,Amount,Custom Message,custom message,Notes",  # the template's name twice
+    ],
+)
+def test_without_exactly_one_template_column_two_columns_are_still_refused(headers):
+    message = unreadable(f"{headers}\nAnna,1,a,b,c\n".encode())
+    assert message.startswith("More than one column holds the Custom Message:")
 
 
 def test_header_key_ignores_case_spacing_punctuation_and_brackets():

@@ -12,9 +12,12 @@ from hypothesis import strategies as st
 from clientpay_connect.bulk.reader import (
     FIELD_LABELS,
     FIELDS,
+    HEADER_ALIASES,
     REQUIRED_COLUMNS,
     ParsedFile,
+    SetAside,
     UnreadableFile,
+    header_key,
     read_invoice_file,
 )
 
@@ -126,3 +129,48 @@ def _is_utf8(data: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+@st.composite
+def sheets_with_a_synonym_beside_the_template(draw):
+    """A template sheet plus, anywhere, a column that names one of its fields by a synonym."""
+    field = draw(st.sampled_from(FIELDS))
+    synonym = draw(
+        st.sampled_from(
+            [a for a in HEADER_ALIASES[field] if header_key(a) != header_key(FIELD_LABELS[field])]
+        )
+    )
+    headers = [FIELD_LABELS[f] for f in FIELDS]
+    position = draw(st.integers(0, len(headers)))
+    headers.insert(position, synonym)
+    name = cell_text.filter(lambda text: text.strip() != "")
+    rows = draw(
+        st.lists(st.lists(cell_text, min_size=len(headers), max_size=len(headers)), max_size=5)
+    )
+    # Every row has a name in the template's column, so that none is blank and skipped.
+    rows = [
+        [
+            draw(name) if h == FIELD_LABELS["recipient_name"] else cell
+            for h, cell in zip(headers, row, strict=True)
+        ]
+        for row in rows
+    ] or [[("Anna" if h == FIELD_LABELS["recipient_name"] else "") for h in headers]]
+    return field, synonym, headers, rows
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sheets_with_a_synonym_beside_the_template())
+def test_a_synonym_beside_the_templates_column_is_ignored_wherever_it_is(sheet):
+    field, synonym, headers, rows = sheet
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(headers)
+    writer.writerows(rows)
+    parsed = read_invoice_file(out.getvalue().encode("utf-8"))
+    template_column = headers.index(FIELD_LABELS[field])
+    assert parsed.columns[field] == template_column
+    assert [read.get(field) for read in parsed.rows] == [
+        row[template_column].strip() for row in rows
+    ]
+    assert parsed.ignored_columns == (synonym,)
+    assert parsed.set_aside == (SetAside(synonym, field, FIELD_LABELS[field]),)

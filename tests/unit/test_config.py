@@ -37,9 +37,9 @@ def test_the_environment_name_of_a_setting(key, variable):
         ("CLIENTPAY_COOKIE_SECURE", "clientpay.cookie_secure", "false"),
         ("CLIENTPAY_FRAME_ANCESTORS", "clientpay.frame_ancestors", "https://matters.example"),
         (
-            "CLIENTPAY_LIMITS_LOGIN_FAILURES_PER_ACCOUNT",
-            "clientpay.limits.login_failures_per_account",
-            "3/minute",
+            "CLIENTPAY_LIMITS_LOGIN_FREE_FAILURES",
+            "clientpay.limits.login_free_failures",
+            "3",
         ),
         ("CLIENTPAY_MAIL_HOST", "mail.host", "smtp.example.com"),
     ],
@@ -56,7 +56,7 @@ def test_defaults_fill_what_the_ini_leaves_out():
     assert resolved["clientpay.public_url"] == "https://pay.example"
     assert set(DEFAULTS) <= set(resolved)
     assert resolved["clientpay.cookie_secure"] == "true"
-    assert resolved["clientpay.limits.login_failures_per_account"] == "5/15minutes"
+    assert resolved["clientpay.limits.login_free_failures"] == "5"
 
 
 def test_a_key_only_the_ini_knows_is_still_overridable():

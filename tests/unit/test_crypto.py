@@ -10,13 +10,18 @@ import pytest
 from cryptography.fernet import Fernet, InvalidToken
 
 from clientpay_connect.crypto import (
+    MIN_SECRET_BYTES,
     Encryptor,
     MissingSecrets,
+    WeakSecret,
     encryption_keys,
     ensure_secrets,
     new_token,
     sha256_hex,
 )
+
+SECRET = "s" * MIN_SECRET_BYTES
+CONFIGURED = "configured-" + "x" * MIN_SECRET_BYTES
 
 
 def test_a_key_rotation_keeps_old_ciphertexts_readable():
@@ -72,9 +77,9 @@ def test_development_secrets_are_made_once_and_kept(tmp_path):
 
 def test_configured_secrets_win_over_the_file(tmp_path):
     path = tmp_path / "secrets.json"
-    settings = {"clientpay.secrets_file": str(path), "clientpay.secret": "configured"}
+    settings = {"clientpay.secrets_file": str(path), "clientpay.secret": CONFIGURED}
     ensure_secrets(settings)
-    assert settings["clientpay.secret"] == "configured"
+    assert settings["clientpay.secret"] == CONFIGURED
     assert settings["clientpay.encryption_keys"] == json.loads(path.read_text())["encryption_key"]
 
 
@@ -82,11 +87,41 @@ def test_without_a_secrets_file_nothing_is_invented():
     with pytest.raises(MissingSecrets, match="CLIENTPAY_SECRET and CLIENTPAY_ENCRYPTION_KEYS"):
         ensure_secrets({"clientpay.secrets_file": ""})
     with pytest.raises(MissingSecrets, match="refusing to start: CLIENTPAY_ENCRYPTION_KEYS not"):
-        ensure_secrets({"clientpay.secrets_file": "", "clientpay.secret": "s"})
+        ensure_secrets({"clientpay.secrets_file": "", "clientpay.secret": SECRET})
     settings = {
         "clientpay.secrets_file": "",
-        "clientpay.secret": "s",
+        "clientpay.secret": SECRET,
         "clientpay.encryption_keys": "k",
     }
     ensure_secrets(settings)
-    assert settings["clientpay.secret"] == "s"
+    assert settings["clientpay.secret"] == SECRET
+
+
+@pytest.mark.parametrize("secret", ["x", "s" * (MIN_SECRET_BYTES - 1), "é" * 15 + "x"])
+def test_a_session_secret_under_32_bytes_is_refused(secret):
+    settings = {
+        "clientpay.secrets_file": "",
+        "clientpay.secret": secret,
+        "clientpay.encryption_keys": Fernet.generate_key().decode(),
+    }
+    with pytest.raises(WeakSecret) as refused:
+        ensure_secrets(settings)
+    message = str(refused.value)
+    assert message.startswith("refusing to start: clientpay.secret (CLIENTPAY_SECRET) is ")
+    length = len(secret.encode())
+    assert f"is {length} byte{'' if length == 1 else 's'} long;" in message
+    assert "at least 32 bytes" in message
+    # The CLI reports what start-up refuses (a MissingSecrets) as an error, not a traceback.
+    assert isinstance(refused.value, MissingSecrets)
+
+
+def test_a_secret_of_32_bytes_is_accepted_and_a_generated_one_is_longer(tmp_path):
+    settings = {
+        "clientpay.secrets_file": "",
+        "clientpay.secret": "é" * 16,  # 16 characters, 32 bytes: bytes are what count
+        "clientpay.encryption_keys": Fernet.generate_key().decode(),
+    }
+    ensure_secrets(settings)
+    generated = {"clientpay.secrets_file": str(tmp_path / "secrets.json")}
+    ensure_secrets(generated)
+    assert len(generated["clientpay.secret"].encode()) >= MIN_SECRET_BYTES

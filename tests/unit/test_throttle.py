@@ -8,7 +8,12 @@ import uuid
 
 import pytest
 
-from clientpay_connect.throttle.services import LimitsRateLimiter, NullRateLimiter
+from clientpay_connect.throttle.services import (
+    LimitsBackoff,
+    LimitsRateLimiter,
+    NullBackoff,
+    NullRateLimiter,
+)
 
 REDIS_URL = os.environ.get("CLIENTPAY_TEST_REDIS_URL", "")
 needs_redis = pytest.mark.skipif(not REDIS_URL, reason="CLIENTPAY_TEST_REDIS_URL is not set")
@@ -92,3 +97,46 @@ def test_the_null_limiter_never_limits():
     assert all(null.hit("1/hour", "k") for _ in range(5))
     assert null.allowed("1/hour", "k")
     null.clear("1/hour", "k")
+
+
+# --- The growing wait after failures (sign-in) ---------------------------------------------
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=needs_redis)])
+def backoff(request) -> LimitsBackoff:
+    return LimitsBackoff.from_settings(
+        {
+            "clientpay.limits.storage_url": "memory://",
+            "clientpay.redis_url": REDIS_URL if request.param == "redis" else "",
+            "clientpay.limits.key_prefix": "test-" + uuid.uuid4().hex,
+        }
+    )
+
+
+def test_failures_past_the_free_ones_wait_longer_and_longer_up_to_the_longest(backoff):
+    who = key()
+    waits = [backoff.failed(who, 3, 2, 60) for _ in range(10)]
+    assert waits == [0, 0, 0, 2, 4, 8, 16, 32, 60, 60]
+
+
+def test_the_wait_is_kept_for_its_key_alone(backoff):
+    who, other = key(), key()
+    assert backoff.wait(who) == 0
+    backoff.failed(who, 0, 30, 900)
+    assert 29 < backoff.wait(who) <= 30
+    assert backoff.wait(other) == 0
+
+
+def test_clear_forgets_the_failures_and_the_wait(backoff):
+    who = key()
+    for _ in range(5):
+        backoff.failed(who, 2, 30, 900)
+    backoff.clear(who)
+    assert backoff.wait(who) == 0
+    assert backoff.failed(who, 2, 30, 900) == 0
+
+
+def test_the_null_backoff_never_waits():
+    null = NullBackoff()
+    assert [null.failed("k", 0, 30, 900) for _ in range(3)] == [0, 0, 0]
+    assert null.wait("k") == 0

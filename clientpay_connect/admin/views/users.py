@@ -196,6 +196,10 @@ def create_user_from_api(request: Request) -> dict[str, Any]:
     answer = user_json(user)
     if generated is not None:
         answer["password"] = generated
+        # Shown only this once: no cache on the way may keep a copy, whatever the
+        # authentication (a bearer-token call carries no session cookie, which is what
+        # otherwise marks an answer no-store).
+        request.response.headers["Cache-Control"] = "no-store"
     return answer
 
 

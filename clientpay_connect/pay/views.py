@@ -2,7 +2,7 @@
 
 The page never sees card or bank numbers: static/pay.js hands them to the processor's
 tokenization endpoint and posts only the token to the payment API. Everything here is read
-only; the payment itself is the API's business (pay/api_views.py).
+only; the payment itself is the API's business (pay/api.py).
 """
 
 from __future__ import annotations

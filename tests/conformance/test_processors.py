@@ -1,0 +1,168 @@
+"""Every IPaymentProcessor charges by the same rules: once per idempotency key, a token once,
+declines named in the API's codes (and the same when asked again), nothing taken for a
+method the account does not accept, and an unknown outcome left to ``lookup``.
+
+A ``Till`` is one processor and how a test gets it tokens, as the payer's browser would from
+its hosted fields. Stripe joins by adding a till whose tokens come from its test server; a
+processor that cannot play an outage leaves ``outages`` False and those tests skip.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+import pytest
+from pyramid.router import Router
+from zope.interface.verify import verifyObject
+
+from clientpay_connect.pay.interfaces import IPaymentProcessor
+from clientpay_connect.pay.processor import (
+    ChargeResult,
+    Declined,
+    ProcessorUnavailable,
+    read_details,
+)
+from tests.support import payments
+from tests.support.payments import BOTH_METHODS, SUCCEEDS
+
+DECLINES = {number: code for number, code in payments.CARD_OUTCOMES.items() if code != "succeeded"}
+
+
+class Till(Protocol):
+    processor: Any
+    # Whether the till can make a charge's answer get lost, or the processor unreachable.
+    outages: bool
+
+    def card(self, number: str) -> str:
+        """A token for the test card ``number`` (Stripe's published numbers)."""
+
+    def bank_account(self, account: str) -> str:
+        """A token for a checking account at the test routing number."""
+
+
+class SandboxTill:
+    outages = True
+
+    def __init__(self, app: Router):
+        self.processor = app.registry["clientpay.processor"]
+
+    def card(self, number: str) -> str:
+        return self._token(payments.card(number))
+
+    def bank_account(self, account: str) -> str:
+        return self._token(payments.bank_account(account))
+
+    def _token(self, details: dict[str, Any]) -> str:
+        return str(self.processor.tokenize(read_details(details, dt.date.today())))
+
+
+@pytest.fixture(params=["sandbox"])
+def till(request: pytest.FixtureRequest, app: Router, db_connection: Any) -> Iterator[Till]:
+    # The sandbox keeps its ledger through the app's sessions: on the test's connection here.
+    yield SandboxTill(app)
+
+
+@pytest.fixture
+def outages(till: Till) -> None:
+    if not till.outages:
+        pytest.skip("this processor cannot play an outage")
+
+
+def new_key() -> str:
+    return "key-" + uuid.uuid4().hex
+
+
+def test_the_processor_provides_the_interface_and_names_itself(till):
+    assert verifyObject(IPaymentProcessor, till.processor)
+    assert till.processor.name
+
+
+def test_a_card_charge_answers_what_was_charged_and_never_the_number(till):
+    result = till.processor.charge(till.card(SUCCEEDS), 12_345, "USD", new_key(), BOTH_METHODS)
+
+    assert isinstance(result, ChargeResult)
+    assert (result.method, result.brand, result.last4) == ("card", "visa", "4242")
+    assert (result.amount_minor, result.currency) == (12_345, "USD")
+    assert result.reference
+    assert SUCCEEDS not in repr(result)
+
+
+def test_an_echeck_charge_answers_its_last_four(till):
+    token = till.bank_account("000123456789")
+    result = till.processor.charge(token, 5_000, "USD", new_key(), BOTH_METHODS)
+    assert (result.method, result.last4, result.amount_minor) == ("echeck", "6789", 5_000)
+
+
+def test_one_idempotency_key_charges_once_and_answers_the_same(till):
+    token, key = till.card(SUCCEEDS), new_key()
+    first = till.processor.charge(token, 5_000, "USD", key, BOTH_METHODS)
+    again = till.processor.charge(token, 5_000, "USD", key, BOTH_METHODS)
+    assert again == first
+    assert till.processor.lookup(key) == first
+
+
+def test_a_key_never_used_is_looked_up_as_nothing(till):
+    assert till.processor.lookup(new_key()) is None
+
+
+def test_a_token_pays_once(till):
+    token = till.card(SUCCEEDS)
+    till.processor.charge(token, 5_000, "USD", new_key(), BOTH_METHODS)
+    second_key = new_key()
+    with pytest.raises(Declined) as reused:
+        till.processor.charge(token, 5_000, "USD", second_key, BOTH_METHODS)
+    assert reused.value.code == "invalid_payment_token"
+    assert till.processor.lookup(second_key) is None
+
+
+def test_a_token_nobody_issued_is_declined(till):
+    with pytest.raises(Declined) as unknown:
+        till.processor.charge("tok_nobody_made_this", 5_000, "USD", new_key(), BOTH_METHODS)
+    assert unknown.value.code == "invalid_payment_token"
+
+
+@pytest.mark.parametrize(("number", "code"), sorted(DECLINES.items()))
+def test_a_declined_card_stays_declined_with_its_code(till, number, code):
+    token, key = till.card(number), new_key()
+    for _attempt in range(2):
+        with pytest.raises(Declined) as declined:
+            till.processor.charge(token, 5_000, "USD", key, BOTH_METHODS)
+        assert declined.value.code == code
+        assert declined.value.message
+    with pytest.raises(Declined):
+        till.processor.lookup(key)
+
+
+def test_a_closed_bank_account_is_declined(till):
+    token = till.bank_account(payments.ACCOUNT_CLOSED)
+    with pytest.raises(Declined) as closed:
+        till.processor.charge(token, 5_000, "USD", new_key(), ("echeck",))
+    assert closed.value.code == "account_closed"
+
+
+@pytest.mark.parametrize(("method", "allowed"), [("card", ("echeck",)), ("echeck", ("card",))])
+def test_a_method_the_account_does_not_accept_takes_nothing(till, method, allowed):
+    token = till.card(SUCCEEDS) if method == "card" else till.bank_account("000123456789")
+    key = new_key()
+    with pytest.raises(Declined) as refused:
+        till.processor.charge(token, 5_000, "USD", key, allowed)
+    assert refused.value.code == "method_not_accepted"
+    assert till.processor.lookup(key) is None
+
+
+def test_a_lost_answer_is_unavailable_and_lookup_finds_the_charge(till, outages):
+    key = new_key()
+    with pytest.raises(ProcessorUnavailable):
+        till.processor.charge(till.card(payments.ANSWER_LOST), 5_000, "USD", key, BOTH_METHODS)
+    found = till.processor.lookup(key)
+    assert found is not None and found.amount_minor == 5_000
+
+
+def test_an_unreachable_processor_is_unavailable_and_charged_nothing(till, outages):
+    key = new_key()
+    with pytest.raises(ProcessorUnavailable):
+        till.processor.charge(till.card(payments.UNREACHABLE), 5_000, "USD", key, BOTH_METHODS)
+    assert till.processor.lookup(key) is None
