@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import yaml
 from openapi_core import OpenAPI
+from openapi_core.templating.media_types.exceptions import MediaTypeNotFound
 from openapi_core.templating.paths.exceptions import PathNotFound
 from openapi_core.unmarshalling.request.unmarshallers import V30RequestParametersUnmarshaller
 from pyramid.config import Configurator
@@ -22,7 +24,7 @@ from pyramid.request import Request
 from pyramid.response import Response
 from pyramid_openapi3.wrappers import PyramidOpenAPIRequest, PyramidOpenAPIResponse
 
-from clientpay_connect.api.errors import FieldErrors
+from clientpay_connect.api.errors import ApiError, FieldErrors
 from clientpay_connect.api.json_body import is_json, read_json_body
 from clientpay_connect.config import as_bool
 
@@ -55,11 +57,67 @@ def load_spec(route_prefix: str) -> dict[str, Any]:
             if name in schemas:
                 raise ValueError(f"{fragment_path}: schema {name} is defined twice")
             schemas[name] = schema
+    add_shared_responses(spec)
     # Pyramid keeps an include's route prefix without its slashes ("payments"); the server URL
     # must be absolute ("/payments/api/v1") or no request matches it.
     prefix = (route_prefix or "").strip("/")
     spec["servers"] = [{"url": (f"/{prefix}" if prefix else "") + "/api/v1"}]
     return spec
+
+
+HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+# The answers every operation may give for what its own document does not cover: how a body
+# is read (body_limits, json_body), how a request is authenticated (security) and validated
+# (openapi_view_deriver). Added here, once, so that no feature document can forget one.
+UNREADABLE = _error(
+    'The body cannot be read: not UTF-8 or not JSON (error "invalid_json"), or a multipart '
+    'form without its boundary ("invalid_form")'
+)
+TOO_LARGE = _error('The body is larger than the address accepts (error "request_too_large")')
+INVALID = _error("Some fields are wrong; each is named in errors")
+UNSUPPORTED = _error('A body of a type the address does not take ("unsupported_media_type")')
+UNAUTHENTICATED = _error("Not signed in and no valid API token")
+
+
+def add_shared_responses(spec: dict[str, Any]) -> None:
+    for item in spec["paths"].values():
+        for method, operation in item.items():
+            if method in HTTP_METHODS:
+                _add_shared(operation, item.get("parameters") or [], spec.get("security"))
+
+
+def _add_shared(
+    operation: dict[str, Any], path_parameters: list[Any], security: list[Any] | None
+) -> None:
+    responses = operation.setdefault("responses", {})
+    content = (operation.get("requestBody") or {}).get("content") or {}
+    if content:
+        responses.setdefault("413", TOO_LARGE)
+        responses.setdefault("415", UNSUPPORTED)
+        responses.setdefault("422", INVALID)
+    if "application/json" in content or "multipart/form-data" in content:
+        responses.setdefault("400", UNREADABLE)
+    parameters = [*path_parameters, *(operation.get("parameters") or [])]
+    query = [p for p in parameters if isinstance(p, dict) and p.get("in") == "query"]
+    if query:
+        responses.setdefault("422", INVALID)
+    for parameter in query:
+        schema = parameter.get("schema") or {}
+        if schema.get("type") == "string" and not parameter.get("allowEmptyValue"):
+            # openapi-core refuses an empty query value (OpenAPI 3.0's allowEmptyValue is
+            # false by default): "?cursor=" is a 422, which the schema says.
+            schema.setdefault("minLength", 1)
+    if operation.get("security", security):
+        responses.setdefault("401", UNAUTHENTICATED)
 
 
 def field_errors(errors: Iterable[BaseException]) -> list[dict[str, str]]:
@@ -105,12 +163,16 @@ def _schema_error(error: Any) -> list[dict[str, str]]:
         missing = message.split("'")[1] if message.count("'") >= 2 else ""
         path = [*path, missing] if missing else path
         message = "This field is required."
+    elif validator == "pattern" and error.validator_value == NOT_BLANK:
+        message = "This cannot be blank."
     elif validator in BOUND_MESSAGES:
         # jsonschema's own message quotes the whole value, which may be 64 KB long.
         message = BOUND_MESSAGES[validator].format(error.validator_value)
     return [{"field": ".".join(path), "message": message}]
 
 
+# The documents' pattern for a text that must not be blank.
+NOT_BLANK = r"\S"
 BOUND_MESSAGES = {
     "maxLength": "Use at most {} characters.",
     "maxItems": "Send at most {} items.",
@@ -145,8 +207,36 @@ def served_document(request: Request) -> bytes:
     return json.dumps({**spec, "servers": servers}, indent=1).encode("utf-8")
 
 
+# "{id:\d+}" in a route pattern is "{id}" in the document.
+ROUTE_PLACEHOLDER = re.compile(r"\{(\w+)(?::[^}]*)?\}")
+
+
+def _document_path(request: Request) -> str:
+    route = request.matched_route
+    pattern: str = route.pattern if route is not None else request.path_info
+    return ROUTE_PLACEHOLDER.sub(r"{\1}", pattern).split("/api/v1", 1)[-1]
+
+
+def multipart_operations(spec: dict[str, Any]) -> frozenset[tuple[str, str]]:
+    """(METHOD, path) of the operations whose body may be multipart/form-data (uploads)."""
+    return frozenset(
+        (method.upper(), path)
+        for path, item in spec["paths"].items()
+        for method, operation in item.items()
+        if method in HTTP_METHODS
+        and "multipart/form-data" in ((operation.get("requestBody") or {}).get("content") or {})
+    )
+
+
 def _unmarshal_request(request: Request, api: OpenAPI) -> Any:
-    if request.content_type == "multipart/form-data":
+    uploads = request.registry["clientpay.openapi.multipart"]
+    if (
+        request.content_type == "multipart/form-data"
+        and (request.method, _document_path(request)) in uploads
+    ):
+        if "boundary=" not in request.headers.get("Content-Type", "").lower():
+            # WebOb cannot split such a form into its fields (it raised: a 500).
+            raise ApiError(400, "invalid_form", "The multipart form has no boundary.")
         # A file is not handed to openapi-core: it parses a multipart body in memory, several
         # copies over (a 32 MB file took gigabytes). The upload views read the form streamed
         # to disk by webob and check its fields themselves; the rest is checked here.
@@ -159,6 +249,15 @@ def _unmarshal_request(request: Request, api: OpenAPI) -> Any:
     return api.unmarshal_request(_openapi_request(request))
 
 
+def _caused_by(error: BaseException, kind: type[BaseException]) -> bool:
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def openapi_view_deriver(view: Callable[..., Any], info: Any) -> Callable[..., Any]:
     if not info.options.get("openapi"):
         return view
@@ -167,6 +266,12 @@ def openapi_view_deriver(view: Callable[..., Any], info: Any) -> Callable[..., A
         api: OpenAPI = request.registry["clientpay.openapi"]
         result = _unmarshal_request(request, api)
         errors = [e for e in result.errors if not isinstance(e, PathNotFound)]
+        if any(_caused_by(e, MediaTypeNotFound) for e in errors):
+            raise ApiError(
+                415,
+                "unsupported_media_type",
+                f"This address does not take {request.content_type or 'a body without a type'}.",
+            )
         if errors:
             raise FieldErrors(field_errors(errors))
         request.openapi_validated = result
@@ -189,6 +294,7 @@ def includeme(config: Configurator) -> None:
     api = OpenAPI.from_dict(spec)
     config.registry["clientpay.openapi"] = api
     config.registry["clientpay.openapi.parameters"] = V30RequestParametersUnmarshaller(api.spec)
+    config.registry["clientpay.openapi.multipart"] = multipart_operations(spec)
     config.registry["clientpay.openapi.validate_responses"] = as_bool(
         config.get_settings()["clientpay.openapi.validate_responses"]
     )

@@ -85,6 +85,9 @@ def csrf_failed(exc: HTTPException, request: Request) -> Response:
 @notfound_view_config()
 def not_found(exc: HTTPNotFound, request: Request) -> Response:
     if is_api_request(request):
+        allowed = route_methods(request)
+        if allowed and request.method not in allowed:
+            return method_not_allowed(request, allowed)
         return error_response(request, ApiError(404, "not_found", "Not found."))
     request.response.status = 404
     return _render_error_page(request, 404, "We could not find that page.")
@@ -113,6 +116,43 @@ def server_error(exc: Exception, request: Request) -> Response:
         )
     request.response.status = 500
     return _render_error_page(request, 500, "Something went wrong on our side. Please try again.")
+
+
+def method_not_allowed(request: Request, allowed: list[str]) -> Response:
+    """405 with the Allow header RFC 9110 asks for, for a method the address does not have."""
+    message = f"This address answers {', '.join(allowed)} only."
+    response = error_response(request, ApiError(405, "method_not_allowed", message))
+    response.allow = allowed
+    return response
+
+
+def route_methods(request: Request) -> list[str]:
+    """The methods the matched route has views for (Pyramid reports a route that matched but
+    has no view for the method as a 404, which a client cannot tell from a wrong address)."""
+    route = request.matched_route
+    if route is None:
+        return []
+    cache: dict[str, list[str]] = request.registry.setdefault("clientpay.route_methods", {})
+    if route.name not in cache:
+        cache[route.name] = _views_methods(request, route.name)
+    return cache[route.name]
+
+
+def _views_methods(request: Request, route_name: str) -> list[str]:
+    methods: set[str] = set()
+    for view in request.registry.introspector.get_category("views"):
+        introspectable = view["introspectable"]
+        if introspectable["route_name"] != route_name:
+            continue
+        declared = introspectable["request_methods"]
+        if declared is None:
+            # A view for every method: nothing is ever "not allowed" on this route.
+            return []
+        methods.update([declared] if isinstance(declared, str) else declared)
+    if "GET" in methods:
+        # Pyramid answers HEAD with a GET view.
+        methods.add("HEAD")
+    return sorted(methods)
 
 
 def _render_error_page(request: Request, status: int, message: str) -> Response:

@@ -454,7 +454,11 @@ def create_connection(
 
 def check_reachable(work: Work, connection: Connection) -> None:
     """Refuse a connection whose system does not answer (a wrong URL or mapping)."""
-    adapter = open_adapter(work, connection)
+    try:
+        # Opening reads the settings: a missing URL or a wrong mapping is refused here too.
+        adapter = open_adapter(work, connection)
+    except AdapterError as error:
+        raise ConnectionRefused("unreachable", str(error), "settings") from error
     try:
         adapter.get_invoices([])
         adapter.search("a")

@@ -173,7 +173,7 @@ class TestApi:
             ({"name": "A", "kind": "savings", "currency": "USD", "methods": ["card"]}, "kind"),
             ({"name": "A", "kind": "trust", "currency": "XYZ", "methods": ["card"]}, "currency"),
             ({"name": "A", "kind": "trust", "currency": "USD", "methods": []}, "methods"),
-            ({"name": "A", "kind": "trust", "currency": "USD", "methods": ["cash"]}, "methods"),
+            ({"name": "A", "kind": "trust", "currency": "USD", "methods": ["cash"]}, "methods.0"),
             (
                 {
                     "name": "A",
