@@ -80,6 +80,9 @@ def base_settings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "clientpay.cookie_secure": "false",
         "clientpay.openapi.validate_responses": "true",
         "clientpay.public_url": "http://localhost",
+        # The suite pays through the sandbox, as an instance for development does.
+        "clientpay.development": "true",
+        "clientpay.processor": "clientpay_connect.pay.processor.SandboxProcessor",
     }
 
 
