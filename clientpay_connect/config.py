@@ -50,6 +50,9 @@ DEFAULTS: dict[str, str] = {
     # sandbox (pay/__init__.py refuses to start otherwise).
     "clientpay.processor": "",
     "clientpay.development": "false",
+    # Empty: Stripe's own API. A test server (localstripe) in the tests.
+    "clientpay.stripe.api_base": "",
+    "clientpay.stripe.max_network_retries": "2",
     "clientpay.sandbox.delay_ms": "0",
     "clientpay.pay.processing_timeout_seconds": "300",
     "clientpay.pay.page_cache": "clientpay_connect.pay.page_cache.PageCache",

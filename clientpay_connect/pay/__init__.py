@@ -45,7 +45,7 @@ def processor_class_of(config: Configurator, settings: Mapping[str, Any]) -> Any
     if not dotted:
         raise UnsafeSettings(
             f"refusing to start: {named('clientpay.processor')} names no payment processor. "
-            "Set it to clientpay_connect.pay.stripe.StripeProcessor (the Stripe keys are "
+            "Set it to clientpay_connect.pay.stripe_processor.StripeProcessor (the Stripe keys are "
             "each merchant account's), or, on an instance for development only, to "
             f"clientpay_connect.pay.processor.SandboxProcessor with "
             f"{named('clientpay.development')} = true."

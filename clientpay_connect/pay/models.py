@@ -1,4 +1,4 @@
-"""Payments, and the sandbox processor's own ledger."""
+"""Payments, the sandbox processor's own ledger, and the PaymentIntent of each Stripe attempt."""
 
 from __future__ import annotations
 
@@ -84,4 +84,19 @@ class SandboxCharge(Base):
     currency: Mapped[str] = mapped_column(String(3))
     outcome: Mapped[str] = mapped_column(String(32))
     reference: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class StripeIntent(Base):
+    """The PaymentIntent the Stripe processor created for an attempt (by our attempt key).
+
+    Stripe cannot be asked "what became of the charge with this idempotency key"; this row,
+    committed before the PaymentIntent is confirmed, is how the resolver finds it.
+    """
+
+    __tablename__ = "stripe_intents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    attempt_key: Mapped[str] = mapped_column(String(64), unique=True)
+    payment_intent_id: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+from clientpay_connect.admin.models import MerchantAccount
 from clientpay_connect.db import utcnow
 from clientpay_connect.jobs import periodic_job
 from clientpay_connect.links import services as links
@@ -43,8 +44,14 @@ def _settle(work: Work, item: services.StuckPayment) -> int:
         links.release(work.dbsession, item.link_id)
         return 1
     processor: Processor = work.find_service(IPaymentProcessor)
+    merchant_account = work.dbsession.get(MerchantAccount, item.merchant_account_id)
+    if merchant_account is None:
+        return 0
+    account = services.processor_account(work, merchant_account)
+    # Asked outside any transaction, like the charge was.
+    work.checkpoint()
     try:
-        result = processor.lookup(item.processor_key)
+        result = processor.lookup(item.processor_key, account=account)
     except Declined as declined:
         services.fail_payment(work.dbsession, item.payment_id, declined.code, declined.message)
         return 1

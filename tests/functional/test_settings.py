@@ -25,6 +25,7 @@ from tests.conftest import TEST_PASSWORD
 from tests.support.databases import sharing_connection
 
 ROOT = Path(__file__).resolve().parents[2]
+STRIPE = "clientpay_connect.pay.stripe_processor.StripeProcessor"
 HTTPS = {"wsgi.url_scheme": "https", "HTTP_HOST": "localhost"}
 
 
@@ -187,12 +188,13 @@ def test_production_starts_with_its_secrets_from_the_environment(
     production_settings, production_secrets, tmp_path, monkeypatch
 ):
     key = production_secrets
-    # Until a real processor is in: the sandbox, on an instance that says it is for development.
-    monkeypatch.setenv("CLIENTPAY_PROCESSOR", "clientpay_connect.pay.processor.SandboxProcessor")
-    monkeypatch.setenv("CLIENTPAY_DEVELOPMENT", "true")
+    monkeypatch.setenv("CLIENTPAY_PROCESSOR", STRIPE)
     app = main({"here": str(tmp_path)}, **production_settings)
     try:
         settings = app.registry.settings
+        assert app.registry["clientpay.processor"].name == "stripe"
+        # The sandbox's tokenization is not there to be called.
+        webtest.TestApp(app).post_json("/sandbox/tokens", {}, status=404)
         assert settings["clientpay.secret"] == "a long random production secret"
         assert settings["clientpay.encryption_keys"] == key
         encryptor = app.registry["clientpay.encryptor"]
