@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import requests
 import stripe
 from aiohttp import web
 
@@ -37,6 +38,11 @@ class LocalStripe:
             http_client=stripe.RequestsClient(timeout=10),
         )
 
+    def forget_everything(self) -> None:
+        """Empty its store: our tests roll their rows back, and ids (of links, payments) come
+        again; so must the PaymentIntents that carry them."""
+        requests.delete(f"{self.url}/_config/data", timeout=10).raise_for_status()
+
     def payment_method(self, number: str) -> str:
         """The PaymentMethod Stripe.js would make of test card ``number`` (its id)."""
         card: Any = {"number": number, "exp_month": 12, "exp_year": 2030, "cvc": "123"}
@@ -48,7 +54,8 @@ class LocalStripe:
         found = []
         intents = self.client().v1.payment_intents.list(params={"limit": 100})
         for intent in intents.auto_paging_iter():
-            if all(intent.metadata.get(k) == v for k, v in metadata.items()):
+            kept = intent.metadata.to_dict() if intent.metadata else {}
+            if all(kept.get(k) == v for k, v in metadata.items()):
                 found.append(intent)
         return found
 

@@ -1,0 +1,177 @@
+"""Paying a link with Stripe as the processor, over real HTTP to localstripe (a fake Stripe
+API on loopback), through a proxy that can lose Stripe's answer after the charge was made.
+
+The payer's PaymentMethod is made at localstripe as the page's Stripe.js would; our API only
+ever sees its id. Each test looks at the PaymentIntents localstripe holds for its link.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import transaction
+import webtest
+from pyramid.router import Router
+from sqlalchemy.orm import Session
+
+from clientpay_connect import main
+from clientpay_connect.db import get_tm_session, utcnow
+from clientpay_connect.links.models import PaymentLink
+from clientpay_connect.pay.models import Payment
+from clientpay_connect.pay.tasks import RESOLVE_JOB
+from tests import factories
+from tests.fakes.httpserver import running
+from tests.fakes.stripe_cut import CuttingStripeProxy
+from tests.support import databases
+from tests.support.localstripe import TEST_PUBLISHABLE_KEY, TEST_SECRET_KEY, LocalStripe
+from tests.support.payments import SUCCEEDS, new_link, pay, submission
+
+DECLINED_WHEN_CHARGED = "4000000000000341"
+
+
+@pytest.fixture(scope="module")
+def proxy(localstripe: LocalStripe) -> Iterator[CuttingStripeProxy]:
+    with running(CuttingStripeProxy(localstripe.url)) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def stripe_pay_app(stripe_settings: dict[str, Any], proxy: CuttingStripeProxy) -> Iterator[Router]:
+    settings = {**stripe_settings, "clientpay.stripe.api_base": proxy.base_url}
+    application = main({}, **settings)
+    yield application
+    application.registry["dbengine"].dispose()
+
+
+@pytest.fixture
+def proxy_passes(proxy: CuttingStripeProxy) -> Iterator[CuttingStripeProxy]:
+    proxy.cut_confirmations = False
+    yield proxy
+    proxy.cut_confirmations = False
+
+
+@pytest.fixture
+def stripe_db(
+    stripe_pay_app: Router, proxy_passes: CuttingStripeProxy, localstripe: LocalStripe
+) -> Iterator[Session]:
+    """The test's connection (rolled back at the end), shared by the app and the test."""
+    localstripe.forget_everything()
+    connection = stripe_pay_app.registry["dbengine"].connect()
+    outer = connection.begin()
+    tm = transaction.TransactionManager(explicit=True)
+    try:
+        with databases.sharing_connection(stripe_pay_app, connection):
+            tm.begin()
+            session = get_tm_session(stripe_pay_app.registry["dbsession_factory"], tm)
+            factories.bind(session)
+            yield session
+    finally:
+        factories.bind(None)
+        tm.abort()
+        outer.rollback()
+        connection.close()
+
+
+@pytest.fixture
+def payer(stripe_pay_app: Router, stripe_db: Session, client_ip: str) -> webtest.TestApp:
+    return webtest.TestApp(
+        stripe_pay_app, extra_environ={"REMOTE_ADDR": client_ip, "HTTP_HOST": "localhost"}
+    )
+
+
+@pytest.fixture
+def link_and_token(stripe_pay_app: Router, stripe_db: Session) -> tuple[PaymentLink, str]:
+    encryptor = stripe_pay_app.registry["clientpay.encryptor"]
+    account = factories.MerchantAccountFactory(
+        processor="stripe",
+        stripe_secret_key_encrypted=encryptor.encrypt(TEST_SECRET_KEY),
+        stripe_publishable_key=TEST_PUBLISHABLE_KEY,
+    )
+    return new_link(stripe_db, stripe_pay_app.registry, account, 12_345)
+
+
+def _payment(stripe_db: Session, payment_id: int) -> Payment:
+    stripe_db.expire_all()
+    return stripe_db.get(Payment, payment_id)
+
+
+def test_a_payer_pays_with_a_payment_method_from_stripe_js(
+    payer, stripe_db, link_and_token, localstripe
+):
+    link, token = link_and_token
+    method = localstripe.payment_method(SUCCEEDS)
+
+    paid = pay(payer, token, submission(method, "123.45"), status=201).json
+
+    assert (paid["method"], paid["brand"], paid["last4"]) == ("card", "visa", "4242")
+    [intent] = localstripe.payment_intents(link=str(link.id))
+    assert (intent.status, intent.amount, intent.currency) == ("succeeded", 12_345, "usd")
+    assert intent.payment_method == method
+    assert intent.metadata.to_dict() == {
+        "firm": str(link.firm_id),
+        "link": str(link.id),
+        "payment": str(paid["payment_id"]),
+    }
+    payment = _payment(stripe_db, paid["payment_id"])
+    assert (payment.status, payment.processor_ref) == ("succeeded", intent.id)
+    assert method not in (payment.last4 or "")
+
+
+def test_a_card_stripe_declines_leaves_the_link_payable(
+    payer, stripe_db, link_and_token, localstripe
+):
+    link, token = link_and_token
+    declined = pay(
+        payer, token, submission(localstripe.payment_method(DECLINED_WHEN_CHARGED), "123.45")
+    )
+    assert declined.status_int == 402
+    assert (declined.json["error"], declined.json["link_status"]) == (
+        "card_declined",
+        "outstanding",
+    )
+    [intent] = localstripe.payment_intents(link=str(link.id))
+    assert intent.status == "requires_payment_method"
+
+    paid = pay(payer, token, submission(localstripe.payment_method(SUCCEEDS), "123.45"))
+    assert paid.status_int == 201
+    statuses = sorted(i.status for i in localstripe.payment_intents(link=str(link.id)))
+    assert statuses == ["requires_payment_method", "succeeded"]
+
+
+def test_a_payment_method_stripe_never_issued_is_refused(payer, link_and_token):
+    _link, token = link_and_token
+    refused = pay(payer, token, submission("pm_nobody_made_this", "123.45"))
+    assert (refused.status_int, refused.json["error"]) == (402, "invalid_payment_token")
+
+
+def test_an_answer_lost_after_stripe_charged_is_settled_by_the_resolver_not_charged_again(
+    stripe_pay_app, payer, stripe_db, link_and_token, localstripe, proxy_passes
+):
+    link, token = link_and_token
+    proxy_passes.cut_confirmations = True
+    lost = pay(payer, token, submission(localstripe.payment_method(SUCCEEDS), "123.45"))
+    proxy_passes.cut_confirmations = False
+
+    assert (lost.status_int, lost.json["error"]) == (503, "processor_unavailable")
+    assert proxy_passes.cut, "the confirmation went through the proxy"
+    [intent] = localstripe.payment_intents(link=str(link.id))
+    assert intent.status == "succeeded"  # Stripe charged; we did not hear of it.
+    # Nobody can pay the link meanwhile: it stays claimed for the resolver.
+    again = pay(payer, token, submission(localstripe.payment_method(SUCCEEDS), "123.45"))
+    assert (again.status_int, again.json["error"]) == (409, "link_not_payable")
+
+    later = utcnow() + dt.timedelta(minutes=10)
+    settled = stripe_pay_app.registry["clientpay.jobs"].run_now(RESOLVE_JOB, later)
+
+    assert settled == 1
+    payment = _payment(stripe_db, lost.json["payment_id"])
+    assert (payment.status, payment.processor_ref, payment.last4) == (
+        "succeeded",
+        intent.id,
+        "4242",
+    )
+    assert stripe_db.get(PaymentLink, link.id).status == "paid"
+    assert [i.id for i in localstripe.payment_intents(link=str(link.id))] == [intent.id]
