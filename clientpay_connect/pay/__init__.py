@@ -6,6 +6,7 @@ from pyramid.config import Configurator
 from clientpay_connect.config import UnsafeSettings, as_bool, named
 from clientpay_connect.pay.interfaces import ICaptchaVerifier, IPageCache, IPaymentProcessor
 from clientpay_connect.pay.processor import SandboxProcessor
+from clientpay_connect.pay.stripe_processor import StripeProcessor
 
 
 def includeme(config: Configurator) -> None:
@@ -24,6 +25,9 @@ def includeme(config: Configurator) -> None:
         # processor_class_of let it through only on an instance for development).
         config.add_route("pay.sandbox_tokens", "/sandbox/tokens")
         config.scan(".sandbox_views")
+    if issubclass(processor_class, StripeProcessor):
+        config.add_route("pay.stripe_webhook", "/webhooks/stripe/{merchant_account_id}")
+        config.scan(".stripe_webhooks")
     config.scan(".tasks")
     captcha_class = config.maybe_dotted(settings["clientpay.captcha.verifier"])
     config.register_service_factory(captcha_class.create_service, ICaptchaVerifier)

@@ -100,3 +100,17 @@ class StripeIntent(Base):
     attempt_key: Mapped[str] = mapped_column(String(64), unique=True)
     payment_intent_id: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class StripeEvent(Base):
+    """A Stripe webhook event already handled: the same event again has no second effect."""
+
+    __tablename__ = "stripe_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(255), unique=True)
+    merchant_account_id: Mapped[int] = mapped_column(
+        ForeignKey("merchant_accounts.id", ondelete="CASCADE"), index=True
+    )
+    type: Mapped[str] = mapped_column(String(100))
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

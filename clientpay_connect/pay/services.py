@@ -53,6 +53,7 @@ from clientpay_connect.pay.models import (
 from clientpay_connect.pay.processor import (
     ChargeResult,
     Declined,
+    Processor,
     ProcessorAccount,
     ProcessorUnavailable,
     SandboxProcessor,
@@ -458,6 +459,28 @@ def payment_answer(payment: Payment) -> tuple[int, dict[str, Any]]:
         "payment_id": payment.id,
         "link_status": STATUS_PROCESSING,
     }
+
+
+def settle_from_processor(
+    work: Work, payment_id: int, processor_key: str, account: ProcessorAccount
+) -> Payment:
+    """Settle a pending payment by what the processor says became of its charge (for the
+    resolver, and Stripe's webhooks): succeeded, declined, or never made (nothing charged).
+    Raises ProcessorUnavailable while the processor cannot tell. Called outside any
+    transaction of ours; settling twice (the resolver and a webhook) writes once."""
+    processor: Processor = work.find_service(IPaymentProcessor)
+    try:
+        result = processor.lookup(processor_key, account=account)
+    except Declined as declined:
+        return fail_payment(work.dbsession, payment_id, declined.code, declined.message)
+    if result is None:
+        return fail_payment(
+            work.dbsession,
+            payment_id,
+            NOT_CHARGED,
+            "The payment did not reach the processor; nothing was charged.",
+        )
+    return complete_payment(work, payment_id, result)
 
 
 @dataclass(frozen=True)

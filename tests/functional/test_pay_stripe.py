@@ -8,6 +8,11 @@ ever sees its id. Each test looks at the PaymentIntents localstripe holds for it
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
+import json
+import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,12 +20,14 @@ import pytest
 import transaction
 import webtest
 from pyramid.router import Router
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from clientpay_connect import main
 from clientpay_connect.db import get_tm_session, utcnow
 from clientpay_connect.links.models import PaymentLink
-from clientpay_connect.pay.models import Payment
+from clientpay_connect.mail.models import OutboxMessage
+from clientpay_connect.pay.models import Payment, StripeEvent
 from clientpay_connect.pay.tasks import RESOLVE_JOB
 from tests import factories
 from tests.fakes.httpserver import running
@@ -30,6 +37,7 @@ from tests.support.localstripe import TEST_PUBLISHABLE_KEY, TEST_SECRET_KEY, Loc
 from tests.support.payments import SUCCEEDS, new_link, pay, submission
 
 DECLINED_WHEN_CHARGED = "4000000000000341"
+WEBHOOK_SECRET = "whsec_clientpay_test_signing_secret"
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +97,7 @@ def link_and_token(stripe_pay_app: Router, stripe_db: Session) -> tuple[PaymentL
         processor="stripe",
         stripe_secret_key_encrypted=encryptor.encrypt(TEST_SECRET_KEY),
         stripe_publishable_key=TEST_PUBLISHABLE_KEY,
+        stripe_webhook_secret_encrypted=encryptor.encrypt(WEBHOOK_SECRET),
     )
     return new_link(stripe_db, stripe_pay_app.registry, account, 12_345)
 
@@ -175,3 +184,100 @@ def test_an_answer_lost_after_stripe_charged_is_settled_by_the_resolver_not_char
     )
     assert stripe_db.get(PaymentLink, link.id).status == "paid"
     assert [i.id for i in localstripe.payment_intents(link=str(link.id))] == [intent.id]
+
+
+# --- Webhooks ----------------------------------------------------------------------------
+
+
+def signed_event(
+    intent: Any, event_type: str = "payment_intent.succeeded", secret: str = WEBHOOK_SECRET
+) -> tuple[bytes, dict[str, str]]:
+    """An event as Stripe (and localstripe) sends it: the body, and its Stripe-Signature
+    (HMAC-SHA256 of "timestamp.body" with the endpoint's signing secret)."""
+    created = int(time.time())
+    body = json.dumps(
+        {
+            "id": "evt_" + uuid.uuid4().hex[:24],
+            "object": "event",
+            "type": event_type,
+            "created": created,
+            "data": {"object": intent.to_dict()},
+        }
+    ).encode()
+    mac = hmac.new(secret.encode(), b"%d.%s" % (created, body), hashlib.sha256).hexdigest()
+    return body, {"Stripe-Signature": f"t={created},v1={mac}", "Content-Type": "application/json"}
+
+
+def _webhook_path(link: PaymentLink) -> str:
+    return f"/webhooks/stripe/{link.merchant_account_id}"
+
+
+def _lost_answer(payer, token, localstripe, proxy) -> tuple[int, Any]:
+    proxy.cut_confirmations = True
+    lost = pay(payer, token, submission(localstripe.payment_method(SUCCEEDS), "123.45"))
+    proxy.cut_confirmations = False
+    assert lost.status_int == 503
+    return lost.json["payment_id"], None
+
+
+def _receipts(stripe_db: Session, payment_id: int) -> int:
+    stripe_db.expire_all()
+    query = (
+        select(func.count())
+        .select_from(OutboxMessage)
+        .where(OutboxMessage.payment_id == payment_id, OutboxMessage.kind == "receipt")
+    )
+    return int(stripe_db.scalar(query))
+
+
+def test_the_webhook_settles_an_answer_lost_once_however_often_it_comes(
+    payer, stripe_db, link_and_token, localstripe, proxy_passes
+):
+    link, token = link_and_token
+    payment_id, _ = _lost_answer(payer, token, localstripe, proxy_passes)
+    [intent] = localstripe.payment_intents(link=str(link.id))
+    body, headers = signed_event(intent)
+
+    first = payer.post(_webhook_path(link), body, headers=headers, status=200)
+    again = payer.post(_webhook_path(link), body, headers=headers, status=200)
+
+    assert first.json == {"received": True}
+    assert again.json == {"received": True, "duplicate": True}
+    payment = _payment(stripe_db, payment_id)
+    assert (payment.status, payment.processor_ref) == ("succeeded", intent.id)
+    assert stripe_db.get(PaymentLink, link.id).status == "paid"
+    assert _receipts(stripe_db, payment_id) == 1
+    assert [i.id for i in localstripe.payment_intents(link=str(link.id))] == [intent.id]
+
+
+@pytest.mark.parametrize("forgery", ["other secret", "changed body", "no signature"])
+def test_a_webhook_with_a_bad_signature_is_400_and_changes_nothing(
+    payer, stripe_db, link_and_token, localstripe, proxy_passes, forgery
+):
+    link, token = link_and_token
+    payment_id, _ = _lost_answer(payer, token, localstripe, proxy_passes)
+    [intent] = localstripe.payment_intents(link=str(link.id))
+    secret = "whsec_someone_else" if forgery == "other secret" else WEBHOOK_SECRET
+    body, headers = signed_event(intent, secret=secret)
+    if forgery == "changed body":
+        body = body.replace(b'"object": "event"', b'"object": "event", "x": 1')
+    if forgery == "no signature":
+        del headers["Stripe-Signature"]
+
+    payer.post(_webhook_path(link), body, headers=headers, status=400)
+
+    assert _payment(stripe_db, payment_id).status == "pending"
+    assert stripe_db.scalar(select(func.count()).select_from(StripeEvent)) == 0
+    assert _receipts(stripe_db, payment_id) == 0
+
+
+def test_a_webhook_for_an_account_without_a_signing_secret_is_404(payer, stripe_db):
+    account = factories.MerchantAccountFactory(processor="stripe")
+    stripe_db.flush()
+    payer.post(f"/webhooks/stripe/{account.id}", b"{}", status=404)
+    payer.post("/webhooks/stripe/999999", b"{}", status=404)
+    payer.post("/webhooks/stripe/not-a-number", b"{}", status=404)
+
+
+def test_there_are_no_stripe_webhooks_on_the_sandbox(testapp):
+    testapp.post("/webhooks/stripe/1", b"{}", status=404)
