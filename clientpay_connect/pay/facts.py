@@ -62,6 +62,8 @@ class LinkFacts:
     account_active: bool
     methods: tuple[str, ...]
     invoices: tuple[InvoiceLine, ...] = ()
+    # The account's Stripe publishable key: a pk_test_ one means no money moves (Test mode).
+    publishable_key: str = ""
 
     @property
     def amount_due_minor(self) -> int:
@@ -100,6 +102,7 @@ _FACTS = (
         MerchantAccount.active,
         MerchantAccount.accepts_card,
         MerchantAccount.accepts_echeck,
+        MerchantAccount.stripe_publishable_key,
     )
     .join(Firm, Firm.id == PaymentLink.firm_id)
     # Both joins also on the firm: a link never shows another firm's account or settings.
@@ -172,6 +175,7 @@ def _facts_of(row: Any, invoices: tuple[InvoiceLine, ...]) -> LinkFacts:
         active,
         accepts_card,
         accepts_echeck,
+        publishable_key,
     ) = row
     methods = (METHOD_CARD,) * bool(accepts_card) + (METHOD_ECHECK,) * bool(accepts_echeck)
     return LinkFacts(
@@ -197,4 +201,5 @@ def _facts_of(row: Any, invoices: tuple[InvoiceLine, ...]) -> LinkFacts:
         account_active=bool(active),
         methods=methods,
         invoices=invoices,
+        publishable_key=publishable_key or "",
     )

@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from clientpay_connect import main
+from clientpay_connect.admin.models import MerchantAccount
 from clientpay_connect.db import get_tm_session, utcnow
 from clientpay_connect.links.models import PaymentLink
 from clientpay_connect.mail.models import OutboxMessage
@@ -281,3 +282,27 @@ def test_a_webhook_for_an_account_without_a_signing_secret_is_404(payer, stripe_
 
 def test_there_are_no_stripe_webhooks_on_the_sandbox(testapp):
     testapp.post("/webhooks/stripe/1", b"{}", status=404)
+
+
+# --- Test mode -----------------------------------------------------------------------------
+
+
+def test_the_payer_page_says_test_mode_with_stripe_test_keys_only(
+    stripe_pay_app, payer, stripe_db, link_and_token
+):
+    link, token = link_and_token
+    page = payer.get(f"/pay/{token}", status=200)
+    assert "Test mode" in page.html.find(class_="test-mode-ribbon").text
+
+    account = stripe_db.get(MerchantAccount, link.merchant_account_id)
+    account.stripe_publishable_key = "pk_live_clientpay"
+    stripe_db.flush()
+    live = payer.get(f"/pay/{token}", status=200)
+    assert live.html.find(class_="test-mode-ribbon") is None
+
+
+def test_the_sandbox_payer_page_says_test_mode(testapp, app, dbsession, firm):
+    _link, token = new_link(dbsession, app.registry, factories.MerchantAccountFactory(firm=firm))
+    page = testapp.get(f"/pay/{token}", status=200)
+    ribbon = page.html.find(class_="test-mode-ribbon")
+    assert "No money moves" in ribbon.text
