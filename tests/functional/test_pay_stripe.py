@@ -29,9 +29,18 @@ from clientpay_connect.db import get_tm_session, utcnow
 from clientpay_connect.links.models import PaymentLink
 from clientpay_connect.mail.models import OutboxMessage
 from clientpay_connect.pay.models import Payment, StripeEvent
+from clientpay_connect.pay.processor import ProcessorAccount, ProcessorUnavailable
+from clientpay_connect.pay.stripe_processor import StripeProcessor
 from clientpay_connect.pay.tasks import RESOLVE_JOB
 from tests import factories
-from tests.fakes.httpserver import running
+from tests.fakes.httpserver import (
+    DROP,
+    Drop,
+    FakeHTTPServer,
+    FakeRequest,
+    FakeResponse,
+    running,
+)
 from tests.fakes.stripe_cut import CuttingStripeProxy
 from tests.support import databases
 from tests.support.localstripe import TEST_PUBLISHABLE_KEY, TEST_SECRET_KEY, LocalStripe
@@ -306,3 +315,31 @@ def test_the_sandbox_payer_page_says_test_mode(testapp, app, dbsession, firm):
     page = testapp.get(f"/pay/{token}", status=200)
     ribbon = page.html.find(class_="test-mode-ribbon")
     assert "No money moves" in ribbon.text
+
+
+# --- Timeouts ------------------------------------------------------------------------------
+
+
+class SilentStripe(FakeHTTPServer):
+    """Takes the connection and never answers (until the test ends)."""
+
+    name = "silent-stripe"
+
+    def handle(self, request: FakeRequest) -> FakeResponse | Drop:
+        self.hold(30)
+        return DROP
+
+
+def test_a_stripe_that_does_not_answer_is_given_up_on_within_the_timeout(stripe_pay_app, stripe_db):
+    with running(SilentStripe()) as silent:
+        processor = StripeProcessor(
+            stripe_pay_app.registry["dbsession_factory"],
+            api_base=silent.base_url,
+            timeout=0.5,
+            max_network_retries=0,
+        )
+        account = ProcessorAccount(1, TEST_SECRET_KEY)
+        started = time.monotonic()
+        with pytest.raises(ProcessorUnavailable):
+            processor.charge("pm_x", 5_000, "USD", "key-" + uuid.uuid4().hex, ("card",), account)
+        assert time.monotonic() - started < 5
