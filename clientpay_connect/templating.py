@@ -17,7 +17,8 @@ def includeme(config: Configurator) -> None:
     settings.setdefault(
         "jinja2.globals",
         "nav_modules = clientpay_connect.navigation.nav_modules\n"
-        "home_modules = clientpay_connect.navigation.home_modules",
+        "home_modules = clientpay_connect.navigation.home_modules\n"
+        "staff_test_mode = clientpay_connect.pay.test_mode.staff_test_mode",
     )
     config.include("pyramid_jinja2")
     config.add_jinja2_search_path("clientpay_connect:templates", name=".jinja2")

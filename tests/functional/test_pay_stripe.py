@@ -33,6 +33,7 @@ from clientpay_connect.pay.processor import ProcessorAccount, ProcessorUnavailab
 from clientpay_connect.pay.stripe_processor import StripeProcessor
 from clientpay_connect.pay.tasks import RESOLVE_JOB
 from tests import factories
+from tests.conftest import login
 from tests.fakes.httpserver import (
     DROP,
     Drop,
@@ -343,3 +344,23 @@ def test_a_stripe_that_does_not_answer_is_given_up_on_within_the_timeout(stripe_
         with pytest.raises(ProcessorUnavailable):
             processor.charge("pm_x", 5_000, "USD", "key-" + uuid.uuid4().hex, ("card",), account)
         assert time.monotonic() - started < 5
+
+
+def test_staff_pages_say_test_mode_while_an_account_has_stripe_test_keys(
+    payer, stripe_db, link_and_token
+):
+    link, _token = link_and_token
+    staff = factories.UserFactory(firm=link.firm, role="staff")
+    stripe_db.flush()
+    login(payer, staff)
+    assert payer.get("/").html.find(class_="test-mode-ribbon") is not None
+
+    account = stripe_db.get(MerchantAccount, link.merchant_account_id)
+    account.stripe_publishable_key = "pk_live_clientpay"
+    stripe_db.flush()
+    assert payer.get("/").html.find(class_="test-mode-ribbon") is None
+
+
+def test_staff_pages_say_test_mode_on_the_sandbox(testapp, staff):
+    login(testapp, staff)
+    assert "No money moves" in testapp.get("/").html.find(class_="test-mode-ribbon").text
