@@ -2,7 +2,9 @@
 
 Every request goes through to localstripe; while ``cut_confirmations`` is set, a
 PaymentIntent's confirmation is passed on (localstripe charges the card) and then the
-connection is closed without its answer: "the charge was made, the answer was lost".
+connection is closed without its answer: "the charge was made, the answer was lost". While
+``lose_confirmations`` is set, a confirmation never reaches localstripe at all (the
+connection is cut before it is passed on): nothing was charged.
 """
 
 from __future__ import annotations
@@ -22,9 +24,13 @@ class CuttingStripeProxy(FakeHTTPServer):
         super().__init__()
         self.upstream = upstream
         self.cut_confirmations = False
+        self.lose_confirmations = False
         self.cut: list[str] = []
 
     def handle(self, request: FakeRequest) -> FakeResponse | Drop:
+        if self.lose_confirmations and request.path.endswith("/confirm"):
+            self.cut.append(request.path)
+            return DROP
         headers = {k: v for k, v in request.headers.items() if k.lower() not in SKIPPED_HEADERS}
         query = "&".join(f"{k}={v}" for k, values in request.query.items() for v in values)
         answer = requests.request(

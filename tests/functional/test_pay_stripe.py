@@ -67,9 +67,9 @@ def stripe_pay_app(stripe_settings: dict[str, Any], proxy: CuttingStripeProxy) -
 
 @pytest.fixture
 def proxy_passes(proxy: CuttingStripeProxy) -> Iterator[CuttingStripeProxy]:
-    proxy.cut_confirmations = False
+    proxy.cut_confirmations = proxy.lose_confirmations = False
     yield proxy
-    proxy.cut_confirmations = False
+    proxy.cut_confirmations = proxy.lose_confirmations = False
 
 
 @pytest.fixture
@@ -195,6 +195,30 @@ def test_an_answer_lost_after_stripe_charged_is_settled_by_the_resolver_not_char
     )
     assert stripe_db.get(PaymentLink, link.id).status == "paid"
     assert [i.id for i in localstripe.payment_intents(link=str(link.id))] == [intent.id]
+
+
+def test_a_confirmation_that_never_reached_stripe_is_cancelled_and_the_link_freed(
+    stripe_pay_app, payer, stripe_db, link_and_token, localstripe, proxy_passes
+):
+    link, token = link_and_token
+    proxy_passes.lose_confirmations = True
+    lost = pay(payer, token, submission(localstripe.payment_method(SUCCEEDS), "123.45"))
+    proxy_passes.lose_confirmations = False
+    assert lost.status_int == 503
+    [intent] = localstripe.payment_intents(link=str(link.id))
+    assert intent.status == "requires_confirmation"
+
+    later = utcnow() + dt.timedelta(minutes=10)
+    assert stripe_pay_app.registry["clientpay.jobs"].run_now(RESOLVE_JOB, later) == 1
+
+    payment = _payment(stripe_db, lost.json["payment_id"])
+    assert (payment.status, payment.failure_code) == ("failed", "not_charged")
+    # Cancelled at Stripe: it can never be confirmed (and charged) later.
+    [intent] = localstripe.payment_intents(link=str(link.id))
+    assert intent.status == "canceled"
+    assert stripe_db.get(PaymentLink, link.id).status == "outstanding"
+    paid = pay(payer, token, submission(localstripe.payment_method(SUCCEEDS), "123.45"))
+    assert paid.status_int == 201
 
 
 # --- Webhooks ----------------------------------------------------------------------------
