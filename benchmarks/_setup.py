@@ -31,6 +31,8 @@ def bench_settings(folder: Path, **extra: str) -> Iterator[dict[str, str]]:
             "clientpay.jobs.sqlite_path": str(folder / "jobs.sqlite"),
             "clientpay.mail.maildir": str(folder / "mail"),
             "clientpay.public_url": "http://127.0.0.1",
+            "clientpay.development": "true",
+            "clientpay.processor": "clientpay_connect.pay.processor.SandboxProcessor",
             **extra,
         }
 

@@ -31,6 +31,7 @@ from clientpay_connect.accounts.services import (
     slugify,
 )
 from clientpay_connect.body_limits import UPLOAD_LIMIT
+from clientpay_connect.config import UnsafeSettings
 from clientpay_connect.crypto import MissingSecrets
 from clientpay_connect.demo import seed_demo
 from clientpay_connect.jobs import JobQueue
@@ -51,7 +52,7 @@ class Context:
             setup_logging(self.config_path)
             try:
                 self._app = get_app(self.config_path, "main")
-            except MissingSecrets as exc:
+            except (MissingSecrets, UnsafeSettings) as exc:
                 raise click.ClickException(str(exc)) from exc
         return self._app
 

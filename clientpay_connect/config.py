@@ -56,7 +56,13 @@ DEFAULTS: dict[str, str] = {
     "clientpay.serve.trusted_proxy_count": "1",
     "clientpay.serve.trusted_proxy_headers": "x-forwarded-for x-forwarded-proto x-forwarded-host",
     "clientpay.openapi.validate_responses": "false",
-    "clientpay.processor": "clientpay_connect.pay.services.SandboxProcessor",
+    # No default: an instance names its processor, and only one for development may name the
+    # sandbox (pay/__init__.py refuses to start otherwise).
+    "clientpay.processor": "",
+    "clientpay.development": "false",
+    # Empty: Stripe's own API. A test server (localstripe) in the tests.
+    "clientpay.stripe.api_base": "",
+    "clientpay.stripe.max_network_retries": "2",
     "clientpay.sandbox.delay_ms": "0",
     "clientpay.pay.processing_timeout_seconds": "300",
     "clientpay.pay.page_cache": "clientpay_connect.pay.page_cache.PageCache",

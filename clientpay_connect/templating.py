@@ -19,6 +19,7 @@ def includeme(config: Configurator) -> None:
         "nav_modules = clientpay_connect.navigation.nav_modules\n"
         "home_modules = clientpay_connect.navigation.home_modules\n"
         "current_module = clientpay_connect.navigation.current_module",
+        "staff_test_mode = clientpay_connect.pay.test_mode.staff_test_mode",
     )
     config.include("pyramid_jinja2")
     config.add_jinja2_search_path("clientpay_connect:templates", name=".jinja2")

@@ -27,6 +27,7 @@ from clientpay_connect.db import get_tm_session
 from tests import factories
 from tests.support import databases
 from tests.support.live_server import LiveServer, start_live_server
+from tests.support.localstripe import LocalStripe, running_localstripe
 
 TEST_PASSWORD = factories.TEST_PASSWORD
 
@@ -81,6 +82,9 @@ def base_settings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "clientpay.cookie_secure": "false",
         "clientpay.openapi.validate_responses": "true",
         "clientpay.public_url": "http://localhost",
+        # The suite pays through the sandbox, as an instance for development does.
+        "clientpay.development": "true",
+        "clientpay.processor": "clientpay_connect.pay.processor.SandboxProcessor",
     }
 
 
@@ -102,6 +106,33 @@ def live_server(
 ) -> Iterator[LiveServer]:
     """The real app served by waitress on loopback, on its own committed database."""
     yield from start_live_server(base_settings, tmp_path_factory.mktemp("live-db"))
+
+
+@pytest.fixture(scope="session")
+def localstripe() -> Iterator[LocalStripe]:
+    """The fake Stripe API on a loopback port, for the whole session."""
+    with running_localstripe() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def stripe_settings(app_settings: dict[str, Any], localstripe: LocalStripe) -> dict[str, Any]:
+    """The suite's settings with Stripe (at localstripe) as the processor, as in production."""
+    return {
+        **app_settings,
+        "clientpay.development": "false",
+        "clientpay.processor": "clientpay_connect.pay.stripe_processor.StripeProcessor",
+        "clientpay.stripe.api_base": localstripe.url,
+        # localstripe ignores Idempotency-Key: a retried confirmation would not be the same.
+        "clientpay.stripe.max_network_retries": "0",
+    }
+
+
+@pytest.fixture(scope="session")
+def stripe_app(stripe_settings: dict[str, Any]) -> Iterator[Router]:
+    application = main({}, **stripe_settings)
+    yield application
+    application.registry["dbengine"].dispose()
 
 
 @pytest.fixture

@@ -77,6 +77,11 @@ class MerchantAccount(Base):
     accepts_echeck: Mapped[bool] = mapped_column(Boolean, default=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The account's own Stripe keys (each account its own Stripe account: operating and trust
+    # money never share one). Secrets are Fernet ciphertext, never plain text.
+    stripe_secret_key_encrypted: Mapped[str | None] = mapped_column(Text, nullable=True)
+    stripe_publishable_key: Mapped[str] = mapped_column(String(255), default="")
+    stripe_webhook_secret_encrypted: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     firm: Mapped[Firm] = relationship()
 

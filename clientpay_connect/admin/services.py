@@ -62,7 +62,7 @@ MAX_KEY_LENGTH = 200
 MIN_LINK_EXPIRY_DAYS = 1
 MAX_LINK_EXPIRY_DAYS = 365
 CURRENCIES = ("USD", "CAD", "EUR", "GBP", "AUD")
-PROCESSORS = ("sandbox",)
+PROCESSORS = ("sandbox", "stripe")
 METHODS = (METHOD_CARD, METHOD_ECHECK)
 EVENT_LABELS = {
     "payment_received": "Payment received",
@@ -565,7 +565,26 @@ def firm_merchant_account(dbsession: Session, firm: int, account_id: int) -> Mer
     return _firm_row(dbsession, MerchantAccount, firm, account_id)
 
 
-MERCHANT_FIELDS = ("name", "kind", "processor", "currency", "methods", "active")
+MERCHANT_FIELDS = (
+    "name",
+    "kind",
+    "processor",
+    "currency",
+    "methods",
+    "active",
+    *("stripe_secret_key", "stripe_publishable_key", "stripe_webhook_secret"),
+)
+# The account's Stripe keys, by the prefix Stripe gives each kind ("rk_": a restricted key).
+STRIPE_KEY_PREFIXES = {
+    "stripe_secret_key": (("sk_test_", "sk_live_", "rk_test_", "rk_live_"), "sk_live_…"),
+    "stripe_publishable_key": (("pk_test_", "pk_live_"), "pk_live_…"),
+    "stripe_webhook_secret": (("whsec_",), "whsec_…"),
+}
+# Kept encrypted, never shown back: an empty value keeps the stored one.
+STRIPE_SECRETS = {
+    "stripe_secret_key": "stripe_secret_key_encrypted",
+    "stripe_webhook_secret": "stripe_webhook_secret_encrypted",
+}
 
 
 def add_merchant_account(
@@ -575,17 +594,20 @@ def add_merchant_account(
     currency: str,
     methods: Iterable[str],
     processor: str = PROCESSORS[0],
+    **stripe_keys: str,
 ) -> MerchantAccount:
+    """A new account; ``stripe_keys`` are any of the three Stripe key fields."""
     values = {
         "name": name,
         "kind": kind,
         "currency": currency,
         "methods": list(methods),
         "processor": processor,
+        **stripe_keys,
     }
     cleaned = _checked_merchant_values(request, None, values)
     account = MerchantAccount(firm_id=firm_id(request), active=True)
-    _assign_merchant_values(account, cleaned)
+    _assign_merchant_values(request, account, cleaned)
     request.dbsession.add(account)
     request.dbsession.flush()
     audit(request, "merchant_account.created", account, **_merchant_summary(account))
@@ -598,7 +620,7 @@ def update_merchant_account(
     """Apply the given fields (``MERCHANT_FIELDS``) only."""
     cleaned = _checked_merchant_values(request, account, changes)
     before = _merchant_summary(account)
-    _assign_merchant_values(account, cleaned)
+    _assign_merchant_values(request, account, cleaned)
     after = _merchant_summary(account)
     changed = {field: after[field] for field in after if after[field] != before[field]}
     if "active" in changed:
@@ -618,6 +640,10 @@ def _merchant_summary(account: MerchantAccount) -> dict[str, Any]:
         "currency": account.currency,
         "methods": account.methods,
         "active": account.active,
+        # Whether keys are set, and the publishable one (public by nature); never a secret.
+        "stripe_publishable_key": account.stripe_publishable_key,
+        "stripe_secret_key_set": account.stripe_secret_key_encrypted is not None,
+        "stripe_webhook_secret_set": account.stripe_webhook_secret_encrypted is not None,
     }
 
 
@@ -649,8 +675,22 @@ def _checked_merchant_values(
         cleaned["methods"] = methods
     if "active" in values:
         cleaned["active"] = bool(values["active"])
+    _check_stripe_keys(problems, values, cleaned)
     problems.raise_if_any()
     return cleaned
+
+
+def _check_stripe_keys(
+    problems: Problems, values: Mapping[str, Any], cleaned: dict[str, Any]
+) -> None:
+    for field, (prefixes, example) in STRIPE_KEY_PREFIXES.items():
+        if field not in values:
+            continue
+        key = _clean_text(values[field])
+        _check_length(problems, field, key, MAX_KEY_LENGTH)
+        if key and not key.startswith(prefixes):
+            problems.add(field, f"Paste the key as Stripe shows it: it starts like {example}")
+        cleaned[field] = key
 
 
 def _check_choice(
@@ -683,13 +723,18 @@ def _merchant_name_taken(request: Request, name: str, account: MerchantAccount |
     return request.dbsession.execute(query).first() is not None
 
 
-def _assign_merchant_values(account: MerchantAccount, cleaned: Mapping[str, Any]) -> None:
-    for field in ("name", "kind", "processor", "currency", "active"):
+def _assign_merchant_values(
+    request: Request, account: MerchantAccount, cleaned: Mapping[str, Any]
+) -> None:
+    for field in ("name", "kind", "processor", "currency", "active", "stripe_publishable_key"):
         if field in cleaned:
             setattr(account, field, cleaned[field])
     if "methods" in cleaned:
         account.accepts_card = METHOD_CARD in cleaned["methods"]
         account.accepts_echeck = METHOD_ECHECK in cleaned["methods"]
+    for field, column in STRIPE_SECRETS.items():
+        if cleaned.get(field):
+            setattr(account, column, request.encryptor.encrypt(cleaned[field]))
 
 
 # ----------------------------------------------------------------------------- API tokens

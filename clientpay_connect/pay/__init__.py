@@ -1,13 +1,18 @@
+from collections.abc import Mapping
+from typing import Any
+
 from pyramid.config import Configurator
 
+from clientpay_connect.config import UnsafeSettings, as_bool, named
 from clientpay_connect.pay.interfaces import ICaptchaVerifier, IPageCache, IPaymentProcessor
 from clientpay_connect.pay.processor import SandboxProcessor
+from clientpay_connect.pay.stripe_processor import StripeProcessor
 
 
 def includeme(config: Configurator) -> None:
     """Routes, services, views and the resolver job of this feature."""
     settings = config.get_settings()
-    processor_class = config.maybe_dotted(settings["clientpay.processor"])
+    processor_class = processor_class_of(config, settings)
     # One instance for requests (through the service) and jobs (through the registry) alike.
     config.registry["clientpay.processor"] = processor_class.from_settings(
         settings, config.registry
@@ -16,9 +21,13 @@ def includeme(config: Configurator) -> None:
     config.add_route("pay.api", "/api/v1/pay/{token}")
     config.scan(".api")
     if issubclass(processor_class, SandboxProcessor):
-        # A real processor tokenizes on its own servers; only the sandbox does it here.
+        # A real processor tokenizes on its own servers; only the sandbox does it here (and
+        # processor_class_of let it through only on an instance for development).
         config.add_route("pay.sandbox_tokens", "/sandbox/tokens")
         config.scan(".sandbox_api")
+    if issubclass(processor_class, StripeProcessor):
+        config.add_route("pay.stripe_webhook", "/webhooks/stripe/{merchant_account_id}")
+        config.scan(".stripe_webhooks")
     config.scan(".tasks")
     captcha_class = config.maybe_dotted(settings["clientpay.captcha.verifier"])
     config.register_service_factory(captcha_class.create_service, ICaptchaVerifier)
@@ -30,3 +39,28 @@ def includeme(config: Configurator) -> None:
     config.add_route("pay.page", "/pay/{token}")
     config.add_route("pay.receipt", "/pay/{token}/receipt")
     config.scan(".views")
+
+
+def processor_class_of(config: Configurator, settings: Mapping[str, Any]) -> Any:
+    """The configured processor's class. Start-up stops (fails closed) when none is named, or
+    when the sandbox, which takes test numbers for real invoices and moves no money, is
+    named on an instance that does not say it is for development."""
+    dotted = str(settings.get("clientpay.processor") or "").strip()
+    if not dotted:
+        raise UnsafeSettings(
+            f"refusing to start: {named('clientpay.processor')} names no payment processor. "
+            "Set it to clientpay_connect.pay.stripe_processor.StripeProcessor (the Stripe keys are "
+            "each merchant account's), or, on an instance for development only, to "
+            f"clientpay_connect.pay.processor.SandboxProcessor with "
+            f"{named('clientpay.development')} = true."
+        )
+    processor_class = config.maybe_dotted(dotted)
+    development = as_bool(settings.get("clientpay.development"))
+    if issubclass(processor_class, SandboxProcessor) and not development:
+        raise UnsafeSettings(
+            f"refusing to start: {named('clientpay.processor')} is the sandbox, which marks "
+            "invoices paid without moving money; it is for development only. Name a real "
+            f"processor, or set {named('clientpay.development')} = true if this instance is "
+            "for development."
+        )
+    return processor_class

@@ -64,6 +64,8 @@ class LinkFacts:
     invoices: tuple[InvoiceLine, ...] = ()
     # The firm's own address (its reply-to), for a payer who must reach the firm.
     firm_email: str = ""
+    # The account's Stripe publishable key: a pk_test_ one means no money moves (Test mode).
+    publishable_key: str = ""
 
     @property
     def amount_due_minor(self) -> int:
@@ -103,6 +105,7 @@ _FACTS = (
         MerchantAccount.accepts_card,
         MerchantAccount.accepts_echeck,
         FirmSettings.reply_to_email,
+        MerchantAccount.stripe_publishable_key,
     )
     .join(Firm, Firm.id == PaymentLink.firm_id)
     # Both joins also on the firm: a link never shows another firm's account or settings.
@@ -176,6 +179,7 @@ def _facts_of(row: Any, invoices: tuple[InvoiceLine, ...]) -> LinkFacts:
         accepts_card,
         accepts_echeck,
         reply_to_email,
+        publishable_key,
     ) = row
     methods = (METHOD_CARD,) * bool(accepts_card) + (METHOD_ECHECK,) * bool(accepts_echeck)
     return LinkFacts(
@@ -202,4 +206,5 @@ def _facts_of(row: Any, invoices: tuple[InvoiceLine, ...]) -> LinkFacts:
         methods=methods,
         invoices=invoices,
         firm_email=reply_to_email or "",
+        publishable_key=publishable_key or "",
     )

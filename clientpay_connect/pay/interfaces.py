@@ -4,8 +4,14 @@ from zope.interface import Attribute, Interface
 class IPaymentProcessor(Interface):
     name = Attribute("The processor's name as stored on merchant accounts, e.g. 'sandbox'.")
 
-    def charge(token, amount_minor, currency, idempotency_key, allowed_methods):
+    def charge(
+        token, amount_minor, currency, idempotency_key, allowed_methods, account=None, metadata=None
+    ):
         """Charge once per idempotency_key; return a ChargeResult, or raise Declined.
+
+        ``account`` (a ProcessorAccount) is the merchant account paid, with its own keys at a
+        processor that has some (Stripe; the sandbox has none); ``metadata`` (names to short
+        strings) goes with the charge where the processor keeps any (firm, link, payment).
 
         ``allowed_methods`` ("card", "echeck") are what the merchant account accepts; a token
         of another method is declined with "method_not_accepted" before any money moves.
@@ -14,9 +20,10 @@ class IPaymentProcessor(Interface):
         outcome is unknown (timeout, network), so the link stays claimed for the resolver.
         """
 
-    def lookup(idempotency_key):
-        """The ChargeResult of an earlier charge with this key, None if there was none, or
-        raise Declined if it was declined."""
+    def lookup(idempotency_key, account=None):
+        """The ChargeResult of an earlier charge with this key (made for ``account``), None if
+        there was none (and there never will be), or raise Declined if it was declined; raise
+        ProcessorUnavailable while the processor cannot tell yet."""
 
 
 class ICaptchaVerifier(Interface):

@@ -1,4 +1,4 @@
-"""Payments, and the sandbox processor's own ledger."""
+"""Payments, the sandbox processor's own ledger, and the PaymentIntent of each Stripe attempt."""
 
 from __future__ import annotations
 
@@ -85,3 +85,32 @@ class SandboxCharge(Base):
     outcome: Mapped[str] = mapped_column(String(32))
     reference: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class StripeIntent(Base):
+    """The PaymentIntent the Stripe processor created for an attempt (by our attempt key).
+
+    Stripe cannot be asked "what became of the charge with this idempotency key"; this row,
+    committed before the PaymentIntent is confirmed, is how the resolver finds it.
+    """
+
+    __tablename__ = "stripe_intents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    attempt_key: Mapped[str] = mapped_column(String(64), unique=True)
+    payment_intent_id: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class StripeEvent(Base):
+    """A Stripe webhook event already handled: the same event again has no second effect."""
+
+    __tablename__ = "stripe_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(255), unique=True)
+    merchant_account_id: Mapped[int] = mapped_column(
+        ForeignKey("merchant_accounts.id", ondelete="CASCADE"), index=True
+    )
+    type: Mapped[str] = mapped_column(String(100))
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -14,7 +14,7 @@ import secrets
 import time
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pyramid.registry import Registry
@@ -38,6 +38,16 @@ class ChargeResult:
     last4: str
     amount_minor: int
     currency: str
+
+
+@dataclass(frozen=True)
+class ProcessorAccount:
+    """The merchant account a charge pays into, as a processor sees it: its id and its own
+    keys (empty at the sandbox, which needs none). The secret is never shown by repr."""
+
+    id: int
+    secret_key: str = field(default="", repr=False)
+    publishable_key: str = ""
 
 
 class Declined(Exception):
@@ -65,9 +75,13 @@ class Processor(Protocol):
         currency: str,
         idempotency_key: str,
         allowed_methods: Collection[str],
+        account: ProcessorAccount | None = None,
+        metadata: Mapping[str, str] | None = None,
     ) -> ChargeResult: ...
 
-    def lookup(self, idempotency_key: str) -> ChargeResult | None: ...
+    def lookup(
+        self, idempotency_key: str, account: ProcessorAccount | None = None
+    ) -> ChargeResult | None: ...
 
 
 DECLINE_MESSAGES: dict[str, str] = {
@@ -268,7 +282,10 @@ class SandboxProcessor:
         currency: str,
         idempotency_key: str,
         allowed_methods: Collection[str],
+        account: ProcessorAccount | None = None,
+        metadata: Mapping[str, str] | None = None,
     ) -> ChargeResult:
+        # The sandbox has one ledger for every account, and keeps no metadata.
         if self.delay_ms:
             # The network round trip of a real processor; it widens every race window.
             time.sleep(self.delay_ms / 1000)
@@ -285,7 +302,9 @@ class SandboxProcessor:
             raise ProcessorUnavailable("the charge was sent but its answer was lost")
         return _answer(charge, card)
 
-    def lookup(self, idempotency_key: str) -> ChargeResult | None:
+    def lookup(
+        self, idempotency_key: str, account: ProcessorAccount | None = None
+    ) -> ChargeResult | None:
         try:
             charge, card = self._existing_charge(idempotency_key)
         except LookupError:

@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from clientpay_connect.accounts.services import is_valid_email, normalize_email
-from clientpay_connect.admin.models import FirmSettings, NotificationRecipient
+from clientpay_connect.admin.models import FirmSettings, MerchantAccount, NotificationRecipient
 from clientpay_connect.crypto import sha256_hex
 from clientpay_connect.db import utcnow
 from clientpay_connect.links import services as links
@@ -53,6 +53,8 @@ from clientpay_connect.pay.models import (
 from clientpay_connect.pay.processor import (
     ChargeResult,
     Declined,
+    Processor,
+    ProcessorAccount,
     ProcessorUnavailable,
     SandboxProcessor,
 )
@@ -210,13 +212,27 @@ def submit_payment(work: Work, submission: Submission) -> Payment:
     attempt = read_attempt(submission.body, link)
     # Read before any commit below: the link is detached once its transaction ends.
     methods, currency = link.merchant_account.methods, link.currency
+    account = processor_account(work, link.merchant_account)
     _check_captcha(work, link, submission)
     payment = start_payment(dbsession, link, attempt, key, request_hash)
     if payment is None:
         return _lost_the_claim(dbsession, link.id, key, request_hash)
     payment_id, processor_key = payment.id, payment.processor_key
+    metadata = {"firm": str(link.firm_id), "link": str(link.id), "payment": str(payment_id)}
     work.checkpoint()
-    return _charge(work, payment_id, processor_key, attempt, currency, methods)
+    charge = Charge(processor_key, attempt, currency, methods, account, metadata)
+    return _charge(work, payment_id, charge)
+
+
+def processor_account(work: Work, merchant_account: MerchantAccount) -> ProcessorAccount:
+    """The merchant account as the processor needs it: its own keys, the secret decrypted."""
+    secret = merchant_account.stripe_secret_key_encrypted
+    encryptor = work.registry["clientpay.encryptor"]
+    return ProcessorAccount(
+        id=merchant_account.id,
+        secret_key=encryptor.decrypt(secret) if secret else "",
+        publishable_key=merchant_account.stripe_publishable_key or "",
+    )
 
 
 def find_link(dbsession: Session, token: str) -> PaymentLink:
@@ -270,18 +286,29 @@ def _lost_the_claim(dbsession: Session, link_id: int, key: str, request_hash: st
     raise LinkNotPayable(link.status if link is not None else STATUS_EXPIRED)
 
 
-def _charge(
-    work: Work,
-    payment_id: int,
-    processor_key: str,
-    attempt: Attempt,
-    currency: str,
-    allowed_methods: list[str],
-) -> Payment:
+@dataclass(frozen=True)
+class Charge:
+    """What the processor is asked to charge for one attempt."""
+
+    processor_key: str
+    attempt: Attempt
+    currency: str
+    allowed_methods: list[str]
+    account: ProcessorAccount
+    metadata: dict[str, str]
+
+
+def _charge(work: Work, payment_id: int, charge: Charge) -> Payment:
     processor = work.find_service(IPaymentProcessor)
     try:
         result = processor.charge(
-            attempt.payment_token, attempt.amount_minor, currency, processor_key, allowed_methods
+            charge.attempt.payment_token,
+            charge.attempt.amount_minor,
+            charge.currency,
+            charge.processor_key,
+            charge.allowed_methods,
+            account=charge.account,
+            metadata=charge.metadata,
         )
     except Declined as declined:
         return fail_payment(work.dbsession, payment_id, declined.code, declined.message)
@@ -434,17 +461,40 @@ def payment_answer(payment: Payment) -> tuple[int, dict[str, Any]]:
     }
 
 
+def settle_from_processor(
+    work: Work, payment_id: int, processor_key: str, account: ProcessorAccount
+) -> Payment:
+    """Settle a pending payment by what the processor says became of its charge (for the
+    resolver, and Stripe's webhooks): succeeded, declined, or never made (nothing charged).
+    Raises ProcessorUnavailable while the processor cannot tell. Called outside any
+    transaction of ours; settling twice (the resolver and a webhook) writes once."""
+    processor: Processor = work.find_service(IPaymentProcessor)
+    try:
+        result = processor.lookup(processor_key, account=account)
+    except Declined as declined:
+        return fail_payment(work.dbsession, payment_id, declined.code, declined.message)
+    if result is None:
+        return fail_payment(
+            work.dbsession,
+            payment_id,
+            NOT_CHARGED,
+            "The payment did not reach the processor; nothing was charged.",
+        )
+    return complete_payment(work, payment_id, result)
+
+
 @dataclass(frozen=True)
 class StuckPayment:
     link_id: int
     payment_id: int | None
     processor_key: str | None
+    merchant_account_id: int
 
 
 def stuck_payments(dbsession: Session, started_before: dt.datetime) -> list[StuckPayment]:
     """Links claimed before ``started_before`` and still processing, with their pending payment."""
     rows = dbsession.execute(
-        select(PaymentLink.id, Payment.id, Payment.processor_key)
+        select(PaymentLink.id, Payment.id, Payment.processor_key, PaymentLink.merchant_account_id)
         .outerjoin(
             Payment, (Payment.link_id == PaymentLink.id) & (Payment.status == PAYMENT_PENDING)
         )
@@ -455,4 +505,4 @@ def stuck_payments(dbsession: Session, started_before: dt.datetime) -> list[Stuc
         )
         .order_by(PaymentLink.id)
     ).all()
-    return [StuckPayment(link_id, payment_id, key) for link_id, payment_id, key in rows]
+    return [StuckPayment(*row) for row in rows]

@@ -6,12 +6,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+from clientpay_connect.admin.models import MerchantAccount
 from clientpay_connect.db import utcnow
 from clientpay_connect.jobs import periodic_job
 from clientpay_connect.links import services as links
 from clientpay_connect.pay import services
-from clientpay_connect.pay.interfaces import IPaymentProcessor
-from clientpay_connect.pay.processor import Declined, Processor, ProcessorUnavailable
+from clientpay_connect.pay.processor import ProcessorUnavailable
 from clientpay_connect.work import Work
 
 log = logging.getLogger(__name__)
@@ -42,22 +42,15 @@ def _settle(work: Work, item: services.StuckPayment) -> int:
         # Claimed with no attempt recorded: nothing was sent to the processor.
         links.release(work.dbsession, item.link_id)
         return 1
-    processor: Processor = work.find_service(IPaymentProcessor)
+    merchant_account = work.dbsession.get(MerchantAccount, item.merchant_account_id)
+    if merchant_account is None:
+        return 0
+    account = services.processor_account(work, merchant_account)
+    # Asked outside any transaction, like the charge was.
+    work.checkpoint()
     try:
-        result = processor.lookup(item.processor_key)
-    except Declined as declined:
-        services.fail_payment(work.dbsession, item.payment_id, declined.code, declined.message)
-        return 1
+        services.settle_from_processor(work, item.payment_id, item.processor_key, account)
     except ProcessorUnavailable:
         log.warning("payment %s: the processor is still not answering", item.payment_id)
         return 0
-    if result is None:
-        services.fail_payment(
-            work.dbsession,
-            item.payment_id,
-            services.NOT_CHARGED,
-            "The payment did not reach the processor; nothing was charged.",
-        )
-        return 1
-    services.complete_payment(work, item.payment_id, result)
     return 1

@@ -123,7 +123,13 @@ def _page_basics(request: Request, locale: str, firm_name: str) -> dict[str, Any
                 "current": code == locale,
             }
         )
-    return {"locale": locale, "firm_name": firm_name, "language_switch": switch}
+    return {
+        "locale": locale,
+        "firm_name": firm_name,
+        "language_switch": switch,
+        # The sandbox moves no money: say so on every payer page it serves.
+        "test_mode": request.registry["clientpay.processor"].name == "sandbox",
+    }
 
 
 def _lang_query(request: Request, locale: str) -> dict[str, str]:
@@ -187,6 +193,7 @@ def _render_payment_page(
 ) -> Response:
     link = found.facts
     basics = _page_basics(request, found.locale, link.firm_name)
+    basics["test_mode"] = basics["test_mode"] or link.publishable_key.startswith("pk_test_")
     if state != STATUS_OUTSTANDING:
         return _closed_page(request, found, state, basics)
     site_key = link.recaptcha_site_key

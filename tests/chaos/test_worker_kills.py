@@ -119,6 +119,8 @@ def stage(base_settings: dict[str, Any], tmp_path: Path, fake: FakeMyCase) -> It
             "clientpay.secret": base_settings["clientpay.secret"],
             "clientpay.encryption_keys": base_settings["clientpay.encryption_keys"],
             "clientpay.secrets_file": "",
+            "clientpay.development": base_settings["clientpay.development"],
+            "clientpay.processor": base_settings["clientpay.processor"],
             "clientpay.redis_url": base_settings["clientpay.redis_url"],
             "clientpay.jobs.name": f"clientpay-chaos-{run}",
             "clientpay.jobs.sqlite_path": str(tmp_path / "jobs.sqlite"),

@@ -3,8 +3,12 @@ declines named in the API's codes (and the same when asked again), nothing taken
 method the account does not accept, and an unknown outcome left to ``lookup``.
 
 A ``Till`` is one processor and how a test gets it tokens, as the payer's browser would from
-its hosted fields. Stripe joins by adding a till whose tokens come from its test server; a
-processor that cannot play an outage leaves ``outages`` False and those tests skip.
+its hosted fields. Stripe's till gets PaymentMethods from localstripe (a fake Stripe API on
+loopback) and charges into a merchant account with its test keys. What a till's test server
+cannot play, it says, and those tests skip: an outage (``outages``), bank accounts
+(``echeck``: localstripe has no us_bank_account), refusing a reused PaymentMethod
+(``single_use_tokens``: real Stripe refuses one used without a customer, localstripe does
+not); and it lists the test cards its server declines when charged (``declines``).
 """
 
 from __future__ import annotations
@@ -22,10 +26,12 @@ from clientpay_connect.pay.interfaces import IPaymentProcessor
 from clientpay_connect.pay.processor import (
     ChargeResult,
     Declined,
+    ProcessorAccount,
     ProcessorUnavailable,
     read_details,
 )
-from tests.support import payments
+from tests.support import databases, payments
+from tests.support.localstripe import TEST_PUBLISHABLE_KEY, TEST_SECRET_KEY, LocalStripe
 from tests.support.payments import BOTH_METHODS, SUCCEEDS
 
 DECLINES = {number: code for number, code in payments.CARD_OUTCOMES.items() if code != "succeeded"}
@@ -33,8 +39,14 @@ DECLINES = {number: code for number, code in payments.CARD_OUTCOMES.items() if c
 
 class Till(Protocol):
     processor: Any
+    # The merchant account charged, as the processor is given it (its keys).
+    account: ProcessorAccount | None
     # Whether the till can make a charge's answer get lost, or the processor unreachable.
     outages: bool
+    echeck: bool
+    single_use_tokens: bool
+    # Test card numbers its server declines when charged, with the code expected.
+    declines: dict[str, str]
 
     def card(self, number: str) -> str:
         """A token for the test card ``number`` (Stripe's published numbers)."""
@@ -44,7 +56,11 @@ class Till(Protocol):
 
 
 class SandboxTill:
+    account = None
     outages = True
+    echeck = True
+    single_use_tokens = True
+    declines = DECLINES
 
     def __init__(self, app: Router):
         self.processor = app.registry["clientpay.processor"]
@@ -59,16 +75,55 @@ class SandboxTill:
         return str(self.processor.tokenize(read_details(details, dt.date.today())))
 
 
-@pytest.fixture(params=["sandbox"])
-def till(request: pytest.FixtureRequest, app: Router, db_connection: Any) -> Iterator[Till]:
-    # The sandbox keeps its ledger through the app's sessions: on the test's connection here.
-    yield SandboxTill(app)
+class StripeTill:
+    outages = False
+    echeck = False
+    single_use_tokens = False
+    # localstripe declines only this one when charged (Stripe's "charge fails" card).
+    declines = {"4000000000000341": "card_declined"}
+
+    def __init__(self, app: Router, localstripe: LocalStripe):
+        self.processor = app.registry["clientpay.processor"]
+        self.localstripe = localstripe
+        self.account = ProcessorAccount(1, TEST_SECRET_KEY, TEST_PUBLISHABLE_KEY)
+
+    def card(self, number: str) -> str:
+        return self.localstripe.payment_method(number)
+
+    def bank_account(self, account: str) -> str:
+        pytest.skip("localstripe has no us_bank_account")
+
+
+@pytest.fixture(params=["sandbox", "stripe"])
+def till(request: pytest.FixtureRequest) -> Iterator[Till]:
+    if request.param == "sandbox":
+        # The sandbox keeps its ledger through the app's sessions: on the test's connection.
+        app = request.getfixturevalue("app")
+        request.getfixturevalue("db_connection")
+        yield SandboxTill(app)
+        return
+    # Stripe's record of its PaymentIntents too, in its own app on its own connection.
+    stripe_app = request.getfixturevalue("stripe_app")
+    connection = stripe_app.registry["dbengine"].connect()
+    outer = connection.begin()
+    try:
+        with databases.sharing_connection(stripe_app, connection):
+            yield StripeTill(stripe_app, request.getfixturevalue("localstripe"))
+    finally:
+        outer.rollback()
+        connection.close()
 
 
 @pytest.fixture
 def outages(till: Till) -> None:
     if not till.outages:
         pytest.skip("this processor cannot play an outage")
+
+
+@pytest.fixture
+def single_use_tokens(till: Till) -> None:
+    if not till.single_use_tokens:
+        pytest.skip("this till's server does not refuse a reused token")
 
 
 def new_key() -> str:
@@ -81,7 +136,9 @@ def test_the_processor_provides_the_interface_and_names_itself(till):
 
 
 def test_a_card_charge_answers_what_was_charged_and_never_the_number(till):
-    result = till.processor.charge(till.card(SUCCEEDS), 12_345, "USD", new_key(), BOTH_METHODS)
+    result = till.processor.charge(
+        till.card(SUCCEEDS), 12_345, "USD", new_key(), BOTH_METHODS, account=till.account
+    )
 
     assert isinstance(result, ChargeResult)
     assert (result.method, result.brand, result.last4) == ("card", "visa", "4242")
@@ -92,54 +149,59 @@ def test_a_card_charge_answers_what_was_charged_and_never_the_number(till):
 
 def test_an_echeck_charge_answers_its_last_four(till):
     token = till.bank_account("000123456789")
-    result = till.processor.charge(token, 5_000, "USD", new_key(), BOTH_METHODS)
+    result = till.processor.charge(
+        token, 5_000, "USD", new_key(), BOTH_METHODS, account=till.account
+    )
     assert (result.method, result.last4, result.amount_minor) == ("echeck", "6789", 5_000)
 
 
 def test_one_idempotency_key_charges_once_and_answers_the_same(till):
     token, key = till.card(SUCCEEDS), new_key()
-    first = till.processor.charge(token, 5_000, "USD", key, BOTH_METHODS)
-    again = till.processor.charge(token, 5_000, "USD", key, BOTH_METHODS)
+    first = till.processor.charge(token, 5_000, "USD", key, BOTH_METHODS, account=till.account)
+    again = till.processor.charge(token, 5_000, "USD", key, BOTH_METHODS, account=till.account)
     assert again == first
-    assert till.processor.lookup(key) == first
+    assert till.processor.lookup(key, account=till.account) == first
 
 
 def test_a_key_never_used_is_looked_up_as_nothing(till):
-    assert till.processor.lookup(new_key()) is None
+    assert till.processor.lookup(new_key(), account=till.account) is None
 
 
-def test_a_token_pays_once(till):
+def test_a_token_pays_once(till, single_use_tokens):
     token = till.card(SUCCEEDS)
-    till.processor.charge(token, 5_000, "USD", new_key(), BOTH_METHODS)
+    till.processor.charge(token, 5_000, "USD", new_key(), BOTH_METHODS, account=till.account)
     second_key = new_key()
     with pytest.raises(Declined) as reused:
-        till.processor.charge(token, 5_000, "USD", second_key, BOTH_METHODS)
+        till.processor.charge(token, 5_000, "USD", second_key, BOTH_METHODS, account=till.account)
     assert reused.value.code == "invalid_payment_token"
-    assert till.processor.lookup(second_key) is None
+    assert till.processor.lookup(second_key, account=till.account) is None
 
 
 def test_a_token_nobody_issued_is_declined(till):
     with pytest.raises(Declined) as unknown:
-        till.processor.charge("tok_nobody_made_this", 5_000, "USD", new_key(), BOTH_METHODS)
+        till.processor.charge(
+            "tok_nobody_made_this", 5_000, "USD", new_key(), BOTH_METHODS, account=till.account
+        )
     assert unknown.value.code == "invalid_payment_token"
 
 
-@pytest.mark.parametrize(("number", "code"), sorted(DECLINES.items()))
-def test_a_declined_card_stays_declined_with_its_code(till, number, code):
-    token, key = till.card(number), new_key()
-    for _attempt in range(2):
-        with pytest.raises(Declined) as declined:
-            till.processor.charge(token, 5_000, "USD", key, BOTH_METHODS)
-        assert declined.value.code == code
-        assert declined.value.message
-    with pytest.raises(Declined):
-        till.processor.lookup(key)
+def test_a_declined_card_stays_declined_with_its_code(till):
+    assert till.declines
+    for number, code in sorted(till.declines.items()):
+        token, key = till.card(number), new_key()
+        for _attempt in range(2):
+            with pytest.raises(Declined) as declined:
+                till.processor.charge(token, 5_000, "USD", key, BOTH_METHODS, account=till.account)
+            assert declined.value.code == code
+            assert declined.value.message
+        with pytest.raises(Declined):
+            till.processor.lookup(key, account=till.account)
 
 
 def test_a_closed_bank_account_is_declined(till):
     token = till.bank_account(payments.ACCOUNT_CLOSED)
     with pytest.raises(Declined) as closed:
-        till.processor.charge(token, 5_000, "USD", new_key(), ("echeck",))
+        till.processor.charge(token, 5_000, "USD", new_key(), ("echeck",), account=till.account)
     assert closed.value.code == "account_closed"
 
 
@@ -148,21 +210,25 @@ def test_a_method_the_account_does_not_accept_takes_nothing(till, method, allowe
     token = till.card(SUCCEEDS) if method == "card" else till.bank_account("000123456789")
     key = new_key()
     with pytest.raises(Declined) as refused:
-        till.processor.charge(token, 5_000, "USD", key, allowed)
+        till.processor.charge(token, 5_000, "USD", key, allowed, account=till.account)
     assert refused.value.code == "method_not_accepted"
-    assert till.processor.lookup(key) is None
+    assert till.processor.lookup(key, account=till.account) is None
 
 
 def test_a_lost_answer_is_unavailable_and_lookup_finds_the_charge(till, outages):
     key = new_key()
     with pytest.raises(ProcessorUnavailable):
-        till.processor.charge(till.card(payments.ANSWER_LOST), 5_000, "USD", key, BOTH_METHODS)
-    found = till.processor.lookup(key)
+        till.processor.charge(
+            till.card(payments.ANSWER_LOST), 5_000, "USD", key, BOTH_METHODS, account=till.account
+        )
+    found = till.processor.lookup(key, account=till.account)
     assert found is not None and found.amount_minor == 5_000
 
 
 def test_an_unreachable_processor_is_unavailable_and_charged_nothing(till, outages):
     key = new_key()
     with pytest.raises(ProcessorUnavailable):
-        till.processor.charge(till.card(payments.UNREACHABLE), 5_000, "USD", key, BOTH_METHODS)
-    assert till.processor.lookup(key) is None
+        till.processor.charge(
+            till.card(payments.UNREACHABLE), 5_000, "USD", key, BOTH_METHODS, account=till.account
+        )
+    assert till.processor.lookup(key, account=till.account) is None

@@ -86,6 +86,55 @@ class TestPages:
         assert "already has this name" in page.html.find(id="name-error").text
         assert len(accounts_of(dbsession, admin.firm)) == 1
 
+    def test_stripe_keys_are_kept_encrypted_never_shown_and_kept_when_left_empty(
+        self, app, testapp, dbsession, admin
+    ):
+        secret, hook = "sk_test_" + "s3cr3t" * 4, "whsec_" + "h00k" * 4
+        account = MerchantAccountFactory(firm=admin.firm, name="Operating")
+        login(testapp, admin)
+        path = f"/admin/merchant-accounts/{account.id}"
+        form = form_posting_to(testapp.get(path), path)
+        form["processor"] = "stripe"
+        form["stripe_secret_key"] = secret
+        form["stripe_publishable_key"] = "pk_test_public"
+        form["stripe_webhook_secret"] = hook
+        form.submit(status=303)
+
+        (stored,) = accounts_of(dbsession, admin.firm)
+        encryptor = app.registry["clientpay.encryptor"]
+        assert secret not in stored.stripe_secret_key_encrypted
+        assert encryptor.decrypt(stored.stripe_secret_key_encrypted) == secret
+        assert encryptor.decrypt(stored.stripe_webhook_secret_encrypted) == hook
+        assert (stored.processor, stored.stripe_publishable_key) == ("stripe", "pk_test_public")
+        page = testapp.get(path)
+        assert secret not in page.text and hook not in page.text
+        assert "A secret key is stored." in page.text
+        assert "A signing secret is stored." in page.text
+        events = audit_of(dbsession, admin.firm)
+        assert not any(secret in str(event.__dict__) for event in events)
+
+        # Saved again with the secrets left empty: they stay as they were.
+        form = form_posting_to(page, path)
+        assert form["stripe_secret_key"].value == ""
+        form["name"] = "Operating (Stripe)"
+        form.submit(status=303)
+        (stored,) = accounts_of(dbsession, admin.firm)
+        assert encryptor.decrypt(stored.stripe_secret_key_encrypted) == secret
+        assert stored.name == "Operating (Stripe)"
+
+    def test_a_key_that_is_not_a_stripe_key_is_refused_and_not_shown_back(
+        self, testapp, dbsession, admin
+    ):
+        account = MerchantAccountFactory(firm=admin.firm, name="Operating")
+        login(testapp, admin)
+        path = f"/admin/merchant-accounts/{account.id}"
+        form = form_posting_to(testapp.get(path), path)
+        form["stripe_secret_key"] = "pk_test_the_wrong_one"
+        page = form.submit(status=400)
+        assert "starts like sk_live_" in page.html.find(id="stripe_secret_key-error").text
+        assert "pk_test_the_wrong_one" not in page.text
+        assert accounts_of(dbsession, admin.firm)[0].stripe_secret_key_encrypted is None
+
     def test_edit_and_deactivate_and_reactivate(self, testapp, dbsession, admin):
         account = MerchantAccountFactory(firm=admin.firm, name="Operating")
         login(testapp, admin)
@@ -180,7 +229,7 @@ class TestApi:
                     "kind": "trust",
                     "currency": "USD",
                     "methods": ["card"],
-                    "processor": "stripe",
+                    "processor": "paypal",
                 },
                 "processor",
             ),

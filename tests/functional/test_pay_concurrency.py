@@ -47,7 +47,8 @@ from clientpay_connect.pay.models import Payment, SandboxCharge
 from tests.fakes.siteverify import GOOD_RESPONSE, SECRET, FakeSiteverify, running_siteverify
 from tests.support import databases
 from tests.support.live_server import serving
-from tests.support.payments import card, submission
+from tests.support.localstripe import TEST_PUBLISHABLE_KEY, TEST_SECRET_KEY, LocalStripe
+from tests.support.payments import SUCCEEDS, card, submission
 
 PAYERS = 50
 TIMEOUT = 120
@@ -262,3 +263,81 @@ def test_one_payer_sending_the_same_key_many_times_at_once_is_charged_once(serve
             timeout=TIMEOUT,
         )
     assert (again.status_code, again.json()["payment_id"]) == (201, payments[0].id)
+
+
+# --- The same race with Stripe (localstripe) as the processor --------------------------------
+# localstripe ignores Idempotency-Key, so nothing at Stripe's end would stop a second charge:
+# only our claim does.
+
+
+@pytest.fixture(scope="module")
+def served_stripe(
+    stripe_settings: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
+    folder: Path = tmp_path_factory.mktemp("stripe-race")
+    with databases.fresh_database(folder) as database_url:
+        databases.migrate(database_url)
+        settings = {
+            **stripe_settings,
+            "sqlalchemy.url": database_url,
+            "clientpay.limits.pay_attempts": "none",
+            "clientpay.limits.key_prefix": "clientpay-stripe-race-" + uuid.uuid4().hex[:8],
+        }
+        app = main({}, **settings)
+        try:
+            with serving(app, threads=PAYERS) as url:
+                yield Served(url, app)
+        finally:
+            app.registry["dbengine"].dispose()
+
+
+def _new_stripe_link(served: Served, amount_minor: int) -> tuple[int, str]:
+    encryptor = served.app.registry["clientpay.encryptor"]
+    with served.dbsession() as dbsession:
+        firm = create_firm(dbsession, "Stripe & Race LLP", "stripe-race-" + uuid.uuid4().hex[:8])
+        account = MerchantAccount(
+            firm_id=firm.id,
+            name="Operating",
+            kind="operating",
+            processor="stripe",
+            stripe_secret_key_encrypted=encryptor.encrypt(TEST_SECRET_KEY),
+            stripe_publishable_key=TEST_PUBLISHABLE_KEY,
+        )
+        dbsession.add(account)
+        dbsession.flush()
+        new = NewLink(merchant_account=account, amount_minor=amount_minor)
+        link, token = create_link(dbsession, encryptor, None, new)
+        return link.id, token
+
+
+@pytest.mark.skipif(
+    not databases.using_postgresql(),
+    reason="SQLite queues the payers before they read the link (see the module's docstring)",
+)
+def test_fifty_payers_at_once_with_stripe_make_one_succeeded_payment_intent(
+    served_stripe: Served, localstripe: LocalStripe
+) -> None:
+    localstripe.forget_everything()
+    link_id, link_token = _new_stripe_link(served_stripe, 25_000)
+    methods = [localstripe.payment_method(SUCCEEDS) for _ in range(PAYERS)]
+    bodies = [submission(method, "250.00") for method in methods]
+    keys = [uuid.uuid4().hex for _ in methods]
+
+    started = time.monotonic()
+    answers = _race(served_stripe, link_token, bodies, keys)
+    _report("fifty payers with Stripe", answers, time.monotonic() - started)
+
+    statuses = Counter(a.status for a in answers)
+    assert statuses == {201: 1, 409: PAYERS - 1}, statuses
+    [paid] = [a.body for a in answers if a.status == 201]
+    [intent] = localstripe.payment_intents(link=str(link_id))
+    assert (intent.status, intent.amount) == ("succeeded", 25_000)
+    succeeded = [i for i in localstripe.payment_intents() if i.status == "succeeded"]
+    assert [i.id for i in succeeded] == [intent.id]
+    with served_stripe.dbsession() as dbsession:
+        payments = dbsession.scalars(select(Payment).where(Payment.link_id == link_id)).all()
+        assert [(p.id, p.status, p.processor_ref) for p in payments] == [
+            (paid["payment_id"], "succeeded", intent.id)
+        ]
+        link = dbsession.get(PaymentLink, link_id)
+        assert (link.status, link.amount_paid_minor) == ("paid", 25_000)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+import webtest
 from sqlalchemy import func, inspect, select
 from zope.interface.verify import verifyClass, verifyObject
 
@@ -28,6 +29,13 @@ def test_the_sandbox_is_a_payment_processor(app):
     assert verifyClass(IPaymentProcessor, SandboxProcessor)
     assert verifyObject(IPaymentProcessor, app.registry["clientpay.processor"])
     assert app.registry["clientpay.processor"].name == "sandbox"
+
+
+def test_with_a_real_processor_there_is_no_sandbox_to_tokenize_with(stripe_app):
+    assert stripe_app.registry["clientpay.processor"].name == "stripe"
+    stranger = webtest.TestApp(stripe_app)
+    stranger.post_json("/sandbox/tokens", card(SUCCEEDS), status=404)
+    stranger.post_json("/sandbox/tokens", {}, status=404)
 
 
 def _stored_values(row: SandboxToken) -> list[str]:

@@ -19,11 +19,13 @@ from cryptography.fernet import Fernet
 from pyramid.router import Router
 
 from clientpay_connect import main
+from clientpay_connect.config import UnsafeSettings
 from clientpay_connect.crypto import MissingSecrets, WeakSecret
 from tests.conftest import TEST_PASSWORD
 from tests.support.databases import sharing_connection
 
 ROOT = Path(__file__).resolve().parents[2]
+STRIPE = "clientpay_connect.pay.stripe_processor.StripeProcessor"
 HTTPS = {"wsgi.url_scheme": "https", "HTTP_HOST": "localhost"}
 
 
@@ -134,15 +136,65 @@ def test_production_refuses_to_start_with_only_the_secret(
     assert "CLIENTPAY_SECRET and" not in str(refused.value)
 
 
-def test_production_starts_with_its_secrets_from_the_environment(
-    production_settings, tmp_path, monkeypatch
-):
+@pytest.fixture
+def production_secrets(monkeypatch) -> str:
     key = Fernet.generate_key().decode()
     monkeypatch.setenv("CLIENTPAY_SECRET", "a long random production secret, 48 bytes long.")
     monkeypatch.setenv("CLIENTPAY_ENCRYPTION_KEYS", key)
+    return key
+
+
+def test_production_with_no_processor_refuses_to_start_naming_the_setting(
+    production_settings, production_secrets, tmp_path
+):
+    with pytest.raises(UnsafeSettings) as refused:
+        main({"here": str(tmp_path)}, **production_settings)
+    assert "clientpay.processor (CLIENTPAY_PROCESSOR) names no payment processor" in str(
+        refused.value
+    )
+
+
+def test_production_refuses_the_sandbox(production_settings, production_secrets, tmp_path):
+    settings = {
+        **production_settings,
+        "clientpay.processor": "clientpay_connect.pay.processor.SandboxProcessor",
+    }
+    with pytest.raises(UnsafeSettings) as refused:
+        main({"here": str(tmp_path)}, **settings)
+    assert "CLIENTPAY_PROCESSOR) is the sandbox" in str(refused.value)
+    assert "clientpay.development (CLIENTPAY_DEVELOPMENT)" in str(refused.value)
+
+
+def test_the_old_path_of_the_sandbox_is_refused_in_production_too(
+    production_settings, production_secrets, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("CLIENTPAY_PROCESSOR", "clientpay_connect.pay.services.SandboxProcessor")
+    with pytest.raises(UnsafeSettings, match="is the sandbox"):
+        main({"here": str(tmp_path)}, **production_settings)
+
+
+def test_development_ini_is_for_development_and_pays_through_the_sandbox(tmp_path, monkeypatch):
+    for name in [n for n in os.environ if n.startswith("CLIENTPAY_")]:
+        monkeypatch.delenv(name)
+    ini = tmp_path / "development.ini"
+    shutil.copy(ROOT / "development.ini", ini)
+    settings = dict(plaster.get_settings(str(ini), "app:main"))
+    with built({**settings, "here": str(tmp_path)}) as app:
+        assert app.registry["clientpay.processor"].name == "sandbox"
+        webtest.TestApp(app).post_json("/sandbox/tokens", {}, status=422)
+
+
+def test_production_starts_with_its_secrets_from_the_environment(
+    production_settings, production_secrets, tmp_path, monkeypatch
+):
+    key = production_secrets
+    monkeypatch.setenv("CLIENTPAY_PROCESSOR", STRIPE)
     app = main({"here": str(tmp_path)}, **production_settings)
     try:
         settings = app.registry.settings
+        assert app.registry["clientpay.processor"].name == "stripe"
+        # The sandbox's tokenization is not there to be called.
+        webtest.TestApp(app).post_json("/sandbox/tokens", {}, status=404)
         assert settings["clientpay.secret"] == "a long random production secret, 48 bytes long."
         assert settings["clientpay.encryption_keys"] == key
         encryptor = app.registry["clientpay.encryptor"]

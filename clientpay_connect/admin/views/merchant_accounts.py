@@ -33,8 +33,10 @@ from clientpay_connect.security import ADMIN, STAFF, firm_id
 
 METHOD_LABELS = {"card": "Card", "echeck": "eCheck"}
 KIND_LABELS = {"operating": "Operating", "trust": "Trust"}
-PROCESSOR_LABELS = {"sandbox": "Sandbox (test payments)"}
-FORM_FIELDS = ("name", "kind", "processor", "currency")
+PROCESSOR_LABELS = {"sandbox": "Sandbox (test payments)", "stripe": "Stripe"}
+FORM_FIELDS = ("name", "kind", "processor", "currency", "stripe_publishable_key")
+# Typed in, never shown back (the form's value is always empty).
+SECRET_FORM_FIELDS = ("stripe_secret_key", "stripe_webhook_secret")
 
 
 def merchant_account_json(account: MerchantAccount) -> dict[str, Any]:
@@ -65,6 +67,8 @@ def _account_from_route(request: Request) -> MerchantAccount:
 def _typed(request: Request) -> dict[str, Any]:
     values: dict[str, Any] = {name: form_text(request.POST, name) for name in FORM_FIELDS}
     values["methods"] = form_choices(request.POST, "methods")
+    for name in SECRET_FORM_FIELDS:
+        values[name] = form_text(request.POST, name)
     return values
 
 
@@ -88,6 +92,7 @@ def _list_page(
         "processor": PROCESSORS[0],
         "currency": CURRENCIES[0],
         "methods": list(METHODS),
+        "stripe_publishable_key": "",
     }
     return {
         **_choices(),
@@ -104,7 +109,9 @@ def _edit_page(
 ) -> dict[str, Any]:
     current = {name: getattr(account, name) for name in FORM_FIELDS}
     current["methods"] = account.methods
-    return {**_choices(), "account": account, "values": values or current, "errors": errors or {}}
+    # Never the secrets themselves, whatever was typed: only whether one is stored.
+    shown = {k: v for k, v in (values or current).items() if k not in SECRET_FORM_FIELDS}
+    return {**_choices(), "account": account, "values": shown, "errors": errors or {}}
 
 
 # ----------------------------------------------------------------------------- pages

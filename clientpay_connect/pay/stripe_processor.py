@@ -1,0 +1,261 @@
+"""Stripe behind the processor interface, through the official ``stripe`` library.
+
+The payer's browser turns the card into a PaymentMethod with Stripe.js; our server only sees
+its id (``pm_…``). Per attempt we create a PaymentIntent (Stripe's idempotency key is our
+attempt key), record which one it is, then confirm it with that PaymentMethod. Stripe cannot
+be asked "what became of the charge with this idempotency key", so the record, committed
+before the confirmation is sent, is how ``lookup`` (the resolver) finds the PaymentIntent.
+
+Each merchant account has its own Stripe account and keys: a client is made per secret key.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import stripe
+from pyramid.registry import Registry
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+from zope.interface import implementer
+
+from clientpay_connect.admin.models import METHOD_CARD, METHOD_ECHECK
+from clientpay_connect.pay.interfaces import IPaymentProcessor
+from clientpay_connect.pay.models import StripeIntent
+from clientpay_connect.pay.processor import (
+    ChargeResult,
+    Declined,
+    ProcessorAccount,
+    ProcessorUnavailable,
+)
+
+# Stripe's PaymentMethod types, as our methods.
+METHODS = {"card": METHOD_CARD, "us_bank_account": METHOD_ECHECK}
+# The decline reasons the API names as they are; Stripe's many others (do_not_honor,
+# lost_card, fraudulent, …) are, to a payer, a declined card.
+OUR_DECLINE_CODES = (
+    "card_declined",
+    "insufficient_funds",
+    "expired_card",
+    "incorrect_cvc",
+    "processing_error",
+)
+# A PaymentIntent in one of these was never (and now can never be) charged.
+NEVER_CHARGED = ("requires_confirmation", "requires_action", "canceled")
+
+
+def decline_code(code: str | None, stripe_decline_code: str | None) -> str:
+    """Our error code for Stripe's ``code`` and ``decline_code`` (the finer reason, given for
+    ``card_declined``: insufficient_funds, …)."""
+    for candidate in (stripe_decline_code, code):
+        if candidate in OUR_DECLINE_CODES:
+            return str(candidate)
+    return "card_declined"
+
+
+def _declined_by(error: stripe.StripeError) -> Declined:
+    detail = error.error
+    return Declined(decline_code(error.code, getattr(detail, "decline_code", None)))
+
+
+@implementer(IPaymentProcessor)
+class StripeProcessor:
+    name = "stripe"
+
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        api_base: str = "",
+        timeout: float = 10,
+        max_network_retries: int = 2,
+    ):
+        self.session_factory = session_factory
+        self.api_base = api_base
+        self.timeout = timeout
+        self.max_network_retries = max_network_retries
+        self._clients: dict[str, stripe.StripeClient] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], registry: Registry) -> StripeProcessor:
+        return cls(
+            registry["dbsession_factory"],
+            api_base=str(settings.get("clientpay.stripe.api_base") or ""),
+            timeout=float(settings["clientpay.http_timeout"]),
+            max_network_retries=int(settings["clientpay.stripe.max_network_retries"]),
+        )
+
+    @classmethod
+    def create_service(cls, context: Any, request: Any) -> StripeProcessor:
+        processor: StripeProcessor = request.registry["clientpay.processor"]
+        return processor
+
+    def client(self, account: ProcessorAccount | None) -> stripe.StripeClient:
+        """The client for the account's own Stripe account (one per secret key, reused)."""
+        if account is None or not account.secret_key:
+            # Nothing can be charged: refused before any request (the page shows no form).
+            raise Declined("processing_error", "This account cannot take payments online yet.")
+        with self._lock:
+            client = self._clients.get(account.secret_key)
+            if client is None:
+                client = self._new_client(account.secret_key)
+                self._clients[account.secret_key] = client
+        return client
+
+    def _new_client(self, secret_key: str) -> stripe.StripeClient:
+        # Every call has a timeout; the library retries a network failure with the same
+        # Idempotency-Key, which Stripe answers with the first answer.
+        bases: Any = {"api": self.api_base} if self.api_base else None
+        return stripe.StripeClient(
+            secret_key,
+            base_addresses=bases,
+            max_network_retries=self.max_network_retries,
+            http_client=stripe.RequestsClient(timeout=self.timeout),
+        )
+
+    @contextmanager
+    def _ledger(self) -> Iterator[Session]:
+        """A session of the processor's own, committed when the block ends."""
+        with self.session_factory() as session, session.begin():
+            yield session
+
+    def charge(
+        self,
+        token: str,
+        amount_minor: int,
+        currency: str,
+        idempotency_key: str,
+        allowed_methods: Collection[str],
+        account: ProcessorAccount | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> ChargeResult:
+        client = self.client(account)
+        with _unavailable_on_outage():
+            intent_id = self._intent_id(idempotency_key)
+            if intent_id is None:
+                method = self._payment_method(client, token)
+                if METHODS.get(method.type) not in allowed_methods:
+                    raise Declined("method_not_accepted")
+                intent_id = self._create_intent(
+                    client, method, amount_minor, currency, idempotency_key, metadata
+                )
+            intent = client.v1.payment_intents.retrieve(intent_id)
+            if intent.status == "requires_confirmation":
+                intent = self._confirm(client, intent_id)
+            return self._answer(client, intent)
+
+    def lookup(
+        self, idempotency_key: str, account: ProcessorAccount | None = None
+    ) -> ChargeResult | None:
+        intent_id = self._intent_id(idempotency_key)
+        if intent_id is None:
+            return None
+        client = self.client(account)
+        with _unavailable_on_outage():
+            intent = client.v1.payment_intents.retrieve(intent_id)
+            if intent.status in ("requires_confirmation", "requires_action"):
+                # Our confirmation never reached Stripe: cancelled, it can never charge later.
+                client.v1.payment_intents.cancel(intent_id)
+                return None
+            if intent.status == "canceled":
+                return None
+            return self._answer(client, intent)
+
+    def _payment_method(self, client: stripe.StripeClient, token: str) -> stripe.PaymentMethod:
+        try:
+            return client.v1.payment_methods.retrieve(token)
+        except stripe.InvalidRequestError as exc:
+            if exc.http_status == 404 or exc.code == "resource_missing":
+                raise Declined("invalid_payment_token") from exc
+            raise
+
+    def _create_intent(
+        self,
+        client: stripe.StripeClient,
+        method: stripe.PaymentMethod,
+        amount_minor: int,
+        currency: str,
+        idempotency_key: str,
+        metadata: Mapping[str, str] | None,
+    ) -> str:
+        """Create the PaymentIntent and commit which it is, before it is confirmed."""
+        params: Any = {
+            "amount": amount_minor,
+            "currency": currency.lower(),
+            "payment_method": method.id,
+            "payment_method_types": [method.type],
+            "metadata": dict(metadata or {}),
+        }
+        intent = client.v1.payment_intents.create(
+            params, options={"idempotency_key": idempotency_key}
+        )
+        try:
+            with self._ledger() as session:
+                session.add(StripeIntent(attempt_key=idempotency_key, payment_intent_id=intent.id))
+        except IntegrityError:
+            # Charged with this key at the same moment elsewhere: confirm theirs, not ours.
+            found = self._intent_id(idempotency_key)
+            if found is None:
+                raise
+            return found
+        return intent.id
+
+    def _confirm(self, client: stripe.StripeClient, intent_id: str) -> stripe.PaymentIntent:
+        try:
+            return client.v1.payment_intents.confirm(intent_id)
+        except stripe.CardError as error:
+            raise _declined_by(error) from None
+
+    def _answer(self, client: stripe.StripeClient, intent: stripe.PaymentIntent) -> ChargeResult:
+        """The charge's result from its PaymentIntent, the same every time; Declined if it
+        was refused, ProcessorUnavailable while it is still processing."""
+        if intent.status == "succeeded":
+            return self._result(client, intent)
+        error = intent.last_payment_error
+        if intent.status == "requires_payment_method" and error is not None:
+            raise Declined(decline_code(error.code, getattr(error, "decline_code", None)))
+        if intent.status in NEVER_CHARGED:
+            raise Declined("processing_error")
+        # "processing" (a bank debit takes days): not known yet; the resolver asks again.
+        raise ProcessorUnavailable(f"payment intent {intent.id} is {intent.status}")
+
+    def _result(self, client: stripe.StripeClient, intent: stripe.PaymentIntent) -> ChargeResult:
+        method_id = intent.payment_method
+        method_id = method_id if isinstance(method_id, str) else method_id.id  # type: ignore[union-attr]
+        method = client.v1.payment_methods.retrieve(method_id)
+        details = method.card if method.type == "card" else method.us_bank_account
+        return ChargeResult(
+            reference=intent.id,
+            method=METHODS.get(method.type, method.type),
+            brand=str(getattr(details, "brand", "") or ""),
+            last4=str(getattr(details, "last4", "") or ""),
+            amount_minor=intent.amount,
+            currency=intent.currency.upper(),
+        )
+
+    def _intent_id(self, idempotency_key: str) -> str | None:
+        try:
+            with self._ledger() as session:
+                return session.execute(
+                    select(StripeIntent.payment_intent_id).where(
+                        StripeIntent.attempt_key == idempotency_key
+                    )
+                ).scalar_one_or_none()
+        except OperationalError as exc:
+            raise ProcessorUnavailable("our record of Stripe's attempts did not answer") from exc
+
+
+@contextmanager
+def _unavailable_on_outage() -> Iterator[None]:
+    """Stripe did not answer, or answered that it failed: we do not know what happened."""
+    try:
+        yield
+    except (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError) as exc:
+        raise ProcessorUnavailable(str(exc)) from exc
+    except (stripe.AuthenticationError, stripe.PermissionError) as exc:
+        # The account's keys are wrong: nothing was charged, and nothing can be until fixed.
+        raise Declined("processing_error", "This account cannot take payments online.") from exc

@@ -1,0 +1,101 @@
+"""localstripe (a stateful fake Stripe API, by others) served on a loopback port in a thread.
+
+Its aiohttp app runs on its own event loop, bound to 127.0.0.1 only; the Stripe processor is
+pointed at it through ``clientpay.stripe.api_base``. What it does not do (checked with
+localstripe 1.15.10): it ignores Idempotency-Key (our claim must stop a second charge), has
+no us_bank_account, brands every card visa, and declines only 4000000000000341 when charged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+import stripe
+from aiohttp import web
+
+# Any key will do: localstripe takes every sk_test_….
+TEST_SECRET_KEY = "sk_test_clientpay_localstripe"
+TEST_PUBLISHABLE_KEY = "pk_test_clientpay_localstripe"
+
+
+@dataclass
+class LocalStripe:
+    url: str
+
+    def client(self, secret_key: str = TEST_SECRET_KEY) -> stripe.StripeClient:
+        """A client of our own, as a payer's Stripe.js or a test's check would use."""
+        return stripe.StripeClient(
+            secret_key,
+            base_addresses={"api": self.url},
+            max_network_retries=0,
+            http_client=stripe.RequestsClient(timeout=10),
+        )
+
+    def forget_everything(self) -> None:
+        """Empty its store: our tests roll their rows back, and ids (of links, payments) come
+        again; so must the PaymentIntents that carry them."""
+        requests.delete(f"{self.url}/_config/data", timeout=10).raise_for_status()
+
+    def payment_method(self, number: str) -> str:
+        """The PaymentMethod Stripe.js would make of test card ``number`` (its id)."""
+        card: Any = {"number": number, "exp_month": 12, "exp_year": 2030, "cvc": "123"}
+        method = self.client().v1.payment_methods.create(params={"type": "card", "card": card})
+        return method.id
+
+    def payment_intents(self, **metadata: str) -> list[stripe.PaymentIntent]:
+        """Every PaymentIntent whose metadata has these values, newest first."""
+        found = []
+        intents = self.client().v1.payment_intents.list(params={"limit": 100})
+        for intent in intents.auto_paging_iter():
+            kept = intent.metadata.to_dict() if intent.metadata else {}
+            if all(kept.get(k) == v for k, v in metadata.items()):
+                found.append(intent)
+        return found
+
+
+def _localstripe_app() -> web.Application:
+    with warnings.catch_warnings():
+        # localstripe 1.15 registers plain functions as handlers, which aiohttp deprecates.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from localstripe import server
+    return server.app
+
+
+@contextmanager
+def running_localstripe() -> Iterator[LocalStripe]:
+    app = _localstripe_app()
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app)
+    started = threading.Event()
+    address: dict[str, Any] = {}
+
+    async def start() -> None:
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        address["port"] = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(start())
+        started.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=serve, name="localstripe", daemon=True)
+    thread.start()
+    if not started.wait(30):
+        raise RuntimeError("localstripe did not start")
+    try:
+        yield LocalStripe(f"http://127.0.0.1:{address['port']}")
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(30)
+        loop.close()
