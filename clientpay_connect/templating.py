@@ -18,7 +18,7 @@ def includeme(config: Configurator) -> None:
         "jinja2.globals",
         "nav_modules = clientpay_connect.navigation.nav_modules\n"
         "home_modules = clientpay_connect.navigation.home_modules\n"
-        "current_module = clientpay_connect.navigation.current_module",
+        "current_module = clientpay_connect.navigation.current_module\n"
         "staff_test_mode = clientpay_connect.pay.test_mode.staff_test_mode",
     )
     config.include("pyramid_jinja2")
