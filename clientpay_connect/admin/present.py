@@ -126,6 +126,9 @@ SENTENCES: dict[str, Describe] = {
     "user.password_changed": lambda who, e, n: f"{who} changed their password",
     "user.password_reset_requested": lambda who, e, n: f"{who} asked for a password reset link",
     "user.password_reset_used": lambda who, e, n: f"{who} set a new password with a reset link",
+    "user.signed_out_everywhere": lambda who, e, n: f"{who} signed out on every computer",
+    "link.reminders_off": lambda who, e, n: f"{who} turned reminders off for a link",
+    "link.reminders_on": lambda who, e, n: f"{who} turned reminders back on for a link",
     "settings.updated": _settings,
     "notification_recipient.created": lambda who, e, n: (
         f"{who} added {e.details.get('email', 'someone')} to the notifications"
