@@ -16,7 +16,7 @@ from pyramid.view import view_config
 
 from clientpay_connect.admin.forms import INVALID_FORM, form_checked, form_text
 from clientpay_connect.connect.api import STATE_KEY
-from clientpay_connect.connect.interfaces import AdapterError
+from clientpay_connect.connect.interfaces import AdapterError, ConnectionRefused
 from clientpay_connect.connect.models import (
     CONNECTION_CONNECTED,
     CONNECTION_DISCONNECTED,
@@ -29,7 +29,6 @@ from clientpay_connect.connect.present import (
 )
 from clientpay_connect.connect.services import (
     Authorization,
-    ConnectionRefused,
     adapter_capabilities,
     adapter_catalog_json,
     begin_authorization,
