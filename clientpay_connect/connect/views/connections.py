@@ -40,8 +40,8 @@ from clientpay_connect.connect.services import (
     update_connection,
 )
 from clientpay_connect.links.forms import active_accounts
-from clientpay_connect.links.views import firm_zone, local_time
 from clientpay_connect.security import ADMIN, firm_id
+from clientpay_connect.sent.present import firm_zone, local_timestamp
 from clientpay_connect.work import Work
 
 # The settings an admin gives each adapter here (OAuth adapters get theirs from the provider).
@@ -85,7 +85,9 @@ def _shown(request: Request, connection: Connection) -> dict[str, Any]:
         "oauth": is_oauth_connection(work, connection),
         "can_reconnect": connection.status != CONNECTION_CONNECTED
         and is_oauth_connection(work, connection),
-        "connected_at": local_time(connection.connected_at, firm_zone(request)),
+        "connected_at": local_timestamp(
+            connection.connected_at, firm_zone(request.dbsession, firm_id(request))
+        ),
     }
 
 
