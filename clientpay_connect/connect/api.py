@@ -15,6 +15,7 @@ from clientpay_connect.connect.interfaces import AdapterError, ConnectionRefused
 from clientpay_connect.connect.models import Connection
 from clientpay_connect.connect.present import connection_json, search_json
 from clientpay_connect.connect.services import (
+    STATE_KEY,
     adapter_capabilities,
     adapter_catalog_json,
     begin_authorization,
@@ -31,7 +32,6 @@ from clientpay_connect.security import ADMIN, STAFF, firm_id
 from clientpay_connect.work import Work
 
 API = {"renderer": "json", "openapi": True}
-STATE_KEY = "clientpay.oauth_state.{}"
 
 
 def _body(request: Request) -> dict[str, Any]:

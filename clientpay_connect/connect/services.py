@@ -378,6 +378,11 @@ def mark_needs_reauthorization(work: Work, connection: Connection, reason: str) 
 # What admins do with connections.
 
 
+# Where the admin's session keeps that state, one per connection, until the provider returns
+# to the API's callback (the API and the Connections page both send the admin away).
+STATE_KEY = "clientpay.oauth_state.{}"
+
+
 @dataclass(frozen=True)
 class Authorization:
     """Where to send the admin, and the state their session must bring back."""

@@ -2,7 +2,7 @@
 Connect links and postings use.
 
 An OAuth adapter's Add (and Reconnect) sends the admin's browser to the provider, with the
-state kept in the session under the API's key (``api.STATE_KEY``): the provider returns to the
+state kept in the session under ``services.STATE_KEY``: the provider returns to the
 API's callback view, which completes the grant and comes back here with a flash.
 """
 
@@ -15,7 +15,6 @@ from pyramid.request import Request
 from pyramid.view import view_config
 
 from clientpay_connect.admin.forms import INVALID_FORM, form_checked, form_text
-from clientpay_connect.connect.api import STATE_KEY
 from clientpay_connect.connect.interfaces import AdapterError, ConnectionRefused
 from clientpay_connect.connect.models import (
     CONNECTION_CONNECTED,
@@ -28,6 +27,7 @@ from clientpay_connect.connect.present import (
     status_label,
 )
 from clientpay_connect.connect.services import (
+    STATE_KEY,
     Authorization,
     adapter_capabilities,
     adapter_catalog_json,
