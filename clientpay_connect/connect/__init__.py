@@ -32,4 +32,3 @@ def includeme(config: Configurator) -> None:
     config.add_route("admin.connection_disconnect", r"/admin/connections/{id:\d+}/disconnect")
     config.scan(".api")
     config.scan(".views")
-    config.scan(".admin_views")

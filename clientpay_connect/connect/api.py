@@ -6,15 +6,16 @@ from typing import Any
 
 from pyramid.httpexceptions import HTTPSeeOther
 from pyramid.request import Request
-from pyramid.view import view_config
+from pyramid.response import Response
+from pyramid.view import exception_view_config, view_config
 
-from clientpay_connect.api.errors import ApiError, FieldErrors, conflict, not_found
+from clientpay_connect.api.errors import ApiError, FieldErrors, conflict, error_response, not_found
 from clientpay_connect.connect import workflow
-from clientpay_connect.connect.interfaces import AdapterError
+from clientpay_connect.connect.interfaces import AdapterError, ConnectionRefused
 from clientpay_connect.connect.models import Connection
 from clientpay_connect.connect.present import connection_json, search_json
 from clientpay_connect.connect.services import (
-    ConnectionRefused,
+    STATE_KEY,
     adapter_capabilities,
     adapter_catalog_json,
     begin_authorization,
@@ -31,7 +32,6 @@ from clientpay_connect.security import ADMIN, STAFF, firm_id
 from clientpay_connect.work import Work
 
 API = {"renderer": "json", "openapi": True}
-STATE_KEY = "clientpay.oauth_state.{}"
 
 
 def _body(request: Request) -> dict[str, Any]:
@@ -50,6 +50,25 @@ def _connection(request: Request, raw_id: Any) -> Connection:
 
 def _json(request: Request, connection: Connection) -> dict[str, Any]:
     return connection_json(connection, adapter_capabilities(Work.from_request(request), connection))
+
+
+# The services raise; the API answers here. The pages catch these themselves (a flash), and
+# the OAuth callback, a redirect back to a page, flashes too: hence the paths.
+
+
+@exception_view_config(ConnectionRefused, path_info=r"^/api/v1/connections")
+def connection_refused(refused: ConnectionRefused, request: Request) -> Response:
+    return error_response(request, _refused(refused))
+
+
+@exception_view_config(workflow.Refused, path_info=r"^/api/v1/connect/links")
+def link_refused(refused: workflow.Refused, request: Request) -> Response:
+    return error_response(request, FieldErrors(refused.errors))
+
+
+@exception_view_config(AdapterError, path_info=r"^/api/v1/connect/")
+def matter_system_failed(error: AdapterError, request: Request) -> Response:
+    return error_response(request, workflow.api_error(error))
 
 
 def _refused(refused: ConnectionRefused) -> ApiError:
@@ -73,17 +92,14 @@ def list_connections_view(request: Request) -> dict[str, Any]:
 def create_connection_view(request: Request) -> dict[str, Any]:
     body = _body(request)
     work = Work.from_request(request)
-    try:
-        connection, authorization = create_connection(
-            work,
-            firm_id(request),
-            str(body["adapter"]),
-            str(body.get("name") or ""),
-            dict(body.get("settings") or {}),
-        )
-        update_connection(work, connection, body)
-    except ConnectionRefused as refused:
-        raise _refused(refused) from refused
+    connection, authorization = create_connection(
+        work,
+        firm_id(request),
+        str(body["adapter"]),
+        str(body.get("name") or ""),
+        dict(body.get("settings") or {}),
+    )
+    update_connection(work, connection, body)
     request.response.status = 201
     answer = _json(request, connection)
     if authorization is not None:
@@ -100,10 +116,7 @@ def get_connection_view(request: Request) -> dict[str, Any]:
 @view_config(route_name="api.connection", request_method="PATCH", permission=ADMIN, **API)
 def update_connection_view(request: Request) -> dict[str, Any]:
     connection = _connection(request, request.matchdict["id"])
-    try:
-        update_connection(Work.from_request(request), connection, _body(request))
-    except ConnectionRefused as refused:
-        raise _refused(refused) from refused
+    update_connection(Work.from_request(request), connection, _body(request))
     return _json(request, connection)
 
 
@@ -164,10 +177,7 @@ def search_view(request: Request) -> dict[str, Any]:
     )
     if not (query.q or query.client_id or query.matter_id):
         raise FieldErrors([{"field": "q", "message": "Type at least one character to search."}])
-    try:
-        result = workflow.search(Work.from_request(request), connection, query)
-    except AdapterError as error:
-        raise workflow.api_error(error) from error
+    result = workflow.search(Work.from_request(request), connection, query)
     return search_json(result, workflow.firm_today(request.dbsession, connection.firm_id))
 
 
@@ -187,11 +197,6 @@ def create_connect_link_view(request: Request) -> dict[str, Any]:
         due_date=body.get("due_date"),
         locale=body.get("locale"),
     )
-    try:
-        link = workflow.create_connect_link(request, connection, data)
-    except workflow.Refused as refused:
-        raise FieldErrors(refused.errors) from refused
-    except AdapterError as error:
-        raise workflow.api_error(error) from error
+    link = workflow.create_connect_link(request, connection, data)
     request.response.status = 201
     return workflow.link_body(request, link)

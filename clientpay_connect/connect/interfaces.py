@@ -56,6 +56,20 @@ class Permanent(AdapterError):
     """The vendor refused the call as it stands (4xx other than the above): do not repeat."""
 
 
+# What an admin asked of a connection and cannot have (raised by services.py; the API maps it
+# to HTTP in api.py, the pages flash its message).
+
+
+class ConnectionRefused(Exception):
+    """What an admin asked of a connection cannot be done; the message says why."""
+
+    def __init__(self, code: str, message: str, field: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+
+
 # Data.
 
 

@@ -32,6 +32,7 @@ from clientpay_connect.connect.interfaces import (
     AdapterConfig,
     AdapterError,
     Capabilities,
+    ConnectionRefused,
     IAdapterCatalog,
     IOAuthMatterAdapter,
     ReauthorizationRequired,
@@ -58,16 +59,6 @@ REFRESH_MARGIN = dt.timedelta(seconds=60)
 # Settings that are secrets whatever the adapter says: kept encrypted, never shown again.
 ALWAYS_SECRET = frozenset({"url", "password", "client_secret", "api_key", "secret"})
 NOTICE_EVENT = "connection_needs_reauthorization"
-
-
-class ConnectionRefused(Exception):
-    """What an admin asked of a connection cannot be done; the message says why."""
-
-    def __init__(self, code: str, message: str, field: str | None = None):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.field = field
 
 
 # The catalog of adapters.
@@ -385,6 +376,11 @@ def mark_needs_reauthorization(work: Work, connection: Connection, reason: str) 
 
 
 # What admins do with connections.
+
+
+# Where the admin's session keeps that state, one per connection, until the provider returns
+# to the API's callback (the API and the Connections page both send the admin away).
+STATE_KEY = "clientpay.oauth_state.{}"
 
 
 @dataclass(frozen=True)

@@ -5,13 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from pyramid.request import Request
-from pyramid.view import view_config
+from pyramid.response import Response
+from pyramid.view import exception_view_config, view_config
 
 from clientpay_connect.accounts.services import audit
-from clientpay_connect.api.errors import ApiError, FieldErrors
+from clientpay_connect.api.errors import ApiError, FieldErrors, error_response
 from clientpay_connect.embed.services import LaunchRefused, create_launch
 from clientpay_connect.links.services import timestamp_json
 from clientpay_connect.security import ADMIN, uses_bearer_token
+
+
+# The service raises; the API answers here (the launch page itself refuses differently).
+@exception_view_config(LaunchRefused, path_info=r"^/api/v1/embed/")
+def launch_refused(refused: LaunchRefused, request: Request) -> Response:
+    return error_response(request, FieldErrors(refused.errors, "The launch cannot be made."))
 
 
 @view_config(
@@ -29,10 +36,7 @@ def create_launch_view(request: Request) -> dict[str, Any]:
             403, "token_required", "Launch links are asked for with an admin's API token."
         )
     body: dict[str, Any] = request.json_body
-    try:
-        launch = create_launch(request.dbsession, request.user, body)
-    except LaunchRefused as refused:
-        raise FieldErrors(refused.errors, "The launch cannot be made.") from refused
+    launch = create_launch(request.dbsession, request.user, body)
     audit(
         request,
         "embed.launch_created",

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from pyramid.request import Request
-from pyramid.view import view_config
+from pyramid.response import Response
+from pyramid.view import exception_view_config, view_config
 
-from clientpay_connect.api.errors import FieldErrors, conflict, not_found
+from clientpay_connect.api.errors import FieldErrors, conflict, error_response, not_found
 from clientpay_connect.links.actions import (
     create_balance_for_staff,
     create_for_staff,
@@ -29,6 +30,12 @@ from clientpay_connect.links.services import (
 from clientpay_connect.security import STAFF, firm_id
 
 API = {"renderer": "json", "permission": STAFF, "openapi": True}
+
+
+# The services raise; the API answers here (the pages catch it themselves, for a flash).
+@exception_view_config(BalanceLinkRefused, path_info=r"^/api/v1/links/")
+def balance_link_refused(refused: BalanceLinkRefused, request: Request) -> Response:
+    return error_response(request, conflict(refused.code, refused.message, **refused.extra))
 
 
 def link_input(body: dict[str, Any]) -> LinkInput:
@@ -92,10 +99,7 @@ def balance_link_view(request: Request) -> dict[str, Any]:
     parent = lock_for_firm(request.dbsession, firm_id(request), int(request.matchdict["id"]))
     if parent is None:
         raise not_found("No such link.")
-    try:
-        refuse_balance_link(request.dbsession, parent)
-    except BalanceLinkRefused as refused:
-        raise conflict(refused.code, refused.message, **refused.extra) from refused
+    refuse_balance_link(request.dbsession, parent)
     if send_email and not was_emailed(parent):
         raise FieldErrors(
             [{"field": "send_email", "message": "The original link was not emailed to anyone."}]

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pyramid.httpexceptions import HTTPNotFound, HTTPSeeOther
 from pyramid.request import Request
 from pyramid.view import view_config
 from sqlalchemy import select
 
-from clientpay_connect.admin.models import FirmSettings
 from clientpay_connect.connect.linking import link_invoices
 from clientpay_connect.links.actions import (
     create_balance_for_staff,
@@ -36,6 +33,7 @@ from clientpay_connect.links.models import (
     STATUS_OUTSTANDING,
     PaymentLink,
 )
+from clientpay_connect.links.pages import GENERATE, LANGUAGES, SEND, created_link, done_page
 from clientpay_connect.links.services import (
     BalanceLinkRefused,
     balance_due,
@@ -52,10 +50,8 @@ from clientpay_connect.money import display_amount
 from clientpay_connect.pay.models import PAYMENT_SUCCEEDED, Payment
 from clientpay_connect.reminders.services import sent_reminders
 from clientpay_connect.security import STAFF, firm_id
-from clientpay_connect.sent.present import source_label
+from clientpay_connect.sent.present import firm_zone, local_timestamp, source_label
 
-SEND = "send"
-GENERATE = "generate"
 ADD_EMAIL = "add_email"
 EMAIL_LABELS = {
     EMAIL_NOT_SENT: "Not emailed",
@@ -64,7 +60,6 @@ EMAIL_LABELS = {
     EMAIL_FAILED: "Failed",
     EMAIL_WITHHELD: "Not sent (link closed first)",
 }
-LANGUAGES = [("en", "English"), ("es", "Español (Spanish)")]
 FIELD_LABELS = {
     "merchant_account_id": "Merchant account",
     "amount": "Total amount",
@@ -196,24 +191,6 @@ def quick_link_form(request: Request) -> dict[str, Any]:
     return _form_page(request, form)
 
 
-def created_link(request: Request) -> PaymentLink | None:
-    """The link named by ``?created=`` (where a page redirects after making one)."""
-    created = request.params.get("created", "")
-    if not created.isdigit():
-        return None
-    return get_for_firm(request.dbsession, firm_id(request), int(created))
-
-
-def done_page(request: Request, link: PaymentLink) -> dict[str, Any]:
-    """What the page after making a link shows: sent to whom, or the link to copy."""
-    return {
-        "link": link,
-        "url": link_url(request, link),
-        "emailed": was_emailed(link),
-        "money": display_amount(link.amount_minor, link.currency),
-    }
-
-
 @view_config(
     route_name="links.quick",
     request_method="POST",
@@ -255,7 +232,7 @@ def _firm_link(request: Request) -> PaymentLink:
 )
 def link_detail(request: Request) -> dict[str, Any]:
     link = _firm_link(request)
-    zone = firm_zone(request)
+    zone = firm_zone(request.dbsession, firm_id(request))
     balance_link = balance_link_of(request.dbsession, link)
     parent = (
         get_for_firm(request.dbsession, link.firm_id, link.parent_link_id)
@@ -268,7 +245,7 @@ def link_detail(request: Request) -> dict[str, Any]:
         "status_label": status_label(link.status),
         "email_label": EMAIL_LABELS.get(link.email_status, link.email_status),
         "money": lambda minor: display_amount(minor, link.currency),
-        "when": lambda value: local_time(value, zone),
+        "when": lambda value: local_timestamp(value, zone),
         "balance_due": balance_due(link),
         "balance_link": balance_link,
         "parent": parent,
@@ -297,23 +274,6 @@ def _succeeded_payments(request: Request, link: PaymentLink) -> list[Payment]:
             .order_by(Payment.id)
         ).scalars()
     )
-
-
-def firm_zone(request: Request) -> ZoneInfo:
-    settings = request.dbsession.get(FirmSettings, firm_id(request))
-    try:
-        return ZoneInfo(settings.time_zone if settings is not None else "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
-
-
-def local_time(value: dt.datetime | None, zone: ZoneInfo) -> str:
-    """A timestamp in the firm's own time: "Mar 31, 2025, 3:04 PM EDT"."""
-    if value is None:
-        return ""
-    local = value.astimezone(zone)
-    hour = local.strftime("%I").lstrip("0")
-    return f"{local:%b} {local.day}, {local.year}, {hour}:{local:%M %p %Z}"
 
 
 @view_config(route_name="links.cancel", request_method="POST", permission=STAFF)

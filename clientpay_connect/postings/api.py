@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from pyramid.request import Request
-from pyramid.view import view_config
+from pyramid.response import Response
+from pyramid.view import exception_view_config, view_config
 
-from clientpay_connect.api.errors import ApiError, FieldErrors, conflict, not_found
+from clientpay_connect.api.errors import ApiError, FieldErrors, conflict, error_response, not_found
 from clientpay_connect.connect.interfaces import AdapterError
 from clientpay_connect.connect.models import Connection
 from clientpay_connect.connect.workflow import api_error
@@ -52,7 +53,28 @@ def _posting(request: Request, lock: bool = False) -> Posting:
     return posting
 
 
+# The services raise; the API answers here (the pages catch them themselves, for a flash).
+
+
+@exception_view_config(PostingRefused, path_info=r"^/api/v1/postings")
+def posting_refused(refused: PostingRefused, request: Request) -> Response:
+    return error_response(request, _refused(refused))
+
+
+@exception_view_config(AllocationRefused, path_info=r"^/api/v1/postings")
+def allocation_refused(refused: AllocationRefused, request: Request) -> Response:
+    return error_response(request, FieldErrors(refused.errors))
+
+
+@exception_view_config(AdapterError, path_info=r"^/api/v1/postings")
+def matter_system_failed(error: AdapterError, request: Request) -> Response:
+    return error_response(request, api_error(error))
+
+
 def _refused(refused: PostingRefused) -> ApiError:
+    # A removal without its reason is a field to fill in, not a state that forbids it.
+    if refused.code == "reason_required":
+        return FieldErrors([{"field": "reason", "message": refused.message}])
     return conflict(refused.code, refused.message)
 
 
@@ -92,27 +114,19 @@ def post_postings_view(request: Request) -> dict[str, Any]:
 @view_config(route_name="api.posting.remove", request_method="POST", **API)
 def remove_posting_view(request: Request) -> dict[str, Any]:
     posting = _posting(request, lock=True)
-    try:
-        remove_posting(
-            Work.from_request(request),
-            posting,
-            str(_body(request).get("reason") or ""),
-            request.user.id,
-        )
-    except PostingRefused as refused:
-        if refused.code == "reason_required":
-            raise FieldErrors([{"field": "reason", "message": refused.message}]) from refused
-        raise _refused(refused) from refused
+    remove_posting(
+        Work.from_request(request),
+        posting,
+        str(_body(request).get("reason") or ""),
+        request.user.id,
+    )
     return posting_json(posting, with_attempts=True)
 
 
 @view_config(route_name="api.posting.entered", request_method="POST", **API)
 def entered_by_hand_view(request: Request) -> dict[str, Any]:
     posting = _posting(request, lock=True)
-    try:
-        mark_entered_by_hand(Work.from_request(request), posting, request.user.id)
-    except PostingRefused as refused:
-        raise _refused(refused) from refused
+    mark_entered_by_hand(Work.from_request(request), posting, request.user.id)
     return posting_json(posting, with_attempts=True)
 
 
@@ -125,16 +139,8 @@ def reallocate_view(request: Request) -> dict[str, Any]:
         raise conflict("no_connection", "This posting's connection no longer exists.")
     posting_id = posting.id
     wanted = list(_body(request).get("allocations") or [])
-    try:
-        allocations = checked_allocations(work, connection, posting, wanted)
-    except AllocationRefused as refused:
-        raise FieldErrors(refused.errors) from refused
-    except AdapterError as error:
-        raise api_error(error) from error
+    allocations = checked_allocations(work, connection, posting, wanted)
     locked = lock_firm_posting(request.dbsession, firm_id(request), posting_id)
     assert locked is not None
-    try:
-        reallocate(work, locked, allocations, request.user.id)
-    except PostingRefused as refused:
-        raise _refused(refused) from refused
+    reallocate(work, locked, allocations, request.user.id)
     return posting_json(locked, with_attempts=True)

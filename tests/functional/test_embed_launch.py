@@ -125,6 +125,7 @@ def test_another_firms_person_is_refused_like_nobody(testapp, admin_auth, dbsess
         refused = launch(testapp, admin_auth, 422, user_email=email, open="connect").json
         assert [e["field"] for e in refused["errors"]] == ["user_email"]
         assert refused["errors"][0]["message"] == "No active user of your firm has it."
+        assert refused["message"] == "The launch cannot be made."
     assert dbsession.execute(select(EmbedLaunch)).first() is None
 
 

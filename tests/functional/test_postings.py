@@ -223,3 +223,56 @@ def test_a_down_system_is_retried_later_then_fails_and_tells_the_admins(
         .all()
     )
     assert outcomes.count("transient") == max_attempts
+
+
+@pytest.fixture
+def pending_posting(
+    testapp: Any, dbsession: Session, firm: Any, staff_auth: dict[str, str], connection: Any
+) -> Posting:
+    """The posting of a 700.00 Connect link paid over invoices 101 and 102."""
+    link = paid_connect_link(
+        testapp, staff_auth, connection, MerchantAccountFactory(firm=firm), "700.00"
+    )
+    return dbsession.execute(select(Posting).where(Posting.link_id == link["id"])).scalar_one()
+
+
+def test_the_api_answers_each_refused_change_with_its_status_and_code(
+    testapp: Any, dbsession: Session, staff_auth: dict[str, str], pending_posting: Posting
+) -> None:
+    posting = pending_posting
+    url = f"/api/v1/postings/{posting.id}"
+
+    def refused(method: str, path: str, body: dict[str, Any], status: int) -> dict[str, Any]:
+        send = getattr(testapp, f"{method}_json")
+        answer: dict[str, Any] = send(path, body, headers=staff_auth, status=status).json
+        return answer
+
+    assert refused("post", f"{url}/remove", {"reason": " "}, 422) == {
+        "error": "validation_error",
+        "message": "Some fields need attention.",
+        "errors": [{"field": "reason", "message": "Say why it is removed."}],
+    }
+    assert refused("post", f"{url}/entered-by-hand", {}, 409) == {
+        "error": "not_manual",
+        "message": "Only a posting entered by hand can be marked so.",
+        "errors": [],
+    }
+    unknown = refused("patch", url, {"allocations": [{"invoice_id": "999", "amount": "700"}]}, 422)
+    assert unknown["error"] == "validation_error"
+    assert unknown["errors"] and all(
+        e["field"].startswith("allocations") for e in unknown["errors"]
+    )
+    fitting = [{"invoice_id": "101", "amount": "500"}, {"invoice_id": "102", "amount": "200"}]
+    assert refused("patch", url, {"allocations": fitting}, 409) == {
+        "error": "not_incomplete",
+        "message": "Only an incomplete posting is re-allocated.",
+        "errors": [],
+    }
+    testapp.post_json("/api/v1/postings/post", {"ids": [posting.id]}, headers=staff_auth)
+    assert refused("post", f"{url}/remove", {"reason": "Entered by hand"}, 409) == {
+        "error": "already_posted",
+        "message": "It is already in the matter system.",
+        "errors": [],
+    }
+    dbsession.refresh(posting)
+    assert posting.status == "posted"

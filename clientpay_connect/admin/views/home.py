@@ -8,7 +8,7 @@ from pyramid.request import Request
 from pyramid.view import view_config
 
 from clientpay_connect.admin.present import Names, describe
-from clientpay_connect.admin.services import recent_audit_events
+from clientpay_connect.admin.services.home import recent_audit_events
 from clientpay_connect.security import ADMIN, firm_id
 
 SECTIONS = (

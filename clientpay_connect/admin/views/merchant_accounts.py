@@ -19,7 +19,7 @@ from clientpay_connect.admin.forms import (
     matched_id,
 )
 from clientpay_connect.admin.models import ACCOUNT_KINDS, KIND_OPERATING, MerchantAccount
-from clientpay_connect.admin.services import (
+from clientpay_connect.admin.services.merchant_accounts import (
     CURRENCIES,
     METHODS,
     PROCESSORS,

@@ -17,7 +17,7 @@ from clientpay_connect.admin.forms import (
     matched_id,
 )
 from clientpay_connect.admin.models import NOTIFICATION_EVENTS, NotificationRecipient
-from clientpay_connect.admin.services import (
+from clientpay_connect.admin.services.notifications import (
     EVENT_LABELS,
     add_recipient,
     firm_recipient,

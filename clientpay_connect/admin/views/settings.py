@@ -10,7 +10,7 @@ from pyramid.view import view_config
 
 from clientpay_connect.admin.forms import INVALID_FORM, errors_by_field, form_checked, form_text
 from clientpay_connect.admin.models import FirmSettings
-from clientpay_connect.admin.services import (
+from clientpay_connect.admin.services.settings import (
     MAX_LINK_EXPIRY_DAYS,
     MIN_LINK_EXPIRY_DAYS,
     firm_settings,

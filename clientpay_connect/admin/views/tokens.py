@@ -17,7 +17,12 @@ from clientpay_connect.admin.forms import (
     pop_revealed,
     stash_for_reveal,
 )
-from clientpay_connect.admin.services import firm_token, firm_tokens, issue_token, revoke_token
+from clientpay_connect.admin.services.tokens import (
+    firm_token,
+    firm_tokens,
+    issue_token,
+    revoke_token,
+)
 from clientpay_connect.api.errors import ApiError, FieldErrors
 from clientpay_connect.security import ADMIN, firm_id
 

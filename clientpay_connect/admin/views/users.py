@@ -19,7 +19,7 @@ from clientpay_connect.admin.forms import (
     pop_revealed,
     stash_for_reveal,
 )
-from clientpay_connect.admin.services import (
+from clientpay_connect.admin.services.users import (
     add_user,
     firm_user,
     firm_users,

@@ -31,7 +31,7 @@ from clientpay_connect.connect.models import (
 from clientpay_connect.connect.services import find_connection, firm_connections
 from clientpay_connect.links.forms import active_accounts, default_message
 from clientpay_connect.links.models import SOURCE_CONNECT
-from clientpay_connect.links.views import GENERATE, LANGUAGES, SEND, created_link, done_page
+from clientpay_connect.links.pages import GENERATE, LANGUAGES, SEND, created_link, done_page
 from clientpay_connect.money import display_amount
 from clientpay_connect.security import STAFF, firm_id
 from clientpay_connect.work import Work

@@ -2,7 +2,7 @@
 Connect links and postings use.
 
 An OAuth adapter's Add (and Reconnect) sends the admin's browser to the provider, with the
-state kept in the session under the API's key (``api.STATE_KEY``): the provider returns to the
+state kept in the session under ``services.STATE_KEY``: the provider returns to the
 API's callback view, which completes the grant and comes back here with a flash.
 """
 
@@ -15,8 +15,7 @@ from pyramid.request import Request
 from pyramid.view import view_config
 
 from clientpay_connect.admin.forms import INVALID_FORM, form_checked, form_text
-from clientpay_connect.connect.api import STATE_KEY
-from clientpay_connect.connect.interfaces import AdapterError
+from clientpay_connect.connect.interfaces import AdapterError, ConnectionRefused
 from clientpay_connect.connect.models import (
     CONNECTION_CONNECTED,
     CONNECTION_DISCONNECTED,
@@ -28,8 +27,8 @@ from clientpay_connect.connect.present import (
     status_label,
 )
 from clientpay_connect.connect.services import (
+    STATE_KEY,
     Authorization,
-    ConnectionRefused,
     adapter_capabilities,
     adapter_catalog_json,
     begin_authorization,
@@ -41,8 +40,8 @@ from clientpay_connect.connect.services import (
     update_connection,
 )
 from clientpay_connect.links.forms import active_accounts
-from clientpay_connect.links.views import firm_zone, local_time
 from clientpay_connect.security import ADMIN, firm_id
+from clientpay_connect.sent.present import firm_zone, local_timestamp
 from clientpay_connect.work import Work
 
 # The settings an admin gives each adapter here (OAuth adapters get theirs from the provider).
@@ -86,7 +85,9 @@ def _shown(request: Request, connection: Connection) -> dict[str, Any]:
         "oauth": is_oauth_connection(work, connection),
         "can_reconnect": connection.status != CONNECTION_CONNECTED
         and is_oauth_connection(work, connection),
-        "connected_at": local_time(connection.connected_at, firm_zone(request)),
+        "connected_at": local_timestamp(
+            connection.connected_at, firm_zone(request.dbsession, firm_id(request))
+        ),
     }
 
 
