@@ -164,8 +164,10 @@ def payment_page(request: Request) -> Response:
     if isinstance(found, Response):
         return found
     now = utcnow()
-    # Before the cache is asked: a page served from it is an open too.
-    note_open(request, found.facts.link_id, found.facts.last_opened_at, now)
+    # Before the cache is asked: a page served from it is an open too. A HEAD shows nobody
+    # anything (link checkers and mail scanners send them), so it is no open.
+    if request.method == "GET":
+        note_open(request, found.facts.link_id, found.facts.last_opened_at, now)
     state = found.facts.state(now)
     key = _page_key(request, found, state)
     cache = request.find_service(IPageCache, context=None)

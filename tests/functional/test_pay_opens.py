@@ -107,9 +107,10 @@ def test_opening_a_used_or_cancelled_link_is_recorded_too(
     assert first is not None and first == last
 
 
-def test_the_receipt_and_the_api_are_not_opens(testapp, dbsession, link_and_token):
+def test_the_payers_api_and_a_head_request_are_not_opens(testapp, dbsession, link_and_token):
     link, token = link_and_token
     testapp.get(f"/api/v1/pay/{token}", status=200)
+    testapp.head(f"/pay/{token}", status=200)
     assert opens_of(dbsession, link) == (None, None)
 
 
