@@ -21,7 +21,8 @@ the one that saw the open. One small write per link per minute at most does not 
 
 Every open of a known link counts, whatever its status: a payer opening a link that was
 cancelled, expired or already paid is worth knowing for the firm (they may be about to call,
-or pay twice by other means). Unknown tokens and rate-limited requests record nothing.
+or pay twice by other means). Unknown tokens, rate-limited requests and HEAD requests (link
+checkers, mail scanners: nobody sees a page) record nothing.
 """
 
 from __future__ import annotations
