@@ -37,3 +37,4 @@ def includeme(config: Configurator) -> None:
     config.include(".postings")
     config.include(".reports")
     config.include(".embed")
+    config.include(".preferences")

@@ -99,6 +99,10 @@ class PaymentLink(Base):
     cancelled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # When a payment attempt claimed the link; a crash leaves it set for the resolver job.
     processing_started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # When the payer first and last opened the payment page (pay/opens.py): last_opened_at
+    # moves at most once a minute, so that reloads cost no writes.
+    first_opened_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_opened_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     reminders_sent: Mapped[int] = mapped_column(Integer, default=0)
     # Staff switched Smart Reminders off for this link.
     reminders_off: Mapped[bool] = mapped_column(Boolean, default=False)

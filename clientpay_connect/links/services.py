@@ -422,6 +422,8 @@ def link_json(link: PaymentLink, url: str, balance_link_id: int | None = None) -
         "created_by": _creator_name(link),
         "created_by_user_id": link.created_by_user_id,
         "reminders_sent": link.reminders_sent,
+        "first_opened_at": timestamp_json(link.first_opened_at),
+        "last_opened_at": timestamp_json(link.last_opened_at),
         "reminders_off": link.reminders_off,
         "email_status": link.email_status,
         "locale": link.locale,

@@ -13,7 +13,7 @@ A Connect link also lists its invoices: a second small query, made only for thos
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import and_, bindparam, select
@@ -66,6 +66,10 @@ class LinkFacts:
     firm_email: str = ""
     # The account's Stripe publishable key: a pk_test_ one means no money moves (Test mode).
     publishable_key: str = ""
+    # When the payer last opened the page (pay/opens.py decides from it whether to record this
+    # open). Not part of the page's cache key: the page does not show it, and with it every
+    # recorded open would make the next view render the page afresh.
+    last_opened_at: dt.datetime | None = field(default=None, compare=False)
 
     @property
     def amount_due_minor(self) -> int:
@@ -106,6 +110,7 @@ _FACTS = (
         MerchantAccount.accepts_echeck,
         FirmSettings.reply_to_email,
         MerchantAccount.stripe_publishable_key,
+        PaymentLink.last_opened_at,
     )
     .join(Firm, Firm.id == PaymentLink.firm_id)
     # Both joins also on the firm: a link never shows another firm's account or settings.
@@ -180,6 +185,7 @@ def _facts_of(row: Any, invoices: tuple[InvoiceLine, ...]) -> LinkFacts:
         accepts_echeck,
         reply_to_email,
         publishable_key,
+        last_opened_at,
     ) = row
     methods = (METHOD_CARD,) * bool(accepts_card) + (METHOD_ECHECK,) * bool(accepts_echeck)
     return LinkFacts(
@@ -207,4 +213,5 @@ def _facts_of(row: Any, invoices: tuple[InvoiceLine, ...]) -> LinkFacts:
         invoices=invoices,
         firm_email=reply_to_email or "",
         publishable_key=publishable_key or "",
+        last_opened_at=last_opened_at,
     )

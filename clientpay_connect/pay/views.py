@@ -47,6 +47,7 @@ from clientpay_connect.pay.i18n import (
 )
 from clientpay_connect.pay.interfaces import IPageCache
 from clientpay_connect.pay.models import PAYMENT_SUCCEEDED, Payment
+from clientpay_connect.pay.opens import note_open
 from clientpay_connect.pay.page_cache import CachedPage
 from clientpay_connect.security import PUBLIC
 from clientpay_connect.throttle.interfaces import IRateLimiter
@@ -163,6 +164,10 @@ def payment_page(request: Request) -> Response:
     if isinstance(found, Response):
         return found
     now = utcnow()
+    # Before the cache is asked: a page served from it is an open too. A HEAD shows nobody
+    # anything (link checkers and mail scanners send them), so it is no open.
+    if request.method == "GET":
+        note_open(request, found.facts.link_id, found.facts.last_opened_at, now)
     state = found.facts.state(now)
     key = _page_key(request, found, state)
     cache = request.find_service(IPageCache, context=None)
