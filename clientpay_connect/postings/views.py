@@ -7,6 +7,7 @@ calls too; these views only read forms and say what happened.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -119,7 +120,25 @@ class ConnectionSetting:
 
 
 def posting_name(posting_id: int) -> str:
+    """A posting staff named by a number they sent (one not found: no more is known)."""
     return f"posting {posting_id}"
+
+
+def posting_namer(request: Request, ids: list[int]) -> Callable[[int], str]:
+    """How a message names each of ``ids``: as staff know them ("the payment of $250.00 from
+    Jane Client"), the firm's own only; any other by the number that was sent."""
+    postings = _by_id(request, Posting, ids)
+    payments = _by_id(request, Payment, [p.payment_id for p in postings.values()])
+    links = _by_id(request, PaymentLink, [p.link_id for p in postings.values()])
+
+    def name(posting_id: int) -> str:
+        posting = postings.get(posting_id)
+        if posting is None:
+            return posting_name(posting_id)
+        title = _row_name(posting, payments, links)  # "Payment of $250.00 from Jane Client"
+        return "the " + title[0].lower() + title[1:]
+
+    return name
 
 
 def _view(params: Any) -> str:
@@ -217,7 +236,7 @@ def _rows(request: Request, postings: list[Posting], connections: list[Connectio
     return [
         Row(
             id=posting.id,
-            name=posting_name(posting.id),
+            name=_row_name(posting, payments, links),
             status=posting.status,
             status_label=status_label(posting.status),
             received_on=short_date(posting.received_on),
@@ -239,6 +258,13 @@ def _by_id(request: Request, model: Any, ids: list[int]) -> dict[int, Any]:
         select(model).where(model.firm_id == firm_id(request), model.id.in_(set(ids)))
     ).scalars()
     return {row.id: row for row in rows}
+
+
+def _row_name(
+    posting: Posting, payments: dict[int, Payment], links: dict[int, PaymentLink]
+) -> str:
+    payer = _payer(payments.get(posting.payment_id), links.get(posting.link_id))
+    return posting_title(display_amount(posting.amount_minor, posting.currency), payer)
 
 
 def _payer(payment: Payment | None, link: PaymentLink | None) -> str:
@@ -302,6 +328,7 @@ def _back(request: Request, ids: list[int]) -> HTTPSeeOther:
 
 def _post(request: Request, ids: list[int], retry: bool) -> None:
     batch = post_postings(Work.from_request(request), firm_id(request), ids, request.user.id)
+    posting_name = posting_namer(request, ids)
     if batch.queued:
         names = ", ".join(posting_name(i) for i in batch.queued)
         verb = "Queued again" if retry else "Queued"
@@ -317,6 +344,7 @@ def _post(request: Request, ids: list[int], retry: bool) -> None:
 
 def _remove(request: Request, ids: list[int], reason: str) -> None:
     work = Work.from_request(request)
+    posting_name = posting_namer(request, ids)
     removed: list[int] = []
     refused: list[str] = []
     for posting_id in ids:

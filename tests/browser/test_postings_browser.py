@@ -135,7 +135,8 @@ def test_a_pending_posting_is_posted_and_shows_in_posted(
     row.get_by_role("checkbox").check()
     page.get_by_role("button", name="Post", exact=True).click()
     expect(page.locator(".flash[role=status]")).to_contain_text(
-        f"Queued 1 posting to be written to the matter system: posting {posting_id}."
+        "Queued 1 posting to be written to the matter system: "
+        f"the payment of ${AMOUNT} from Browser Payer."
     )
     expect(page).to_have_url(re.compile(r"/postings\?status=pending$"))
 

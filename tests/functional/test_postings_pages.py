@@ -17,6 +17,7 @@ from pyramid.router import Router
 from sqlalchemy.orm import Session
 
 from clientpay_connect.connect.interfaces import ManualSlip
+from clientpay_connect.money import display_amount
 from clientpay_connect.postings.models import Posting
 from clientpay_connect.postings.sync import slip_json
 from tests.conftest import bearer, login
@@ -113,6 +114,11 @@ def row_ids(page: webtest.TestResponse) -> list[int]:
     return [int(tr["data-posting-id"]) for tr in page.html.select("tbody tr[data-posting-id]")]
 
 
+def named(posting: Any) -> str:
+    """How a message names a posting: by its payment, as staff know it."""
+    return f"the payment of {display_amount(posting.amount_minor, posting.currency)} from Pat Payer"
+
+
 def flashes(page: webtest.TestResponse) -> tuple[list[str], list[str]]:
     """(the status messages, the error messages) at the top of the page."""
     ok = [f.get_text(" ", strip=True) for f in page.html.select("main > .flash:not(.flash-error)")]
@@ -195,7 +201,7 @@ def test_post_queues_the_ticked_pending_posting_and_the_sync_job_moves_it_to_pos
     assert answer.location.endswith("/postings?status=pending")
     after = answer.follow()
     ok, bad = flashes(after)
-    assert ok == [f"Queued 1 posting to be written to the matter system: posting {posting.id}."]
+    assert ok == [f"Queued 1 posting to be written to the matter system: {named(posting)}."]
     assert bad == []
     assert status_of(dbsession, other) == "pending"
     # The job is queued after the commit; here the worker's part runs in-process.
@@ -218,10 +224,10 @@ def test_post_says_what_it_skipped_and_why(
     page = signed_in.get(LIST)
     after = tick(page, pending, posted, incomplete).submit("action", value="post").follow()
     ok, bad = flashes(after)
-    assert ok == [f"Queued 1 posting to be written to the matter system: posting {pending.id}."]
+    assert ok == [f"Queued 1 posting to be written to the matter system: {named(pending)}."]
     assert bad == [
-        f"Skipped 2 postings, because posting {incomplete.id}: it is incomplete: re-allocate "
-        f"it first; posting {posted.id}: it is already posted."
+        f"Skipped 2 postings, because {named(incomplete)}: it is incomplete: re-allocate "
+        f"it first; {named(posted)}: it is already posted."
     ]
     assert status_of(dbsession, posted) == "posted"
     assert status_of(dbsession, incomplete) == "incomplete"
@@ -235,7 +241,7 @@ def test_retry_queues_a_failed_posting_again(
     page = signed_in.get(LIST, {"status": "failed"})
     after = tick(page, posting).submit("action", value="retry").follow()
     assert flashes(after)[0] == [
-        f"Queued again 1 posting to be written to the matter system: posting {posting.id}."
+        f"Queued again 1 posting to be written to the matter system: {named(posting)}."
     ]
     assert status_of(dbsession, posting) in ("queued", "posted")
     assert tabs(after)["Failed"] == (0, True)
@@ -260,7 +266,7 @@ def test_remove_needs_a_reason_and_then_removes_the_ticked_postings(
     page = signed_in.get(LIST)
     after = tick(page, posting).submit("action", value="remove").follow()
     assert flashes(after)[1] == [
-        f"Did not remove 1 posting: posting {posting.id}: Say why it is removed."
+        f"Did not remove 1 posting: {named(posting)}: Say why it is removed."
     ]
     assert status_of(dbsession, posting) == "pending"
 
@@ -268,9 +274,9 @@ def test_remove_needs_a_reason_and_then_removes_the_ticked_postings(
     form["reason"] = "Entered in the matter system by the bookkeeper"
     after = form.submit("action", value="remove").follow()
     ok, bad = flashes(after)
-    assert ok == [f"Removed 1 posting: posting {posting.id}. They will not be posted."]
+    assert ok == [f"Removed 1 posting: {named(posting)}. They will not be posted."]
     assert bad == [
-        f"Did not remove 1 posting: posting {posted.id}: It is already in the matter system."
+        f"Did not remove 1 posting: {named(posted)}: It is already in the matter system."
     ]
     dbsession.expire_all()
     removed = dbsession.get(Posting, posting.id)

@@ -364,6 +364,12 @@ def test_the_page_shows_the_figures_and_lists_the_rows_behind_one(
     ]
     assert "Failed · Operating · Our matters" in drill.html.select_one("#rows-heading").get_text()
     assert "Jane Marlowe" in drill.html.select_one("[data-lines]").get_text()
+    # Each line opens its posting, named for people rather than by its number.
+    detail = drill.html.select_one("[data-lines] tbody th a")
+    assert detail["href"].endswith(f"/postings/{failed.id}")
+    assert " ".join(detail.get_text().split()) == (
+        "Details of the payment of $700.00 from Jane Marlowe"
+    )
     export = page.html.select_one("a[data-export]")["href"]
     assert "reconciliation.xlsx" in export and "from=2024-03-01" in export
     wrong = testapp.get("/reports/reconciliation", {"from": "soon"}, status=422)
