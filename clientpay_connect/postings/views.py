@@ -260,9 +260,7 @@ def _by_id(request: Request, model: Any, ids: list[int]) -> dict[int, Any]:
     return {row.id: row for row in rows}
 
 
-def _row_name(
-    posting: Posting, payments: dict[int, Payment], links: dict[int, PaymentLink]
-) -> str:
+def _row_name(posting: Posting, payments: dict[int, Payment], links: dict[int, PaymentLink]) -> str:
     payer = _payer(payments.get(posting.payment_id), links.get(posting.link_id))
     return posting_title(display_amount(posting.amount_minor, posting.currency), payer)
 
