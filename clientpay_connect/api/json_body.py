@@ -21,6 +21,7 @@ from clientpay_connect.api.errors import ApiError, FieldErrors
 # The largest request (cancelling 500 links) holds about 500 values.
 MAX_VALUES = 2500
 MAX_DEPTH = 32
+NUL_MESSAGE = "Text cannot contain the NUL character (\\u0000)."
 
 
 def is_json(request: Request) -> bool:
@@ -46,24 +47,36 @@ def read_json_body(request: Request) -> Any:
 
 
 def refuse_unbounded(value: Any) -> None:
-    """FieldErrors (422) when ``value`` holds more than MAX_VALUES values or nests arrays and
-    objects more than MAX_DEPTH deep; walked without recursion."""
-    pending: list[tuple[Any, int]] = [(value, 1)]
+    """FieldErrors (422) when ``value`` holds more than MAX_VALUES values, nests arrays and
+    objects more than MAX_DEPTH deep, or has a text with the NUL character (no database text
+    column takes one: PostgreSQL refuses it, so it would fail late, as a 500); walked
+    without recursion."""
+    pending: list[tuple[Any, int, str]] = [(value, 1, "")]
     seen = 0
     while pending:
-        item, depth = pending.pop()
+        item, depth, path = pending.pop()
         seen += 1
         if seen > MAX_VALUES:
             raise _refused(f"The request holds more than {MAX_VALUES} values.")
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise FieldErrors([{"field": path, "message": NUL_MESSAGE}])
+            continue
         if isinstance(item, dict):
-            children: Any = item.values()
+            if any("\x00" in key for key in item):
+                raise FieldErrors([{"field": path, "message": NUL_MESSAGE}])
+            children: Any = [(child, _joined(path, key)) for key, child in item.items()]
         elif isinstance(item, list):
-            children = item
+            children = [(child, _joined(path, str(n))) for n, child in enumerate(item)]
         else:
             continue
         if depth > MAX_DEPTH:
             raise _too_deep()
-        pending.extend((child, depth + 1) for child in children)
+        pending.extend((child, depth + 1, where) for child, where in children)
+
+
+def _joined(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
 
 
 def _not_json(message: str) -> ApiError:

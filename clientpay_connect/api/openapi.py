@@ -25,7 +25,7 @@ from pyramid.response import Response
 from pyramid_openapi3.wrappers import PyramidOpenAPIRequest, PyramidOpenAPIResponse
 
 from clientpay_connect.api.errors import ApiError, FieldErrors
-from clientpay_connect.api.json_body import is_json, read_json_body
+from clientpay_connect.api.json_body import NUL_MESSAGE, is_json, read_json_body
 from clientpay_connect.config import as_bool
 
 SPEC_PATH = Path(__file__).with_name("openapi.yaml")
@@ -229,6 +229,7 @@ def multipart_operations(spec: dict[str, Any]) -> frozenset[tuple[str, str]]:
 
 
 def _unmarshal_request(request: Request, api: OpenAPI) -> Any:
+    refuse_nul_in_query(request)
     uploads = request.registry["clientpay.openapi.multipart"]
     if (
         request.content_type == "multipart/form-data"
@@ -247,6 +248,13 @@ def _unmarshal_request(request: Request, api: OpenAPI) -> Any:
         # to describe a body that is not UTF-8 and lets the parser recurse on a deep one.
         read_json_body(request)
     return api.unmarshal_request(_openapi_request(request))
+
+
+def refuse_nul_in_query(request: Request) -> None:
+    """No text anywhere may hold NUL (see json_body.NUL_MESSAGE): nor may a query's."""
+    for name, value in request.GET.items():
+        if "\x00" in name or "\x00" in value:
+            raise FieldErrors([{"field": name.replace("\x00", ""), "message": NUL_MESSAGE}])
 
 
 def _caused_by(error: BaseException, kind: type[BaseException]) -> bool:

@@ -67,3 +67,24 @@ def test_a_body_within_the_bounds_nests_as_deep_as_it_likes_up_to_32(testapp, st
     )
     assert answer.json["error"] == "validation_error"
     assert answer.json["errors"][0]["field"].startswith("ids")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [(b'{"name": "a\\u0000b"}', "name"), (b'{"emails": ["x", "\\u0000"]}', "emails.1")],
+)
+def test_a_text_with_the_nul_character_is_a_422_everywhere(app, testapp, admin_auth, body, field):
+    for method, path in every_json_endpoint(app):
+        answer = post_raw(testapp, method, path, body, admin_auth)
+        assert answer.status_int == 422, (method, path, answer.text)
+        assert answer.json["errors"] == [
+            {"field": field, "message": "Text cannot contain the NUL character (\\u0000)."}
+        ]
+
+
+def test_a_query_with_the_nul_character_is_a_422(testapp, staff_auth):
+    for path in ("/api/v1/links", "/api/v1/postings", "/api/v1/connect/search"):
+        answer = testapp.get(path, {"q": "a\x00b"}, headers=staff_auth, status=422)
+        assert answer.json["errors"] == [
+            {"field": "q", "message": "Text cannot contain the NUL character (\\u0000)."}
+        ]
