@@ -14,6 +14,7 @@ from pyramid.router import Router
 from tests.conftest import login
 from tests.factories import MerchantAccountFactory
 from tests.support.matter_adapter import Ledger
+from tests.support.payments import card, pay, submission, tokenize
 from tests.support.smtp import SMTPServer
 
 pytestmark = pytest.mark.usefixtures("test_adapter_distribution")
@@ -97,6 +98,16 @@ def test_the_email_and_the_payment_page_list_each_invoice_with_its_amount(
     ]
     # The numbers are in the table: not again as one "Invoice number" line.
     assert "Invoice number" not in page.html.select_one(".pay-details").text
+
+    token = pay_path(smtp).rsplit("/", 1)[1]
+    pay(payer_app, token, submission(tokenize(payer_app, card()), "$450.00"), status=201)
+    receipt = payer_app.get(f"/pay/{token}/receipt")
+    said = {
+        row.find("dt").get_text(strip=True): row.find("dd").get_text(strip=True)
+        for row in receipt.html.select("dl div")
+    }
+    assert said["Invoices"] == "INV-101, INV-102"
+    assert "Invoice number" not in said
 
 
 def page_due(page: Any, index: int) -> str:
