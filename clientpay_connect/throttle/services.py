@@ -114,6 +114,20 @@ def pace_window(limit: str) -> limits.RateLimitItem | None:
     return limits.RateLimitItemPerSecond(max(1, kept // best), period // best)
 
 
+def mark_for(storage: Storage, key: str, seconds: float) -> None:
+    """Set ``key`` in the limits' storage for ``seconds`` (a pause, a wait), replacing any."""
+    storage.clear(key)
+    # Whole seconds: Redis keeps expiries in seconds.
+    storage.incr(key, math.ceil(seconds))
+
+
+def seconds_left(storage: Storage, key: str) -> float:
+    """How long ``key`` set by mark_for has still to run; 0.0 when it is not set."""
+    if storage.get(key) <= 0:
+        return 0.0
+    return max(storage.get_expiry(key) - time.time(), 0.0)
+
+
 @implementer(IPacer)
 class LimitsPacer:
     """Paces calls to a vendor: every process sharing the storage (Redis) shares the pace;
@@ -161,17 +175,12 @@ class LimitsPacer:
         if seconds <= 0:
             return
         paused = self._pause_key(key)
-        if self._paused_for(key) >= seconds:
+        if seconds_left(self._storage, paused) >= seconds:
             return
-        self._storage.clear(paused)
-        # Whole seconds: Redis keeps expiries in seconds.
-        self._storage.incr(paused, math.ceil(seconds))
+        mark_for(self._storage, paused, seconds)
 
     def _paused_for(self, key: str) -> float:
-        paused = self._pause_key(key)
-        if self._storage.get(paused) <= 0:
-            return 0.0
-        return max(self._storage.get_expiry(paused) - time.time(), 0.0)
+        return seconds_left(self._storage, self._pause_key(key))
 
     @staticmethod
     def _pause_key(key: str) -> str:
@@ -235,19 +244,13 @@ class LimitsBackoff:
         return backoff
 
     def wait(self, key: str) -> float:
-        until = self._wait_key(key)
-        if self._storage.get(until) <= 0:
-            return 0.0
-        return max(self._storage.get_expiry(until) - time.time(), 0.0)
+        return seconds_left(self._storage, self._wait_key(key))
 
     def failed(self, key: str, free: int, first: float, longest: float) -> float:
         failures = self._storage.incr(self._count_key(key), BACKOFF_MEMORY_SECONDS)
         delay = backoff_delay(failures, free, first, longest)
         if delay > 0:
-            until = self._wait_key(key)
-            self._storage.clear(until)
-            # Whole seconds: Redis keeps expiries in seconds.
-            self._storage.incr(until, math.ceil(delay))
+            mark_for(self._storage, self._wait_key(key), delay)
         return delay
 
     def clear(self, key: str) -> None:
