@@ -19,7 +19,6 @@ from pyramid.router import Router
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from clientpay_connect import main
 from clientpay_connect.connect.models import Connection
 from clientpay_connect.postings.models import Posting, PostingAttempt
 from clientpay_connect.postings.services import SWEEP_JOB
@@ -28,9 +27,9 @@ from tests.factories import MerchantAccountFactory
 from tests.fakes.httpserver import running
 from tests.fakes.mycase import FakeMyCase
 from tests.support.postings_load import (
-    add_mycase_connection,
     drain,
-    mycase_tokens,
+    fake_connection,
+    postings_app,
     queued_postings,
     run_sync,
     seed_invoices,
@@ -54,21 +53,14 @@ def loopback_oauth(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="module")
 def app(app_settings: dict[str, Any], fake: FakeMyCase) -> Iterator[Router]:
-    application = main(
-        {},
-        **{
-            **app_settings,
-            **fake.settings(),
-            "clientpay.http_timeout": "2",
-            # A job would rather be rescheduled at Retry-After than hold its worker.
-            "clientpay.mycase.max_rate_wait": "0",
-            "clientpay.mycase.rate_limit": "none",
-            "clientpay.postings.backoff_base_seconds": "0.2",
-            "clientpay.postings.backoff_cap_seconds": "1",
-        },
-    )
-    yield application
-    application.registry["dbengine"].dispose()
+    settings = {
+        "clientpay.http_timeout": "2",
+        # A job would rather be rescheduled at Retry-After than hold its worker.
+        "clientpay.mycase.max_rate_wait": "0",
+        "clientpay.mycase.rate_limit": "none",
+    }
+    with postings_app(app_settings, fake, **settings) as application:
+        yield application
 
 
 @pytest.fixture
@@ -78,8 +70,7 @@ def invoices(fake: FakeMyCase) -> list[int]:
 
 @pytest.fixture
 def connection(app: Router, dbsession: Session, firm: Any, fake: FakeMyCase) -> Connection:
-    encryptor = app.registry["clientpay.encryptor"]
-    return add_mycase_connection(dbsession, encryptor, firm.id, mycase_tokens(fake))
+    return fake_connection(app, dbsession, firm.id, fake)
 
 
 def postings(

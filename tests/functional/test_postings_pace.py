@@ -11,15 +11,14 @@ import pytest
 from pyramid.router import Router
 from sqlalchemy.orm import Session
 
-from clientpay_connect import main
 from clientpay_connect.connect.models import Connection
 from tests.factories import MerchantAccountFactory
 from tests.fakes.httpserver import running
 from tests.fakes.mycase import FakeMyCase
 from tests.support.postings_load import (
-    add_mycase_connection,
     drain,
-    mycase_tokens,
+    fake_connection,
+    postings_app,
     queued_postings,
     seed_invoices,
     written_once,
@@ -41,24 +40,15 @@ def loopback_oauth(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="module")
 def app(app_settings: dict[str, Any], fake: FakeMyCase) -> Iterator[Router]:
-    application = main(
-        {},
-        **{
-            **app_settings,
-            **fake.settings(),
-            "clientpay.mycase.rate_limit": "20/second",
-            "clientpay.postings.backoff_base_seconds": "0.2",
-            "clientpay.postings.backoff_cap_seconds": "1",
-        },
-    )
-    yield application
-    application.registry["dbengine"].dispose()
+    with postings_app(
+        app_settings, fake, **{"clientpay.mycase.rate_limit": "20/second"}
+    ) as application:
+        yield application
 
 
 @pytest.fixture
 def connection(app: Router, dbsession: Session, firm: Any, fake: FakeMyCase) -> Connection:
-    encryptor = app.registry["clientpay.encryptor"]
-    return add_mycase_connection(dbsession, encryptor, firm.id, mycase_tokens(fake))
+    return fake_connection(app, dbsession, firm.id, fake)
 
 
 def test_postings_paced_at_the_vendors_limit_are_never_refused(

@@ -13,7 +13,8 @@ import re
 import time
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -22,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from adapters.mycase import MyCaseAdapter
+from clientpay_connect import main
 from clientpay_connect.connect.interfaces import AdapterConfig, TokenSet
 from clientpay_connect.connect.models import CONNECTION_CONNECTED, Connection
 from clientpay_connect.connect.services import store_tokens
@@ -38,6 +40,34 @@ from tests.support.tokens import connect
 # (MyCase invoice id, amount in cents) for each invoice a posting pays.
 Plan = Sequence[tuple[int, int]]
 KEY_IN_NOTES = re.compile(r"\[clientpay:([^\]]+)\]")
+
+
+@contextmanager
+def postings_app(
+    app_settings: dict[str, Any], fake: FakeMyCase, **settings: str
+) -> Iterator[Router]:
+    """The app posting to ``fake``, its jobs' backoff kept short (the tests wait it out in
+    real time), with ``settings`` on top."""
+    application = main(
+        {},
+        **{
+            **app_settings,
+            **fake.settings(),
+            "clientpay.postings.backoff_base_seconds": "0.2",
+            "clientpay.postings.backoff_cap_seconds": "1",
+            **settings,
+        },
+    )
+    try:
+        yield application
+    finally:
+        application.registry["dbengine"].dispose()
+
+
+def fake_connection(app: Router, dbsession: Session, firm_id: int, fake: FakeMyCase) -> Connection:
+    """The firm's connection to ``fake``, authorized."""
+    encryptor = app.registry["clientpay.encryptor"]
+    return add_mycase_connection(dbsession, encryptor, firm_id, mycase_tokens(fake))
 
 
 def mycase_tokens(fake: FakeMyCase) -> TokenSet:
