@@ -8,7 +8,6 @@ import zope.sqlalchemy
 from sqlalchemy import JSON, Select, Table, insert, literal, select, update
 from sqlalchemy.orm import Session
 
-from clientpay_connect.admin.models import NotificationRecipient
 from clientpay_connect.db import utcnow
 from clientpay_connect.links.models import EMAIL_FAILED, EMAIL_QUEUED, PaymentLink
 from clientpay_connect.mail.models import (
@@ -18,6 +17,7 @@ from clientpay_connect.mail.models import (
     OUTBOX_PENDING,
     OutboxMessage,
 )
+from clientpay_connect.notifications.recipients import subscribers
 from clientpay_connect.work import Work
 
 DELIVER_JOB = "mail.deliver"
@@ -125,12 +125,7 @@ def queue_link_emails(
 
 def notification_recipients(dbsession: Session, firm_id: int, event: str) -> list[str]:
     """The addresses of the firm's people who asked to hear of ``event``."""
-    rows = dbsession.execute(
-        select(NotificationRecipient)
-        .where(NotificationRecipient.firm_id == firm_id)
-        .order_by(NotificationRecipient.id)
-    ).scalars()
-    return list(dict.fromkeys(r.email for r in rows if event in (r.events or [])))
+    return subscribers(dbsession, firm_id, event)
 
 
 def firm_message(dbsession: Session, firm_id: int, outbox_id: int) -> OutboxMessage | None:

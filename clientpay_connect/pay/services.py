@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from clientpay_connect.accounts.services import is_valid_email, normalize_email
-from clientpay_connect.admin.models import FirmSettings, MerchantAccount, NotificationRecipient
+from clientpay_connect.admin.models import FirmSettings, MerchantAccount
 from clientpay_connect.crypto import sha256_hex
 from clientpay_connect.db import utcnow
 from clientpay_connect.links import services as links
@@ -33,6 +33,7 @@ from clientpay_connect.links.models import (
 from clientpay_connect.mail.models import KIND_PAYMENT_NOTICE, KIND_RECEIPT
 from clientpay_connect.mail.outbox import queue_email
 from clientpay_connect.money import AmountError, format_amount, parse_amount
+from clientpay_connect.notifications.recipients import subscribers
 from clientpay_connect.pay.interfaces import (
     CaptchaFailed,
     ICaptchaVerifier,
@@ -416,13 +417,7 @@ def _queue_payment_emails(work: Work, payment: Payment) -> None:
 
 
 def notice_recipients(dbsession: Session, firm_id: int) -> list[str]:
-    rows = dbsession.execute(
-        select(NotificationRecipient)
-        .where(NotificationRecipient.firm_id == firm_id)
-        .order_by(NotificationRecipient.id)
-    ).scalars()
-    # Filtered here rather than in SQL: JSON containment is spelled differently per database.
-    return [row.email for row in rows if NOTICE_EVENT in (row.events or [])]
+    return subscribers(dbsession, firm_id, NOTICE_EVENT)
 
 
 def payment_answer(payment: Payment) -> tuple[int, dict[str, Any]]:
