@@ -68,16 +68,30 @@ def queue_email(
 
 
 def queue_firm_notice(
-    work: Work, *, firm_id: int, event: str, subject: str, lines: list[str], path: str
-) -> OutboxMessage:
-    """A notice to the firm's people who chose ``event`` in Notifications (addressed when it
-    is sent), its text in the params, with a link to ``path`` in the app."""
+    work: Work,
+    *,
+    firm_id: int,
+    event: str,
+    subject: str,
+    lines: list[str],
+    path: str,
+    link_id: int | None = None,
+) -> OutboxMessage | None:
+    """A notice to the firm's people who chose ``event`` in Notifications, its text in the
+    params, with a link to ``path`` in the app. Addressed now, in the event's transaction,
+    to the subscribers of that moment; nothing is written when no one subscribes (a row
+    with nowhere to go would only fail in the Outbox). The notifications feature calls this
+    ``notify``."""
+    recipients = subscribers(work.dbsession, firm_id, event)
+    if not recipients:
+        return None
     return queue_email(
         work,
         firm_id=firm_id,
         kind=KIND_FIRM_NOTICE,
-        recipients=[],
-        params={"event": event, "subject": subject, "lines": lines, "path": path},
+        recipients=recipients,
+        link_id=link_id,
+        params={"event": event, "subject": subject, "lines": list(lines), "path": path},
     )
 
 

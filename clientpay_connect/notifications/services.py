@@ -15,13 +15,14 @@ from zoneinfo import ZoneInfo
 
 from clientpay_connect.links.models import PaymentLink
 from clientpay_connect.mail.models import OutboxMessage
-from clientpay_connect.mail.outbox import KIND_FIRM_NOTICE, queue_email
+from clientpay_connect.mail.outbox import queue_firm_notice
 from clientpay_connect.money import display_amount
-from clientpay_connect.notifications.recipients import subscribers
+from clientpay_connect.pay.models import Payment
 from clientpay_connect.sent.present import firm_zone, local_timestamp
 from clientpay_connect.work import Work
 
 LINK_EXPIRED = "link_expired"
+PAYMENT_FAILED = "payment_failed"
 REMINDER_FAILED = "reminder_failed"
 # The links a link-expired notice names one by one; the rest it counts.
 EXPIRED_LISTED = 20
@@ -43,16 +44,14 @@ def notify(
     ``subject`` and ``lines`` are stored in the outbox row: they must name things (people,
     invoices, amounts in their currency), and hold nothing secret.
     """
-    recipients = subscribers(work.dbsession, firm_id, event)
-    if not recipients:
-        return None
-    return queue_email(
+    return queue_firm_notice(
         work,
         firm_id=firm_id,
-        kind=KIND_FIRM_NOTICE,
-        recipients=recipients,
+        event=event,
+        subject=subject,
+        lines=list(lines),
+        path=path,
         link_id=link_id,
-        params={"event": event, "subject": subject, "lines": list(lines), "path": path},
     )
 
 
@@ -140,6 +139,28 @@ def notify_reminder_failed(work: Work, row: OutboxMessage, link: LinkFacts) -> N
             f"To: {', '.join(row.recipients)}",
             f"The mail server said: {row.last_error or 'nothing'}",
             "Check the addresses on the link's page; the link itself still works.",
+        ],
+        path=f"/links/{link.id}",
+        link_id=link.id,
+    )
+
+
+def notify_payment_failed(work: Work, payment: Payment, link: LinkFacts) -> None:
+    """A payer tried to pay and the processor refused (the link can still be paid)."""
+    invoice = f" for invoice {link.invoice_number}" if link.invoice_number else ""
+    amount = display_amount(payment.amount_minor, payment.currency)
+    payer = payment.payer_name or "The payer"
+    email = f" <{payment.payer_email}>" if payment.payer_email else ""
+    notify(
+        work,
+        firm_id=payment.firm_id,
+        event=PAYMENT_FAILED,
+        subject=f"Payment failed: {amount}{invoice}",
+        lines=[
+            f"{payer}{email} tried to pay {amount} and the payment was refused.",
+            link.title,
+            f"Reason: {payment.failure_message or payment.failure_code}",
+            "Nothing was charged; the link can still be paid.",
         ],
         path=f"/links/{link.id}",
         link_id=link.id,

@@ -34,6 +34,7 @@ from clientpay_connect.mail.models import KIND_PAYMENT_NOTICE, KIND_RECEIPT
 from clientpay_connect.mail.outbox import queue_email
 from clientpay_connect.money import AmountError, format_amount, parse_amount
 from clientpay_connect.notifications.recipients import subscribers
+from clientpay_connect.notifications.services import link_facts, notify_payment_failed
 from clientpay_connect.pay.interfaces import (
     CaptchaFailed,
     ICaptchaVerifier,
@@ -312,7 +313,7 @@ def _charge(work: Work, payment_id: int, charge: Charge) -> Payment:
             metadata=charge.metadata,
         )
     except Declined as declined:
-        return fail_payment(work.dbsession, payment_id, declined.code, declined.message)
+        return fail_payment(work, payment_id, declined.code, declined.message)
     except ProcessorUnavailable as unavailable:
         # The link stays claimed: only the resolver job, asking the processor later, may
         # decide whether it was paid.
@@ -375,8 +376,10 @@ def _mark_paid(dbsession: Session, payment: Payment, now: dt.datetime) -> None:
         )
 
 
-def fail_payment(dbsession: Session, payment_id: int, code: str, message: str) -> Payment:
-    """Record a refusal: the payment fails and the link is payable again."""
+def fail_payment(work: Work, payment_id: int, code: str, message: str) -> Payment:
+    """Record a refusal: the payment fails and the link is payable again; the firm's
+    recipients of "payment failed" are told (once: only the writer that won)."""
+    dbsession = work.dbsession
     won = dbsession.execute(
         update(Payment)
         .where(Payment.id == payment_id, Payment.status == PAYMENT_PENDING)
@@ -391,6 +394,7 @@ def fail_payment(dbsession: Session, payment_id: int, code: str, message: str) -
     payment = _reload(dbsession, payment_id)
     if won.rowcount == 1:  # type: ignore[attr-defined]
         links.release(dbsession, payment.link_id)
+        notify_payment_failed(work, payment, link_facts(payment.link))
     return payment
 
 
@@ -467,10 +471,10 @@ def settle_from_processor(
     try:
         result = processor.lookup(processor_key, account=account)
     except Declined as declined:
-        return fail_payment(work.dbsession, payment_id, declined.code, declined.message)
+        return fail_payment(work, payment_id, declined.code, declined.message)
     if result is None:
         return fail_payment(
-            work.dbsession,
+            work,
             payment_id,
             NOT_CHARGED,
             "The payment did not reach the processor; nothing was charged.",

@@ -35,6 +35,7 @@ from tests.support.smtp import send_link
 NEW_YORK = ZoneInfo("America/New_York")
 EVERY_EVENT = (
     "payment_received",
+    "payment_failed",
     "email_failed",
     "link_expired",
     "reminder_failed",
@@ -129,6 +130,26 @@ def test_a_payment_emails_the_recipients_who_chose_payment_received(
     assert notice.message["Subject"] == "Payment received: $450.00 for invoice INV-7"
     assert "Paid by: Pat Payer <pat@example.test>" in notice.text
     assert "Paid with: Visa ending in 4242" in notice.text
+
+
+def test_a_refused_payment_emails_the_recipients_who_chose_payment_failed(
+    mail_app, smtp, dbsession, firm, account
+):
+    expected = subscribe(dbsession, firm, "payment_failed")
+    _link, token = new_link(
+        dbsession, mail_app.registry, account, 45_000, invoice_number="INV-9", recipient_name="Ana"
+    )
+    payer = webtest.TestApp(mail_app, extra_environ={"HTTP_HOST": "localhost"})
+
+    declined = tokenize(payer, card("4000000000000002"))
+    pay(payer, token, submission(declined, "$450.00"), status=402)
+
+    [notice] = received_by(smtp, "Payment failed")
+    assert set(notice.rcpt_tos) == expected
+    assert notice.message["Subject"] == "Payment failed: $450.00 for invoice INV-9"
+    assert "Pat Payer <pat@example.test> tried to pay $450.00" in notice.text
+    assert "Invoice INV-9, Ana: $450.00" in notice.text
+    assert len(smtp.messages) == 1
 
 
 def test_expired_links_email_the_recipients_who_chose_link_expired(
