@@ -124,44 +124,53 @@ def notify_links_expired(work: Work, expired: Sequence[LinkFacts]) -> int:
     return written
 
 
-def notify_reminder_failed(work: Work, row: OutboxMessage, link: LinkFacts) -> None:
-    """A Smart Reminder's email was given up on: the client was not reminded."""
+def notify_about_link(
+    work: Work, link: LinkFacts, event: str, subject: str, lines: Sequence[str]
+) -> None:
+    """A notice about one link: its subject names the invoice, its text the link's invoice,
+    client and amount after ``lines``' first, and it opens on the link's page."""
     invoice = f" for invoice {link.invoice_number}" if link.invoice_number else ""
-    attempts = f"{row.attempts} attempt{'s' if row.attempts != 1 else ''}"
     notify(
         work,
-        firm_id=row.firm_id,
-        event=REMINDER_FAILED,
-        subject=f"Payment reminder not delivered{invoice}",
-        lines=[
-            f"A payment reminder could not be delivered after {attempts}.",
-            link.title,
-            f"To: {', '.join(row.recipients)}",
-            f"The mail server said: {row.last_error or 'nothing'}",
-            "Check the addresses on the link's page; the link itself still works.",
-        ],
+        firm_id=link.firm_id,
+        event=event,
+        subject=subject + invoice,
+        lines=[lines[0], link.title, *lines[1:]],
         path=f"/links/{link.id}",
         link_id=link.id,
     )
 
 
+def notify_reminder_failed(work: Work, row: OutboxMessage, link: LinkFacts) -> None:
+    """A Smart Reminder's email was given up on: the client was not reminded."""
+    attempts = f"{row.attempts} attempt{'s' if row.attempts != 1 else ''}"
+    notify_about_link(
+        work,
+        link,
+        REMINDER_FAILED,
+        "Payment reminder not delivered",
+        [
+            f"A payment reminder could not be delivered after {attempts}.",
+            f"To: {', '.join(row.recipients)}",
+            f"The mail server said: {row.last_error or 'nothing'}",
+            "Check the addresses on the link's page; the link itself still works.",
+        ],
+    )
+
+
 def notify_payment_failed(work: Work, payment: Payment, link: LinkFacts) -> None:
     """A payer tried to pay and the processor refused (the link can still be paid)."""
-    invoice = f" for invoice {link.invoice_number}" if link.invoice_number else ""
     amount = display_amount(payment.amount_minor, payment.currency)
     payer = payment.payer_name or "The payer"
     email = f" <{payment.payer_email}>" if payment.payer_email else ""
-    notify(
+    notify_about_link(
         work,
-        firm_id=payment.firm_id,
-        event=PAYMENT_FAILED,
-        subject=f"Payment failed: {amount}{invoice}",
-        lines=[
+        link,
+        PAYMENT_FAILED,
+        f"Payment failed: {amount}",
+        [
             f"{payer}{email} tried to pay {amount} and the payment was refused.",
-            link.title,
             f"Reason: {payment.failure_message or payment.failure_code}",
             "Nothing was charged; the link can still be paid.",
         ],
-        path=f"/links/{link.id}",
-        link_id=link.id,
     )

@@ -29,10 +29,11 @@ from clientpay_connect.pay.models import PAYMENT_SUCCEEDED, Payment
 from clientpay_connect.reminders.services import SEND_JOB
 from tests import factories
 from tests.support.clock import every
-from tests.support.payments import card, new_link, pay, submission, tokenize
+from tests.support.payments import SUCCEEDS, card, new_link, pay, submission, tokenize
 from tests.support.smtp import send_link
 
 NEW_YORK = ZoneInfo("America/New_York")
+DECLINED = "4000000000000002"
 EVERY_EVENT = (
     "payment_received",
     "payment_failed",
@@ -114,16 +115,23 @@ def run(mail_app: Any, job: str, now: dt.datetime) -> Any:
 # The events.
 
 
+def pay_a_link(
+    mail_app: Any, dbsession: Any, account: Any, invoice: str, card_number: str, status: int
+) -> None:
+    """A $450.00 link for ``invoice`` paid in full through the payment API, by ``card_number``."""
+    _link, token = new_link(
+        dbsession, mail_app.registry, account, 45_000, invoice_number=invoice, recipient_name="Ana"
+    )
+    payer = webtest.TestApp(mail_app, extra_environ={"HTTP_HOST": "localhost"})
+    pay(payer, token, submission(tokenize(payer, card(card_number)), "$450.00"), status=status)
+
+
 def test_a_payment_emails_the_recipients_who_chose_payment_received(
     mail_app, smtp, dbsession, firm, account
 ):
     expected = subscribe(dbsession, firm, "payment_received")
-    _link, token = new_link(
-        dbsession, mail_app.registry, account, 45_000, invoice_number="INV-7", recipient_name="Ana"
-    )
-    payer = webtest.TestApp(mail_app, extra_environ={"HTTP_HOST": "localhost"})
 
-    pay(payer, token, submission(tokenize(payer, card()), "$450.00"), status=201)
+    pay_a_link(mail_app, dbsession, account, "INV-7", SUCCEEDS, 201)
 
     [notice] = received_by(smtp, "Payment received")
     assert set(notice.rcpt_tos) == expected
@@ -136,13 +144,8 @@ def test_a_refused_payment_emails_the_recipients_who_chose_payment_failed(
     mail_app, smtp, dbsession, firm, account
 ):
     expected = subscribe(dbsession, firm, "payment_failed")
-    _link, token = new_link(
-        dbsession, mail_app.registry, account, 45_000, invoice_number="INV-9", recipient_name="Ana"
-    )
-    payer = webtest.TestApp(mail_app, extra_environ={"HTTP_HOST": "localhost"})
 
-    declined = tokenize(payer, card("4000000000000002"))
-    pay(payer, token, submission(declined, "$450.00"), status=402)
+    pay_a_link(mail_app, dbsession, account, "INV-9", DECLINED, 402)
 
     [notice] = received_by(smtp, "Payment failed")
     assert set(notice.rcpt_tos) == expected
