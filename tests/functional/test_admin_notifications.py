@@ -166,3 +166,22 @@ def test_another_firms_or_a_deactivated_user_is_refused(testapp, dbsession, admi
         )
         assert "Choose one of the firm's active users" in page.html.find(id="user_id-error").text
     assert recipients_of(dbsession, admin.firm) == []
+
+
+def test_the_list_shows_a_users_current_address_and_a_deactivated_user(testapp, dbsession, admin):
+    moved = UserFactory(firm=admin.firm)
+    gone = UserFactory(firm=admin.firm)
+    for user in (moved, gone):
+        dbsession.add(
+            NotificationRecipient(
+                firm_id=admin.firm.id, email=user.email, user_id=user.id, events=["link_expired"]
+            )
+        )
+    moved.email = f"now-{moved.email}"
+    gone.active = False
+    dbsession.flush()
+    login(testapp, admin)
+    page = testapp.get("/admin/notifications")
+    cells = [row.find("td").get_text(" ", strip=True) for row in page.html.select("tbody tr")]
+    assert f"{moved.email} user" in cells
+    assert f"{gone.email} user, deactivated: not emailed" in cells
