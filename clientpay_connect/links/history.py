@@ -19,6 +19,7 @@ from clientpay_connect.mail.models import (
     OUTBOX_SENT,
     OUTBOX_WITHHELD,
     OutboxMessage,
+    is_bounce,
 )
 from clientpay_connect.postings.models import Posting
 from clientpay_connect.postings.present import status_label as posting_status_label
@@ -26,14 +27,6 @@ from clientpay_connect.postings.present import status_label as posting_status_la
 # The emails a client receives about a link (the staff's notices are not the client's).
 CLIENT_KINDS = (KIND_LINK, KIND_REMINDER, KIND_RECEIPT)
 KIND_LABELS = {KIND_LINK: "Payment link", KIND_REMINDER: "Reminder", KIND_RECEIPT: "Receipt"}
-# How a refused message's error begins (mail/tasks.error_text): the server said no to
-# every address for good, which is what staff call a bounce.
-_REFUSED = "SMTPRecipientsRefused"
-
-
-def is_bounce(status: str, error: str) -> bool:
-    """Failed because the receiving server refused the address (not because it was down)."""
-    return status == OUTBOX_FAILED and error.startswith(_REFUSED)
 
 
 @dataclass(frozen=True)

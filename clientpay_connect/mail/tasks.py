@@ -47,6 +47,7 @@ from clientpay_connect.mail.models import (
     OUTBOX_SENT,
     OUTBOX_WITHHELD,
     OutboxMessage,
+    is_bounce,
 )
 from clientpay_connect.mail.outbox import (
     DELIVER_JOB,
@@ -210,7 +211,7 @@ def record_failure(
         return SKIPPED
     if gives_up:
         log.warning("outbox %s failed after %d attempt(s): %s", outbox_id, row.attempts, error)
-        _after_giving_up(work, row, error, bounced=permanent)
+        _after_giving_up(work, row, error)
         return FAILED
     log.warning(
         "outbox %s attempt %d failed, next at %s: %s",
@@ -223,19 +224,16 @@ def record_failure(
     return RETRY
 
 
-def _after_giving_up(work: Work, row: OutboxMessage, error: str, *, bounced: bool) -> None:
+def _after_giving_up(work: Work, row: OutboxMessage, error: str) -> None:
     """Tell the firm what a message given up on means for them (in this same transaction):
-    a link's email (the client never got the link) or a reminder's (never reminded).
-    ``bounced``: the mail server refused the message outright, rather than every attempt
-    failing."""
+    a link's email (the client never got the link) or a reminder's (never reminded)."""
     if row.link_id is None or row.kind not in (KIND_LINK, KIND_REMINDER):
         return
     link = work.dbsession.get(PaymentLink, row.link_id)
     if link is None:
         return
     if row.kind == KIND_REMINDER:
-        row.last_error = error
-        notify_reminder_failed(work, row, link_facts(link))
+        notify_reminder_failed(work, row, link_facts(link), error)
         return
     _set_link_email_status(work.dbsession, row.link_id, EMAIL_FAILED)
     staff = notification_recipients(work.dbsession, row.firm_id, NOTICE_EVENTS[KIND_EMAIL_FAILED])
@@ -250,7 +248,7 @@ def _after_giving_up(work: Work, row: OutboxMessage, error: str, *, bounced: boo
                 "failed_recipients": list(row.recipients),
                 "attempts": row.attempts,
                 "error": error,
-                "bounced": bounced,
+                "bounced": is_bounce(OUTBOX_FAILED, error),
             },
         )
 

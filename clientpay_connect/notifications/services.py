@@ -141,7 +141,7 @@ def notify_about_link(
     )
 
 
-def notify_reminder_failed(work: Work, row: OutboxMessage, link: LinkFacts) -> None:
+def notify_reminder_failed(work: Work, row: OutboxMessage, link: LinkFacts, error: str) -> None:
     """A Smart Reminder's email was given up on: the client was not reminded."""
     attempts = f"{row.attempts} attempt{'s' if row.attempts != 1 else ''}"
     notify_about_link(
@@ -152,7 +152,7 @@ def notify_reminder_failed(work: Work, row: OutboxMessage, link: LinkFacts) -> N
         [
             f"A payment reminder could not be delivered after {attempts}.",
             f"To: {', '.join(row.recipients)}",
-            f"The mail server said: {row.last_error or 'nothing'}",
+            f"The mail server said: {error or 'nothing'}",
             "Check the addresses on the link's page; the link itself still works.",
         ],
     )
