@@ -56,7 +56,9 @@ def _user_choices(request: Request) -> list[tuple[str, str]]:
 def _list_page(
     request: Request, values: dict[str, Any] | None = None, errors: dict[str, str] | None = None
 ) -> dict[str, Any]:
-    new = {"email": "", "name": "", "events": list(NOTIFICATION_EVENTS), "user_id": ""}
+    # Every event ticked to start with, but not the digest: a daily email is opted into.
+    events = [event for event in NOTIFICATION_EVENTS if event != "daily_digest"]
+    new = {"email": "", "name": "", "events": events, "user_id": ""}
     return {
         "recipients": firm_recipients(request.dbsession, firm_id(request)),
         "event_choices": EVENT_CHOICES,
