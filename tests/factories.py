@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import factory
@@ -12,6 +14,7 @@ from clientpay_connect.accounts.models import Firm, User
 from clientpay_connect.accounts.services import hash_password
 from clientpay_connect.admin.models import FirmSettings, MerchantAccount
 from clientpay_connect.connect.models import Connection
+from tests.support import databases
 
 TEST_PASSWORD = "correct horse battery staple"
 _HASHED_TEST_PASSWORD = hash_password(TEST_PASSWORD)
@@ -22,6 +25,18 @@ ALL_FACTORIES: list[type[factory.alchemy.SQLAlchemyModelFactory]] = []
 def bind(session: Session | None) -> None:
     for model_factory in ALL_FACTORIES:
         model_factory._meta.sqlalchemy_session = session
+
+
+@contextmanager
+def writing_in(app: Any) -> Iterator[Session]:
+    """The factories bound to a session on ``app``'s database, which the app's requests share
+    and which is rolled back at the end (for a test on an app of its own)."""
+    with databases.rolled_back_session(app) as session:
+        bind(session)
+        try:
+            yield session
+        finally:
+            bind(None)
 
 
 def _register(cls: Any) -> Any:

@@ -9,11 +9,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import transaction
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, make_url, text
 
 from clientpay_connect.cli import MIGRATIONS
+from clientpay_connect.db import get_tm_session
 
 PG_ENV = "CLIENTPAY_TEST_DATABASE_URL"
 
@@ -66,3 +68,20 @@ def sharing_connection(app: Any, connection: Any) -> Iterator[None]:
         factory.configure(
             bind=app.registry["dbengine"], join_transaction_mode="conservative_savepoint"
         )
+
+
+@contextmanager
+def rolled_back_session(app: Any) -> Iterator[Any]:
+    """A session for a test on ``app``'s database, which the app's own requests share (see
+    sharing_connection); everything either wrote is rolled back at the end."""
+    connection = app.registry["dbengine"].connect()
+    outer = connection.begin()
+    tm = transaction.TransactionManager(explicit=True)
+    try:
+        with sharing_connection(app, connection):
+            tm.begin()
+            yield get_tm_session(app.registry["dbsession_factory"], tm)
+    finally:
+        tm.abort()
+        outer.rollback()
+        connection.close()
