@@ -31,17 +31,22 @@ class CuttingStripeProxy(FakeHTTPServer):
         if self.lose_confirmations and request.path.endswith("/confirm"):
             self.cut.append(request.path)
             return DROP
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in SKIPPED_HEADERS}
-        query = "&".join(f"{k}={v}" for k, values in request.query.items() for v in values)
-        answer = requests.request(
-            request.method,
-            self.upstream + request.path + ("?" + query if query else ""),
-            data=request.body,
-            headers=headers,
-            timeout=30,
-        )
+        answer = passed_on(self.upstream, request)
         if self.cut_confirmations and request.path.endswith("/confirm"):
             self.cut.append(request.path)
             return DROP
         kept = {k: v for k, v in answer.headers.items() if k.lower() not in SKIPPED_HEADERS}
         return FakeResponse(answer.status_code, answer.content, kept)
+
+
+def passed_on(upstream: str, request: FakeRequest) -> requests.Response:
+    """``request`` sent on to ``upstream`` as it came, and its answer."""
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in SKIPPED_HEADERS}
+    query = "&".join(f"{k}={v}" for k, values in request.query.items() for v in values)
+    return requests.request(
+        request.method,
+        upstream + request.path + ("?" + query if query else ""),
+        data=request.body,
+        headers=headers,
+        timeout=30,
+    )
