@@ -308,6 +308,7 @@ def receipt_page(request: Request) -> Response:
     locale = found.locale
     amount_minor = payment.amount_minor if payment is not None else link.amount_paid_minor
     balance_minor = max(link.amount_minor - amount_minor, 0)
+    stripe = _stripe_fields(request, found)
     context = {
         **_page_basics(request, locale, link.firm_name),
         **_link_summary(found),
@@ -323,6 +324,8 @@ def receipt_page(request: Request) -> Response:
         "payer_name": payment.payer_name if payment is not None else "",
         "payer_email": payment.payer_email if payment is not None else "",
     }
+    # Paid with Stripe's test keys: no money moved, and the receipt says so too.
+    context["test_mode"] = context["test_mode"] or (stripe is not None and stripe.test_keys)
     return _render(request, "pay/receipt.jinja2", context)
 
 

@@ -24,6 +24,7 @@ from clientpay_connect.accounts.services import create_firm
 from clientpay_connect.admin.models import MerchantAccount
 from clientpay_connect.links.services import NewLink, create_link
 from clientpay_connect.pay.models import PAYMENT_SUCCEEDED
+from tests.browser.accessibility import assert_accessible
 from tests.browser.test_pay_page_browser import (
     UUID,
     PayLink,
@@ -150,6 +151,7 @@ def test_a_payer_pays_by_card_in_stripes_fields_and_our_server_never_sees_the_nu
     expect(page.locator(".test-mode-ribbon")).to_be_visible()
     # pay.js has mounted Stripe.js's card field, in the box the page left for it.
     expect(page.locator("#card-element input")).to_have_count(5)
+    assert_accessible(page)
 
     fill_stripe_card(page, SUCCEEDS)
     # Twice, as an impatient payer does: one payment.
@@ -157,6 +159,7 @@ def test_a_payer_pays_by_card_in_stripes_fields_and_our_server_never_sees_the_nu
     receipt_number = expect_receipt(page, link)
 
     expect(page.get_by_text("Visa ending in 4242")).to_be_visible()
+    expect(page.locator(".test-mode-ribbon")).to_be_visible()
     [intent] = succeeded_intents(localstripe, link_id)
     assert intent.amount == 12_345
     assert len(localstripe.payment_intents(link=str(link_id))) == 1
