@@ -251,3 +251,16 @@ def test_bank_account_numbers_go_to_stripe_js_only(
     assert sent["key"] == TEST_PUBLISHABLE_KEY
     _stored_link, payments = stored(live_server, link.token)
     assert payments == []
+
+
+def test_without_stripe_js_the_page_offers_no_card_form(
+    page: Page, live_server: LiveServer, stripe_js: StripeJsStandIn
+) -> None:
+    """Stripe.js blocked (an extension, a network that drops it): the card could then only
+    come to us, so the page shows no form and says what to do."""
+    _link_id, link = make_stripe_link(live_server)
+    page.route(f"{stripe_js.base_url}/js.stripe.com/v3/", lambda route: route.abort())
+    page.goto(link.path)
+    expect(page.get_by_role("heading", name="The secure payment form did not load")).to_be_visible()
+    expect(page.locator("#pay-section")).to_be_hidden()
+    assert_accessible(page)

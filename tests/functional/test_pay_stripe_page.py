@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from clientpay_connect import main
 from clientpay_connect.admin.models import FirmSettings
 from clientpay_connect.headers import content_security_policy
+from clientpay_connect.pay.i18n import LANG_PARAM
 from tests import factories
 from tests.support.localstripe import TEST_PUBLISHABLE_KEY, TEST_SECRET_KEY, LocalStripe
 from tests.support.payments import SUCCEEDS, new_link, pay, submission
@@ -126,6 +127,10 @@ def test_the_page_loads_stripe_js_from_stripe_with_the_accounts_publishable_key(
     assert data["methods"] == ["card"]
     assert TEST_SECRET_KEY not in page.text
     assert "/sandbox/tokens" not in page.text
+    # Stripe.js speaks the payer's language: its messages (a card number too short) show as
+    # they are.
+    spanish = payer.get(f"/pay/{token}", params={LANG_PARAM: "es"}, status=200)
+    assert script_data(spanish)["stripe"]["locale"] == "es"
 
 
 def test_the_payment_page_allows_exactly_stripes_origins(stripe_app, payer, stripe_db):
