@@ -211,6 +211,9 @@ def _render_payment_page(
     # nor does one that nothing could turn card numbers into a token for.
     if refusal is not None or (tokens_url is None and stripe is None):
         methods = []
+    if not methods:
+        # No form: nothing of Stripe's is loaded, and the page keeps the strict policy.
+        stripe = None
     token = request.matchdict["token"]
     context = {
         **basics,
@@ -225,11 +228,11 @@ def _render_payment_page(
         "disclaimer": link.disclaimer,
         "expiry_years": _expiry_years(),
         "pay_data": _script_data(request, found, token, tokens_url or "", methods, bool(site_key)),
-        "stripe": stripe if methods else None,
+        "stripe": stripe,
     }
-    context["pay_data"]["stripe"] = stripe.script_data() if stripe and methods else None
+    context["pay_data"]["stripe"] = stripe.script_data() if stripe is not None else None
     response = _render(request, "pay/page.jinja2", context)
-    policy = _page_policy(request, bool(site_key), stripe if methods else None)
+    policy = _page_policy(request, bool(site_key), stripe)
     if policy is not None:
         response.headers["Content-Security-Policy"] = policy
     return response

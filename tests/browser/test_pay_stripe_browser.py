@@ -264,3 +264,26 @@ def test_without_stripe_js_the_page_offers_no_card_form(
     expect(page.get_by_role("heading", name="The secure payment form did not load")).to_be_visible()
     expect(page.locator("#pay-section")).to_be_hidden()
     assert_accessible(page)
+
+
+def test_a_card_stripe_js_cannot_take_is_shown_by_its_field_and_nothing_is_sent_to_us(
+    page: Page, live_server: LiveServer
+) -> None:
+    _link_id, link = make_stripe_link(live_server)
+    to_us = pay_requests(page, link)
+    page.goto(link.path)
+    page.get_by_role("button", name="Pay $123.45").click()
+
+    # Stripe.js's own words, beside its field, and the summary above the button.
+    expect(page.locator("#card-element-error")).to_have_text("Your card number is incomplete.")
+    expect(page.locator("#pay-error .pay-alert")).to_have_text(
+        "Please check the highlighted fields."
+    )
+    expect(page.locator("#card-element")).to_have_attribute("aria-invalid", "true")
+    assert to_us == []
+
+    fill_stripe_card(page, SUCCEEDS)
+    expect(page.locator("#card-element-error")).to_be_hidden()
+    page.get_by_role("button", name="Pay $123.45").click()
+    expect_receipt(page, link)
+    assert len(to_us) == 1
