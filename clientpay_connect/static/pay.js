@@ -331,6 +331,10 @@
       return;
     }
     clearFieldError(name);
+    dropSummaryIfAllRight();
+  }
+
+  function dropSummaryIfAllRight() {
     var anyLeft = document.querySelector("#pay-section [aria-invalid='true']");
     var summary = errorRegion.querySelector(".pay-alert");
     if (!anyLeft && summary && summary.textContent === text.summary) {
@@ -640,6 +644,7 @@
         showFieldError("card_element", event.error.message);
       } else {
         clearFieldError("card_element");
+        dropSummaryIfAllRight();
       }
     });
     return true;

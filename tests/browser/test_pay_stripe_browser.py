@@ -284,6 +284,7 @@ def test_a_card_stripe_js_cannot_take_is_shown_by_its_field_and_nothing_is_sent_
 
     fill_stripe_card(page, SUCCEEDS)
     expect(page.locator("#card-element-error")).to_be_hidden()
+    expect(page.locator("#pay-error .pay-alert")).to_have_count(0)
     page.get_by_role("button", name="Pay $123.45").click()
     expect_receipt(page, link)
     assert len(to_us) == 1
