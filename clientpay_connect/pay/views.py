@@ -445,6 +445,12 @@ def _script_messages(request: Request, firm: str, amount_due: str) -> dict[str, 
             _("A payment has already been made with this link, so it cannot take another.")
         ),
         "view_receipt": t(_("View the receipt")),
+        "bank_processing": t(
+            _(
+                "Thank you. Your bank payment was submitted. Bank payments take a few business "
+                "days to clear; you will get the receipt by email once it has."
+            )
+        ),
         "in_progress": t(
             _(
                 "A payment for this link is already being processed. "

@@ -276,9 +276,9 @@
   }
 
   // A message beside the Pay button; ``link`` optionally adds one link after it.
-  function showAlert(message, link) {
+  function showAlert(message, link, className) {
     var box = document.createElement("div");
-    box.className = "pay-alert";
+    box.className = className || "pay-alert";
     box.tabIndex = -1;
     var paragraph = document.createElement("p");
     paragraph.textContent = message;
@@ -446,6 +446,13 @@
     if ((answer.status === 200 || answer.status === 201) && body.status === "succeeded") {
       finished = true;
       window.location.assign(data.receipt_url);
+      return;
+    }
+    if (answer.status === 202 && body.status === "processing") {
+      // A bank debit: taken, and clearing for days. Nothing more to pay; the receipt comes
+      // by email once the bank has cleared it.
+      finish();
+      showAlert(text.bank_processing, null, "pay-alert pay-alert-done");
       return;
     }
     if (code === "processor_unavailable") {
