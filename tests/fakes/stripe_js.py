@@ -28,7 +28,7 @@ from urllib.parse import parse_qsl, urlencode
 import requests
 
 from tests.fakes.httpserver import FakeHTTPServer, FakeRequest, FakeResponse
-from tests.fakes.stripe_cut import SKIPPED_HEADERS, passed_on
+from tests.fakes.stripe_cut import SKIPPED_HEADERS, forward
 
 # Stripe's published test cards that are refused when charged, with the decline Stripe gives.
 DECLINED_WHEN_CHARGED = {
@@ -39,6 +39,9 @@ DECLINED_WHEN_CHARGED = {
     "4000000000000119": ("processing_error", "processing_error"),
 }
 CONFIRM_PREFIX = "/v1/payment_intents/"
+# What Stripe's API sends to every page: the page's fetch reads no answer without it
+# (localstripe sends it only when the request names its origin, which ours do not).
+CORS = {"Access-Control-Allow-Origin": "*"}
 
 # What Stripe.js's createPaymentMethod does, in short (docs.stripe.com/js/payment_methods/
 # create_payment_method): the stand-in's card Element keeps what was typed in ``value``.
@@ -153,7 +156,8 @@ class StripeJsStandIn(FakeHTTPServer):
         if made.ok and number:
             with self._lock:
                 self.card_numbers[made.json()["id"]] = number
-        return FakeResponse(made.status_code, made.content, _browser_headers(made))
+        kept = {k: v for k, v in made.headers.items() if k.lower() not in SKIPPED_HEADERS}
+        return FakeResponse(made.status_code, made.content, {**kept, **CORS})
 
     def _declined_confirmation(self, request: FakeRequest) -> FakeResponse | None:
         intent_id = request.path[len(CONFIRM_PREFIX) : -len("/confirm")]
@@ -185,12 +189,5 @@ class StripeJsStandIn(FakeHTTPServer):
         )
 
     def _passed_on(self, request: FakeRequest) -> FakeResponse:
-        answer = passed_on(self.upstream, request)
-        return FakeResponse(answer.status_code, answer.content, _browser_headers(answer))
-
-
-def _browser_headers(answer: requests.Response) -> dict[str, str]:
-    """localstripe's own headers, and the CORS header Stripe's API sends to every page (the
-    page's fetch reads no answer without it; localstripe sends it only to a browser)."""
-    kept = {k: v for k, v in answer.headers.items() if k.lower() not in SKIPPED_HEADERS}
-    return {**kept, "Access-Control-Allow-Origin": "*"}
+        answer = forward(request, self.upstream)
+        return FakeResponse(answer.status, answer.body, {**answer.headers, **CORS})
