@@ -50,12 +50,16 @@ class StripeFields:
 
 
 def stripe_fields(
-    settings: Mapping[str, Any], processor_name: str, publishable_key: str, locale: str
+    settings: Mapping[str, Any],
+    stripe_offered: bool,
+    account_processor: str,
+    publishable_key: str,
+    locale: str,
 ) -> StripeFields | None:
-    """Stripe's fields for a link whose merchant account pays through Stripe; None if the
-    processor is another, or the account has no publishable key yet (then nothing could make
-    a PaymentMethod, and the page says paying online is unavailable)."""
-    if processor_name != STRIPE_NAME or not publishable_key:
+    """Stripe's fields for a link whose merchant account pays through Stripe, on an instance
+    that offers Stripe; None otherwise, or while the account has no publishable key (then
+    nothing could make a PaymentMethod, and the page says paying online is unavailable)."""
+    if not stripe_offered or account_processor != STRIPE_NAME or not publishable_key:
         return None
     return StripeFields(
         js_url=stripe_js_url(settings),

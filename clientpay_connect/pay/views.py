@@ -49,7 +49,12 @@ from clientpay_connect.pay.interfaces import IPageCache
 from clientpay_connect.pay.models import PAYMENT_SUCCEEDED, Payment
 from clientpay_connect.pay.opens import note_open
 from clientpay_connect.pay.page_cache import CachedPage
-from clientpay_connect.pay.stripe_page import StripeFields, stripe_fields, stripe_sources
+from clientpay_connect.pay.stripe_page import (
+    STRIPE_NAME,
+    StripeFields,
+    stripe_fields,
+    stripe_sources,
+)
 from clientpay_connect.security import PUBLIC
 from clientpay_connect.throttle.interfaces import IRateLimiter
 
@@ -242,7 +247,8 @@ def _stripe_fields(request: Request, found: _Lookup) -> StripeFields | None:
     """Stripe.js's fields, when the link's merchant account pays through Stripe."""
     return stripe_fields(
         request.registry.settings,
-        request.registry["clientpay.processor"].name,
+        request.registry["clientpay.processor"].name == STRIPE_NAME,
+        found.facts.processor,
         found.facts.publishable_key,
         found.locale,
     )

@@ -212,3 +212,12 @@ def test_an_account_without_a_publishable_key_offers_no_form_and_lets_nothing_in
     assert "Online payment is not available" in page.text
     assert "stripe" not in page.headers["Content-Security-Policy"]
     assert page.html.find("script", src=re.compile("stripe")) is None
+
+
+def test_an_account_on_another_processor_gets_no_stripe_fields(stripe_app, payer, stripe_db):
+    """Its card fields would be another processor's: not Stripe's, even with a key stored."""
+    _link, token = stripe_link(stripe_app, stripe_db, processor="sandbox")
+    page = payer.get(f"/pay/{token}", status=200)
+    assert page.html.find(id="card-element") is None
+    assert page.html.find("script", src=re.compile("stripe")) is None
+    assert "stripe" not in page.headers["Content-Security-Policy"]
