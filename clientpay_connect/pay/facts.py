@@ -66,7 +66,8 @@ class LinkFacts:
     firm_email: str = ""
     # The account's Stripe publishable key: a pk_test_ one means no money moves (Test mode).
     publishable_key: str = ""
-    # The processor the account pays through (its card fields are that processor's).
+    # The processor the account pays through (pay/processors.py: the page offers its fields
+    # only while this instance offers it).
     processor: str = ""
     # When the payer last opened the page (pay/opens.py decides from it whether to record this
     # open). Not part of the page's cache key: the page does not show it, and with it every
@@ -126,7 +127,7 @@ _FACTS = (
     )
     .outerjoin(FirmSettings, FirmSettings.firm_id == PaymentLink.firm_id)
     # One statement object for every request: SQLAlchemy then reuses its compiled form and
-    # result map as they are, where a statement built per call has its 24 columns matched
+    # result map as they are, where a statement built per call has its 27 columns matched
     # against the cached ones each time (a third of the request).
     .where(PaymentLink.token_hash == bindparam("token_hash"))
 )
