@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import factory
@@ -14,7 +12,6 @@ from clientpay_connect.accounts.models import Firm, User
 from clientpay_connect.accounts.services import hash_password
 from clientpay_connect.admin.models import FirmSettings, MerchantAccount
 from clientpay_connect.connect.models import Connection
-from tests.support import databases
 
 TEST_PASSWORD = "correct horse battery staple"
 _HASHED_TEST_PASSWORD = hash_password(TEST_PASSWORD)
@@ -25,18 +22,6 @@ ALL_FACTORIES: list[type[factory.alchemy.SQLAlchemyModelFactory]] = []
 def bind(session: Session | None) -> None:
     for model_factory in ALL_FACTORIES:
         model_factory._meta.sqlalchemy_session = session
-
-
-@contextmanager
-def writing_in(app: Any) -> Iterator[Session]:
-    """The factories bound to a session on ``app``'s database, which the app's requests share
-    and which is rolled back at the end (for a test on an app of its own)."""
-    with databases.rolled_back_session(app) as session:
-        bind(session)
-        try:
-            yield session
-        finally:
-            bind(None)
 
 
 def _register(cls: Any) -> Any:

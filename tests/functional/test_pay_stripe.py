@@ -42,6 +42,7 @@ from tests.fakes.httpserver import (
     running,
 )
 from tests.fakes.stripe_cut import CuttingStripeProxy
+from tests.support import databases
 from tests.support.localstripe import TEST_PUBLISHABLE_KEY, TEST_SECRET_KEY, LocalStripe
 from tests.support.payments import SUCCEEDS, new_link, pay, submission
 
@@ -76,7 +77,7 @@ def stripe_db(
 ) -> Iterator[Session]:
     """The test's connection (rolled back at the end), shared by the app and the test."""
     localstripe.forget_everything()
-    with factories.writing_in(stripe_pay_app) as session:
+    with databases.rolled_back_session(stripe_pay_app) as session:
         yield session
 
 

@@ -19,6 +19,7 @@ from clientpay_connect.admin.models import FirmSettings
 from clientpay_connect.headers import content_security_policy
 from clientpay_connect.pay.i18n import LANG_PARAM
 from tests import factories
+from tests.support import databases
 from tests.support.localstripe import TEST_PUBLISHABLE_KEY, TEST_SECRET_KEY, LocalStripe
 from tests.support.payments import SUCCEEDS, new_link, pay, submission
 
@@ -42,7 +43,7 @@ def standin_app(stripe_settings: dict[str, Any], localstripe: LocalStripe) -> It
 
 @pytest.fixture
 def stripe_db(stripe_app: Router) -> Iterator[Session]:
-    with factories.writing_in(stripe_app) as session:
+    with databases.rolled_back_session(stripe_app) as session:
         yield session
 
 
@@ -191,7 +192,7 @@ def test_with_recaptcha_the_page_allows_google_and_stripe_and_nothing_else(
 def test_with_a_stand_in_for_stripe_js_the_policy_names_the_stand_in(
     standin_app, client_ip, localstripe
 ):
-    with factories.writing_in(standin_app) as session:
+    with databases.rolled_back_session(standin_app) as session:
         _link, token = stripe_link(standin_app, session)
         payer = webtest.TestApp(standin_app, extra_environ={"REMOTE_ADDR": client_ip})
         page = payer.get(f"/pay/{token}", status=200)

@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, make_url, text
 
 from clientpay_connect.cli import MIGRATIONS
 from clientpay_connect.db import get_tm_session
+from tests import factories
 
 PG_ENV = "CLIENTPAY_TEST_DATABASE_URL"
 
@@ -72,16 +73,19 @@ def sharing_connection(app: Any, connection: Any) -> Iterator[None]:
 
 @contextmanager
 def rolled_back_session(app: Any) -> Iterator[Any]:
-    """A session for a test on ``app``'s database, which the app's own requests share (see
-    sharing_connection); everything either wrote is rolled back at the end."""
+    """A session of the test's own connection, which ``app`` shares (and the factories write
+    to), everything rolled back at the end: for a test with an app of its own settings."""
     connection = app.registry["dbengine"].connect()
     outer = connection.begin()
     tm = transaction.TransactionManager(explicit=True)
     try:
         with sharing_connection(app, connection):
             tm.begin()
-            yield get_tm_session(app.registry["dbsession_factory"], tm)
+            session = get_tm_session(app.registry["dbsession_factory"], tm)
+            factories.bind(session)
+            yield session
     finally:
+        factories.bind(None)
         tm.abort()
         outer.rollback()
         connection.close()
