@@ -62,6 +62,9 @@ DEFAULTS: dict[str, str] = {
     "clientpay.development": "false",
     # Empty: Stripe's own API. A test server (localstripe) in the tests.
     "clientpay.stripe.api_base": "",
+    # Where the payer's browser loads Stripe.js from: Stripe's own (Stripe requires it), or,
+    # in the tests, localstripe's stand-in. The payment page's CSP follows it.
+    "clientpay.stripe.js_url": "https://js.stripe.com/v3/",
     "clientpay.stripe.max_network_retries": "2",
     "clientpay.sandbox.delay_ms": "0",
     "clientpay.pay.processing_timeout_seconds": "300",
