@@ -100,6 +100,7 @@ def submit_payment(request: Request) -> Response:
         body=request.openapi_validated.body,
         idempotency_key=request.headers["Idempotency-Key"],
         client_addr=request.client_addr,
+        user_agent=request.user_agent or "",
     )
     payment = services.submit_payment(Work.from_request(request), submission)
     return _json(*services.payment_answer(payment))

@@ -11,6 +11,8 @@ from clientpay_connect.db import Base, UTCDateTime, utcnow
 from clientpay_connect.links.models import PaymentLink
 
 PAYMENT_PENDING = "pending"
+# Accepted by the processor, the money still on its way (a bank debit clears in days).
+PAYMENT_PROCESSING = "processing"
 PAYMENT_SUCCEEDED = "succeeded"
 PAYMENT_FAILED = "failed"
 

@@ -47,12 +47,14 @@ from clientpay_connect.pay.interfaces import (
 from clientpay_connect.pay.models import (
     PAYMENT_FAILED,
     PAYMENT_PENDING,
+    PAYMENT_PROCESSING,
     PAYMENT_SUCCEEDED,
     Payment,
 )
 from clientpay_connect.pay.processor import (
     ChargeResult,
     Declined,
+    OnlineAcceptance,
     Processor,
     ProcessorAccount,
     ProcessorUnavailable,
@@ -69,6 +71,8 @@ RECEIPT_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"  # base32: no 0/1/8/9 to m
 NOTICE_EVENT = "payment_received"
 # The failure code of a payment the processor never heard of (the resolver's verdict).
 NOT_CHARGED = "not_charged"
+# A payment the processor has not settled yet: the one a link's claim waits on.
+UNSETTLED = (PAYMENT_PENDING, PAYMENT_PROCESSING)
 
 
 @dataclass(frozen=True)
@@ -188,6 +192,8 @@ class Submission:
     body: Mapping[str, Any]
     idempotency_key: str
     client_addr: str | None
+    # The payer's browser, for a bank debit's mandate (with client_addr).
+    user_agent: str = ""
 
 
 def submit_payment(work: Work, submission: Submission) -> Payment:
@@ -220,7 +226,8 @@ def submit_payment(work: Work, submission: Submission) -> Payment:
     payment_id, processor_key = payment.id, payment.processor_key
     metadata = {"firm": str(link.firm_id), "link": str(link.id), "payment": str(payment_id)}
     work.checkpoint()
-    charge = Charge(processor_key, attempt, currency, methods, account, metadata)
+    acceptance = OnlineAcceptance(submission.client_addr or "", submission.user_agent)
+    charge = Charge(processor_key, attempt, currency, methods, account, metadata, acceptance)
     return _charge(work, payment_id, charge)
 
 
@@ -296,6 +303,7 @@ class Charge:
     allowed_methods: list[str]
     account: ProcessorAccount
     metadata: dict[str, str]
+    acceptance: OnlineAcceptance | None = None
 
 
 def _charge(work: Work, payment_id: int, charge: Charge) -> Payment:
@@ -309,6 +317,7 @@ def _charge(work: Work, payment_id: int, charge: Charge) -> Payment:
             charge.allowed_methods,
             account=charge.account,
             metadata=charge.metadata,
+            acceptance=charge.acceptance,
         )
     except Declined as declined:
         return fail_payment(work.dbsession, payment_id, declined.code, declined.message)
@@ -316,7 +325,40 @@ def _charge(work: Work, payment_id: int, charge: Charge) -> Payment:
         # The link stays claimed: only the resolver job, asking the processor later, may
         # decide whether it was paid.
         raise PaymentOutcomeUnknown(payment_id) from unavailable
-    return complete_payment(work, payment_id, result)
+    return record_result(work, payment_id, result)
+
+
+def record_result(work: Work, payment_id: int, result: ChargeResult) -> Payment:
+    """Record what the processor answered: a settled charge completes the payment, one
+    whose money is still on its way (a bank debit) leaves it processing."""
+    if result.settled:
+        return complete_payment(work, payment_id, result)
+    return accept_payment(work.dbsession, payment_id, result)
+
+
+def accept_payment(dbsession: Session, payment_id: int, result: ChargeResult) -> Payment:
+    """The processor took a bank debit that clears in days: the payment is processing, and
+    the link stays claimed (not paid, not payable) until the processor settles it.
+
+    No receipt yet: a payer is told "processing" and gets the receipt when it succeeds.
+    """
+    dbsession.execute(
+        update(Payment)
+        .where(Payment.id == payment_id, Payment.status == PAYMENT_PENDING)
+        .values(status=PAYMENT_PROCESSING, **_charged_with(result))
+        .execution_options(synchronize_session=False)
+    )
+    return _reload(dbsession, payment_id)
+
+
+def _charged_with(result: ChargeResult) -> dict[str, str]:
+    """What a payment keeps of how it was charged (never the card or account number)."""
+    return {
+        "method": result.method,
+        "brand": result.brand,
+        "last4": result.last4,
+        "processor_ref": result.reference,
+    }
 
 
 def new_receipt_number() -> str:
@@ -333,15 +375,12 @@ def complete_payment(work: Work, payment_id: int, result: ChargeResult) -> Payme
     dbsession = work.dbsession
     won = dbsession.execute(
         update(Payment)
-        .where(Payment.id == payment_id, Payment.status == PAYMENT_PENDING)
+        .where(Payment.id == payment_id, Payment.status.in_(UNSETTLED))
         .values(
             status=PAYMENT_SUCCEEDED,
-            method=result.method,
-            brand=result.brand,
-            last4=result.last4,
-            processor_ref=result.reference,
             receipt_number=new_receipt_number(),
             completed_at=now,
+            **_charged_with(result),
         )
         .execution_options(synchronize_session=False)
     )
@@ -378,7 +417,7 @@ def fail_payment(dbsession: Session, payment_id: int, code: str, message: str) -
     """Record a refusal: the payment fails and the link is payable again."""
     won = dbsession.execute(
         update(Payment)
-        .where(Payment.id == payment_id, Payment.status == PAYMENT_PENDING)
+        .where(Payment.id == payment_id, Payment.status.in_(UNSETTLED))
         .values(
             status=PAYMENT_FAILED,
             failure_code=code,
@@ -433,15 +472,9 @@ def payment_answer(payment: Payment) -> tuple[int, dict[str, Any]]:
     """
     if payment.status == PAYMENT_SUCCEEDED:
         return 201, {
-            "payment_id": payment.id,
-            "status": PAYMENT_SUCCEEDED,
-            "amount": format_amount(payment.amount_minor, payment.currency),
-            "currency": payment.currency,
+            **_charged_answer(payment),
             "receipt_number": payment.receipt_number,
             "link_status": paid_status(payment.link.amount_minor, payment.amount_minor),
-            "method": payment.method,
-            "brand": payment.brand,
-            "last4": payment.last4,
         }
     if payment.status == PAYMENT_FAILED:
         return 402, {
@@ -452,6 +485,15 @@ def payment_answer(payment: Payment) -> tuple[int, dict[str, Any]]:
             # A refused payment gave the link back.
             "link_status": STATUS_OUTSTANDING,
         }
+    if payment.status == PAYMENT_PROCESSING:
+        return 202, {
+            **_charged_answer(payment),
+            "link_status": STATUS_PROCESSING,
+            "message": (
+                "Your bank payment has been submitted and is processing. Bank payments take "
+                "a few business days to clear; we will email your receipt when it does."
+            ),
+        }
     return 409, {
         "error": "payment_in_progress",
         "message": "This payment is still being processed. Please wait a moment and reload.",
@@ -461,13 +503,27 @@ def payment_answer(payment: Payment) -> tuple[int, dict[str, Any]]:
     }
 
 
+def _charged_answer(payment: Payment) -> dict[str, Any]:
+    """What a payer is told of a charge the processor took (succeeded, or still clearing)."""
+    return {
+        "payment_id": payment.id,
+        "status": payment.status,
+        "amount": format_amount(payment.amount_minor, payment.currency),
+        "currency": payment.currency,
+        "method": payment.method,
+        "brand": payment.brand,
+        "last4": payment.last4,
+    }
+
+
 def settle_from_processor(
     work: Work, payment_id: int, processor_key: str, account: ProcessorAccount
 ) -> Payment:
     """Settle a pending payment by what the processor says became of its charge (for the
     resolver, and Stripe's webhooks): succeeded, declined, or never made (nothing charged).
-    Raises ProcessorUnavailable while the processor cannot tell. Called outside any
-    transaction of ours; settling twice (the resolver and a webhook) writes once."""
+    A bank debit still clearing leaves it processing. Raises ProcessorUnavailable while the
+    processor cannot tell. Called outside any transaction of ours; settling twice (the
+    resolver and a webhook) writes once."""
     processor: Processor = work.find_service(IPaymentProcessor)
     try:
         result = processor.lookup(processor_key, account=account)
@@ -480,7 +536,7 @@ def settle_from_processor(
             NOT_CHARGED,
             "The payment did not reach the processor; nothing was charged.",
         )
-    return complete_payment(work, payment_id, result)
+    return record_result(work, payment_id, result)
 
 
 @dataclass(frozen=True)
@@ -495,9 +551,7 @@ def stuck_payments(dbsession: Session, started_before: dt.datetime) -> list[Stuc
     """Links claimed before ``started_before`` and still processing, with their pending payment."""
     rows = dbsession.execute(
         select(PaymentLink.id, Payment.id, Payment.processor_key, PaymentLink.merchant_account_id)
-        .outerjoin(
-            Payment, (Payment.link_id == PaymentLink.id) & (Payment.status == PAYMENT_PENDING)
-        )
+        .outerjoin(Payment, (Payment.link_id == PaymentLink.id) & Payment.status.in_(UNSETTLED))
         .where(
             PaymentLink.status == STATUS_PROCESSING,
             (PaymentLink.processing_started_at < started_before)

@@ -1,5 +1,6 @@
 """The resolver: settles payments that a crash (or a processor that never answered) left
-processing, by asking the processor what became of each charge."""
+processing, by asking the processor what became of each charge; and bank debits (ACH) still
+clearing, should Stripe's webhook not come, by asking again each time until they settle."""
 
 from __future__ import annotations
 
@@ -49,8 +50,9 @@ def _settle(work: Work, item: services.StuckPayment) -> int:
     # Asked outside any transaction, like the charge was.
     work.checkpoint()
     try:
-        services.settle_from_processor(work, item.payment_id, item.processor_key, account)
+        payment = services.settle_from_processor(work, item.payment_id, item.processor_key, account)
     except ProcessorUnavailable:
         log.warning("payment %s: the processor is still not answering", item.payment_id)
         return 0
-    return 1
+    # A bank debit still clearing is asked about again next time.
+    return 0 if payment.status in services.UNSETTLED else 1
