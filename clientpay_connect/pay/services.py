@@ -33,6 +33,7 @@ from clientpay_connect.links.models import (
 from clientpay_connect.mail.models import KIND_PAYMENT_NOTICE, KIND_RECEIPT
 from clientpay_connect.mail.outbox import queue_email
 from clientpay_connect.money import AmountError, format_amount, parse_amount
+from clientpay_connect.pay import processors
 from clientpay_connect.pay.interfaces import (
     CaptchaFailed,
     ICaptchaVerifier,
@@ -60,6 +61,7 @@ from clientpay_connect.pay.processor import (
     ProcessorUnavailable,
     SandboxProcessor,
 )
+from clientpay_connect.pay.processors import ProcessorNotOffered, not_offered_reason
 from clientpay_connect.postings.services import create_posting_for_payment
 from clientpay_connect.work import Work
 
@@ -71,6 +73,8 @@ RECEIPT_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"  # base32: no 0/1/8/9 to m
 NOTICE_EVENT = "payment_received"
 # The failure code of a payment the processor never heard of (the resolver's verdict).
 NOT_CHARGED = "not_charged"
+# The refusal of a link whose merchant account's processor this instance does not offer.
+REFUSED_PROCESSOR_NOT_OFFERED = "processor_not_offered"
 # A payment the processor has not settled yet: the one a link's claim waits on.
 UNSETTLED = (PAYMENT_PENDING, PAYMENT_PROCESSING)
 
@@ -160,8 +164,10 @@ def start_payment(
     attempt: Attempt,
     idempotency_key: str,
     request_hash: str,
+    processor: str = "",
 ) -> Payment | None:
-    """Claim the link and record a pending payment; None if another payer holds the link."""
+    """Claim the link and record a pending payment (to be charged through ``processor``);
+    None if another payer holds the link."""
     if not links.claim(dbsession, link.id):
         return None
     payment = Payment(
@@ -174,6 +180,7 @@ def start_payment(
         payer_email=attempt.payer_email,
         idempotency_key=idempotency_key,
         request_hash=request_hash,
+        processor=processor,
         # Ours, not the payer's: a payer could reuse a key across links, the processor must not.
         processor_key="pk_" + secrets.token_hex(24),
         created_at=utcnow(),
@@ -215,19 +222,22 @@ def submit_payment(work: Work, submission: Submission) -> Payment:
     if earlier is not None:
         return earlier
     _refuse_unpayable(work, link)
+    processor = _offered_processor(work, link)
     attempt = read_attempt(submission.body, link)
     # Read before any commit below: the link is detached once its transaction ends.
     methods, currency = link.merchant_account.methods, link.currency
     account = processor_account(work, link.merchant_account)
     _check_captcha(work, link, submission)
-    payment = start_payment(dbsession, link, attempt, key, request_hash)
+    payment = start_payment(dbsession, link, attempt, key, request_hash, processor)
     if payment is None:
         return _lost_the_claim(dbsession, link.id, key, request_hash)
     payment_id, processor_key = payment.id, payment.processor_key
     metadata = {"firm": str(link.firm_id), "link": str(link.id), "payment": str(payment_id)}
     work.checkpoint()
     acceptance = OnlineAcceptance(submission.client_addr or "", submission.user_agent)
-    charge = Charge(processor_key, attempt, currency, methods, account, metadata, acceptance)
+    charge = Charge(
+        processor, processor_key, attempt, currency, methods, account, metadata, acceptance
+    )
     return _charge(work, payment_id, charge)
 
 
@@ -270,6 +280,21 @@ def _refuse_unpayable(work: Work, link: PaymentLink) -> None:
     raise LinkNotPayable(link.status)
 
 
+def _offered_processor(work: Work, link: PaymentLink) -> str:
+    """The name of the processor the link's merchant account pays through; LinkNotPayable
+    (nothing charged) when this instance does not offer it: the sandbox, on an instance that
+    is not for development, must never mark a real invoice paid."""
+    name = link.merchant_account.processor
+    if not processors.offers(work.registry, name):
+        log.warning("merchant account %s: %s", link.merchant_account_id, not_offered_reason(name))
+        raise LinkNotPayable(
+            link.status,
+            REFUSED_PROCESSOR_NOT_OFFERED,
+            f"This link cannot be paid online. Please contact {link.firm.name}.",
+        )
+    return name
+
+
 def _check_captcha(work: Work, link: PaymentLink, submission: Submission) -> None:
     settings = work.dbsession.get(FirmSettings, link.firm_id)
     if settings is None or not settings.recaptcha_enabled:
@@ -295,8 +320,9 @@ def _lost_the_claim(dbsession: Session, link_id: int, key: str, request_hash: st
 
 @dataclass(frozen=True)
 class Charge:
-    """What the processor is asked to charge for one attempt."""
+    """What the processor (by name) is asked to charge for one attempt."""
 
+    processor: str
     processor_key: str
     attempt: Attempt
     currency: str
@@ -307,7 +333,7 @@ class Charge:
 
 
 def _charge(work: Work, payment_id: int, charge: Charge) -> Payment:
-    processor = work.find_service(IPaymentProcessor)
+    processor = work.find_service(IPaymentProcessor, name=charge.processor)
     try:
         result = processor.charge(
             charge.attempt.payment_token,
@@ -517,14 +543,17 @@ def _charged_answer(payment: Payment) -> dict[str, Any]:
 
 
 def settle_from_processor(
-    work: Work, payment_id: int, processor_key: str, account: ProcessorAccount
+    work: Work, payment_id: int, processor_key: str, account: ProcessorAccount, processor_name: str
 ) -> Payment:
     """Settle a pending payment by what the processor says became of its charge (for the
     resolver, and Stripe's webhooks): succeeded, declined, or never made (nothing charged).
     A bank debit still clearing leaves it processing. Raises ProcessorUnavailable while the
     processor cannot tell. Called outside any transaction of ours; settling twice (the
-    resolver and a webhook) writes once."""
-    processor: Processor = work.find_service(IPaymentProcessor)
+    resolver and a webhook) writes once. ``processor_name`` is the processor that charged it;
+    ProcessorNotOffered if this instance no longer offers it."""
+    if not processors.offers(work.registry, processor_name):
+        raise ProcessorNotOffered(processor_name)
+    processor: Processor = work.find_service(IPaymentProcessor, name=processor_name)
     try:
         result = processor.lookup(processor_key, account=account)
     except Declined as declined:
@@ -545,12 +574,20 @@ class StuckPayment:
     payment_id: int | None
     processor_key: str | None
     merchant_account_id: int
+    # Empty on payments made before it was kept: the merchant account's processor's.
+    processor: str | None
 
 
 def stuck_payments(dbsession: Session, started_before: dt.datetime) -> list[StuckPayment]:
     """Links claimed before ``started_before`` and still processing, with their pending payment."""
     rows = dbsession.execute(
-        select(PaymentLink.id, Payment.id, Payment.processor_key, PaymentLink.merchant_account_id)
+        select(
+            PaymentLink.id,
+            Payment.id,
+            Payment.processor_key,
+            PaymentLink.merchant_account_id,
+            Payment.processor,
+        )
         .outerjoin(Payment, (Payment.link_id == PaymentLink.id) & Payment.status.in_(UNSETTLED))
         .where(
             PaymentLink.status == STATUS_PROCESSING,

@@ -102,7 +102,7 @@ class StripeProcessor:
 
     @classmethod
     def create_service(cls, context: Any, request: Any) -> StripeProcessor:
-        processor: StripeProcessor = request.registry["clientpay.processor"]
+        processor: StripeProcessor = request.registry["clientpay.processors"][cls.name]
         return processor
 
     def client(self, account: ProcessorAccount | None) -> stripe.StripeClient:

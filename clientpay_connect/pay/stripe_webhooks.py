@@ -27,6 +27,7 @@ from clientpay_connect.links.models import PaymentLink
 from clientpay_connect.pay import services
 from clientpay_connect.pay.models import Payment, StripeEvent, StripeIntent
 from clientpay_connect.pay.processor import ProcessorUnavailable
+from clientpay_connect.pay.stripe_processor import StripeProcessor
 from clientpay_connect.security import PUBLIC
 from clientpay_connect.work import Work
 
@@ -98,7 +99,9 @@ def _settle(work: Work, account: MerchantAccount, intent_id: str) -> None:
     payment_id, processor_key = row
     processor_account = services.processor_account(work, account)
     try:
-        services.settle_from_processor(work, payment_id, processor_key, processor_account)
+        services.settle_from_processor(
+            work, payment_id, processor_key, processor_account, StripeProcessor.name
+        )
     except ProcessorUnavailable:
         # Not recorded as handled (the error rolls the event back): Stripe sends it again.
         log.warning("payment %s: Stripe could not be asked after its webhook", payment_id)
