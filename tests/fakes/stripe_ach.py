@@ -38,6 +38,8 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qsl
 
+import requests
+
 from tests.fakes.httpserver import Drop, FakeHTTPServer, FakeRequest, FakeResponse
 from tests.fakes.stripe_cut import forward
 
@@ -440,26 +442,39 @@ class AchStripe(FakeHTTPServer):
                 events.append(_event("payment_intent.payment_failed", intent))
         return events
 
-    def dispute(self, intent_id: str, reason: str = "general") -> dict[str, Any]:
-        """The payer's bank disputes a succeeded debit: the charge.dispute.created event."""
+    def dispute(
+        self, intent_id: str, reason: str = "general", secret_key: str = "sk_test_fake"
+    ) -> dict[str, Any]:
+        """The payer's bank disputes a succeeded payment (a bank debit of ours, or a card
+        payment at localstripe, which has no disputes): the charge.dispute.created event."""
         with self._lock:
-            intent = self.intents[intent_id]
-            if intent["status"] != "succeeded":
-                raise ValueError(f"{intent_id} is {intent['status']}: nothing to dispute")
-            dispute = {
-                "id": new_id("du"),
-                "object": "dispute",
-                "amount": intent["amount"],
-                "currency": intent["currency"],
-                "charge": intent["latest_charge"],
-                "payment_intent": intent_id,
-                "reason": reason,
-                "status": "needs_response",
-                "created": int(time.time()),
-                "livemode": False,
-                "metadata": {},
-            }
+            intent = self.intents.get(intent_id)
+        if intent is None:
+            intent = self._upstream_intent(intent_id, secret_key)
+        if intent["status"] != "succeeded":
+            raise ValueError(f"{intent_id} is {intent['status']}: nothing to dispute")
+        dispute = {
+            "id": new_id("du"),
+            "object": "dispute",
+            "amount": intent["amount"],
+            "currency": intent["currency"],
+            "charge": intent.get("latest_charge") or _first_charge(intent),
+            "payment_intent": intent_id,
+            "reason": reason,
+            "status": "needs_response",
+            "created": int(time.time()),
+            "livemode": False,
+            "metadata": {},
+        }
         return _event("charge.dispute.created", dispute)
+
+    def _upstream_intent(self, intent_id: str, secret_key: str) -> dict[str, Any]:
+        answer = requests.get(
+            f"{self.upstream}/v1/payment_intents/{intent_id}", auth=(secret_key, ""), timeout=10
+        )
+        answer.raise_for_status()
+        found: dict[str, Any] = answer.json()
+        return found
 
     def forget(self) -> None:
         with self._lock:
@@ -495,6 +510,12 @@ def _online_acceptance(mandate_data: Any) -> dict[str, str]:
                 "parameter_missing",
             )
     return {"ip_address": online["ip_address"], "user_agent": online["user_agent"]}
+
+
+def _first_charge(intent: dict[str, Any]) -> str | None:
+    # localstripe answers the PaymentIntent's charges as an older API version did.
+    charges = (intent.get("charges") or {}).get("data") or []
+    return charges[0]["id"] if charges else None
 
 
 def _event(event_type: str, obj: dict[str, Any]) -> dict[str, Any]:

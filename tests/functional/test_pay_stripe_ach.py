@@ -210,3 +210,37 @@ def test_the_bank_account_fake_wants_what_stripe_wants(localstripe):
         raise AssertionError("a debit without a mandate was confirmed")
     secret = localstripe.client(TEST_SECRET_KEY)
     assert secret.v1.payment_intents.retrieve(intent.id).status == "requires_confirmation"
+
+
+def test_the_fake_plays_a_dispute_of_a_cleared_debit_or_of_a_card_payment(
+    payer, stripe_db, link_and_token, localstripe
+):
+    """For the dispute webhooks: charge.dispute.created as Stripe sends it (localstripe has
+    no disputes); what the app does with it is the dispute handling's to test."""
+    _link, token = link_and_token
+    accepted = _pay_by_bank(payer, token, localstripe.bank_account_method())
+    payment = _fresh(stripe_db, Payment, accepted.json["payment_id"])
+    localstripe.clear_bank_debits()
+    debit = localstripe.ach.dispute(payment.processor_ref)
+    card = localstripe.client().v1.payment_intents.create(
+        params={
+            "amount": 2_000,
+            "currency": "usd",
+            "payment_method": localstripe.payment_method(SUCCEEDS),
+            "confirm": True,
+        }
+    )
+    by_card = localstripe.ach.dispute(card.id, "fraudulent", TEST_SECRET_KEY)
+
+    for event, intent_id, amount in (
+        (debit, payment.processor_ref, 12_345),
+        (by_card, card.id, 2_000),
+    ):
+        dispute = event["data"]["object"]
+        assert (event["type"], dispute["object"], dispute["status"]) == (
+            "charge.dispute.created",
+            "dispute",
+            "needs_response",
+        )
+        assert (dispute["payment_intent"], dispute["amount"]) == (intent_id, amount)
+        assert dispute["charge"]
