@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import webtest
 from pyramid.router import Router
 
 from clientpay_connect import main
@@ -21,6 +22,7 @@ from tests import factories
 from tests.conftest import login
 from tests.fakes.stripe_cut import CuttingStripeProxy
 from tests.functional import test_pay_stripe as card_tests
+from tests.support import databases
 from tests.support.localstripe import TEST_PUBLISHABLE_KEY, TEST_SECRET_KEY
 from tests.support.payments import ANSWER_LOST, SUCCEEDS, card, new_link, pay, submission, tokenize
 
@@ -140,3 +142,31 @@ def test_the_admin_chooses_each_accounts_processor_from_those_offered(
     form.submit(status=303)
     stripe_db.expire_all()
     assert stripe_db.get(type(sandbox_account), sandbox_account.id).processor == "stripe"
+
+
+@pytest.fixture
+def stripe_by_default(app_settings, proxy):
+    """An instance for development whose default is Stripe, the sandbox offered beside it."""
+    settings = {
+        **app_settings,
+        "clientpay.processor": "clientpay_connect.pay.stripe_processor.StripeProcessor",
+        "clientpay.stripe.api_base": proxy.base_url,
+    }
+    application = main({}, **settings)
+    yield application
+    application.registry["dbengine"].dispose()
+
+
+def test_staff_pages_say_test_mode_while_an_account_is_on_the_sandbox(stripe_by_default, stripe_db):
+    account = factories.MerchantAccountFactory(
+        processor="stripe", stripe_publishable_key="pk_live_x"
+    )
+    staff = factories.UserFactory(firm=account.firm, role="staff")
+    stripe_db.flush()
+    with databases.sharing_connection(stripe_by_default, stripe_db.connection()):
+        browser = webtest.TestApp(stripe_by_default, extra_environ={"HTTP_HOST": "localhost"})
+        login(browser, staff)
+        assert browser.get("/").html.find(class_="test-mode-ribbon") is None
+        factories.MerchantAccountFactory(firm=account.firm, processor="sandbox")
+        stripe_db.flush()
+        assert browser.get("/").html.find(class_="test-mode-ribbon") is not None
