@@ -16,6 +16,7 @@ from pyramid.router import Router
 from clientpay_connect import main
 from clientpay_connect.db import utcnow
 from clientpay_connect.links.models import PaymentLink
+from clientpay_connect.pay.facts import link_facts
 from clientpay_connect.pay.models import Payment
 from clientpay_connect.pay.tasks import RESOLVE_JOB
 from tests import factories
@@ -86,6 +87,9 @@ def test_each_account_is_paid_through_its_own_processor(
     assert localstripe.payment_intents(link=str(sandbox_link.id)) == []
     [intent] = localstripe.payment_intents(link=str(stripe_link.id))
     assert intent.id == stripe_payment.processor_ref
+    # What the payer's page knows of each link: which processor's fields to offer.
+    assert link_facts(stripe_db, sandbox_token).processor == "sandbox"
+    assert link_facts(stripe_db, stripe_token).processor == "stripe"
 
 
 def test_a_token_of_the_other_processor_pays_nothing(

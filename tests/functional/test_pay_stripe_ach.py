@@ -210,6 +210,11 @@ def test_the_bank_account_fake_wants_what_stripe_wants(localstripe):
         raise AssertionError("a debit without a mandate was confirmed")
     secret = localstripe.client(TEST_SECRET_KEY)
     assert secret.v1.payment_intents.retrieve(intent.id).status == "requires_confirmation"
+    # Stripe's Idempotency-Key, which localstripe ignores: the same key, the first answer.
+    again: dict = {**params, "billing_details": {"name": "Pat Payer"}}
+    options: dict = {"idempotency_key": "key-" + uuid.uuid4().hex}
+    first = client.v1.payment_methods.create(params=again, options=options)
+    assert client.v1.payment_methods.create(params=again, options=options).id == first.id
 
 
 def test_the_fake_plays_a_dispute_of_a_cleared_debit_or_of_a_card_payment(
