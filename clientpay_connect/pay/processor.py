@@ -107,6 +107,10 @@ DECLINE_MESSAGES: dict[str, str] = {
     "no_account": "The bank could not find this account. Check the account number.",
     "debit_not_authorized": "The bank refused the debit: the account holder did not authorize it.",
     "invalid_currency": "The bank account cannot be debited in this currency.",
+    "bank_account_unverified": (
+        "This bank account has to be verified before it can be debited. Please pay by card, "
+        "or contact the firm."
+    ),
     "method_not_accepted": "This payment method is not accepted for this invoice.",
     "invalid_payment_token": (
         "The payment details have expired or were already used. Please enter them again."

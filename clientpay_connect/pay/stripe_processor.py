@@ -232,6 +232,10 @@ class StripeProcessor:
         error = intent.last_payment_error
         if intent.status == "requires_payment_method" and error is not None:
             raise Declined(decline_code(error.code, getattr(error, "decline_code", None)))
+        if intent.status == "requires_action" and is_bank_debit(intent):
+            # Stripe would first verify a bank account typed in by hand (micro-deposits, days
+            # and the payer's own action away): nothing is debited now.
+            raise Declined("bank_account_unverified")
         if intent.status in NEVER_CHARGED:
             raise Declined("processing_error")
         if intent.status == "processing" and is_bank_debit(intent):

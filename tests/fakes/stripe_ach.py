@@ -17,7 +17,9 @@ What it plays of Stripe:
 - PaymentIntents for such a PaymentMethod: create, retrieve, confirm, cancel, list (merged
   with localstripe's). Confirming wants ``mandate_data`` (customer acceptance online, with
   the payer's IP address and user agent) as Stripe does for ACH, and leaves the intent
-  ``processing``: a bank debit takes days. ``clear()`` (or ``POST /_fake/ach/clear``) is the
+  ``processing``: a bank debit takes days (or, with ``verify_with_microdeposits`` set,
+  ``requires_action``: Stripe would first verify an account typed in by hand).
+  ``clear()`` (or ``POST /_fake/ach/clear``) is the
   days passing: each processing intent succeeds, or fails with the ACH return its test
   account number stands for (Stripe's published test numbers, below), and the events Stripe
   would send are answered, for the test to deliver.
@@ -129,6 +131,9 @@ class AchStripe(FakeHTTPServer):
         self.intents: dict[str, dict[str, Any]] = {}
         self.mandates: dict[str, dict[str, Any]] = {}
         self._answers: dict[tuple[str, str], FakeResponse] = {}
+        # Stripe verifies a bank account typed in by hand before debiting it (micro-deposits)
+        # unless it came through instant verification; True plays that.
+        self.verify_with_microdeposits = False
 
     # --- routing ------------------------------------------------------------------------
 
@@ -373,6 +378,17 @@ class AchStripe(FakeHTTPServer):
                 "type": "single_use",
             }
             self.mandates[mandate["id"]] = mandate
+            if self.verify_with_microdeposits:
+                intent.update(status="requires_action", mandate=mandate["id"])
+                intent["next_action"] = {
+                    "type": "verify_with_microdeposits",
+                    "verify_with_microdeposits": {
+                        "arrival_date": int(time.time()) + 2 * 86_400,
+                        "microdeposit_type": "descriptor_code",
+                        "hosted_verification_url": "https://payments.stripe.com/microdeposit/x",
+                    },
+                }
+                return dict(intent)
             intent.update(
                 status="processing",
                 mandate=mandate["id"],

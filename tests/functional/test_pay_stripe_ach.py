@@ -173,6 +173,24 @@ def test_an_echeck_is_refused_where_the_account_takes_cards_only(
     assert localstripe.payment_intents(link=str(link.id)) == []
 
 
+def test_a_bank_account_stripe_would_verify_first_is_declined_and_debits_nothing(
+    payer, stripe_db, link_and_token, localstripe
+):
+    link, token = link_and_token
+    localstripe.ach.verify_with_microdeposits = True
+    try:
+        refused = _pay_by_bank(payer, token, localstripe.bank_account_method())
+    finally:
+        localstripe.ach.verify_with_microdeposits = False
+
+    assert (refused.status_int, refused.json["error"]) == (402, "bank_account_unverified")
+    assert "verified" in refused.json["message"]
+    assert _fresh(stripe_db, PaymentLink, link.id).status == "outstanding"
+    [intent] = localstripe.payment_intents(link=str(link.id))
+    assert intent.status == "requires_action"
+    assert localstripe.clear_bank_debits() == []
+
+
 def test_the_bank_account_fake_wants_what_stripe_wants(localstripe):
     """What the page's Stripe.js must send (the fake refuses as Stripe's reference says)."""
     client = localstripe.client()
