@@ -33,6 +33,7 @@ from clientpay_connect.links.models import (
 )
 from clientpay_connect.links.services import payment_refusal
 from clientpay_connect.money import format_amount, minor_digits
+from clientpay_connect.pay import processors
 from clientpay_connect.pay.facts import LinkFacts, link_facts
 from clientpay_connect.pay.i18n import (
     LANG_PARAM,
@@ -49,6 +50,7 @@ from clientpay_connect.pay.interfaces import IPageCache
 from clientpay_connect.pay.models import PAYMENT_SUCCEEDED, Payment
 from clientpay_connect.pay.opens import note_open
 from clientpay_connect.pay.page_cache import CachedPage
+from clientpay_connect.pay.processor import SandboxProcessor
 from clientpay_connect.pay.stripe_page import (
     STRIPE_NAME,
     StripeFields,
@@ -205,13 +207,20 @@ def _render_payment_page(
     link = found.facts
     basics = _page_basics(request, found.locale, link.firm_name)
     stripe = _stripe_fields(request, found)
-    basics["test_mode"] = basics["test_mode"] or (stripe is not None and stripe.test_keys)
+    # Test mode follows the link's own merchant account: on the sandbox, or on Stripe test keys.
+    basics["test_mode"] = (
+        basics["test_mode"]
+        or link.processor == SandboxProcessor.name
+        or (stripe is not None and stripe.test_keys)
+    )
     if state != STATUS_OUTSTANDING:
         return _closed_page(request, found, state, basics)
     site_key = link.recaptcha_site_key
     # Only card and eCheck: what pay/facts.py reads from the merchant account.
     methods = list(link.methods)
-    tokens_url = _tokenization_url(request)
+    # The sandbox's stand-in fields only for an account on the sandbox: never for a Stripe
+    # account (its numbers would go to the wrong processor).
+    tokens_url = _tokenization_url(request) if link.processor == SandboxProcessor.name else None
     # An outstanding link the API would refuse (its account was deactivated) offers no form,
     # nor does one that nothing could turn card numbers into a token for.
     if refusal is not None or (tokens_url is None and stripe is None):
@@ -247,7 +256,7 @@ def _stripe_fields(request: Request, found: _Lookup) -> StripeFields | None:
     """Stripe.js's fields, when the link's merchant account pays through Stripe."""
     return stripe_fields(
         request.registry.settings,
-        request.registry["clientpay.processor"].name == STRIPE_NAME,
+        processors.offers(request.registry, STRIPE_NAME),
         found.facts.processor,
         found.facts.publishable_key,
         found.locale,
