@@ -48,6 +48,7 @@ from clientpay_connect.links.services import (
 )
 from clientpay_connect.money import display_amount
 from clientpay_connect.pay.models import PAYMENT_SUCCEEDED, Payment
+from clientpay_connect.refunds.pages import refund_panel
 from clientpay_connect.reminders.services import sent_reminders
 from clientpay_connect.security import STAFF, firm_id
 from clientpay_connect.sent.present import firm_zone, local_timestamp, source_label
@@ -259,6 +260,7 @@ def link_detail(request: Request) -> dict[str, Any]:
         "invoice_money": lambda minor: display_amount(minor, link.currency),
         "source": source_label(link.source),
         "reminders": sent_reminders(request.dbsession, link.firm_id, link.id),
+        **refund_panel(request.dbsession, link),
     }
 
 

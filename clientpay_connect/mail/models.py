@@ -24,6 +24,8 @@ KIND_PASSWORD_RESET = "password_reset"  # noqa: S105 (a kind of message)
 # A Smart Reminder: the payment-link email again, with the reminder's own message. A kind of
 # its own, so that sending it leaves the link's first email (its status and sent time) alone.
 KIND_REMINDER = "payment_reminder"
+# The payer's notice that some or all of a payment was refunded (params: refund_id).
+KIND_REFUND_NOTICE = "refund_notice"
 
 
 class OutboxMessage(Base):
