@@ -57,7 +57,8 @@ def account_payment(work: Work, account: MerchantAccount, intent_id: str) -> Pay
     ).scalar_one_or_none()
 
 
-def charge_refunded(work: Work, account: MerchantAccount, charge: Any) -> None:
+def charge_refunded(work: Work, account: MerchantAccount, event_object: Any) -> None:
+    charge = _as_dict(event_object)
     payment = account_payment(work, account, str(charge.get("payment_intent") or ""))
     if payment is None:
         return
@@ -67,7 +68,7 @@ def charge_refunded(work: Work, account: MerchantAccount, charge: Any) -> None:
             params={"payment_intent": payment.processor_ref, "limit": 100}
         )
         made = [
-            ProcessorRefund(r.id, int(r.amount), metadata_key(_metadata(r)))
+            ProcessorRefund(r.id, int(r.amount), metadata_key(_as_dict(r.metadata)))
             for r in listed.auto_paging_iter()
             if r.status in MADE
         ]
@@ -78,7 +79,8 @@ def charge_refunded(work: Work, account: MerchantAccount, charge: Any) -> None:
     record_processor_refunds(work, payment, made)
 
 
-def dispute_created(work: Work, account: MerchantAccount, dispute: Any) -> None:
+def dispute_created(work: Work, account: MerchantAccount, event_object: Any) -> None:
+    dispute = _as_dict(event_object)
     payment = account_payment(work, account, str(dispute.get("payment_intent") or ""))
     if payment is None:
         log.warning("dispute %s: no payment of ours for it", dispute.get("id"))
@@ -101,6 +103,9 @@ def _client(work: Work, account: MerchantAccount) -> stripe.StripeClient:
     return processor.client(processor_account(work, account))
 
 
-def _metadata(refund: Any) -> dict[str, Any]:
-    metadata = refund.get("metadata")
-    return metadata.to_dict() if metadata is not None else {}
+def _as_dict(stripe_object: Any) -> dict[str, Any]:
+    """A StripeObject's fields (it is no dict: ``.get`` is not one of them)."""
+    if stripe_object is None:
+        return {}
+    fields: dict[str, Any] = stripe_object.to_dict()
+    return fields
