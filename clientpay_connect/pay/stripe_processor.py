@@ -46,6 +46,8 @@ OUR_DECLINE_CODES = (
     "incorrect_cvc",
     "processing_error",
 )
+# The metadata name of a refund's idempotency key (refunds/services.py matches webhooks by it).
+REFUND_KEY = "clientpay_refund"
 # A PaymentIntent in one of these was never (and now can never be) charged.
 NEVER_CHARGED = ("requires_confirmation", "requires_action", "canceled")
 
@@ -176,19 +178,23 @@ class StripeProcessor:
         account: ProcessorAccount | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> RefundResult:
-        """Refund part of the PaymentIntent ``charge_reference`` (Stripe's idempotency key is
-        our refund's own: asked again after a lost answer, Stripe makes no second refund)."""
+        """Refund part of the PaymentIntent ``charge_reference``. Asked again with the same
+        key (after a lost answer), it answers with the refund made the first time: Stripe's
+        idempotency key is the refund's own, and, since Stripe forgets a key after a day, the
+        refund is first looked for among the PaymentIntent's by the key in its metadata."""
         params: Any = {
             "payment_intent": charge_reference,
             "amount": amount_minor,
-            "metadata": dict(metadata or {}),
+            "metadata": {**(metadata or {}), REFUND_KEY: idempotency_key},
         }
         try:
             client = self.client(account)
             with _unavailable_on_outage():
-                refund = client.v1.refunds.create(
-                    params, options={"idempotency_key": idempotency_key}
-                )
+                refund = self._refund_with_key(client, charge_reference, idempotency_key)
+                if refund is None:
+                    refund = client.v1.refunds.create(
+                        params, options={"idempotency_key": idempotency_key}
+                    )
         except Declined as declined:
             raise RefundRefused(declined.code, declined.message) from None
         except stripe.InvalidRequestError as error:
@@ -199,6 +205,16 @@ class StripeProcessor:
         # "pending" (a bank debit's refund, or a card's that Stripe sends later) is made:
         # only a failure later could undo it, and Stripe then sends charge.refund.updated.
         return RefundResult(reference=refund.id, amount_minor=refund.amount)
+
+    def _refund_with_key(
+        self, client: stripe.StripeClient, intent_id: str, idempotency_key: str
+    ) -> stripe.Refund | None:
+        listed = client.v1.refunds.list(params={"payment_intent": intent_id, "limit": 100})
+        for refund in listed.auto_paging_iter():
+            kept = refund.metadata.to_dict() if refund.metadata else {}
+            if kept.get(REFUND_KEY) == idempotency_key:
+                return refund
+        return None
 
     def _payment_method(self, client: stripe.StripeClient, token: str) -> stripe.PaymentMethod:
         try:

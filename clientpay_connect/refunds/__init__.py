@@ -2,8 +2,9 @@ from pyramid.config import Configurator
 
 
 def includeme(config: Configurator) -> None:
-    """Routes and views of refunds: the API's and the link page's form."""
+    """Routes, views and the resolver job of refunds (the API's, and the link page's form)."""
     config.add_route("api.link.refund", r"/api/v1/links/{id:\d+}/refund")
     config.add_route("links.refund", r"/links/{id:\d+}/refund")
     config.scan(".api")
     config.scan(".views")
+    config.scan(".tasks")

@@ -35,11 +35,13 @@ from clientpay_connect.pay.interfaces import IPaymentProcessor
 from clientpay_connect.pay.models import PAYMENT_SUCCEEDED, Payment
 from clientpay_connect.pay.processor import (
     Processor,
+    ProcessorAccount,
     ProcessorUnavailable,
     RefundRefused,
     RefundResult,
 )
 from clientpay_connect.pay.services import processor_account
+from clientpay_connect.pay.stripe_processor import REFUND_KEY
 from clientpay_connect.refunds.models import (
     ORIGIN_PROCESSOR,
     REFUND_FAILED,
@@ -56,7 +58,7 @@ Row = TypeVar("Row", Refund, Dispute)
 
 # The metadata name under which Stripe keeps our refund's key: how its webhook tells a
 # refund we made from one made in its dashboard, even before we heard Stripe's answer.
-METADATA_KEY = "clientpay_refund"
+METADATA_KEY = REFUND_KEY
 
 NOT_PAID = "not_paid"
 TRUST_ACCOUNT = "trust_account"
@@ -239,31 +241,87 @@ def refund_link(work: Work, asked: RefundRequest) -> Refund:
     back) before CannotRefund is raised.
     """
     refund, payment = start_refund(work, asked)
-    link = asked.link
     # Read before the commit below: these rows are detached once their transaction ends.
-    refund_id, key, amount_minor = refund.id, refund.idempotency_key, refund.amount_minor
-    charge_reference, currency = payment.processor_ref, link.currency
-    account = processor_account(work, link.merchant_account)
-    metadata = {
-        "firm": str(link.firm_id),
-        "link": str(link.id),
-        "payment": str(payment.id),
-        METADATA_KEY: key,
-    }
+    call = refund_call(work, refund, payment, asked.link)
     work.checkpoint()
+    return make_refund(work, call)
+
+
+@dataclass(frozen=True)
+class RefundCall:
+    """What the processor is asked for one refund (the same each time it is asked)."""
+
+    refund_id: int
+    charge_reference: str
+    amount_minor: int
+    currency: str
+    idempotency_key: str
+    account: ProcessorAccount
+    metadata: dict[str, str]
+
+
+def refund_call(work: Work, refund: Refund, payment: Payment, link: PaymentLink) -> RefundCall:
+    return RefundCall(
+        refund_id=refund.id,
+        charge_reference=payment.processor_ref,
+        amount_minor=refund.amount_minor,
+        currency=refund.currency,
+        idempotency_key=refund.idempotency_key,
+        account=processor_account(work, link.merchant_account),
+        metadata={
+            "firm": str(link.firm_id),
+            "link": str(link.id),
+            "payment": str(payment.id),
+            "refund": str(refund.id),
+        },
+    )
+
+
+def make_refund(work: Work, call: RefundCall) -> Refund:
+    """Ask the processor for the refund (outside any transaction of ours), and settle it by
+    its answer; raises CannotRefund (committed, failed) or RefundOutcomeUnknown."""
     processor: Processor = work.find_service(IPaymentProcessor)
     try:
         result = processor.refund(
-            charge_reference, amount_minor, currency, key, account=account, metadata=metadata
+            call.charge_reference,
+            call.amount_minor,
+            call.currency,
+            call.idempotency_key,
+            account=call.account,
+            metadata=call.metadata,
         )
     except RefundRefused as refused:
-        fail_refund(work.dbsession, refund_id, refused.message)
+        fail_refund(work.dbsession, call.refund_id, refused.message)
         work.checkpoint()
         raise CannotRefund(PROCESSOR_REFUSED, refused.message) from None
     except ProcessorUnavailable:
-        log.warning("refund %s: the processor did not answer; it stays pending", refund_id)
-        raise RefundOutcomeUnknown(refund_id) from None
-    return complete_refund(work, refund_id, result)
+        log.warning("refund %s: the processor did not answer; it stays pending", call.refund_id)
+        raise RefundOutcomeUnknown(call.refund_id) from None
+    return complete_refund(work, call.refund_id, result)
+
+
+def pending_refunds(dbsession: Session, created_before: dt.datetime) -> list[int]:
+    """Refunds still pending that were asked for before ``created_before`` (their request
+    has long given up waiting), oldest first."""
+    return list(
+        dbsession.execute(
+            select(Refund.id)
+            .where(Refund.status == REFUND_PENDING, Refund.created_at < created_before)
+            .order_by(Refund.id)
+        ).scalars()
+    )
+
+
+def call_for(work: Work, refund_id: int) -> RefundCall | None:
+    """The call that made pending refund ``refund_id`` (None once it is settled)."""
+    refund = work.dbsession.get(Refund, refund_id)
+    if refund is None or refund.status != REFUND_PENDING:
+        return None
+    payment = work.dbsession.get(Payment, refund.payment_id)
+    link = work.dbsession.get(PaymentLink, refund.link_id)
+    if payment is None or link is None:
+        return None
+    return refund_call(work, refund, payment, link)
 
 
 def complete_refund(work: Work, refund_id: int, result: RefundResult) -> Refund:

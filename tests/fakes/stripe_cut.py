@@ -42,7 +42,7 @@ class CuttingStripeProxy(FakeHTTPServer):
             headers=headers,
             timeout=30,
         )
-        cut_refund = self.cut_refunds and request.path == "/v1/refunds"
+        cut_refund = self.cut_refunds and (request.method, request.path) == ("POST", "/v1/refunds")
         if cut_refund or (self.cut_confirmations and request.path.endswith("/confirm")):
             self.cut.append(request.path)
             return DROP

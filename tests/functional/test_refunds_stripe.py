@@ -8,6 +8,7 @@ built here from Stripe's documented Dispute object, and signed the same way.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -19,11 +20,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from clientpay_connect import main
+from clientpay_connect.db import utcnow
 from clientpay_connect.links.models import PaymentLink
 from clientpay_connect.mail.models import OutboxMessage
 from clientpay_connect.pay.models import Payment
 from clientpay_connect.refunds.models import Dispute, Refund
 from clientpay_connect.refunds.services import METADATA_KEY
+from clientpay_connect.refunds.tasks import RESOLVE_JOB
 from tests import factories
 from tests.conftest import bearer, login
 from tests.fakes.httpserver import running
@@ -143,6 +146,7 @@ def test_a_whole_refund_is_made_at_stripe_in_minor_units_with_our_key(
         "firm": str(link.firm_id),
         "link": str(link.id),
         "payment": str(row.payment_id),
+        "refund": str(row.id),
         METADATA_KEY: row.idempotency_key,
     }
     assert shown(web, auth, link)["amount_refunded"] == "123.45"
@@ -316,3 +320,24 @@ def test_a_dispute_is_shown_on_the_link_and_emailed_to_the_firms_admins(web, db,
     login(web, staff)
     page = web.get(f"/links/{link.id}")
     assert "fraudulent" in page.html.select_one("[data-dispute]").text
+
+
+def test_the_resolver_settles_a_lost_refund_with_the_one_stripe_made_not_a_second(
+    refunds_app, web, db, paid, auth, localstripe, cutting
+):
+    link, intent = paid
+    cutting.cut_refunds = True
+    lost = refund(web, auth, link, "40.00", status=503).json
+    cutting.cut_refunds = False
+    [at_stripe] = refunds_at_stripe(localstripe, intent)
+
+    jobs = refunds_app.registry["clientpay.jobs"]
+    assert jobs.run_now(RESOLVE_JOB, utcnow()) == 0  # Too soon: its request may still wait.
+    assert jobs.run_now(RESOLVE_JOB, utcnow() + dt.timedelta(minutes=10)) == 1
+
+    row = db.get(Refund, lost["refund_id"])
+    db.refresh(row)
+    assert (row.status, row.processor_ref) == ("succeeded", at_stripe.id)
+    # localstripe ignores Idempotency-Key: the key in the refund's metadata found it.
+    assert len(refunds_at_stripe(localstripe, intent)) == 1
+    assert shown(web, auth, link)["amount_refunded"] == "40.00"
