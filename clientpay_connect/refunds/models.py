@@ -26,7 +26,11 @@ class Refund(Base):
     """Money given back from a link's payment, all or part of it."""
 
     __tablename__ = "refunds"
-    __table_args__ = (Index("ix_refunds_firm_link", "firm_id", "link_id"),)
+    __table_args__ = (
+        Index("ix_refunds_firm_link", "firm_id", "link_id"),
+        # The resolver's question: which refunds are still pending, oldest first.
+        Index("ix_refunds_status_created", "status", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     firm_id: Mapped[int] = mapped_column(ForeignKey("firms.id", ondelete="CASCADE"))

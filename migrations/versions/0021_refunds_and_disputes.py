@@ -113,6 +113,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("refunds", schema=None) as batch_op:
         batch_op.create_index("ix_refunds_firm_link", ["firm_id", "link_id"], unique=False)
+        batch_op.create_index("ix_refunds_status_created", ["status", "created_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_refunds_payment_id"), ["payment_id"], unique=False)
 
     with op.batch_alter_table("payment_links", schema=None) as batch_op:
@@ -131,6 +132,7 @@ def downgrade() -> None:
 
     with op.batch_alter_table("refunds", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_refunds_payment_id"))
+        batch_op.drop_index("ix_refunds_status_created")
         batch_op.drop_index("ix_refunds_firm_link")
 
     op.drop_table("refunds")
