@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from clientpay_connect.links.models import PaymentLink
 from clientpay_connect.mail.models import OutboxMessage
 from clientpay_connect.pay.models import Payment, SandboxRefund
+from clientpay_connect.pay.processor import RefundRefused
 from clientpay_connect.refunds.models import Refund
 from tests import factories
 from tests.conftest import bearer, login
@@ -194,3 +195,32 @@ def test_the_page_of_a_trust_link_says_why_it_has_no_refund_form(
     page = testapp.get(f"/links/{link.id}")
     assert page.html.find("form", attrs={"data-refund-form": True}) is None
     assert "operating account" in page.html.select_one("[data-refund-refusal]").text
+
+
+def test_the_sandbox_refunds_once_per_key_and_never_past_the_charge(
+    testapp, dbsession, app, account
+):
+    _link, payment_id = paid_link(testapp, dbsession, app, account)
+    reference = dbsession.get(Payment, payment_id).processor_ref
+    sandbox = app.registry["clientpay.processor"]
+
+    first = sandbox.refund(reference, 10_000, "USD", "rf_same")
+    again = sandbox.refund(reference, 10_000, "USD", "rf_same")
+    with pytest.raises(RefundRefused) as over:
+        sandbox.refund(reference, 2_346, "USD", "rf_other")
+    with pytest.raises(RefundRefused) as unknown:
+        sandbox.refund("ch_nobody", 1, "USD", "rf_third")
+
+    assert again == first
+    assert (over.value.code, unknown.value.code) == ("amount_too_large", "charge_not_found")
+    assert sandbox_refunded(dbsession, payment_id) == 10_000
+
+
+def test_a_spanish_speaking_payer_is_told_in_spanish(testapp, dbsession, app, account, staff_auth):
+    link, token = new_link(dbsession, app.registry, account, 5_000, locale="es")
+    pay(testapp, token, submission(tokenize(testapp, card()), "50.00"), status=201)
+
+    refund(testapp, staff_auth, link.id, "50.00", status=201)
+
+    [notice] = notices(dbsession, link.id)
+    assert notice.subject.startswith("Reembolso de")
