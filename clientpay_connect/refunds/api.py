@@ -36,7 +36,9 @@ def refund_link_view(request: Request) -> Any:
     if link is None:
         raise not_found("No such link.")
     body: dict[str, Any] = request.json_body
-    asked = RefundRequest(link, body.get("amount"), body.get("reason"), request.user.id)
+    asked = RefundRequest(
+        link, body.get("amount"), body.get("reason"), request.user, request.client_addr or ""
+    )
     try:
         refund = refund_link(Work.from_request(request), asked)
     except InvalidRefund as invalid:
@@ -44,8 +46,8 @@ def refund_link_view(request: Request) -> Any:
     except CannotRefund as refused:
         return error_response(request, conflict(refused.code, refused.message))
     except RefundOutcomeUnknown as unknown:
-        error = ApiError(503, "processor_unavailable", unknown.message)
-        error.extra = {"refund_id": unknown.refund_id}
+        extra = {"refund_id": unknown.refund_id}
+        error = ApiError(503, "processor_unavailable", unknown.message, extra=extra)
         return error_response(request, error)
     request.response.status = 201
     return refund_json(refund)

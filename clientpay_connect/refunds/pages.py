@@ -25,7 +25,7 @@ def refund_panel(dbsession: Session, link: PaymentLink) -> dict[str, Any]:
         "refunds": link_refunds(dbsession, link),
         "refund_labels": STATUS_LABELS,
         "disputes": link_disputes(dbsession, link),
-        "refundable": refundable_minor(link) if link.amount_paid_minor else 0,
+        "refundable": refundable_minor(link),
         # Prefilled with all that is left (as typed into the form: "123.45").
         "refundable_input": format_amount(refundable_minor(link), link.currency),
         "can_refund": refused is None,

@@ -24,6 +24,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from clientpay_connect.accounts.models import ROLE_ADMIN, User
+from clientpay_connect.accounts.services import record
 from clientpay_connect.admin.models import KIND_TRUST
 from clientpay_connect.db import utcnow
 from clientpay_connect.links.models import STATUS_PROCESSING, USED_UP, PaymentLink
@@ -183,12 +184,14 @@ def claim_refund(dbsession: Session, link: PaymentLink, amount_minor: int) -> bo
 
 @dataclass(frozen=True)
 class RefundRequest:
-    """What staff asked for: the link (already found in their firm), how much, and why."""
+    """What staff asked for: the link (already found in their firm), how much, and why; who
+    asked, and from where (for the audit trail)."""
 
     link: PaymentLink
     amount: Any
     reason: Any
-    user_id: int | None
+    actor: User | None
+    ip_address: str = ""
 
 
 def start_refund(work: Work, asked: RefundRequest) -> tuple[Refund, Payment]:
@@ -213,11 +216,22 @@ def start_refund(work: Work, asked: RefundRequest) -> tuple[Refund, Payment]:
         status=REFUND_PENDING,
         reason=reason,
         idempotency_key="rf_" + secrets.token_hex(24),
-        created_by_user_id=asked.user_id,
+        created_by_user_id=asked.actor.id if asked.actor is not None else None,
         created_at=utcnow(),
     )
     work.dbsession.add(refund)
     work.dbsession.flush()
+    # Committed with the refund's intent: whoever asked is on record even if the processor
+    # never answers.
+    record(
+        work.dbsession,
+        link.firm_id,
+        "link.refund_requested",
+        actor=asked.actor,
+        target=link,
+        details={"refund_id": refund.id, "amount": format_amount(amount_minor, link.currency)},
+        ip_address=asked.ip_address,
+    )
     return refund, payment
 
 

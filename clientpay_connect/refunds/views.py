@@ -26,8 +26,13 @@ def refund_from_page(request: Request) -> HTTPSeeOther:
     if link is None:
         raise HTTPNotFound()
     here = request.route_url("links.detail", id=link.id)
+    params = request.POST
     asked = RefundRequest(
-        link, request.POST.get("amount", ""), request.POST.get("reason", ""), request.user.id
+        link,
+        params.get("amount", ""),
+        params.get("reason", ""),
+        request.user,
+        request.client_addr or "",
     )
     try:
         refund = refund_link(Work.from_request(request), asked)

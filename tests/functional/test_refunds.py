@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from clientpay_connect.accounts.models import AuditEvent
 from clientpay_connect.links.models import PaymentLink
 from clientpay_connect.mail.models import OutboxMessage
 from clientpay_connect.pay.models import Payment, SandboxRefund
@@ -53,7 +54,7 @@ def notices(dbsession, link_id) -> list[OutboxMessage]:
 
 
 def test_staff_refund_the_whole_payment_and_the_payer_is_told(
-    testapp, dbsession, app, account, staff_auth
+    testapp, dbsession, app, account, staff, staff_auth
 ):
     link, payment_id = paid_link(testapp, dbsession, app, account)
 
@@ -78,6 +79,11 @@ def test_staff_refund_the_whole_payment_and_the_payer_is_told(
     assert notice.recipients == ["pat@example.test"]
     assert notice.status == "sent"
     assert notice.subject.startswith("Refund of $123.45")
+    [audited] = dbsession.scalars(
+        select(AuditEvent).where(AuditEvent.action == "link.refund_requested")
+    ).all()
+    assert (audited.actor_user_id, audited.target_id) == (staff.id, str(link.id))
+    assert audited.details == {"refund_id": made["id"], "amount": "123.45"}
 
 
 def test_two_parts_refund_up_to_the_total_and_no_further(
