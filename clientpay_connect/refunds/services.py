@@ -546,6 +546,7 @@ def _record_made_elsewhere(work: Work, payment: Payment, made: ProcessorRefund) 
         # processor (nothing left), and give its claim back then.
         log.warning("link %s: refunds claimed pass what was paid", link.id)
     _queue_refund_notice(work, refund)
+    _queue_outside_refund_notice(work, payment, refund)
     return refund
 
 
@@ -594,19 +595,41 @@ def active_admin_emails(dbsession: Session, firm_id: int) -> list[str]:
 
 
 def _queue_dispute_notice(work: Work, payment: Payment, dispute: Dispute) -> None:
-    admins = active_admin_emails(work.dbsession, payment.firm_id)
-    if not admins:
-        log.warning("dispute %s: the firm has no active admin to tell", dispute.id)
-        return
-    link = payment.link
     amount = display_amount(dispute.amount_minor, dispute.currency)
-    invoice = f" (invoice {link.invoice_number})" if link.invoice_number else ""
     lines = [
-        f"{payment.payer_name or 'A payer'} disputed a payment of {amount}{invoice} with "
-        "their bank.",
+        f"{payment.payer_name or 'A payer'} disputed a payment of {amount}"
+        f"{_invoice(payment.link)} with their bank.",
         f"Reason given: {dispute.reason.replace('_', ' ') or 'none'}.",
         "Respond in your Stripe dashboard before its deadline, or the payment is returned.",
     ]
+    subject = f"A payment of {amount} was disputed"
+    _email_admins(work, payment, subject, lines, {"dispute_id": dispute.id})
+
+
+def _queue_outside_refund_notice(work: Work, payment: Payment, refund: Refund) -> None:
+    amount = display_amount(refund.amount_minor, refund.currency)
+    lines = [
+        f"{amount} of {payment.payer_name or 'a payer'}'s payment"
+        f"{_invoice(payment.link)} was refunded in the Stripe dashboard, not in ClientPay "
+        "Connect. The link now shows it, and the payer was emailed a notice.",
+    ]
+    subject = f"A refund of {amount} was made in Stripe"
+    _email_admins(work, payment, subject, lines, {"refund_id": refund.id})
+
+
+def _invoice(link: PaymentLink) -> str:
+    return f" (invoice {link.invoice_number})" if link.invoice_number else ""
+
+
+def _email_admins(
+    work: Work, payment: Payment, subject: str, lines: list[str], about: dict[str, int]
+) -> None:
+    """A notice to the firm's active admins (what the processor told us that staff did not
+    do themselves), through the outbox, with a link to the link's page."""
+    admins = active_admin_emails(work.dbsession, payment.firm_id)
+    if not admins:
+        log.warning("payment %s: the firm has no active admin to tell of %s", payment.id, about)
+        return
     queue_email(
         work,
         firm_id=payment.firm_id,
@@ -615,10 +638,10 @@ def _queue_dispute_notice(work: Work, payment: Payment, dispute: Dispute) -> Non
         link_id=payment.link_id,
         payment_id=payment.id,
         params={
-            "subject": f"A payment of {amount} was disputed",
+            "subject": subject,
             "lines": lines,
             "path": f"/links/{payment.link_id}",
-            "dispute_id": dispute.id,
+            **about,
         },
     )
 

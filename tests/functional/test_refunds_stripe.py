@@ -191,6 +191,8 @@ def test_a_refund_made_in_stripes_dashboard_shows_on_the_link_once(
     web, db, paid, auth, localstripe
 ):
     link, intent = paid
+    admin = factories.UserFactory(firm=link.firm, role="admin")
+    db.flush()
     made = localstripe.client().v1.refunds.create(
         params={"payment_intent": intent.id, "amount": 2_000}
     )
@@ -213,6 +215,12 @@ def test_a_refund_made_in_stripes_dashboard_shows_on_the_link_once(
     assert [r["origin"] for r in body["refunds"]] == ["processor"]
     notices = db.scalars(select(OutboxMessage).where(OutboxMessage.kind == "refund_notice")).all()
     assert [n.recipients for n in notices] == [["pat@example.test"]]
+    # The firm's admins hear of a refund none of them made here.
+    [told] = db.scalars(select(OutboxMessage).where(OutboxMessage.kind == "firm_notice")).all()
+    assert (told.recipients, told.subject) == (
+        [admin.email],
+        "A refund of $20.00 was made in Stripe",
+    )
     # What is left to refund here counts it.
     refund(web, auth, link, "103.46", status=422)
     refund(web, auth, link, "103.45", status=201)
