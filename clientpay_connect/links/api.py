@@ -27,7 +27,6 @@ from clientpay_connect.links.services import (
     refuse_balance_link,
     was_emailed,
 )
-from clientpay_connect.refunds.services import refund_lists
 from clientpay_connect.security import STAFF, firm_id
 
 API = {"renderer": "json", "permission": STAFF, "openapi": True}
@@ -56,8 +55,7 @@ def link_input(body: dict[str, Any]) -> LinkInput:
 
 def _link_body(request: Request, link: PaymentLink) -> dict[str, Any]:
     balance = balance_link_of(request.dbsession, link)
-    body = link_json(link, link_url(request, link), balance.id if balance else None)
-    return {**body, **refund_lists(request.dbsession, link)}
+    return link_json(link, link_url(request, link), balance.id if balance else None)
 
 
 def _json_object(request: Request) -> dict[str, Any]:

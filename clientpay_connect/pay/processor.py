@@ -50,6 +50,11 @@ class ProcessorAccount:
     publishable_key: str = ""
 
 
+# Where a processor that keeps metadata keeps a refund's idempotency key: how a refund is
+# found again after a lost answer, and how a webhook tells ours from one made elsewhere.
+REFUND_KEY_METADATA = "clientpay_refund"
+
+
 @dataclass(frozen=True)
 class RefundResult:
     """A refund the processor made: its own id for it, and how much it gave back."""

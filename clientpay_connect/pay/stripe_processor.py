@@ -27,6 +27,7 @@ from clientpay_connect.admin.models import METHOD_CARD, METHOD_ECHECK
 from clientpay_connect.pay.interfaces import IPaymentProcessor
 from clientpay_connect.pay.models import StripeIntent
 from clientpay_connect.pay.processor import (
+    REFUND_KEY_METADATA,
     ChargeResult,
     Declined,
     ProcessorAccount,
@@ -46,8 +47,6 @@ OUR_DECLINE_CODES = (
     "incorrect_cvc",
     "processing_error",
 )
-# The metadata name of a refund's idempotency key (refunds/services.py matches webhooks by it).
-REFUND_KEY = "clientpay_refund"
 # A PaymentIntent in one of these was never (and now can never be) charged.
 NEVER_CHARGED = ("requires_confirmation", "requires_action", "canceled")
 
@@ -185,7 +184,7 @@ class StripeProcessor:
         params: Any = {
             "payment_intent": charge_reference,
             "amount": amount_minor,
-            "metadata": {**(metadata or {}), REFUND_KEY: idempotency_key},
+            "metadata": {**(metadata or {}), REFUND_KEY_METADATA: idempotency_key},
         }
         try:
             client = self.client(account)
@@ -212,7 +211,7 @@ class StripeProcessor:
         listed = client.v1.refunds.list(params={"payment_intent": intent_id, "limit": 100})
         for refund in listed.auto_paging_iter():
             kept = refund.metadata.to_dict() if refund.metadata else {}
-            if kept.get(REFUND_KEY) == idempotency_key:
+            if kept.get(REFUND_KEY_METADATA) == idempotency_key:
                 return refund
         return None
 

@@ -1,4 +1,5 @@
-"""``POST /api/v1/links/{id}/refund`` (documented in openapi.yaml beside this file).
+"""``POST /api/v1/links/{id}/refund`` and ``GET /api/v1/links/{id}/refunds`` (documented in
+openapi.yaml beside this file).
 
 The refund is one service's (refunds/services.py refund_link); this maps its outcome to HTTP.
 """
@@ -19,9 +20,24 @@ from clientpay_connect.refunds.services import (
     RefundRequest,
     refund_json,
     refund_link,
+    refund_lists,
 )
 from clientpay_connect.security import STAFF, firm_id
 from clientpay_connect.work import Work
+
+
+@view_config(
+    route_name="api.link.refunds",
+    request_method="GET",
+    renderer="json",
+    permission=STAFF,
+    openapi=True,
+)
+def link_refunds_view(request: Request) -> dict[str, Any]:
+    link = get_for_firm(request.dbsession, firm_id(request), int(request.matchdict["id"]))
+    if link is None:
+        raise not_found("No such link.")
+    return refund_lists(request.dbsession, link)
 
 
 @view_config(

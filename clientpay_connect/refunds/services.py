@@ -35,6 +35,7 @@ from clientpay_connect.money import AmountError, display_amount, format_amount, 
 from clientpay_connect.pay.interfaces import IPaymentProcessor
 from clientpay_connect.pay.models import PAYMENT_SUCCEEDED, Payment
 from clientpay_connect.pay.processor import (
+    REFUND_KEY_METADATA,
     Processor,
     ProcessorAccount,
     ProcessorUnavailable,
@@ -42,7 +43,6 @@ from clientpay_connect.pay.processor import (
     RefundResult,
 )
 from clientpay_connect.pay.services import processor_account
-from clientpay_connect.pay.stripe_processor import REFUND_KEY
 from clientpay_connect.refunds.models import (
     ORIGIN_PROCESSOR,
     REFUND_FAILED,
@@ -59,7 +59,7 @@ Row = TypeVar("Row", Refund, Dispute)
 
 # The metadata name under which Stripe keeps our refund's key: how its webhook tells a
 # refund we made from one made in its dashboard, even before we heard Stripe's answer.
-METADATA_KEY = REFUND_KEY
+METADATA_KEY = REFUND_KEY_METADATA
 
 NOT_PAID = "not_paid"
 TRUST_ACCOUNT = "trust_account"
@@ -93,11 +93,11 @@ class InvalidRefund(Exception):
 
 class RefundOutcomeUnknown(Exception):
     """The processor did not answer: refund ``refund_id`` stays pending (its amount held)
-    until the processor is asked again (Stripe's webhook, or staff trying again)."""
+    until the processor tells (Stripe's webhook) or is asked again (the resolver job)."""
 
     message = (
         "The payment processor did not answer. The refund is pending: do not refund again "
-        "elsewhere; this page shows it once the processor confirms it."
+        "elsewhere; the link shows it once the processor confirms it."
     )
 
     def __init__(self, refund_id: int):

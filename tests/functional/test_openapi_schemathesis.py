@@ -234,6 +234,7 @@ def schemathesis_config(
         real_id("/links/{id}", "id", real.link_id),
         real_id("/links/{id}/balance-link", "id", real.link_id),
         real_id("/links/{id}/refund", "id", real.link_id),
+        real_id("/links/{id}/refunds", "id", real.link_id),
         real_id("/pay/{token}", "token", real.pay_token),
         {**real_id("/connections/{id}", "id", real.spare_connection_id, only), **kept},
         {**real_id("/connections/{id}/authorize", "id", real.connection_id), **kept},

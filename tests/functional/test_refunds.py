@@ -74,7 +74,8 @@ def test_staff_refund_the_whole_payment_and_the_payer_is_told(
         "123.45",
         "paid",
     )
-    assert [r["id"] for r in shown["refunds"]] == [made["id"]]
+    listed = testapp.get(f"/api/v1/links/{link.id}/refunds", headers=staff_auth).json
+    assert listed == {"refunds": [made], "disputes": []}
     [notice] = notices(dbsession, link.id)
     assert notice.recipients == ["pat@example.test"]
     assert notice.status == "sent"
@@ -160,6 +161,7 @@ def test_another_firms_link_is_404(testapp, dbsession, app, account, staff_auth)
 
     assert answer["error"] == "not_found"
     assert sandbox_refunded(dbsession, payment_id) == 0
+    testapp.get(f"/api/v1/links/{link.id}/refunds", headers=bearer(dbsession, outsider), status=404)
     refund(testapp, {}, link.id, "1.00", status=401)
 
 
