@@ -30,6 +30,7 @@ def includeme(config: Configurator) -> None:
     config.include(".admin")
     config.include(".mail")
     config.include(".links")
+    config.include(".refunds")
     config.include(".sent")
     config.include(".reminders")
     config.include(".notifications")

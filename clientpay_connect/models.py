@@ -9,8 +9,9 @@ from clientpay_connect.embed.models import EmbedLaunch
 from clientpay_connect.links.models import PaymentLink
 from clientpay_connect.mail.models import OutboxMessage
 from clientpay_connect.notifications.models import NotificationDigest
-from clientpay_connect.pay.models import Payment, SandboxCharge, SandboxToken
+from clientpay_connect.pay.models import Payment, SandboxCharge, SandboxRefund, SandboxToken
 from clientpay_connect.postings.models import Posting, PostingAttempt
+from clientpay_connect.refunds.models import Dispute, Refund
 from clientpay_connect.reminders.models import LinkReminder
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "BulkRow",
     "BulkUpload",
     "Connection",
+    "Dispute",
     "EmbedLaunch",
     "Firm",
     "FirmSettings",
@@ -33,7 +35,9 @@ __all__ = [
     "PaymentLink",
     "Posting",
     "PostingAttempt",
+    "Refund",
     "SandboxCharge",
+    "SandboxRefund",
     "SandboxToken",
     "StaffSession",
     "User",

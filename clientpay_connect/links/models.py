@@ -79,6 +79,11 @@ class PaymentLink(Base):
     token_encrypted: Mapped[str] = mapped_column(Text)
     amount_minor: Mapped[int] = mapped_column(BigInteger)
     amount_paid_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    # What was refunded of the payment (refunds/services.py)...
+    amount_refunded_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    # ...and that plus the refunds still being made: a refund claims its amount here, with a
+    # conditional update that never lets this pass amount_paid_minor.
+    refunds_claimed_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     currency: Mapped[str] = mapped_column(String(3), default="USD")
     invoice_number: Mapped[str] = mapped_column(String(100), default="")
     invoice_date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)

@@ -418,6 +418,7 @@ def link_json(link: PaymentLink, url: str, balance_link_id: int | None = None) -
         "merchant_account_id": link.merchant_account_id,
         "amount": format_amount(link.amount_minor, currency),
         "amount_paid": format_amount(link.amount_paid_minor, currency),
+        "amount_refunded": format_amount(link.amount_refunded_minor, currency),
         "currency": currency,
         "invoice_number": link.invoice_number,
         "invoice_date": _date_json(link.invoice_date),

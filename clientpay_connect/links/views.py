@@ -49,6 +49,7 @@ from clientpay_connect.links.services import (
 )
 from clientpay_connect.money import display_amount
 from clientpay_connect.pay.models import PAYMENT_SUCCEEDED, Payment
+from clientpay_connect.refunds.pages import refund_panel
 from clientpay_connect.reminders.services import sent_reminders
 from clientpay_connect.security import STAFF, firm_id
 from clientpay_connect.sent.present import firm_zone, local_timestamp, source_label
@@ -263,6 +264,7 @@ def link_detail(request: Request) -> dict[str, Any]:
         # notify: the client's emails and the postings (links/history.py).
         "emails": link_emails(request.dbsession, link.firm_id, link.id),
         "postings": link_postings(request.dbsession, link.firm_id, link.id),
+        **refund_panel(request.dbsession, link),
     }
 
 

@@ -35,6 +35,7 @@ from clientpay_connect.mail.models import (
     KIND_PASSWORD_RESET,
     KIND_PAYMENT_NOTICE,
     KIND_RECEIPT,
+    KIND_REFUND_NOTICE,
     KIND_REMINDER,
     OutboxMessage,
 )
@@ -46,6 +47,7 @@ from clientpay_connect.mail.outbox import (
 )
 from clientpay_connect.money import display_amount
 from clientpay_connect.pay.models import Payment
+from clientpay_connect.refunds.models import Refund
 
 # Staff read the firm's own notices; only what goes to the firm's clients is translated.
 STAFF_LOCALE = "en"
@@ -253,6 +255,23 @@ class MailComposer:
         }
         return _Content(KIND_FIRM_NOTICE, STAFF_LOCALE, context)
 
+    def refund_notice_content(
+        self, dbsession: Session, row: OutboxMessage, firm_settings: FirmSettings | None
+    ) -> _Content:
+        """The payer's notice of a refund: how much came back, of which payment."""
+        refund = dbsession.get(Refund, row.params.get("refund_id"))
+        if refund is None or refund.firm_id != row.firm_id:
+            raise PermanentMailError("the refund no longer exists")
+        payment = _firm_payment(dbsession, row)
+        locale = payment.link.locale if payment.link.locale in LOCALES else STAFF_LOCALE
+        context = _payment_context(payment, firm_settings, locale)
+        context.update(
+            refund_amount=display_amount(refund.amount_minor, refund.currency),
+            refunded_on=_date(_local_date(refund.completed_at, _zone(firm_settings)), locale),
+            whole=refund.amount_minor >= payment.amount_minor,
+        )
+        return _Content(KIND_REFUND_NOTICE, locale, context)
+
     def password_reset_content(
         self, dbsession: Session, row: OutboxMessage, firm_settings: FirmSettings | None
     ) -> _Content:
@@ -278,6 +297,7 @@ _BUILDERS: dict[str, _Builder] = {
     KIND_EMAIL_FAILED: MailComposer.email_failed_content,
     KIND_FIRM_NOTICE: MailComposer.firm_notice_content,
     KIND_PASSWORD_RESET: MailComposer.password_reset_content,
+    KIND_REFUND_NOTICE: MailComposer.refund_notice_content,
 }
 
 

@@ -34,6 +34,10 @@ def is_bounce(status: str, error: str) -> bool:
     return status == OUTBOX_FAILED and error.startswith(_REFUSED)
 
 
+# The payer's notice that some or all of a payment was refunded (params: refund_id).
+KIND_REFUND_NOTICE = "refund_notice"
+
+
 class OutboxMessage(Base):
     """An email to send. Only references and safe parameters are kept here: the message is
     rendered when it is sent, so the link's secret never sits in the outbox or the queue."""

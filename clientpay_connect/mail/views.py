@@ -14,6 +14,7 @@ from clientpay_connect.mail.models import (
     KIND_LINK,
     KIND_PAYMENT_NOTICE,
     KIND_RECEIPT,
+    KIND_REFUND_NOTICE,
     KIND_REMINDER,
     OutboxMessage,
 )
@@ -28,6 +29,7 @@ KIND_LABELS = {
     KIND_REMINDER: "Payment reminder",
     KIND_PAYMENT_NOTICE: "Payment notice",
     KIND_EMAIL_FAILED: "Email failed notice",
+    KIND_REFUND_NOTICE: "Refund notice",
 }
 
 

@@ -37,6 +37,19 @@ class IPaymentProcessor(Interface):
         there was none (and there never will be), or raise Declined if it was declined; raise
         ProcessorUnavailable while the processor cannot tell yet."""
 
+    def refund(
+        charge_reference, amount_minor, currency, idempotency_key, account=None, metadata=None
+    ):
+        """Give back ``amount_minor`` of the charge ``charge_reference`` (a ChargeResult's
+        reference) once per idempotency_key; return a RefundResult, or raise RefundRefused
+        when nothing was refunded (more than is left of the charge, an unknown charge, an
+        account that cannot refund). ``metadata`` goes with the refund where the processor
+        keeps any.
+
+        Called outside any database transaction of ours. Raises ProcessorUnavailable when the
+        outcome is unknown; asking again with the same key then refunds at most once.
+        """
+
 
 class ICaptchaVerifier(Interface):
     def verify(secret, response_token, remote_ip):

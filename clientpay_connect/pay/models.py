@@ -119,3 +119,17 @@ class StripeEvent(Base):
     )
     type: Mapped[str] = mapped_column(String(100))
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SandboxRefund(Base):
+    """The sandbox processor's record of each refund, one per idempotency key (its ledger, like
+    SandboxCharge's: written in its own committed transactions)."""
+
+    __tablename__ = "sandbox_refunds"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    charge_reference: Mapped[str] = mapped_column(String(64), index=True)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    reference: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pyramid.registry import Registry
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from zope.interface import implementer
 
 from clientpay_connect.admin.models import METHOD_CARD, METHOD_ECHECK
 from clientpay_connect.pay.interfaces import IPaymentProcessor
-from clientpay_connect.pay.models import SandboxCharge, SandboxToken
+from clientpay_connect.pay.models import SandboxCharge, SandboxRefund, SandboxToken
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,28 @@ class ProcessorAccount:
     publishable_key: str = ""
 
 
+# Where a processor that keeps metadata keeps a refund's idempotency key: how a refund is
+# found again after a lost answer, and how a webhook tells ours from one made elsewhere.
+REFUND_KEY_METADATA = "clientpay_refund"
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    """A refund the processor made: its own id for it, and how much it gave back."""
+
+    reference: str
+    amount_minor: int
+
+
+class RefundRefused(Exception):
+    """The processor made no refund. ``code`` names why; ``message`` is for staff."""
+
+    def __init__(self, code: str, message: str | None = None):
+        super().__init__(code)
+        self.code = code
+        self.message = message or "The processor refused the refund."
+
+
 class Declined(Exception):
     """The processor refused the charge; nothing was taken. ``code`` is the API's error code."""
 
@@ -95,6 +117,16 @@ class Processor(Protocol):
     def lookup(
         self, idempotency_key: str, account: ProcessorAccount | None = None
     ) -> ChargeResult | None: ...
+
+    def refund(
+        self,
+        charge_reference: str,
+        amount_minor: int,
+        currency: str,
+        idempotency_key: str,
+        account: ProcessorAccount | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> RefundResult: ...
 
 
 DECLINE_MESSAGES: dict[str, str] = {
@@ -376,6 +408,70 @@ class SandboxProcessor:
         if found is None:
             raise LookupError(idempotency_key)
         return found
+
+    def refund(
+        self,
+        charge_reference: str,
+        amount_minor: int,
+        currency: str,
+        idempotency_key: str,
+        account: ProcessorAccount | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> RefundResult:
+        if self.delay_ms:
+            time.sleep(self.delay_ms / 1000)
+        refund: SandboxRefund | None
+        try:
+            refund = self._record_refund(charge_reference, amount_minor, idempotency_key)
+        except IntegrityError:
+            # The same key at the same moment elsewhere: theirs is the refund.
+            with self._ledger() as session:
+                refund = _refund_with_key(session, idempotency_key)
+            if refund is None:
+                raise
+        except OperationalError as exc:
+            raise ProcessorUnavailable("the sandbox ledger did not answer") from exc
+        return RefundResult(reference=refund.reference, amount_minor=refund.amount_minor)
+
+    def _record_refund(
+        self, charge_reference: str, amount_minor: int, idempotency_key: str
+    ) -> SandboxRefund:
+        with self._ledger() as session:
+            found = _refund_with_key(session, idempotency_key)
+            if found is not None:
+                return found
+            # Locked, as a processor keeps its own books straight whatever its callers do.
+            charge = session.execute(
+                select(SandboxCharge)
+                .where(SandboxCharge.reference == charge_reference)
+                .with_for_update()
+            ).scalar_one_or_none()
+            if charge is None or charge.outcome not in (OUTCOME_SUCCEEDED, OUTCOME_ANSWER_LOST):
+                raise RefundRefused("charge_not_found", "The processor has no such payment.")
+            refunded = session.execute(
+                select(func.coalesce(func.sum(SandboxRefund.amount_minor), 0)).where(
+                    SandboxRefund.charge_reference == charge_reference
+                )
+            ).scalar_one()
+            if refunded + amount_minor > charge.amount_minor:
+                raise RefundRefused(
+                    "amount_too_large", "The refund is more than is left of the payment."
+                )
+            refund = SandboxRefund(
+                idempotency_key=idempotency_key,
+                charge_reference=charge_reference,
+                amount_minor=amount_minor,
+                reference="re_" + secrets.token_hex(12),
+            )
+            session.add(refund)
+            session.flush()
+            return refund
+
+
+def _refund_with_key(session: Session, key: str) -> SandboxRefund | None:
+    return session.execute(
+        select(SandboxRefund).where(SandboxRefund.idempotency_key == key)
+    ).scalar_one_or_none()
 
 
 def _charge_with_key(session: Session, key: str) -> tuple[SandboxCharge, SandboxToken] | None:

@@ -31,11 +31,14 @@ from clientpay_connect.admin.models import METHOD_CARD, METHOD_ECHECK
 from clientpay_connect.pay.interfaces import IPaymentProcessor
 from clientpay_connect.pay.models import StripeIntent
 from clientpay_connect.pay.processor import (
+    REFUND_KEY_METADATA,
     ChargeResult,
     Declined,
     OnlineAcceptance,
     ProcessorAccount,
     ProcessorUnavailable,
+    RefundRefused,
+    RefundResult,
 )
 
 # Stripe's PaymentMethod types, as our methods.
@@ -176,6 +179,53 @@ class StripeProcessor:
             if intent.status == "canceled":
                 return None
             return self._answer(client, intent)
+
+    def refund(
+        self,
+        charge_reference: str,
+        amount_minor: int,
+        currency: str,
+        idempotency_key: str,
+        account: ProcessorAccount | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> RefundResult:
+        """Refund part of the PaymentIntent ``charge_reference``. Asked again with the same
+        key (after a lost answer), it answers with the refund made the first time: Stripe's
+        idempotency key is the refund's own, and, since Stripe forgets a key after a day, the
+        refund is first looked for among the PaymentIntent's by the key in its metadata."""
+        params: Any = {
+            "payment_intent": charge_reference,
+            "amount": amount_minor,
+            "metadata": {**(metadata or {}), REFUND_KEY_METADATA: idempotency_key},
+        }
+        try:
+            client = self.client(account)
+            with _unavailable_on_outage():
+                refund = self._refund_with_key(client, charge_reference, idempotency_key)
+                if refund is None:
+                    refund = client.v1.refunds.create(
+                        params, options={"idempotency_key": idempotency_key}
+                    )
+        except Declined as declined:
+            raise RefundRefused(declined.code, declined.message) from None
+        except stripe.InvalidRequestError as error:
+            # Already refunded in the dashboard, more than is left, an unknown payment.
+            raise RefundRefused(error.code or "refund_refused", error.user_message) from None
+        if refund.status in ("failed", "canceled"):
+            raise RefundRefused(refund.status, f"Stripe's refund {refund.id} {refund.status}.")
+        # "pending" (a bank debit's refund, or a card's that Stripe sends later) is made:
+        # only a failure later could undo it, and Stripe then sends charge.refund.updated.
+        return RefundResult(reference=refund.id, amount_minor=refund.amount)
+
+    def _refund_with_key(
+        self, client: stripe.StripeClient, intent_id: str, idempotency_key: str
+    ) -> stripe.Refund | None:
+        listed = client.v1.refunds.list(params={"payment_intent": intent_id, "limit": 100})
+        for refund in listed.auto_paging_iter():
+            kept = refund.metadata.to_dict() if refund.metadata else {}
+            if kept.get(REFUND_KEY_METADATA) == idempotency_key:
+                return refund
+        return None
 
     def _payment_method(self, client: stripe.StripeClient, token: str) -> stripe.PaymentMethod:
         try:

@@ -9,6 +9,9 @@ answer was lost, by asking Stripe (the resolver's way), never by believing the e
 in the event's own transaction, so that an event Stripe could not be asked about is not
 recorded, and Stripe's retry of it is not taken for a duplicate. Registered only while
 Stripe is the processor.
+
+``charge.refunded`` (a refund made here, or in Stripe's dashboard) and
+``charge.dispute.created`` are shown on the link (refunds/stripe_refunds.py).
 """
 
 from __future__ import annotations
@@ -28,12 +31,16 @@ from clientpay_connect.pay import services
 from clientpay_connect.pay.models import Payment, StripeEvent, StripeIntent
 from clientpay_connect.pay.processor import ProcessorUnavailable
 from clientpay_connect.pay.stripe_processor import StripeProcessor
+from clientpay_connect.refunds import stripe_refunds
 from clientpay_connect.security import PUBLIC
 from clientpay_connect.work import Work
 
 log = logging.getLogger(__name__)
 
 SETTLING_EVENTS = ("payment_intent.succeeded", "payment_intent.payment_failed")
+# Shown on the link (refunds/stripe_refunds.py).
+REFUND_EVENTS = ("charge.refunded",)
+DISPUTE_EVENTS = ("charge.dispute.created",)
 
 
 def _merchant_account(request: Request) -> MerchantAccount:
@@ -76,6 +83,10 @@ def receive_event(request: Request) -> dict[str, Any]:
     dbsession.flush()
     if event.type in SETTLING_EVENTS:
         _settle(Work.from_request(request), account, str(event.data.object.id))
+    elif event.type in REFUND_EVENTS:
+        stripe_refunds.charge_refunded(Work.from_request(request), account, event.data.object)
+    elif event.type in DISPUTE_EVENTS:
+        stripe_refunds.dispute_created(Work.from_request(request), account, event.data.object)
     return {"received": True}
 
 

@@ -4,7 +4,8 @@ Every request goes through to localstripe; while ``cut_confirmations`` is set, a
 PaymentIntent's confirmation is passed on (localstripe charges the card) and then the
 connection is closed without its answer: "the charge was made, the answer was lost". While
 ``lose_confirmations`` is set, a confirmation never reaches localstripe at all (the
-connection is cut before it is passed on): nothing was charged.
+connection is cut before it is passed on): nothing was charged. While ``cut_refunds`` is
+set, a refund is passed on (localstripe makes it) and its answer lost the same way.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class CuttingStripeProxy(FakeHTTPServer):
         self.upstream = upstream
         self.cut_confirmations = False
         self.lose_confirmations = False
+        self.cut_refunds = False
         self.cut: list[str] = []
 
     def handle(self, request: FakeRequest) -> FakeResponse | Drop:
@@ -34,7 +36,8 @@ class CuttingStripeProxy(FakeHTTPServer):
             self.cut.append(request.path)
             return DROP
         answer = forward(request, self.upstream)
-        if self.cut_confirmations and request.path.endswith("/confirm"):
+        cut_refund = self.cut_refunds and (request.method, request.path) == ("POST", "/v1/refunds")
+        if cut_refund or (self.cut_confirmations and request.path.endswith("/confirm")):
             self.cut.append(request.path)
             return DROP
         return answer

@@ -34,6 +34,7 @@ FEATURE_JOBS = {
     "clientpay_connect.postings": {"postings.sync", "postings.sweep"},
     "clientpay_connect.reports": set(),
     "clientpay_connect.embed": {"embed.purge"},
+    "clientpay_connect.refunds": {"refunds.resolve_pending"},
 }
 # What a feature cannot be configured without (Sent Pages' API extends the links' routes).
 REQUIRES = {

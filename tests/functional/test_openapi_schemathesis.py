@@ -233,6 +233,8 @@ def schemathesis_config(
         real_id("/users/{id}", "id", real.spare_user_id, only),
         real_id("/links/{id}", "id", real.link_id),
         real_id("/links/{id}/balance-link", "id", real.link_id),
+        real_id("/links/{id}/refund", "id", real.link_id),
+        real_id("/links/{id}/refunds", "id", real.link_id),
         real_id("/pay/{token}", "token", real.pay_token),
         {**real_id("/connections/{id}", "id", real.spare_connection_id, only), **kept},
         {**real_id("/connections/{id}/authorize", "id", real.connection_id), **kept},
@@ -405,6 +407,10 @@ SERVER_RULES: dict[str, dict[str, str]] = {
         "amount": "only for Quick Link; " + MONEY,
         "invoice_number": "only for Quick Link",
     },
+    "POST /links/{id}/refund": {
+        "amount": MONEY + ", at most what was paid and not yet refunded",
+        "reason": "at most 500 characters",
+    },
     "POST /pay/{token}": {
         "amount": MONEY + ", at most what is due",
         "payer_email": EMAIL,
@@ -500,6 +506,8 @@ NO_SUCCESS = {
     "POST /pay/{token}": "422 or 402 for a token the processor did not make",
     # Only a partially paid link has a balance; the real link is outstanding (409).
     "POST /links/{id}/balance-link": "409 not_partially_paid",
+    # Only a paid link has anything to refund; the real link is outstanding (409 not_paid).
+    "POST /links/{id}/refund": "409 not_paid",
     # The demo connection is a database (sql), not OAuth (409 not_oauth).
     "POST /connections/{id}/authorize": "409 not_oauth",
     # What these make needs real data no generator can guess: a readable CSV of invoices, a

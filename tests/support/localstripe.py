@@ -125,11 +125,22 @@ def running_localstripe() -> Iterator[LocalStripe]:
     thread.start()
     if not started.wait(30):
         raise RuntimeError("localstripe did not start")
+
+    async def stop() -> None:
+        await runner.cleanup()
+        # localstripe schedules a webhook delivery (after a second's sleep) for every event,
+        # registered webhook or not: those still asleep are cancelled, not left to be
+        # destroyed with the loop (which Python reports on stderr at exit).
+        pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
     try:
         with running(AchStripe(f"http://127.0.0.1:{address['port']}")) as front:
             yield LocalStripe(front.base_url, front)
     finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(30)
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(30)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(30)
         loop.close()
