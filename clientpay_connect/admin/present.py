@@ -127,6 +127,9 @@ SENTENCES: dict[str, Describe] = {
     "user.password_reset_requested": lambda who, e, n: f"{who} asked for a password reset link",
     "user.password_reset_used": lambda who, e, n: f"{who} set a new password with a reset link",
     "user.signed_out_everywhere": lambda who, e, n: f"{who} signed out on every computer",
+    "link.refund_requested": lambda who, e, n: (
+        f"{who} refunded {e.details.get('amount', 'part')} of a payment"
+    ),
     "link.reminders_off": lambda who, e, n: f"{who} turned reminders off for a link",
     "link.reminders_on": lambda who, e, n: f"{who} turned reminders back on for a link",
     "settings.updated": _settings,
