@@ -39,6 +39,7 @@ from clientpay_connect.admin.models import MerchantAccount
 from clientpay_connect.bulk.fastwrite import (
     TableWriter,
     larger_page_cache,
+    more_sort_memory,
     refresh_statistics,
     wrote_with_core,
 )
@@ -187,6 +188,7 @@ def make_links(
     )
     make = insert(LINKS_TABLE).from_select(list(values), source)
     wrote_with_core(dbsession)
+    more_sort_memory(connection)
     with larger_page_cache(connection):
         for chunk_ids, secrets in _secrets_in_chunks(work.registry, row_ids, ready):
             secrets_writer.insert(
