@@ -28,6 +28,8 @@ DEFAULTS: dict[str, str] = {
     "clientpay.jobs.immediate": "false",
     "clientpay.jobs.name": "clientpay",
     "clientpay.jobs.workers": "2",
+    # The longest an idle worker sleeps between looks at the SQLite queue (Redis wakes it).
+    "clientpay.jobs.max_poll_seconds": "1",
     "clientpay.cookie_secure": "true",
     "clientpay.cookie_samesite": "Lax",
     # A session unused this long ends (seconds)...

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 JobFunction = Callable[..., Any]
 T = TypeVar("T")
 QUEUE_KEY = "clientpay.jobs"
+MAX_POLL_SETTING = "clientpay.jobs.max_poll_seconds"
 # The venusian category config.scan() reads unless told otherwise (Pyramid 2), so that a
 # feature's plain ``config.scan(".tasks")`` finds its jobs, as it finds views.
 SCAN_CATEGORY = "pyramid"
@@ -153,7 +154,14 @@ class JobQueue:
         return int(self.huey.pending_count())
 
     def consumer(self, workers: int) -> Any:
-        return self.huey.create_consumer(workers=workers, worker_type="thread", periodic=True)
+        # An idle worker backs off between looks at the queue, by Huey's default up to 10 s:
+        # a job queued after a quiet spell (a large upload's links) waited that long before it
+        # began. A look at the SQLite queue costs next to nothing; RedisHuey blocks on its
+        # list instead and never sleeps.
+        max_delay = float(self.registry.settings.get(MAX_POLL_SETTING) or 1)
+        return self.huey.create_consumer(
+            workers=workers, worker_type="thread", periodic=True, max_delay=max_delay
+        )
 
 
 def _registered(table: Mapping[str, T], name: str) -> T:

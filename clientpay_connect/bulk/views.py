@@ -191,7 +191,7 @@ def _page_number(request: Request) -> int:
 def _review_page(request: Request, upload: BulkUpload, form: AddForm | None) -> dict[str, Any]:
     account = request.dbsession.get(MerchantAccount, upload.merchant_account_id)
     currency = account.currency if account is not None else "USD"
-    tally = counts(request.dbsession, upload.id)
+    tally = counts(request.dbsession, upload.id, links=upload.status != UPLOAD_PROCESSING)
     set_aside = set_aside_columns(upload)
     page = {
         "upload": upload,

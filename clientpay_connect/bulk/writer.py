@@ -36,7 +36,13 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from clientpay_connect.admin.models import MerchantAccount
-from clientpay_connect.bulk.fastwrite import TableWriter, larger_page_cache, wrote_with_core
+from clientpay_connect.bulk.fastwrite import (
+    TableWriter,
+    larger_page_cache,
+    more_sort_memory,
+    refresh_statistics,
+    wrote_with_core,
+)
 from clientpay_connect.bulk.models import (
     ACTION_GENERATE,
     ACTION_SEND,
@@ -46,7 +52,7 @@ from clientpay_connect.bulk.models import (
     BulkUpload,
 )
 from clientpay_connect.bulk.reader import garbage_collection_paused
-from clientpay_connect.bulk.services import Refused, live_rows
+from clientpay_connect.bulk.services import ROWS_TABLE, Refused, live_rows
 from clientpay_connect.crypto import new_token, sha256_hex
 from clientpay_connect.db import utcnow
 from clientpay_connect.links.forms import default_message
@@ -65,6 +71,9 @@ DONE_STATUS = {ACTION_SEND: UPLOAD_SENT, ACTION_GENERATE: UPLOAD_GENERATED}
 # Links written per INSERT … SELECT while secrets are still being prepared: while the
 # database writes one chunk, the next one's secrets are prepared.
 WRITE_CHUNK = 10_000
+# From this many links on, the tables' statistics are gathered before the commit: the first
+# page of links must not be planned as if the tables were as small as before.
+ANALYZE_AFTER_LINKS = 10_000
 LINKS_TABLE = cast(Table, PaymentLink.__table__)
 
 
@@ -179,6 +188,7 @@ def make_links(
     )
     make = insert(LINKS_TABLE).from_select(list(values), source)
     wrote_with_core(dbsession)
+    more_sort_memory(connection)
     with larger_page_cache(connection):
         for chunk_ids, secrets in _secrets_in_chunks(work.registry, row_ids, ready):
             secrets_writer.insert(
@@ -189,6 +199,8 @@ def make_links(
             connection.execute(make, {"first_id": min(chunk_ids), "last_id": max(chunk_ids)})
             connection.execute(delete(SECRETS_TABLE))
     SECRETS_TABLE.drop(connection)
+    if len(row_ids) >= ANALYZE_AFTER_LINKS:
+        refresh_statistics(dbsession, [ROWS_TABLE, LINKS_TABLE])
     if sending:
         _queue_emails(work, upload)
     # A link per row: the rows cannot change meanwhile (the upload is locked and no longer

@@ -159,6 +159,10 @@ def test_the_page_shows_progress_until_the_job_has_run_and_can_be_left(
     assert 'http-equiv="refresh"' in page.html.find("noscript").decode_contents()
     assert page.html.find("script", src=lambda src: src and "bulk.js" in src)
     assert count(dbsession, PaymentLink, PaymentLink.source == "bulk_upload") == 0
+    # What bulk.js polls: the rows' counts, and no links while they are being made.
+    polled = jobs_later.get(f"{API}/{upload_id}", headers=staff_auth).json
+    assert (polled["status"], polled["progress"]) == ("processing", {"done": 0, "total": ROWS})
+    assert (polled["counts"]["rows"], polled["counts"]["links"]) == (ROWS, 0)
 
     assert run_queued(queued_app, upload_id, staff.id) == "done"
     done = jobs_later.get(f"/bulk/{upload_id}")

@@ -20,6 +20,7 @@ import pytest
 import transaction
 import webtest
 from pyramid.config import Configurator
+from pyramid.registry import Registry
 from pyramid.request import Request
 from pyramid.router import Router
 from sqlalchemy import delete, select
@@ -214,3 +215,13 @@ def test_a_failing_job_keeps_none_of_its_writes(queue_app, queue):
         wait_for(lambda: after in firm_names(queue_app))
     assert runs == [slug, after]
     assert firm_names(queue_app) == {after: "After the failure"}
+
+
+def test_an_idle_worker_looks_at_the_queue_again_within_the_setting(queue_app):
+    """Huey's own backoff lets an idle worker sleep up to 10 s between looks at a SQLite
+    queue: a large upload's links waited that long to begin after a quiet spell."""
+    queue: JobQueue = queue_app.registry["clientpay.jobs"]
+    assert queue.consumer(workers=1).max_delay == 1.0
+    registry = Registry("max-poll")
+    registry.settings = {"clientpay.jobs.max_poll_seconds": "0.25"}
+    assert JobQueue(queue.huey, registry).consumer(workers=2).max_delay == 0.25
