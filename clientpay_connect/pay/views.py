@@ -454,6 +454,25 @@ def _script_messages(request: Request, firm: str, amount_due: str) -> dict[str, 
         "account_closed": t(
             _("That bank account is closed. Please use another account or a card.")
         ),
+        "no_account": t(
+            _(
+                "The bank could not find that account. Please check the account number, "
+                "or use another account or a card."
+            )
+        ),
+        "debit_not_authorized": t(
+            _(
+                "The bank refused the debit because the account holder did not authorize it. "
+                "Please use another account or a card."
+            )
+        ),
+        "bank_account_unverified": t(
+            _(
+                "This bank account must be verified before it can be debited. "
+                "Please pay by card, or contact %(firm)s."
+            ),
+            firm=firm,
+        ),
         "declined": t(_("Your payment was declined. Please use another card or bank account.")),
         "already_paid": t(_("This link has already been paid.")),
         "already_used": t(

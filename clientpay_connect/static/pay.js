@@ -60,6 +60,9 @@
     "incorrect_cvc",
     "processing_error",
     "account_closed",
+    "no_account",
+    "debit_not_authorized",
+    "bank_account_unverified",
   ];
   // A decline about one field puts the payer's attention there.
   var DECLINE_FIELDS = { expired_card: "card_expiry", incorrect_cvc: "card_cvc" };
