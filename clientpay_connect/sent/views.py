@@ -31,8 +31,8 @@ from clientpay_connect.links.services import (
     status_label,
 )
 from clientpay_connect.money import display_amount
-from clientpay_connect.security import STAFF, firm_id
 from clientpay_connect.preferences.services import preferences_json, preferences_of
+from clientpay_connect.security import STAFF, firm_id
 from clientpay_connect.sent.export import EXPORT_COLUMNS
 from clientpay_connect.sent.listing import count_by_view, fetch_page
 from clientpay_connect.sent.present import SOURCE_LABELS, firm_zone, local_date, short_date
