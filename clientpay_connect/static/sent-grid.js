@@ -64,6 +64,9 @@
     lastSaved: null,
     saveTimer: null,
     query: {},
+    built: false,
+    timerPending: false,
+    inflight: 0,
   };
 
   var el = {
@@ -669,21 +672,29 @@
       return;
     }
     updateExportLink();
+    state.timerPending = true;
     window.clearTimeout(state.saveTimer);
     state.saveTimer = window.setTimeout(saveLayout, SAVE_DELAY_MS);
   }
 
   function saveLayout() {
+    state.timerPending = false;
     var layout = layoutNow();
     var text = JSON.stringify(layout);
     if (text === state.lastSaved) {
       return;
     }
     state.lastSaved = text;
-    state.saving = window.clientpay
+    state.inflight += 1;
+    window.clientpay
       .fetchJSON(config.preferences, { method: "PUT", body: { sent_grid: layout } })
       .then(function (answer) {
-        app.setAttribute("data-layout-saved", answer.ok ? "yes" : "no");
+        if (!answer.ok) {
+          say("", "Your layout could not be saved: " + ((answer.data && answer.data.message) || answer.status) + ".");
+        }
+      })
+      .finally(function () {
+        state.inflight -= 1;
       });
   }
 
@@ -868,5 +879,11 @@
     fallback.remove();
   }
   app.hidden = false;
-  window.sentGrid = { table: table, saved: function () { return state.saving || Promise.resolve(); } };
+  // For the browser tests: whether the layout as shown has been saved.
+  window.sentGrid = {
+    table: table,
+    settled: function () {
+      return Boolean(state.built) && !state.timerPending && state.inflight === 0;
+    },
+  };
 })();
