@@ -10,6 +10,7 @@ import io
 import re
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -153,6 +154,27 @@ def saved_layout(live_server: LiveServer) -> dict[str, Any]:
         return layout
 
 
+@contextmanager
+def another_browser(
+    browser: Browser, live_server: LiveServer, size: ViewportSize
+) -> Iterator[Page]:
+    """Sent Pages in a browser of its own (no cookies, no storage of the test's page), signed
+    in as the staff member through the form."""
+    context = browser.new_context(base_url=live_server.url, viewport=size, is_mobile=size == PHONE)
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        page = context.new_page()
+        page.goto("/login")
+        page.get_by_label("Email").fill(live_server.staff.email)
+        page.get_by_label("Password").fill(live_server.staff.password)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(re.compile(r"/$"))
+        open_grid(page)
+        yield page
+    finally:
+        context.close()
+
+
 def open_columns(page: Page) -> Locator:
     page.get_by_role("button", name="Choose columns").click()
     panel = page.get_by_role("group", name="Columns")
@@ -271,16 +293,7 @@ def test_the_layout_comes_back_at_the_next_sign_in_in_another_browser(
     expect(page.get_by_label("Email")).to_be_visible()
 
     # Another browser (no cookies, no storage of the first), signing in afresh.
-    other = browser.new_context(base_url=live_server.url, viewport=WIDE)
-    other.set_default_timeout(TIMEOUT_MS)
-    try:
-        again = other.new_page()
-        again.goto("/login")
-        again.get_by_label("Email").fill(live_server.staff.email)
-        again.get_by_label("Password").fill(live_server.staff.password)
-        again.get_by_role("button", name="Sign in").click()
-        again.wait_for_url(re.compile(r"/$"))
-        open_grid(again)
+    with another_browser(browser, live_server, WIDE) as again:
         search(again, prefix)
 
         assert shown_titles(again) == titles
@@ -290,8 +303,6 @@ def test_the_layout_comes_back_at_the_next_sign_in_in_another_browser(
             "aria-current", "page"
         )
         expect(names(again)).to_have_text([f"{prefix}-1", f"{prefix}-0"])
-    finally:
-        other.close()
 
 
 # --- Cancel --------------------------------------------------------------------------------
@@ -500,16 +511,7 @@ def test_on_a_phone_the_grid_scrolls_with_its_first_column_fixed(
     prefix: str,
 ) -> None:
     create_link(invoice_number=f"{prefix}-P", recipient_name="Pat Phone")
-    phone = browser.new_context(base_url=live_server.url, viewport=PHONE, is_mobile=True)
-    phone.set_default_timeout(TIMEOUT_MS)
-    try:
-        page = phone.new_page()
-        page.goto("/login")
-        page.get_by_label("Email").fill(live_server.staff.email)
-        page.get_by_label("Password").fill(live_server.staff.password)
-        page.get_by_role("button", name="Sign in").click()
-        page.wait_for_url(re.compile(r"/$"))
-        open_grid(page)
+    with another_browser(browser, live_server, PHONE) as page:
         search(page, prefix)
         expect(names(page)).to_have_text([f"{prefix}-P"])
 
@@ -525,5 +527,3 @@ def test_on_a_phone_the_grid_scrolls_with_its_first_column_fixed(
         assert after["x"] == pytest.approx(before["x"], abs=1)
         expect(name).to_be_in_viewport()
         assert_accessible(page)
-    finally:
-        phone.close()
