@@ -67,6 +67,7 @@
     built: false,
     timerPending: false,
     inflight: 0,
+    filterProblems: [],
   };
 
   var el = {
@@ -325,8 +326,9 @@
     }),
   };
 
-  // A header filter's value as the API takes it: {"filter[name]": value}.
-  function apiFilters(field, value) {
+  // A header filter's value as the API takes it: {"filter[name]": value}; what it cannot
+  // take is added to ``problems``.
+  function apiFilters(field, value, problems) {
     var spec = BY_FIELD[field];
     var params = {};
     if (!spec || value === "" || value === null || value === undefined) {
@@ -342,10 +344,29 @@
       params["filter[merchant_account_id]"] = value;
     } else {
       Object.keys(value).forEach(function (end) {
-        params["filter[" + field + "_" + end + "]"] = value[end];
+        var problem = rangeProblem(spec.filter, value[end]);
+        if (problem) {
+          problems.push(config.titles[field] + " " + end + ": " + problem);
+        } else {
+          params["filter[" + field + "_" + end + "]"] = value[end];
+        }
       });
     }
     return params;
+  }
+
+  // What the API would refuse, said in the grid's words; the filter is left out until then.
+  function rangeProblem(kind, value) {
+    if (kind === "amount" && !/^[0-9]{1,12}(\.[0-9]{1,3})?$/.test(value)) {
+      return "give a plain number, such as 100.00.";
+    }
+    if (kind === "count" && !/^[0-9]{1,6}$/.test(value)) {
+      return "give a whole number.";
+    }
+    if (kind === "date" && !DAY_PATTERN.test(value)) {
+      return "give a day.";
+    }
+    return null;
   }
 
   // The same value as the preferences keep it (their document is stricter: an amount has at
@@ -533,9 +554,11 @@
         query.sort = (sorters[0].dir === "desc" ? "-" : "") + spec.sort;
       }
     }
+    var problems = [];
     (filters || []).forEach(function (filter) {
-      Object.assign(query, apiFilters(filter.field, filter.value));
+      Object.assign(query, apiFilters(filter.field, filter.value, problems));
     });
+    state.filterProblems = problems;
     return query;
   }
 
@@ -585,6 +608,13 @@
             state.selected[item.id] = item;
           }
         });
+        if (state.filterProblems.length) {
+          say("", "Left out of the filters: " + state.filterProblems.join(" "));
+          state.loadProblem = true;
+        } else if (state.loadProblem) {
+          state.loadProblem = false;
+          el.alert.textContent = "";
+        }
         var first = body.total ? (page - 1) * size + 1 : 0;
         el.summary.textContent = body.total
           ? "Links " + first + "–" + (first + body.items.length - 1) + " of " + body.total
@@ -594,6 +624,8 @@
       },
       function (answer) {
         showProblem(answer);
+        state.loadProblem = true;
+        el.summary.textContent = "No links shown.";
         return { last_page: 1, last_row: 0, data: [] };
       }
     );
@@ -797,15 +829,15 @@
       initialFilters.push({ field: field, value: value });
     }
   });
+  // The API's own default order (newest first) unless the user chose another: the header
+  // shows it either way.
+  var sortParam = saved.sort || "-created_at";
   var initialSort = [];
-  if (saved.sort) {
-    var sortField = saved.sort.replace(/^-/, "");
-    FIELDS.forEach(function (spec) {
-      if (spec.sort === sortField) {
-        initialSort.push({ column: spec.field, dir: saved.sort.charAt(0) === "-" ? "desc" : "asc" });
-      }
-    });
-  }
+  FIELDS.forEach(function (spec) {
+    if (spec.sort === sortParam.replace(/^-/, "")) {
+      initialSort.push({ column: spec.field, dir: sortParam.charAt(0) === "-" ? "desc" : "asc" });
+    }
+  });
 
   var table = new window.Tabulator(el.grid, {
     index: "id",

@@ -255,6 +255,47 @@ def test_keyboard_only_sorts_filters_and_chooses_columns(
     expect(page.get_by_role("button", name="Choose columns")).to_be_focused()
     assert_accessible(page)
 
+    # A filter the API would refuse is left out, and said so, until it is right.
+    page.get_by_label("Amount min").fill("a lot")
+    refused = page.get_by_role("alert").filter(has_text="Left out of the filters")
+    expect(refused).to_contain_text("Amount min: give a plain number")
+    expect(names(page)).to_have_text([f"{prefix}-2"])
+    page.get_by_label("Amount min").fill("1,000")
+    expect(refused).to_contain_text("Amount min: give a plain number")
+    page.get_by_label("Amount min").fill("500")
+    expect(rows(page)).to_have_count(0)
+    page.get_by_label("Amount min").fill("")
+    expect(refused).to_have_count(0)
+    expect(names(page)).to_have_text([f"{prefix}-2"])
+
+
+def test_a_column_is_moved_by_dragging_its_header(
+    page: Page,
+    sign_in: SignIn,
+    live_server: LiveServer,
+    create_link: Callable[..., dict[str, Any]],
+    prefix: str,
+) -> None:
+    create_link(invoice_number=f"{prefix}-D")
+    open_sent_pages(page, sign_in, live_server, prefix)
+    assert shown_titles(page)[:3] == ["Recipient", "Invoice Number", "Status"]
+
+    status = header(page, "Status").locator(".tabulator-col-title").bounding_box()
+    recipient = header(page, "Recipient").locator(".tabulator-col-title").bounding_box()
+    assert status is not None and recipient is not None
+    page.mouse.move(status["x"] + 10, status["y"] + 5)
+    page.mouse.down()
+    # Tabulator starts a move after the button has been held a moment.
+    page.wait_for_timeout(400)
+    page.mouse.move(recipient["x"] + 5, recipient["y"] + 5, steps=12)
+    page.mouse.up()
+
+    expect(header(page, "Status")).to_be_visible()
+    assert shown_titles(page)[:3] == ["Status", "Recipient", "Invoice Number"]
+    wait_until_saved(page)
+    fields = [column["field"] for column in saved_layout(live_server)["columns"]]
+    assert fields[:3] == ["status", "recipient_name", "invoice_number"]
+
 
 # --- The layout, saved for the user --------------------------------------------------------
 
