@@ -440,6 +440,49 @@ def test_cancelling_two_rows_keeps_the_view_and_skips_a_paid_one(
     assert_accessible(page)
 
 
+def test_a_partially_paid_row_leads_to_its_balance_link(
+    context: BrowserContext,
+    page: Page,
+    sign_in: SignIn,
+    live_server: LiveServer,
+    create_link: Callable[..., dict[str, Any]],
+    staff_token: str,
+    prefix: str,
+) -> None:
+    without = create_link(invoice_number=f"{prefix}-NOBAL")
+    parent = create_link(invoice_number=f"{prefix}-BAL")
+    for link in (without, parent):
+        with live_server.dbsession() as dbsession:
+            row = dbsession.get(PaymentLink, link["id"])
+            assert row is not None
+            row.status = "partially_paid"
+            row.amount_paid_minor = row.amount_minor // 2
+            row.paid_at = utcnow()
+    answer = context.request.post(
+        f"{live_server.url}/api/v1/links/{parent['id']}/balance-link",
+        data={},
+        headers={"Authorization": f"Bearer {staff_token}"},
+    )
+    assert answer.status == 201, answer.text()
+    balance = answer.json()
+
+    open_sent_pages(page, sign_in, live_server, prefix)
+    page.get_by_role("link", name="Partially Paid").click()
+    expect(names(page)).to_have_count(2)
+
+    expect(page.get_by_role("link", name=f"Balance link of {prefix}-BAL")).to_have_attribute(
+        "href", f"/links/{balance['id']}"
+    )
+    make = page.get_by_role("link", name=f"Make a balance link of {prefix}-NOBAL")
+    expect(make).to_have_attribute("href", f"/links/{without['id']}#balance-heading")
+    # A used link's payer link is not offered for copying.
+    expect(page.get_by_role("button", name=re.compile("^Copy the payment link of"))).to_have_count(
+        0
+    )
+    make.click()
+    expect(page.get_by_role("heading", name=re.compile("^Unpaid balance"))).to_be_visible()
+
+
 # --- Copy, export --------------------------------------------------------------------------
 
 
