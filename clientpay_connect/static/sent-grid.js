@@ -600,6 +600,7 @@
     var page = params.page || 1;
     updateExportLink();
     refreshCounts(query);
+    el.summary.textContent = "Loading…";
     return loadPage(query, size, page).then(
       function (body) {
         body.items.forEach(function (item) {
@@ -850,6 +851,9 @@
     paginationMode: "remote",
     paginationSize: PAGE_SIZE,
     paginationSizeSelector: [25, 50, 100],
+    // Pages are reached by cursor, one after the other: the buttons offer the pages next to
+    // this one (and the first), never a jump to the last (sent.css hides it), which on a
+    // firm's whole history would mean walking every page between.
     paginationButtonCount: 3,
     // Outside the grid's box: a grid (role="grid") may only hold rows.
     paginationElement: document.getElementById("sent-grid-pager"),
@@ -860,6 +864,9 @@
     initialSort: initialSort,
     initialHeaderFilter: initialFilters,
     placeholder: "No links match.",
+    // The summary says when a page is on its way; the loader's overlay would also be read
+    // out (role="alert") at every page.
+    dataLoader: false,
   });
 
   table.on("columnVisibilityChanged", fixHeaders);

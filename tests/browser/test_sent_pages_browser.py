@@ -383,13 +383,19 @@ def test_cancelling_two_rows_keeps_the_view_and_skips_a_paid_one(
     mark_paid(live_server, paid["id"])
     open_sent_pages(page, sign_in, live_server, prefix)
     header(page, "Amount").locator(".tabulator-col-title").click()
+    expect(header(page, "Amount")).to_have_attribute("aria-sort", "ascending")
     header(page, "Amount").locator(".tabulator-col-title").click()  # by amount, largest first
+    expect(header(page, "Amount")).to_have_attribute("aria-sort", "descending")
     page.get_by_label("Amount min").fill("11")
     page.get_by_label("Filter Status").select_option("")
     panel = open_columns(page)
     panel.get_by_role("checkbox", name="Emails", exact=True).uncheck()
     page.keyboard.press("Escape")
+    # The filter applies a moment after typing stops: then the first page has $39 to $15.
+    expect(page.locator("#grid-summary")).to_have_text("Links 1\u201325 of 29")
+    expect(names(page).first).to_have_text(f"{prefix}-29")
     page.locator("#sent-grid-pager").get_by_role("button", name="Next").click()
+    expect(page.locator("#grid-summary")).to_have_text("Links 26\u201329 of 29")
     # 29 links of at least $11: page 1 has $39 down to $15, page 2 $14 down to $11.
     expect(names(page)).to_have_text([f"{prefix}-{n:02}" for n in (4, 3, 2, 1)])
     titles = shown_titles(page)
