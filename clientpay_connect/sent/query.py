@@ -106,7 +106,6 @@ class FilterSpec:
 
 EMAIL_STATUSES = (EMAIL_NOT_SENT, EMAIL_QUEUED, EMAIL_SENT, EMAIL_FAILED, EMAIL_WITHHELD)
 
-
 # The fields whose values are days or timestamps, for their _from and _to filters.
 DATE_FILTER_FIELDS: dict[str, str] = {
     "invoice_date": "date",
@@ -368,7 +367,7 @@ _VALUE_CHECKS = {
     "count": _count_problem,
     "date": _date_problem,
 }
-# The lower and the upper end of a range, and how to compare two of their values.
+# A range's lower end (a FilterSpec's test) and the name of its upper end.
 _RANGE_ENDS = {"min": "max", "from": "to"}
 
 
