@@ -250,6 +250,7 @@ def test_keyboard_only_sorts_filters_and_chooses_columns(
     expect(panel.get_by_role("checkbox", name="Recipient", exact=True)).to_be_focused()
     page.keyboard.press("Space")  # unticks Recipient
     expect(header(page, "Recipient")).to_be_hidden()
+    assert_accessible(page)  # with the configurator open
     page.keyboard.press("Escape")
     expect(panel).to_be_hidden()
     expect(page.get_by_role("button", name="Choose columns")).to_be_focused()
@@ -604,6 +605,7 @@ def test_on_a_phone_the_grid_scrolls_with_its_first_column_fixed(
     with another_browser(browser, live_server, PHONE) as page:
         search(page, prefix)
         expect(names(page)).to_have_text([f"{prefix}-P"])
+        expect(page.locator("#grid-summary")).to_have_text("Links 1\u20131 of 1")
 
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
         holder = page.locator("#sent-grid .tabulator-tableholder")
