@@ -5,7 +5,8 @@ links.xlsx, Sent Pages' export, the reconciliation workbook): a cell whose first
 character is = + - or @ is written with a leading apostrophe, so that Excel, LibreOffice and
 Google Sheets show it as text. "First visible" because spreadsheets skip what comes before:
 " =1+1", "\\n=1+1" and "\\t=1+1" run just as "=1+1" does when a CSV is opened. A cell that
-starts with a tab or a carriage return is quoted whatever follows (OWASP's list). The
+starts with a tab, a carriage return or a line feed is quoted whatever follows (OWASP's list,
+and a line feed, which some programs treat as the start of a new cell's text). The
 apostrophe is all that changes: the text itself is kept, so nothing a person typed is lost.
 """
 
@@ -19,7 +20,7 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 # Asian keyboard types (Excel takes them as the ASCII ones).
 FORMULA_STARTS = frozenset("=+-@\uff1d\uff0b\uff0d\uff20")
 # Quoted whatever follows them.
-RISKY_FIRST = ("\t", "\r")
+RISKY_FIRST = ("\t", "\r", "\n")
 QUOTE = "'"
 # Unicode categories of what a spreadsheet skips before the first visible character:
 # separators (spaces, line and paragraph separators), controls, and format characters (zero

@@ -10,5 +10,6 @@ def includeme(config: Configurator) -> None:
     config.add_route("api.links.export", "/api/v1/links/export.xlsx")
     config.add_route("sent.list", "/sent")
     config.add_route("sent.cancel", "/sent/cancel")
+    config.add_route("sent.counts", "/sent/counts")
     config.scan(".api")
     config.scan(".views")

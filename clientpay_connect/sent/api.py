@@ -8,22 +8,43 @@ from typing import Any
 from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.view import view_config
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from clientpay_connect.accounts.models import User
+from clientpay_connect.admin.models import MerchantAccount
 from clientpay_connect.api.errors import FieldErrors
 from clientpay_connect.db import utcnow
 from clientpay_connect.links.services import link_json, link_url
 from clientpay_connect.security import STAFF, firm_id
-from clientpay_connect.sent.export import export_filename, write_workbook, xlsx_response
+from clientpay_connect.sent.export import (
+    DEFAULT_COLUMNS,
+    Names,
+    export_filename,
+    parse_columns,
+    write_workbook,
+    xlsx_response,
+)
 from clientpay_connect.sent.listing import balance_links_of, fetch_page, iter_matching
 from clientpay_connect.sent.present import firm_zone
 from clientpay_connect.sent.query import ListQuery, parse_list_query
 
 
-def checked_query(request: Request) -> ListQuery:
+def checked_query(request: Request, *, export: bool = False) -> tuple[ListQuery, tuple[str, ...]]:
+    """The query, and for the export the columns it asks for; every problem in one 422."""
     query, errors = parse_list_query(request.GET)
+    fields: tuple[str, ...] = DEFAULT_COLUMNS
+    if export:
+        values = request.GET.getall("columns")
+        if len(values) > 1:
+            errors.append({"field": "columns", "message": "Give this parameter once."})
+        else:
+            fields, problem = parse_columns(values[0] if values else None)
+            if problem:
+                errors.append({"field": "columns", "message": problem})
     if errors:
         raise FieldErrors(errors)
-    return query
+    return query, fields
 
 
 @view_config(
@@ -31,7 +52,8 @@ def checked_query(request: Request) -> ListQuery:
 )
 def list_links_view(request: Request) -> dict[str, Any]:
     firm = firm_id(request)
-    page = fetch_page(request.dbsession, firm, checked_query(request))
+    query, _fields = checked_query(request)
+    page = fetch_page(request.dbsession, firm, query)
     balance_links = balance_links_of(request.dbsession, firm, [link.id for link in page.links])
     items = [
         link_json(link, link_url(request, link), balance_links.get(link.id)) for link in page.links
@@ -41,12 +63,29 @@ def list_links_view(request: Request) -> dict[str, Any]:
 
 @view_config(route_name="api.links.export", request_method="GET", permission=STAFF, openapi=True)
 def export_links_view(request: Request) -> Response:
-    query = checked_query(request)
+    query, fields = checked_query(request, export=True)
     firm = firm_id(request)
     zone = firm_zone(request.dbsession, firm)
+    names = names_of(request.dbsession, firm)
     links = iter_matching(request.dbsession, firm, query)
     filename = export_filename(utcnow().astimezone(zone).date())
     return xlsx_response(
-        lambda target: write_workbook(links, lambda link: link_url(request, link), zone, target),
+        lambda target: write_workbook(
+            links, lambda link: link_url(request, link), zone, target, fields, names
+        ),
         filename,
+    )
+
+
+def names_of(dbsession: Session, firm: int) -> Names:
+    """The firm's users and merchant accounts by id, as the export names them."""
+    users = dbsession.execute(
+        select(User.id, User.name, User.email).where(User.firm_id == firm)
+    ).all()
+    accounts = dbsession.execute(
+        select(MerchantAccount.id, MerchantAccount.name).where(MerchantAccount.firm_id == firm)
+    ).all()
+    return Names(
+        users={user_id: name or email for user_id, name, email in users},
+        accounts={account_id: name for account_id, name in accounts},
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import tempfile
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import IO, Any
 from zoneinfo import ZoneInfo
@@ -19,6 +20,7 @@ from zoneinfo import ZoneInfo
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
+from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 from pyramid.response import FileIter, Response
 
@@ -30,29 +32,136 @@ from clientpay_connect.sent.present import local_naive, source_label
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 SHEET_TITLE = "Sent Pages"
-# (header, column width in characters)
-COLUMNS: list[tuple[str, int]] = [
-    ("Status", 18),
-    ("Invoice Number", 18),
-    ("Invoice Date", 13),
-    ("Due Date", 13),
-    ("Recipient", 26),
-    ("Emails", 34),
-    ("Amount", 14),
-    ("Amount Paid", 14),
-    ("Currency", 10),
-    ("Created", 18),
-    ("Sent", 18),
-    ("Paid", 18),
-    ("Expires", 18),
-    ("Link URL", 50),
-    ("Source", 13),
-]
 DATE_FORMAT = "yyyy-mm-dd"
 TIMESTAMP_FORMAT = "yyyy-mm-dd hh:mm"
 # An export stays in memory up to this size and moves to a temporary file beyond it.
 EXPORT_SPOOL_BYTES = 16 * 1024 * 1024
 CURRENCY_SYMBOLS = {"USD": "$", "CAD": "$", "AUD": "$", "GBP": "£", "EUR": "€"}
+
+
+@dataclass(frozen=True)
+class Names:
+    """What a row shows by name but a link holds by id: its creator and merchant account.
+    Read once per export (a firm has few of each), not once per row."""
+
+    users: dict[int, str]
+    accounts: dict[int, str]
+
+
+@dataclass(frozen=True)
+class RowContext:
+    sheet: WriteOnlyWorksheet
+    url_for: Callable[[PaymentLink], str]
+    zone: ZoneInfo
+    names: Names
+
+
+Cell = Callable[[PaymentLink, RowContext], Any]
+
+
+def _text(value: Callable[[PaymentLink], str]) -> Cell:
+    return lambda link, _context: xlsx_text(value(link))
+
+
+def _date(field: str) -> Cell:
+    return lambda link, c: typed_cell(c.sheet, getattr(link, field), DATE_FORMAT)
+
+
+def _timestamp(field: str) -> Cell:
+    return lambda link, c: typed_cell(
+        c.sheet, local_naive(getattr(link, field), c.zone), TIMESTAMP_FORMAT
+    )
+
+
+def _money(minor: Callable[[PaymentLink], int]) -> Cell:
+    return lambda link, c: typed_cell(
+        c.sheet, decimal_amount(minor(link), link.currency), amount_format(link.currency)
+    )
+
+
+def _number(field: str) -> Cell:
+    return lambda link, _context: getattr(link, field)
+
+
+@dataclass(frozen=True)
+class Column:
+    header: str
+    width: int  # in characters
+    cell: Cell
+
+
+# Every column the export can have, by the link object's field it shows; ``columns`` picks and
+# orders them (the grid's visible columns), DEFAULT_COLUMNS when it is not given.
+EXPORT_COLUMNS: dict[str, Column] = {
+    "id": Column("Link ID", 10, _number("id")),
+    "status": Column("Status", 18, _text(lambda link: status_label(link.status))),
+    "invoice_number": Column("Invoice Number", 18, _text(lambda link: link.invoice_number)),
+    "invoice_date": Column("Invoice Date", 13, _date("invoice_date")),
+    "due_date": Column("Due Date", 13, _date("due_date")),
+    "recipient_name": Column("Recipient", 26, _text(lambda link: link.recipient_name)),
+    "emails": Column("Emails", 34, _text(lambda link: ", ".join(link.emails))),
+    "amount": Column("Amount", 14, _money(lambda link: link.amount_minor)),
+    "amount_paid": Column("Amount Paid", 14, _money(lambda link: link.amount_paid_minor)),
+    "currency": Column("Currency", 10, _text(lambda link: link.currency)),
+    "created_at": Column("Created", 18, _timestamp("created_at")),
+    "sent_at": Column("Sent", 18, _timestamp("sent_at")),
+    "paid_at": Column("Paid", 18, _timestamp("paid_at")),
+    "expires_at": Column("Expires", 18, _timestamp("expires_at")),
+    "cancelled_at": Column("Cancelled", 18, _timestamp("cancelled_at")),
+    "url": Column("Link URL", 50, lambda link, c: xlsx_text(c.url_for(link))),
+    "source": Column("Source", 13, _text(lambda link: source_label(link.source))),
+    "merchant_account_id": Column(
+        "Merchant Account",
+        22,
+        lambda link, c: xlsx_text(c.names.accounts.get(link.merchant_account_id, "")),
+    ),
+    "created_by": Column(
+        "Created By",
+        22,
+        lambda link, c: xlsx_text(c.names.users.get(link.created_by_user_id or 0, "")),
+    ),
+    "reminders_sent": Column("Reminders Sent", 10, _number("reminders_sent")),
+    "first_opened_at": Column("First Opened", 18, _timestamp("first_opened_at")),
+    "last_opened_at": Column("Last Opened", 18, _timestamp("last_opened_at")),
+    "email_status": Column(
+        "Email", 12, _text(lambda link: link.email_status.replace("_", " ").capitalize())
+    ),
+    "message": Column("Message", 40, _text(lambda link: link.message)),
+}
+DEFAULT_COLUMNS = (
+    "status",
+    "invoice_number",
+    "invoice_date",
+    "due_date",
+    "recipient_name",
+    "emails",
+    "amount",
+    "amount_paid",
+    "currency",
+    "created_at",
+    "sent_at",
+    "paid_at",
+    "expires_at",
+    "url",
+    "source",
+)
+MAX_COLUMNS_PARAM = 1000
+
+
+def parse_columns(text: str | None) -> tuple[tuple[str, ...], str | None]:
+    """The ``columns`` parameter: the fields in order (each once), and what was wrong."""
+    if text is None or not text.strip():
+        return DEFAULT_COLUMNS, None
+    if len(text) > MAX_COLUMNS_PARAM:
+        return DEFAULT_COLUMNS, f"Use at most {MAX_COLUMNS_PARAM} characters."
+    fields = [part.strip() for part in text.split(",")]
+    unknown = [name for name in fields if name not in EXPORT_COLUMNS]
+    if unknown:
+        return DEFAULT_COLUMNS, (
+            f"{', '.join(repr(name) for name in unknown)}: use fields of "
+            f"{', '.join(EXPORT_COLUMNS)}, separated by commas."
+        )
+    return tuple(dict.fromkeys(fields)), None
 
 
 def amount_format(currency: str) -> str:
@@ -68,14 +177,19 @@ def write_workbook(
     url_for: Callable[[PaymentLink], str],
     zone: ZoneInfo,
     target: IO[bytes],
+    fields: tuple[str, ...] = DEFAULT_COLUMNS,
+    names: Names | None = None,
 ) -> int:
-    """Write the links to ``target`` as an .xlsx; the number of links written."""
+    """Write the links to ``target`` as an .xlsx, in the columns of ``fields``; the number of
+    links written."""
     workbook = Workbook(write_only=True)
     sheet: WriteOnlyWorksheet = workbook.create_sheet(SHEET_TITLE)
-    set_up_sheet(sheet, COLUMNS)
+    columns = [EXPORT_COLUMNS[name] for name in fields]
+    set_up_sheet(sheet, [(column.header, column.width) for column in columns])
+    context = RowContext(sheet, url_for, zone, names or Names({}, {}))
     written = 0
     for link in links:
-        sheet.append(_row(sheet, link, url_for(link), zone))
+        sheet.append([column.cell(link, context) for column in columns])
         written += 1
     workbook.save(target)
     return written
@@ -84,10 +198,9 @@ def write_workbook(
 def set_up_sheet(sheet: WriteOnlyWorksheet, columns: list[tuple[str, int]]) -> None:
     """Column widths, and a bold header row that stays in view."""
     # Widths and frozen header must be set before the first row is written.
-    for index, (_header, width) in enumerate(columns):
-        letter = chr(ord("A") + index)
+    for index, (_header, width) in enumerate(columns, start=1):
         # Worksheet._setup gives write-only sheets their column_dimensions; the stubs miss it.
-        sheet.column_dimensions[letter].width = width  # type: ignore[attr-defined]
+        sheet.column_dimensions[get_column_letter(index)].width = width  # type: ignore[attr-defined]
     sheet.freeze_panes = "A2"
     bold = Font(bold=True)
     header = []
@@ -96,27 +209,6 @@ def set_up_sheet(sheet: WriteOnlyWorksheet, columns: list[tuple[str, int]]) -> N
         cell.font = bold
         header.append(cell)
     sheet.append(header)
-
-
-def _row(sheet: WriteOnlyWorksheet, link: PaymentLink, url: str, zone: ZoneInfo) -> list[Any]:
-    money = amount_format(link.currency)
-    return [
-        xlsx_text(status_label(link.status)),
-        xlsx_text(link.invoice_number),
-        typed_cell(sheet, link.invoice_date, DATE_FORMAT),
-        typed_cell(sheet, link.due_date, DATE_FORMAT),
-        xlsx_text(link.recipient_name),
-        xlsx_text(", ".join(link.emails)),
-        typed_cell(sheet, decimal_amount(link.amount_minor, link.currency), money),
-        typed_cell(sheet, decimal_amount(link.amount_paid_minor, link.currency), money),
-        xlsx_text(link.currency),
-        typed_cell(sheet, local_naive(link.created_at, zone), TIMESTAMP_FORMAT),
-        typed_cell(sheet, local_naive(link.sent_at, zone), TIMESTAMP_FORMAT),
-        typed_cell(sheet, local_naive(link.paid_at, zone), TIMESTAMP_FORMAT),
-        typed_cell(sheet, local_naive(link.expires_at, zone), TIMESTAMP_FORMAT),
-        xlsx_text(url),
-        xlsx_text(source_label(link.source)),
-    ]
 
 
 def typed_cell(sheet: WriteOnlyWorksheet, value: Any, number_format: str) -> Any:

@@ -2,11 +2,12 @@
 
 The order rules (API.md's "Lists", and what the page and the export follow too):
 
-- a field sorts by its type: amounts numerically (minor units), dates and timestamps
-  chronologically, invoice numbers and names as text ignoring case (code-point order on both
-  databases), status by a link's life: outstanding, processing, paid, partially_paid, cancelled,
-  expired;
-- empty values (no date, no timestamp, a blank invoice number or name) come last in both
+- a field sorts by its type: amounts and counts numerically (minor units), dates and
+  timestamps chronologically, text (invoice numbers, names, the source, the creator's and the
+  merchant account's names, the first email address) ignoring case (code-point order on both
+  databases), status by a link's life: outstanding, processing, paid, partially_paid,
+  cancelled, expired;
+- empty values (no date, no timestamp, a blank text, no creator) come last in both
   directions, so that ``-due_date`` starts with the latest due date, not with "none";
 - ties are broken by id, in the sort's direction.
 
@@ -16,21 +17,59 @@ the cursors returns every matching row exactly once, even while links are being 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import datetime as dt
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, case, collate, func, literal, or_, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    and_,
+    case,
+    collate,
+    func,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.orm import Session, selectinload
 
 from clientpay_connect.accounts.models import User
+from clientpay_connect.admin.models import MerchantAccount
 from clientpay_connect.connect.models import LinkInvoice
 from clientpay_connect.links.models import STATUSES, PaymentLink
+from clientpay_connect.money import MINOR_DIGITS
 from clientpay_connect.sent.cursor import Cursor, encode_cursor
-from clientpay_connect.sent.query import STATUS_VIEWS, ListQuery, Sort, creator_is_id
+from clientpay_connect.sent.present import firm_zone
+from clientpay_connect.sent.query import (
+    DATE_FILTER_FIELDS,
+    FILTERS,
+    STATUS_VIEWS,
+    FilterSpec,
+    ListQuery,
+    Sort,
+    creator_is_id,
+    filter_choices,
+    filter_day,
+)
 
-NULLABLE_FIELDS = frozenset({"due_date", "invoice_date", "sent_at", "paid_at", "expires_at"})
-TEXT_FIELDS = frozenset({"invoice_number", "recipient_name"})
+NULLABLE_FIELDS = frozenset(
+    {
+        "due_date",
+        "invoice_date",
+        "sent_at",
+        "paid_at",
+        "expires_at",
+        "cancelled_at",
+        "first_opened_at",
+        "last_opened_at",
+    }
+)
+# Sorted as text ignoring case; a blank sorts as empty (last).
+TEXT_FIELDS = frozenset({"invoice_number", "recipient_name", "source", "email_status", "currency"})
 COLUMNS = {"amount": PaymentLink.amount_minor, "amount_paid": PaymentLink.amount_paid_minor}
 STATUS_ORDER = case(
     {status: place for place, status in enumerate(STATUSES)},
@@ -38,6 +77,7 @@ STATUS_ORDER = case(
     else_=len(STATUSES),
 )
 EXPORT_BATCH = 500
+_UTC = ZoneInfo("UTC")
 
 
 @dataclass
@@ -49,7 +89,11 @@ class LinkPage:
 
 def fetch_page(dbsession: Session, firm_id: int, query: ListQuery) -> LinkPage:
     dialect = _dialect(dbsession)
-    conditions = [*match_conditions(query, firm_id, dialect), *_status_condition(query.status)]
+    zone = filter_zone(dbsession, firm_id, query)
+    conditions = [
+        *match_conditions(query, firm_id, dialect, zone),
+        *_status_condition(query.status),
+    ]
     key, nullable = sort_key(query.sort.field, dialect)
     statement = (
         select(PaymentLink, key.label("sort_key"))
@@ -74,9 +118,10 @@ def iter_matching(dbsession: Session, firm_id: int, query: ListQuery) -> Iterato
     batches so that a firm's whole history never sits in memory at once."""
     dialect = _dialect(dbsession)
     key, nullable = sort_key(query.sort.field, dialect)
+    conditions = match_conditions(query, firm_id, dialect, filter_zone(dbsession, firm_id, query))
     statement = (
         select(PaymentLink)
-        .where(*match_conditions(query, firm_id, dialect), *_status_condition(query.status))
+        .where(*conditions, *_status_condition(query.status))
         .order_by(*_order(key, nullable, query.sort))
         .execution_options(yield_per=EXPORT_BATCH)
     )
@@ -85,7 +130,8 @@ def iter_matching(dbsession: Session, firm_id: int, query: ListQuery) -> Iterato
 
 def count_by_view(dbsession: Session, firm_id: int, query: ListQuery) -> dict[str, int]:
     """How many links each status view would show for this search and these filters."""
-    conditions = match_conditions(query, firm_id, _dialect(dbsession))
+    zone = filter_zone(dbsession, firm_id, query)
+    conditions = match_conditions(query, firm_id, _dialect(dbsession), zone)
     rows = dbsession.execute(
         select(PaymentLink.status, func.count()).where(*conditions).group_by(PaymentLink.status)
     ).all()
@@ -111,14 +157,29 @@ def balance_links_of(dbsession: Session, firm_id: int, ids: list[int]) -> dict[i
 # --- What matches --------------------------------------------------------------------------
 
 
-def match_conditions(query: ListQuery, firm_id: int, dialect: str) -> list[ColumnElement[bool]]:
-    """The firm, the search text and the filters; not the status view (the tabs count each)."""
+def match_conditions(
+    query: ListQuery, firm_id: int, dialect: str, zone: ZoneInfo = _UTC
+) -> list[ColumnElement[bool]]:
+    """The firm, the search text and the filters; not the status view (the tabs count each).
+    ``zone`` is the firm's: a timestamp's day (filter[created_at_from]) is the firm's day."""
     conditions: list[ColumnElement[bool]] = [PaymentLink.firm_id == firm_id]
     if query.q:
         conditions.append(_search(query.q, dialect))
+    where = _Where(firm_id, dialect, zone)
     for name, value in query.filters:
-        conditions.append(_FILTERS[name](value, firm_id))
+        spec = FILTERS[name]
+        conditions.append(_TESTS[spec.test](spec, value, where))
     return conditions
+
+
+def filter_zone(dbsession: Session, firm_id: int, query: ListQuery) -> ZoneInfo:
+    """The firm's time zone when a filter needs it (a timestamp's day), else UTC: one query
+    fewer for the lists that have no such filter."""
+    for name, _value in query.filters:
+        spec = FILTERS[name]
+        if spec.test in ("from", "to") and DATE_FILTER_FIELDS[spec.field] == "datetime":
+            return firm_zone(dbsession, firm_id)
+    return _UTC
 
 
 def _status_condition(view: str) -> list[ColumnElement[bool]]:
@@ -158,37 +219,132 @@ def _any_email_contains(pattern: str, dialect: str) -> ColumnElement[bool]:
     )
 
 
-def _equals_ignoring_case(column: Any) -> Any:
-    return lambda value, _firm_id: func.lower(column) == value.lower()
+@dataclass(frozen=True)
+class _Where:
+    """What a filter's condition may need besides its value."""
+
+    firm_id: int
+    dialect: str
+    zone: ZoneInfo
 
 
-def _created_by(value: str, firm_id: int) -> ColumnElement[bool]:
+def _column(field: str) -> Any:
+    return COLUMNS.get(field) or getattr(PaymentLink, field)
+
+
+def _equals(spec: FilterSpec, value: str, _where: _Where) -> ColumnElement[bool]:
+    column = _column(spec.field)
+    return column == (int(value) if spec.value == "id" else value)
+
+
+def _equals_text(spec: FilterSpec, value: str, _where: _Where) -> ColumnElement[bool]:
+    return func.lower(_column(spec.field)) == value.lower()
+
+
+def _contains_text(spec: FilterSpec, value: str, where: _Where) -> ColumnElement[bool]:
+    pattern = _like_pattern(value)
+    if spec.field == "emails":
+        return _any_email_contains(pattern, where.dialect)
+    if spec.field == "created_by":
+        people = select(User.id).where(
+            User.firm_id == where.firm_id,
+            or_(_contains(User.name, pattern), _contains(User.email, pattern)),
+        )
+        return PaymentLink.created_by_user_id.in_(people)
+    return _contains(_column(spec.field), pattern)
+
+
+def _in(spec: FilterSpec, value: str, _where: _Where) -> ColumnElement[bool]:
+    return _column(spec.field).in_(filter_choices(value))
+
+
+def _at_least(spec: FilterSpec, value: str, _where: _Where) -> ColumnElement[bool]:
+    if spec.value == "amount":
+        return _column(spec.field) >= _minor_units(Decimal(value), ROUND_CEILING)
+    return _column(spec.field) >= int(value)
+
+
+def _at_most(spec: FilterSpec, value: str, _where: _Where) -> ColumnElement[bool]:
+    if spec.value == "amount":
+        return _column(spec.field) <= _minor_units(Decimal(value), ROUND_FLOOR)
+    return _column(spec.field) <= int(value)
+
+
+def _minor_units(amount: Decimal, rounding: str) -> ColumnElement[Any]:
+    """``amount`` in each link's own minor units (cents, yen, fils), rounded towards the
+    inside of the range: 10.005 USD as a minimum is 1001 cents."""
+
+    def scaled(digits: int) -> Any:
+        return literal(int(amount.scaleb(digits).to_integral_value(rounding)), BigInteger)
+
+    by_digits: dict[int, list[str]] = {}
+    for currency, digits in MINOR_DIGITS.items():
+        by_digits.setdefault(digits, []).append(currency)
+    whens = [(PaymentLink.currency.in_(codes), scaled(d)) for d, codes in by_digits.items()]
+    return case(*whens, else_=scaled(2))
+
+
+def _from_day(spec: FilterSpec, value: str, where: _Where) -> ColumnElement[bool]:
+    day = filter_day(value)
+    assert day is not None  # the parser checked it
+    column = _column(spec.field)
+    if DATE_FILTER_FIELDS[spec.field] == "date":
+        return column >= day
+    start = _start_of(day, where.zone)
+    # Before year 1 in UTC: every timestamp is after it.
+    return column >= start if start is not None else column.is_not(None)
+
+
+def _to_day(spec: FilterSpec, value: str, where: _Where) -> ColumnElement[bool]:
+    day = filter_day(value)
+    assert day is not None  # the parser checked it
+    column = _column(spec.field)
+    if DATE_FILTER_FIELDS[spec.field] == "date":
+        return column <= day
+    end = _start_of(day + dt.timedelta(days=1), where.zone) if day < dt.date.max else None
+    # The last day there is: every timestamp is before its end.
+    return column < end if end is not None else column.is_not(None)
+
+
+def _start_of(day: dt.date, zone: ZoneInfo) -> dt.datetime | None:
+    """Midnight of ``day`` in ``zone``, in UTC; None when UTC cannot hold it (year 1)."""
+    try:
+        return dt.datetime.combine(day, dt.time(), tzinfo=zone).astimezone(dt.UTC)
+    except OverflowError:
+        return None
+
+
+def _created_by(_spec: FilterSpec, value: str, where: _Where) -> ColumnElement[bool]:
     if creator_is_id(value):
         return PaymentLink.created_by_user_id == int(value)
     wanted = value.lower()
     people = select(User.id).where(
-        User.firm_id == firm_id,
+        User.firm_id == where.firm_id,
         or_(func.lower(User.name) == wanted, func.lower(User.email) == wanted),
     )
     return PaymentLink.created_by_user_id.in_(people)
 
 
-def _client(value: str, firm_id: int) -> ColumnElement[bool]:
+def _client(_spec: FilterSpec, value: str, where: _Where) -> ColumnElement[bool]:
     """Connect links asking for an invoice of this client (the matter system's id)."""
     links = select(LinkInvoice.link_id).where(
-        LinkInvoice.firm_id == firm_id, LinkInvoice.client_id == value
+        LinkInvoice.firm_id == where.firm_id, LinkInvoice.client_id == value
     )
     return PaymentLink.id.in_(links)
 
 
-_FILTERS: dict[str, Any] = {
-    "source": lambda value, _firm_id: PaymentLink.source == value,
-    "merchant_account_id": lambda value, _firm_id: PaymentLink.merchant_account_id == int(value),
-    "invoice_number": _equals_ignoring_case(PaymentLink.invoice_number),
-    "recipient_name": _equals_ignoring_case(PaymentLink.recipient_name),
-    "email_status": lambda value, _firm_id: PaymentLink.email_status == value,
+# A FilterSpec's test (query.py's FILTERS) and the condition it makes.
+_TESTS: dict[str, Callable[[FilterSpec, str, _Where], ColumnElement[bool]]] = {
+    "equals": _equals,
+    "equals_text": _equals_text,
+    "contains": _contains_text,
+    "in": _in,
+    "min": _at_least,
+    "max": _at_most,
+    "from": _from_day,
+    "to": _to_day,
     "created_by": _created_by,
-    "client_id": _client,
+    "client": _client,
 }
 
 
@@ -201,8 +357,37 @@ def sort_key(field: str, dialect: str) -> tuple[ColumnElement[Any], bool]:
         return STATUS_ORDER, False
     if field in TEXT_FIELDS:
         return _text_key(getattr(PaymentLink, field), dialect), True
-    column: Any = COLUMNS.get(field) or getattr(PaymentLink, field)
-    return column, field in NULLABLE_FIELDS
+    if field in _TEXT_OF:
+        return _text_key(_TEXT_OF[field](dialect), dialect), True
+    return _column(field), field in NULLABLE_FIELDS
+
+
+def _creator_name(_dialect: str) -> Any:
+    # As the link object names its creator: the name, else the email address.
+    name = func.coalesce(func.nullif(User.name, ""), User.email)
+    return select(name).where(User.id == PaymentLink.created_by_user_id).scalar_subquery()
+
+
+def _account_name(_dialect: str) -> Any:
+    return (
+        select(MerchantAccount.name)
+        .where(MerchantAccount.id == PaymentLink.merchant_account_id)
+        .scalar_subquery()
+    )
+
+
+def _first_email(dialect: str) -> Any:
+    if dialect == "postgresql":
+        return PaymentLink.emails.op("->>")(literal(0))
+    return func.json_extract(PaymentLink.emails, "$[0]")
+
+
+# The sorts by a text that is not a column of the link itself.
+_TEXT_OF: dict[str, Callable[[str], Any]] = {
+    "created_by": _creator_name,
+    "merchant_account": _account_name,
+    "emails": _first_email,
+}
 
 
 def _text_key(column: Any, dialect: str) -> ColumnElement[Any]:

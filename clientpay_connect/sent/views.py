@@ -1,5 +1,10 @@
 """The Sent Pages page (staff): status tabs with counts, search, a table sorted on the server,
 copy a link, cancel selected, export to Excel, next page. Every part works without scripts.
+
+With scripts, sent-grid.js puts the grid (Tabulator) in the table's place: it reads the same
+API (GET /api/v1/links, POST /api/v1/links/cancel, the export), the tab counts from
+/sent/counts, and saves its layout in the user's preferences (``sent_grid``). What it needs
+to know from the server (column titles, labels, the saved layout) is in ``grid_config``.
 """
 
 from __future__ import annotations
@@ -13,9 +18,11 @@ from pyramid.request import Request
 from pyramid.view import view_config
 from sqlalchemy import select
 
+from clientpay_connect.admin.models import MerchantAccount
+from clientpay_connect.api.errors import FieldErrors
 from clientpay_connect.db import MAX_INTEGER_ID
 from clientpay_connect.links.actions import record_cancelled
-from clientpay_connect.links.models import STATUS_OUTSTANDING, PaymentLink
+from clientpay_connect.links.models import STATUS_OUTSTANDING, STATUSES, PaymentLink
 from clientpay_connect.links.services import (
     SKIP_NOT_FOUND,
     cancel_links,
@@ -24,9 +31,11 @@ from clientpay_connect.links.services import (
     status_label,
 )
 from clientpay_connect.money import display_amount
+from clientpay_connect.preferences.services import preferences_json, preferences_of
 from clientpay_connect.security import STAFF, firm_id
+from clientpay_connect.sent.export import EXPORT_COLUMNS
 from clientpay_connect.sent.listing import count_by_view, fetch_page
-from clientpay_connect.sent.present import firm_zone, local_date, short_date
+from clientpay_connect.sent.present import SOURCE_LABELS, firm_zone, local_date, short_date
 from clientpay_connect.sent.query import (
     MAX_LIMIT,
     VIEW_LABELS,
@@ -76,6 +85,7 @@ class Header:
 
 @dataclass
 class Tab:
+    view: str
     label: str
     count: int
     url: str
@@ -116,6 +126,43 @@ def sent_list(request: Request) -> dict[str, Any]:
         "first_url": request.route_url("sent.list", _query=query.params()),
         "export_url": request.route_url("api.links.export", _query=_export_params(query)),
         "form_params": query.page_params(),
+        "grid_config": grid_config(request, firm, query, zone),
+    }
+
+
+@view_config(route_name="sent.counts", request_method="GET", renderer="json", permission=STAFF)
+def sent_counts(request: Request) -> dict[str, Any]:
+    """How many links each Show tab holds with the grid's search and filters (the same query
+    parameters as GET /api/v1/links; its status is what the tabs vary)."""
+    query, problems = parse_list_query(request.GET)
+    if problems:
+        raise FieldErrors(problems)
+    return count_by_view(request.dbsession, firm_id(request), query)
+
+
+def grid_config(request: Request, firm: int, query: ListQuery, zone: ZoneInfo) -> dict[str, Any]:
+    accounts = request.dbsession.execute(
+        select(MerchantAccount.id, MerchantAccount.name)
+        .where(MerchantAccount.firm_id == firm)
+        .order_by(MerchantAccount.name, MerchantAccount.id)
+    ).all()
+    saved = preferences_json(preferences_of(request.user)).get("sent_grid") or {}
+    return {
+        "api": request.route_path("api.links"),
+        "cancel": request.route_path("api.links.cancel"),
+        "export": request.route_path("api.links.export"),
+        "counts": request.route_path("sent.counts"),
+        "preferences": request.route_path("api.me.preferences"),
+        # /links/0 without its 0: the script adds each link's id.
+        "detail": request.route_path("links.detail", id=0)[:-1],
+        "zone": zone.key,
+        "q": query.q,
+        "layout": saved,
+        "titles": {name: column.header for name, column in EXPORT_COLUMNS.items()},
+        "views": VIEW_LABELS,
+        "statuses": {status: status_label(status) for status in STATUSES},
+        "sources": SOURCE_LABELS,
+        "accounts": [{"id": account_id, "name": name} for account_id, name in accounts],
     }
 
 
@@ -156,6 +203,7 @@ def _tabs(request: Request, query: ListQuery) -> list[Tab]:
     counts = count_by_view(request.dbsession, firm_id(request), query)
     return [
         Tab(
+            view=view,
             label=label,
             count=counts[view],
             url=request.route_url("sent.list", _query=query.params(status=view)),

@@ -37,6 +37,7 @@ from clientpay_connect.accounts.services import create_api_token, find_user_by_e
 from clientpay_connect.api.json_body import NUL_MESSAGE
 from clientpay_connect.api.openapi import ROUTE_PLACEHOLDER
 from clientpay_connect.security import ADMIN
+from clientpay_connect.sent.query import FILTERS
 from tests.support.live_server import LiveServer, start_live_server
 
 SEED = 20261206
@@ -326,6 +327,12 @@ ACCOUNT = "one of the firm's active merchant accounts"
 EMAIL = "a deliverable address (the application's own check, stricter than a format)"
 MONEY = 'an amount above zero in the currency\'s digits, "$1,234.50" read too'
 CURSOR = "a cursor the previous page gave out"
+# Sent Pages' ranges: a range's upper end is refused (422) when it is below its lower end.
+SENT_RANGES = {
+    f"filter[{spec.field}_{'max' if spec.test == 'min' else 'to'}]": "not below the range's start"
+    for spec in FILTERS.values()
+    if spec.test in ("min", "from")
+}
 SERVER_RULES: dict[str, dict[str, str]] = {
     "POST /links": {
         "merchant_account_id": ACCOUNT,
@@ -341,8 +348,8 @@ SERVER_RULES: dict[str, dict[str, str]] = {
         "message": "at most 2000 characters",
         "locale": "en or es",
     },
-    "GET /links": {"cursor": CURSOR},
-    "GET /links/export.xlsx": {"cursor": CURSOR},
+    "GET /links": {"cursor": CURSOR, **SENT_RANGES},
+    "GET /links/export.xlsx": {"cursor": CURSOR, **SENT_RANGES},
     "GET /postings": {"cursor": CURSOR},
     "GET /reports/reconciliation/postings": {
         "cursor": CURSOR,

@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 
+from clientpay_connect.admin.models import FirmSettings
 from clientpay_connect.links.models import (
     SOURCE_BULK,
     SOURCE_CONNECT,
+    SOURCES,
     STATUS_CANCELLED,
     STATUS_EXPIRED,
     STATUS_OUTSTANDING,
@@ -23,7 +25,7 @@ from clientpay_connect.links.models import (
     STATUSES,
     PaymentLink,
 )
-from clientpay_connect.sent.query import SORT_KINDS, STATUS_VIEWS
+from clientpay_connect.sent.query import FILTERS, SORT_CHOICES, SORT_KINDS, STATUS_VIEWS
 from tests.conftest import bearer
 from tests.factories import FirmFactory, MerchantAccountFactory, UserFactory
 from tests.support.sent import T0, make_link
@@ -350,10 +352,17 @@ def _sort_value(link: PaymentLink, field: str) -> Any:
     """The value a field sorts by, as the contract describes it (None: empty, goes last)."""
     if field == "status":
         return STATUSES.index(link.status)
-    if field in ("invoice_number", "recipient_name"):
+    if field in ("invoice_number", "recipient_name", "source", "email_status", "currency"):
         return getattr(link, field).lower() or None
     if field in ("amount", "amount_paid"):
         return getattr(link, field + "_minor")
+    if field == "created_by":
+        creator = link.created_by
+        return (creator.name or creator.email).lower() if creator is not None else None
+    if field == "merchant_account":
+        return link.merchant_account.name.lower() or None
+    if field == "emails":
+        return link.emails[0].lower() if link.emails and link.emails[0] else None
     return getattr(link, field)
 
 
@@ -366,9 +375,13 @@ def expected_order(links: list[PaymentLink], field: str, descending: bool) -> li
 
 
 @pytest.fixture
-def many_links(new_link: Callable[..., PaymentLink]) -> list[PaymentLink]:
+def many_links(new_link: Callable[..., PaymentLink], staff: Any) -> list[PaymentLink]:
     """120 links with plenty of ties (repeated amounts, days and instants, names differing
     only in case) and empty values (no due date, blank invoice numbers, never sent)."""
+    accounts = [
+        MerchantAccountFactory(firm=staff.firm, name=name) for name in ("trust", "Operating")
+    ]
+    people = [staff, UserFactory(firm=staff.firm, name="", email="zed@example.test"), None]
     links = []
     for n in range(ROWS):
         moment = T0 + dt.timedelta(hours=n % 17, microseconds=(n % 5) * 7)
@@ -385,6 +398,15 @@ def many_links(new_link: Callable[..., PaymentLink]) -> list[PaymentLink]:
                 sent_at=None if n % 3 == 0 else moment + dt.timedelta(minutes=n % 4),
                 paid_at=None if n % 2 else moment + dt.timedelta(days=n % 6),
                 expires_at=None if n % 5 == 0 else T0 + dt.timedelta(days=30 + n % 8),
+                cancelled_at=None if n % 4 else moment + dt.timedelta(hours=n % 3),
+                first_opened_at=None if n % 3 == 1 else moment + dt.timedelta(hours=n % 5),
+                last_opened_at=None if n % 3 == 1 else moment + dt.timedelta(hours=5 + n % 2),
+                reminders_sent=n % 4,
+                source=SOURCES[n % len(SOURCES)],
+                email_status=["sent", "failed", "not_sent"][n % 3],
+                emails=[[], ["b@example.test", "a@example.test"], ["A@example.test"]][n % 3],
+                created_by=people[n % 3],
+                account=accounts[n % 2],
             )
         )
     return links
@@ -559,3 +581,187 @@ def test_the_documented_statuses_are_those_of_the_views_and_the_links(testapp):
     assert status["schema"]["enum"] == list(STATUS_VIEWS)
     link_statuses = spec["components"]["schemas"]["Link"]["properties"]["status"]["enum"]
     assert link_statuses == list(STATUSES)
+
+
+# --- The grid's filters: contains, ranges, days, statuses ----------------------------------
+
+
+def test_text_filters_match_a_part_ignoring_case(testapp, staff, staff_auth, new_link):
+    acme = new_link(
+        invoice_number="INV-2024-117",
+        recipient_name="Acme Holdings",
+        emails=["ap@acme.test"],
+        message="For the March retainer",
+        created_by=staff,
+    )
+    other = new_link(invoice_number="X-9", recipient_name="Dana", emails=["d@example.test"])
+
+    def matching(name: str, value: str) -> list[int]:
+        return ids_of(get_list(testapp, staff_auth, **{f"filter[{name}]": value}))
+
+    assert matching("invoice_number_contains", "2024-1") == [acme.id]
+    assert matching("recipient_name_contains", "HOLD") == [acme.id]
+    assert matching("emails_contains", "@ACME") == [acme.id]
+    assert matching("message_contains", "retainer") == [acme.id]
+    assert matching("created_by_contains", staff.name[2:].upper()) == [acme.id]
+    assert matching("recipient_name_contains", "a") == [other.id, acme.id]
+    # The exact filters keep their meaning: a part does not match.
+    assert matching("invoice_number", "2024") == []
+    # LIKE's wildcards are text like any other.
+    assert matching("invoice_number_contains", "%") == []
+
+
+def test_amount_ranges_include_both_ends(testapp, staff_auth, new_link):
+    links = {
+        minor: new_link(amount_minor=minor, amount_paid_minor=minor // 2)
+        for minor in (999, 1_000, 5_000, 5_001)
+    }
+
+    def amounts(**filters: str) -> list[int]:
+        params = {f"filter[{name}]": value for name, value in filters.items()}
+        body = get_list(testapp, staff_auth, sort="amount", **params)
+        return [links_by_id[i].amount_minor for i in ids_of(body)]
+
+    links_by_id = {link.id: link for link in links.values()}
+    assert amounts(amount_min="10.00") == [1_000, 5_000, 5_001]
+    assert amounts(amount_max="50") == [999, 1_000, 5_000]
+    assert amounts(amount_min="10", amount_max="50.00") == [1_000, 5_000]
+    # A minimum with more decimals than cents rounds inwards: 9.991 is more than 9.99.
+    assert amounts(amount_min="9.991") == [1_000, 5_000, 5_001]
+    assert amounts(amount_paid_min="25.00") == [5_000, 5_001]
+
+
+def test_an_amount_range_is_read_in_each_links_currency(testapp, staff, staff_auth, new_link):
+    yen = new_link(
+        account=MerchantAccountFactory(firm=staff.firm, currency="JPY"), amount_minor=100
+    )
+    dollars = new_link(amount_minor=10_000)  # $100.00
+    new_link(amount_minor=9_999)
+
+    body = get_list(testapp, staff_auth, **{"filter[amount_min]": "100"})
+
+    assert sorted(ids_of(body)) == sorted([yen.id, dollars.id])
+
+
+def test_reminders_sent_range(testapp, staff_auth, new_link):
+    links = [new_link(reminders_sent=n) for n in range(4)]
+
+    body = get_list(
+        testapp,
+        staff_auth,
+        sort="reminders_sent",
+        **{"filter[reminders_sent_min]": "1", "filter[reminders_sent_max]": "2"},
+    )
+
+    assert ids_of(body) == [links[1].id, links[2].id]
+
+
+def test_date_ranges_include_both_days_and_leave_out_empty_ones(testapp, staff_auth, new_link):
+    days = [dt.date(2025, 3, d) for d in (1, 2, 3, 4)]
+    links = [new_link(due_date=day) for day in days]
+    new_link(due_date=None)
+
+    body = get_list(
+        testapp,
+        staff_auth,
+        sort="due_date",
+        **{"filter[due_date_from]": "2025-03-02", "filter[due_date_to]": "2025-03-03"},
+    )
+
+    assert ids_of(body) == [links[1].id, links[2].id]
+
+
+def test_a_timestamps_day_is_the_firms_day(testapp, dbsession, staff, staff_auth, new_link):
+    settings = dbsession.get(FirmSettings, staff.firm_id)
+    settings.time_zone = "America/New_York"
+    # 03:30 UTC on March 2nd is still March 1st in New York (22:30 EST).
+    late_evening = new_link(created_at=dt.datetime(2025, 3, 2, 3, 30, tzinfo=dt.UTC))
+    next_morning = new_link(created_at=dt.datetime(2025, 3, 2, 5, 30, tzinfo=dt.UTC))
+    never_opened = new_link(first_opened_at=None)
+    opened = new_link(first_opened_at=dt.datetime(2025, 3, 2, 12, 0, tzinfo=dt.UTC))
+
+    def created_on(day: str) -> list[int]:
+        params = {"filter[created_at_from]": day, "filter[created_at_to]": day}
+        return ids_of(get_list(testapp, staff_auth, sort="created_at", **params))
+
+    assert created_on("2025-03-01") == [late_evening.id]
+    assert created_on("2025-03-02") == [next_morning.id]
+    opened_ids = ids_of(
+        get_list(testapp, staff_auth, **{"filter[first_opened_at_from]": "2025-03-01"})
+    )
+    assert opened_ids == [opened.id]
+    assert never_opened.id not in opened_ids
+
+
+def test_filter_status_narrows_the_show_view(testapp, staff_auth, one_of_each):
+    def statuses(**params: str) -> set[str]:
+        return {item["status"] for item in get_list(testapp, staff_auth, **params)["items"]}
+
+    assert statuses(**{"filter[status]": "paid,cancelled"}) == {STATUS_PAID, STATUS_CANCELLED}
+    assert statuses(status="outstanding", **{"filter[status]": "processing"}) == {STATUS_PROCESSING}
+    # Within the view: a status the view does not show stays out.
+    assert statuses(status="outstanding", **{"filter[status]": "paid"}) == set()
+
+
+def test_a_walk_with_range_filters_gives_every_matching_row_once(testapp, staff_auth, many_links):
+    walked = walk(
+        testapp,
+        staff_auth,
+        sort="-last_opened_at",
+        limit=7,
+        **{
+            "filter[amount_min]": "10",
+            "filter[reminders_sent_max]": "2",
+            "filter[status]": "outstanding,paid",
+        },
+    )
+
+    wanted = [
+        link
+        for link in many_links
+        if link.amount_minor >= 1_000
+        and link.reminders_sent <= 2
+        and link.status in (STATUS_OUTSTANDING, STATUS_PAID)
+    ]
+    assert wanted
+    assert walked == expected_order(wanted, "last_opened_at", True)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"filter[amount_min]": "ten"},
+        {"filter[amount_max]": "1,000.00"},
+        {"filter[amount_min]": "-5"},
+        {"filter[reminders_sent_min]": "1.5"},
+        {"filter[due_date_from]": "2025-02-30"},
+        {"filter[created_at_to]": "03/01/2025"},
+        {"filter[status]": "paid,lost"},
+        {"filter[status]": "paid,"},
+        {"filter[emails]": "a"},
+    ],
+)
+def test_a_wrong_grid_filter_is_422_and_names_the_parameter(testapp, staff_auth, params):
+    body = get_list(testapp, staff_auth, expect=422, **params)
+    assert [e["field"] for e in body["errors"]] == list(params)
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "name"),
+    [
+        ("filter[amount_min]", "filter[amount_max]", "amount_max"),
+        ("filter[due_date_from]", "filter[due_date_to]", "due_date_to"),
+    ],
+)
+def test_a_range_that_ends_before_it_starts_is_422(testapp, staff_auth, low, high, name):
+    values = ("20.00", "10.00") if "amount" in low else ("2025-03-02", "2025-03-01")
+    body = get_list(testapp, staff_auth, expect=422, **{low: values[0], high: values[1]})
+    assert [e["field"] for e in body["errors"]] == [f"filter[{name}]"]
+
+
+def test_every_filter_and_sort_is_documented(testapp):
+    spec = testapp.get("/api/v1/openapi.json").json
+    for path in ("/links", "/links/export.xlsx"):
+        parameters = {p["name"]: p for p in spec["paths"][path]["get"]["parameters"]}
+        assert {f"filter[{name}]" for name in FILTERS} <= set(parameters)
+        assert set(parameters["sort"]["schema"]["enum"]) == set(SORT_CHOICES)

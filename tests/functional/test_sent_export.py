@@ -146,6 +146,8 @@ def test_empty_values_are_empty_cells(testapp, dbsession, app, staff_auth, accou
         ("@SUM(A1)", "'@SUM(A1)"),
         ("\tTAB", "'\tTAB"),
         ("\rCR", "'\rCR"),
+        ("\nLF", "'\nLF"),
+        ("  \n =1", "'  \n =1"),
         ("INV=1", "INV=1"),
         ("Dana", "Dana"),
     ],
@@ -281,7 +283,7 @@ def test_the_export_is_not_read_as_a_link_id(testapp, staff_auth):
 # --- The helpers, on their own -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r", "\n", " =", "\n-"])
 def test_neutralize_quotes_every_formula_start(start):
     assert neutralize(start + "1") == "'" + start + "1"
 
@@ -290,3 +292,74 @@ def test_amount_format_follows_the_currency():
     assert amount_format("USD") == '"$"#,##0.00'
     assert amount_format("GBP") == '"£"#,##0.00'
     assert amount_format("KWD") == '#,##0.000 "KWD"'
+
+
+# --- The grid's columns ------------------------------------------------------------------
+
+
+def test_columns_choose_and_order_the_export(testapp, dbsession, app, staff, staff_auth, account):
+    link = make_link(
+        dbsession,
+        app,
+        account,
+        amount_minor=2_500,
+        invoice_number="=CMD()",
+        recipient_name="Dana",
+        reminders_sent=2,
+        first_opened_at=T0,
+        creator=staff,
+    )
+
+    response = testapp.get(
+        URL,
+        {
+            "columns": "recipient_name,amount,merchant_account_id,created_by,reminders_sent,"
+            "first_opened_at,invoice_number,id,recipient_name"
+        },
+        headers=staff_auth,
+    )
+    sheet = load_workbook(io.BytesIO(response.body))["Sent Pages"]
+    rows = list(sheet.iter_rows(values_only=True))
+
+    assert list(rows[0]) == [
+        "Recipient",
+        "Amount",
+        "Merchant Account",
+        "Created By",
+        "Reminders Sent",
+        "First Opened",
+        "Invoice Number",
+        "Link ID",
+    ]
+    assert list(rows[1]) == [
+        "Dana",
+        25,
+        "Operating",
+        staff.name,
+        2,
+        dt.datetime(2025, 3, 1, 10, 30),  # the firm is in New York (the factory)
+        "'=CMD()",
+        link.id,
+    ]
+    assert sheet.cell(row=2, column=2).data_type == "n"
+    assert sheet.cell(row=2, column=6).is_date
+
+
+def test_the_columns_follow_the_filters_and_sort(testapp, dbsession, app, staff_auth, account):
+    for minor in (500, 3_000, 1_500, 9_000):
+        make_link(dbsession, app, account, amount_minor=minor, invoice_number=f"A-{minor}")
+
+    response = testapp.get(
+        URL,
+        {"columns": "invoice_number", "sort": "-amount", "filter[amount_min]": "10"},
+        headers=staff_auth,
+    )
+    rows = list(load_workbook(io.BytesIO(response.body))["Sent Pages"].iter_rows(values_only=True))
+
+    assert rows == [("Invoice Number",), ("A-9000",), ("A-3000",), ("A-1500",)]
+
+
+@pytest.mark.parametrize("columns", ["amount,colour", "amount,,status", "message;amount"])
+def test_an_unknown_column_is_422(testapp, staff_auth, columns):
+    body = testapp.get(URL, {"columns": columns}, headers=staff_auth, status=422).json
+    assert [e["field"] for e in body["errors"]] == ["columns"]

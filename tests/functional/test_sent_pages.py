@@ -3,6 +3,7 @@ with counts, search, sort links, next page, copy-link targets, cancel selected, 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -480,3 +481,64 @@ def test_values_no_link_can_have_are_ignored(signed_in, new_link):
     ).follow()
 
     assert flashes(result)[1] == ["Select the links to cancel first."]
+
+
+# --- What the grid (sent-grid.js) reads from the page and from /sent/counts ----------------
+
+
+def grid_config(page: webtest.TestResponse) -> dict[str, Any]:
+    app = page.html.find(id="sent-grid-app")
+    assert app is not None and app.has_attr("hidden")  # shown by the script only
+    config: dict[str, Any] = json.loads(app["data-config"])
+    return config
+
+
+def test_the_page_gives_the_grid_the_users_saved_layout(signed_in, dbsession, staff, account):
+    layout = {
+        "columns": [{"field": "amount", "visible": True, "width": 120}],
+        "sort": "-amount",
+        "show": "outstanding",
+        "filters": {"recipient_name": "acme", "amount": {"min": "10.00"}},
+    }
+    staff.preferences = {"sent_grid": layout}
+    dbsession.flush()
+
+    config = grid_config(signed_in.get(PAGE))
+
+    assert config["layout"] == layout
+    assert config["api"] == "/api/v1/links"
+    assert config["detail"] == "/links/"
+    assert config["accounts"] == [{"id": account.id, "name": account.name}]
+    # The grid's titles are the export's headers, so that a download reads as the grid does.
+    assert config["titles"]["amount_paid"] == "Amount Paid"
+    assert config["titles"]["merchant_account_id"] == "Merchant Account"
+
+
+def test_a_user_without_a_saved_layout_gets_an_empty_one(signed_in):
+    assert grid_config(signed_in.get(PAGE))["layout"] == {}
+
+
+def test_the_counts_follow_the_search_and_filters(signed_in, new_link):
+    new_link(amount_minor=500)
+    big = [
+        new_link(amount_minor=5_000, status=status)
+        for status in (STATUS_OUTSTANDING, STATUS_PAID, STATUS_CANCELLED)
+    ]
+
+    counts = signed_in.get("/sent/counts", {"filter[amount_min]": "10"}).json
+
+    assert counts == {
+        "all": len(big),
+        "outstanding": 1,
+        "paid": 1,
+        "partially_paid": 0,
+        "cancelled": 1,
+        "expired": 0,
+    }
+
+
+def test_the_counts_refuse_a_wrong_filter_and_need_a_signed_in_user(signed_in, testapp):
+    answer = signed_in.get("/sent/counts", {"filter[amount_min]": "ten"}, status=422)
+    assert answer.json["errors"][0]["field"] == "filter[amount_min]"
+    signed_in.reset()
+    assert signed_in.get("/sent/counts", status="*").status_int in (302, 303, 401, 403)
