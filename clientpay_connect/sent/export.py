@@ -102,6 +102,9 @@ EXPORT_COLUMNS: dict[str, Column] = {
     "emails": Column("Emails", 34, _text(lambda link: ", ".join(link.emails))),
     "amount": Column("Amount", 14, _money(lambda link: link.amount_minor)),
     "amount_paid": Column("Amount Paid", 14, _money(lambda link: link.amount_paid_minor)),
+    "amount_refunded": Column(
+        "Amount Refunded", 14, _money(lambda link: link.amount_refunded_minor)
+    ),
     "currency": Column("Currency", 10, _text(lambda link: link.currency)),
     "created_at": Column("Created", 18, _timestamp("created_at")),
     "sent_at": Column("Sent", 18, _timestamp("sent_at")),

@@ -27,6 +27,7 @@
     { field: "status", filter: "status", visible: true, width: 160 },
     { field: "amount", filter: "amount", visible: true, width: 130 },
     { field: "amount_paid", filter: "amount", visible: true, width: 130 },
+    { field: "amount_refunded", filter: null, visible: false, width: 140, sort: null },
     { field: "due_date", filter: "date", visible: true, width: 150 },
     { field: "created_at", filter: "date", visible: true, width: 150, firstDir: "desc" },
     { field: "emails", filter: "text", visible: true, width: 200 },
