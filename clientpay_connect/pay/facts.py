@@ -16,7 +16,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, bindparam, select
+from sqlalchemy import Connection, and_, bindparam, select
 from sqlalchemy.orm import Session
 
 from clientpay_connect.accounts.models import Firm
@@ -147,7 +147,13 @@ def link_facts(dbsession: Session, token: str) -> LinkFacts | None:
         return None
     # Core rows through the session's own connection (and so its transaction): no ORM
     # objects are wanted, only values.
-    connection = dbsession.connection()
+    return read_link_facts(dbsession.connection(), token)
+
+
+def read_link_facts(connection: Connection, token: str) -> LinkFacts | None:
+    """The same, on ``connection`` as it is (the payment page's read path, readpath.py)."""
+    if not possible_token(token):
+        return None
     row = connection.execute(_FACTS, {"token_hash": sha256_hex(token)}).one_or_none()
     if row is None:
         return None

@@ -33,7 +33,7 @@ from clientpay_connect.links.models import (
 )
 from clientpay_connect.links.services import payment_refusal
 from clientpay_connect.money import format_amount, minor_digits
-from clientpay_connect.pay.facts import LinkFacts, link_facts
+from clientpay_connect.pay.facts import LinkFacts
 from clientpay_connect.pay.i18n import (
     LANG_PARAM,
     LANGUAGE_NAMES,
@@ -49,6 +49,7 @@ from clientpay_connect.pay.interfaces import IPageCache
 from clientpay_connect.pay.models import PAYMENT_SUCCEEDED, Payment
 from clientpay_connect.pay.opens import note_open
 from clientpay_connect.pay.page_cache import CachedPage
+from clientpay_connect.pay.readpath import page_facts
 from clientpay_connect.security import PUBLIC
 from clientpay_connect.throttle.interfaces import IRateLimiter
 
@@ -89,7 +90,7 @@ def _find(request: Request) -> _Lookup | Response:
     key = f"pay-page-miss:{request.client_addr}"
     if not limiter.allowed(limit, key):
         return _unknown(request, status=429)
-    facts = link_facts(request.dbsession, request.matchdict["token"])
+    facts = page_facts(request)
     if facts is None:
         limiter.hit(limit, key)
         return _unknown(request, status=404)
