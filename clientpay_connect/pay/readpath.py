@@ -89,6 +89,17 @@ def page_facts(request: Request) -> LinkFacts | None:
         return read_link_facts(connection, token)
 
 
+def process_service(request: Request, iface: Any) -> Any:
+    """request.find_service(iface) for a service that is one object for the whole process
+    (the rate limiter, the page cache: their factories hand out what the registry holds).
+
+    The factory registered for ``iface`` is found and called as find_service would, but
+    without the request's service container, which pyramid_services builds on a request's
+    first find_service (a registry of its own, the request registered in it, a subscriber
+    notified): on the page that was a quarter of the view's time, for two look-ups."""
+    return request.find_service_factory(iface)(None, request)
+
+
 def includeme(config: Configurator) -> None:
     settings = config.get_settings()
     engine: Engine = config.registry["dbengine"]

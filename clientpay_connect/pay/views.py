@@ -49,7 +49,7 @@ from clientpay_connect.pay.interfaces import IPageCache
 from clientpay_connect.pay.models import PAYMENT_SUCCEEDED, Payment
 from clientpay_connect.pay.opens import note_open
 from clientpay_connect.pay.page_cache import CachedPage
-from clientpay_connect.pay.readpath import page_facts
+from clientpay_connect.pay.readpath import page_facts, process_service
 from clientpay_connect.security import PUBLIC
 from clientpay_connect.throttle.interfaces import IRateLimiter
 
@@ -83,7 +83,7 @@ class _Lookup:
 
 def _find(request: Request) -> _Lookup | Response:
     """The link of this URL, or the page to answer with instead (unknown token, rate limited)."""
-    limiter = request.find_service(IRateLimiter, context=None)
+    limiter = process_service(request, IRateLimiter)
     limit = request.registry.settings["clientpay.limits.token_lookups"]
     # Only misses count, so a payer reloading their own page never uses the allowance up; the
     # check comes before the lookup, so that once over it a guesser learns nothing more.
@@ -171,7 +171,7 @@ def payment_page(request: Request) -> Response:
         note_open(request, found.facts.link_id, found.facts.last_opened_at, now)
     state = found.facts.state(now)
     key = _page_key(request, found, state)
-    cache = request.find_service(IPageCache, context=None)
+    cache = process_service(request, IPageCache)
     page = cache.get(key)
     if page is not None:
         return page.response()
