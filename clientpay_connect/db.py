@@ -98,26 +98,7 @@ sqlite_may_write: contextvars.ContextVar[bool] = contextvars.ContextVar(
 
 
 def _sqlite_on_begin(conn: Any) -> None:
-    if conn.get_execution_options().get(READ_WITHOUT_BEGIN):
-        return
     conn.exec_driver_sql("BEGIN IMMEDIATE" if sqlite_may_write.get() else "BEGIN")
-
-
-# An execution option: the connection's statements each run on their own, without BEGIN.
-READ_WITHOUT_BEGIN = "clientpay_read_without_begin"
-
-
-def autocommit_reads(engine: Engine) -> Engine:
-    """``engine`` (the same pool) for reads that need no transaction: no BEGIN, COMMIT or
-    ROLLBACK is sent, and each statement sees what was committed before it began.
-
-    On PostgreSQL that is the driver's autocommit. On SQLite it is the connection as
-    _sqlite_on_connect leaves it (pysqlite's autocommit), with our BEGIN left out: SQLAlchemy's
-    AUTOCOMMIT level would, on the connection's way back to the pool, hand pysqlite its own
-    transaction handling back, which the recipe above turns off."""
-    if engine.dialect.name == "sqlite":
-        return engine.execution_options(**{READ_WITHOUT_BEGIN: True})
-    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

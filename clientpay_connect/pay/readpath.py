@@ -11,12 +11,12 @@ manager, and this is the only one:
   payment page out (the receipt, the payer's API and every other route keep their
   transaction). request.dbsession cannot be used by such a request: its explicit manager
   has no transaction, so any use fails loudly instead of writing outside one.
-- ``read_connection`` lends a pooled connection in autocommit: on PostgreSQL the statement
-  runs with no BEGIN, COMMIT or ROLLBACK round trip; on SQLite no BEGIN is sent either, and
-  the SELECT is its own implicit deferred read transaction (it takes no write lock, and
-  sees everything committed before it began). One statement reads everything the page
-  shows, so it needs no wider snapshot; a Connect link's invoices (a second statement) are
-  written with the link and never change.
+- ``DriverReads`` runs the compiled statement on a pooled connection in the driver's
+  autocommit: on PostgreSQL with no BEGIN, COMMIT or ROLLBACK round trip; on SQLite no BEGIN
+  is sent either, and the SELECT is its own implicit deferred read transaction (it takes
+  no write lock, and sees everything committed before it began). One statement reads
+  everything the page shows, so it needs no wider snapshot; a Connect link's invoices (a
+  second statement) are written with the link and never change.
 - Every request reads the row again: a link paid, cancelled or expired a moment ago shows
   its closed page on the very next request, whatever the page cache holds (its key is the
   row itself, page_cache.py). Recording the open is not this request's write either: it is
@@ -32,19 +32,17 @@ from typing import Any
 
 from pyramid.config import Configurator
 from pyramid.interfaces import IRoutesMapper
-from pyramid.registry import Registry
 from pyramid.request import Request
 from pyramid_tm import is_tm_active
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Executable
 from sqlalchemy.engine import Engine
 
-from clientpay_connect.db import autocommit_reads
-from clientpay_connect.pay.facts import LinkFacts, link_facts, read_link_facts
+from clientpay_connect.pay.facts import LinkFacts, Run, facts_with, link_facts, read_link_facts
 
 PAGE_ROUTE = "pay.page"
 READ_METHODS = frozenset({"GET", "HEAD"})
-# Where the autocommit view of the app's engine is kept (made once, at start-up).
-READ_ENGINE = "clientpay.pay.read_engine"
+# Where the app's DriverReads is kept (one per process: its compiled statements with it).
+READS = "clientpay.pay.driver_reads"
 
 
 def page_outside_tm(host_hook: Callable[[Request], bool] | None, request: Request) -> bool:
@@ -62,22 +60,6 @@ def _is_payment_page(request: Request) -> bool:
     return route is not None and route.match(request.path_info) is not None
 
 
-@contextmanager
-def read_connection(registry: Registry) -> Iterator[Connection]:
-    """A connection to read the page's row on, outside any transaction of ours.
-
-    The sessions' own bind decides where: normally the app's engine, through its autocommit
-    view (the same pool); when a host (or the test suite) binds every session to one
-    connection, that connection, so that the page sees what its sessions see."""
-    bind = registry["dbsession_factory"].kw.get("bind")
-    if isinstance(bind, Connection):
-        yield bind
-        return
-    engine: Engine = registry[READ_ENGINE]
-    with engine.connect() as connection:
-        yield connection
-
-
 def page_facts(request: Request) -> LinkFacts | None:
     """The facts of the link the page's URL names: on the read path when the transaction
     manager left this request out, else (a host's own activate hook kept it in) through the
@@ -85,8 +67,89 @@ def page_facts(request: Request) -> LinkFacts | None:
     token = request.matchdict["token"]
     if is_tm_active(request):
         return link_facts(request.dbsession, token)
-    with read_connection(request.registry) as connection:
-        return read_link_facts(connection, token)
+    bind = request.registry["dbsession_factory"].kw.get("bind")
+    if isinstance(bind, Connection):
+        # A host (or the test suite) binds every session to one connection: read on it, to
+        # see what those sessions see.
+        return read_link_facts(bind, token)
+    reads: DriverReads = request.registry[READS]
+    with reads.session() as run:
+        return facts_with(run, token)
+
+
+class DriverReads:
+    """Core statements, each compiled once for the engine's dialect, run straight on a pooled
+    DBAPI connection in the driver's autocommit.
+
+    SQLAlchemy's own execution of a cached statement (a Connection, its cache key, an
+    execution context, a Result and Row objects) cost several times the database's work on
+    the page. Here the pool still lends and takes back the connection (pre-ping, reset and
+    invalidation as configured), the SQL and its parameter order come from SQLAlchemy's
+    compiler, and each column's value goes through its type's own result processor, as in
+    any other read; only the per-call machinery is left out. Parameters are passed as they
+    are (no bind processors): for statements whose parameters are plain strings and integers.
+    """
+
+    def __init__(self, engine: Engine):
+        self._engine = engine
+        self._compiled: dict[Executable, _Compiled] = {}
+
+    @contextmanager
+    def session(self) -> Iterator[Run]:
+        """One pooled connection for the statements run in the block, each on its own."""
+        pooled = self._engine.raw_connection()
+        try:
+            driver: Any = pooled.driver_connection
+            # psycopg: no BEGIN before, no ROLLBACK after. (sqlite3 is in autocommit already:
+            # db.py turned its own transaction handling off, and our BEGIN comes from
+            # SQLAlchemy's begin event, which a driver's cursor never fires.)
+            switch = self._engine.dialect.name == "postgresql"
+            if switch:
+                driver.autocommit = True
+            try:
+                yield functools.partial(self._run, pooled)
+            finally:
+                if switch and not driver.closed:
+                    driver.autocommit = False
+        finally:
+            pooled.close()  # back to the pool
+
+    def _run(
+        self, pooled: Any, statement: Executable, params: dict[str, Any]
+    ) -> list[tuple[Any, ...]]:
+        compiled = self._compiled.get(statement)
+        if compiled is None:
+            compiled = self._compiled[statement] = _Compiled(statement, self._engine.dialect)
+        cursor = pooled.cursor()
+        try:
+            cursor.execute(compiled.sql, compiled.parameters(params))
+            return [compiled.values(row) for row in cursor.fetchall()]
+        finally:
+            cursor.close()
+
+
+class _Compiled:
+    def __init__(self, statement: Any, dialect: Any):
+        compiled = statement.compile(dialect=dialect)
+        self.sql: str = compiled.string
+        self._compiled = compiled
+        self._positions: Any = compiled.positiontup
+        self._processors = tuple(
+            column.type.dialect_impl(dialect).result_processor(dialect, None)
+            for column in statement.selected_columns
+        )
+
+    def parameters(self, params: dict[str, Any]) -> Any:
+        values = self._compiled.construct_params(params)
+        if self._positions:
+            return tuple(values[name] for name in self._positions)
+        return values
+
+    def values(self, row: Any) -> tuple[Any, ...]:
+        return tuple(
+            process(value) if process is not None else value
+            for process, value in zip(self._processors, row, strict=True)
+        )
 
 
 def process_service(request: Request, iface: Any) -> Any:
@@ -102,8 +165,7 @@ def process_service(request: Request, iface: Any) -> Any:
 
 def includeme(config: Configurator) -> None:
     settings = config.get_settings()
-    engine: Engine = config.registry["dbengine"]
-    config.registry[READ_ENGINE] = autocommit_reads(engine)
+    config.registry[READS] = DriverReads(config.registry["dbengine"])
     host_hook: Any = config.maybe_dotted(settings.get("tm.activate_hook"))
     # Read by pyramid_tm's tween factory when the app is made, after every includeme.
     settings["tm.activate_hook"] = functools.partial(page_outside_tm, host_hook)

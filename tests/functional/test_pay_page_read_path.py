@@ -23,16 +23,19 @@ from pyramid.request import Request
 from pyramid.router import Router
 from sqlalchemy import event, text
 
+from clientpay_connect.connect.models import LinkInvoice
 from clientpay_connect.db import get_tm_session, utcnow
 from clientpay_connect.links.models import (
+    SOURCE_CONNECT,
     STATUS_CANCELLED,
     STATUS_PAID,
     STATUS_PARTIALLY_PAID,
     STATUS_PROCESSING,
     PaymentLink,
 )
+from clientpay_connect.pay.facts import facts_with, link_facts
 from clientpay_connect.pay.opens import BATCH, OpenBatch
-from clientpay_connect.pay.readpath import page_outside_tm
+from clientpay_connect.pay.readpath import READS, DriverReads, page_outside_tm
 from tests.support.live_server import served_app
 from tests.support.payments import committed_link, committed_opens
 
@@ -68,24 +71,44 @@ def has_form(body: str) -> bool:
 
 @contextmanager
 def watching(app: Router) -> Iterator[dict[str, list[Any]]]:
-    """The statements the app's engine runs meanwhile, and whether each connection that went
-    back to the pool was inside a transaction then (what the pool would have to roll back)."""
+    """The statements the app's connections run meanwhile, and whether each connection that
+    went back to the pool was inside a transaction then (what the pool would roll back).
+
+    On SQLite, every statement the driver runs (its trace callback: BEGIN included, and
+    statements run on the driver's own cursors); on PostgreSQL, those run through
+    SQLAlchemy (psycopg's own BEGIN shows as the transaction state instead)."""
     engine = app.registry["dbengine"]
+    sqlite = engine.dialect.name == "sqlite"
     seen: dict[str, list[Any]] = {"statements": [], "left_in_transaction": []}
 
-    def statement(conn: Any, cursor: Any, sql: str, *args: Any) -> None:
+    def note(sql: str) -> None:
         seen["statements"].append(" ".join(sql.split())[:60])
+
+    def statement(conn: Any, cursor: Any, sql: str, *args: Any) -> None:
+        note(sql)
+
+    def checkout(dbapi_connection: Any, *args: Any) -> None:
+        dbapi_connection.set_trace_callback(note)
+
+    def checkin(dbapi_connection: Any, *args: Any) -> None:
+        if dbapi_connection is not None:
+            dbapi_connection.set_trace_callback(None)
 
     def reset(dbapi_connection: Any, record: Any, state: Any) -> None:
         seen["left_in_transaction"].append(in_transaction(dbapi_connection))
 
-    event.listen(engine, "before_cursor_execute", statement)
-    event.listen(engine, "reset", reset)
+    listeners: list[tuple[str, Any]] = [("reset", reset)]
+    if sqlite:
+        listeners += [("checkout", checkout), ("checkin", checkin)]
+    else:
+        listeners += [("before_cursor_execute", statement)]
+    for name, listener in listeners:
+        event.listen(engine, name, listener)
     try:
         yield seen
     finally:
-        event.remove(engine, "before_cursor_execute", statement)
-        event.remove(engine, "reset", reset)
+        for name, listener in listeners:
+            event.remove(engine, name, listener)
 
 
 def in_transaction(dbapi_connection: Any) -> bool:
@@ -102,10 +125,14 @@ def test_the_page_reads_one_row_and_leaves_no_transaction(served):
     with watching(app) as seen:
         page = requests.get(f"{url}/pay/{token}", timeout=TIMEOUT)
     assert page.status_code == 200 and has_form(page.text)
-    # One SELECT: no BEGIN, COMMIT, ROLLBACK, no write (the open waits for its batch).
-    assert len(seen["statements"]) == 1, seen["statements"]
-    assert seen["statements"][0].upper().startswith("SELECT")
+    # Outside any transaction when it went back to the pool (psycopg: IDLE, no BEGIN sent).
     assert seen["left_in_transaction"] == [False]
+    if app.registry["dbengine"].dialect.name == "sqlite":
+        # One SELECT: no BEGIN, COMMIT, ROLLBACK, no write (the open waits for its batch).
+        assert len(seen["statements"]) == 1, seen["statements"]
+        assert seen["statements"][0].upper().startswith("SELECT")
+    else:
+        assert seen["statements"] == []  # nothing through SQLAlchemy: no session, no BEGIN
 
 
 def test_no_connection_stays_in_a_transaction_after_many_pages(served):
@@ -191,9 +218,14 @@ def test_opens_wait_for_their_batch_and_one_transaction_writes_them(served):
         assert committed_opens(app, link_id) == (None, None)
     with watching(app) as seen:
         assert batch.flush() == 3
-    updates = [sql for sql in seen["statements"] if sql.upper().startswith("UPDATE")]
-    # One executemany of one statement, in one transaction, for all three links.
-    assert len(updates) == 1, seen["statements"]
+    # One transaction for all three links: on SQLite (the driver's trace shows each row of
+    # the executemany) one BEGIN and one COMMIT; on PostgreSQL one executemany of one UPDATE.
+    if app.registry["dbengine"].dialect.name == "sqlite":
+        ends = [sql for sql in seen["statements"] if sql.upper().startswith(("BEGIN", "COMMIT"))]
+        assert ends == ["BEGIN", "COMMIT"], seen["statements"]
+    else:
+        updates = [sql for sql in seen["statements"] if sql.upper().startswith("UPDATE")]
+        assert len(updates) == 1, seen["statements"]
     for link_id, _token in links:
         first, last = committed_opens(app, link_id)
         assert first is not None and first == last
@@ -227,6 +259,53 @@ def test_a_batch_never_moves_an_open_back_nor_first_open(served):
     first, last = committed_opens(app, link_id)
     assert first == earlier
     assert abs((last - now).total_seconds()) < 1
+
+
+def test_the_drivers_read_gives_the_facts_the_session_gives(served):
+    _url, app = served
+    link_id, token = committed_link(
+        app,
+        source=SOURCE_CONNECT,
+        invoice_number="INV-9",
+        invoice_date=dt.date(2026, 3, 1),
+        due_date=dt.date(2026, 4, 1),
+        recipient_name="Dana Client",
+        emails=["dana@example.test"],
+    )
+    opened = utcnow() - dt.timedelta(hours=1)
+    change_link(app, link_id, expires_at=utcnow() + dt.timedelta(days=3), last_opened_at=opened)
+    tm = transaction.TransactionManager(explicit=True)
+    with tm:
+        session = get_tm_session(app.registry["dbsession_factory"], tm)
+        firm_id = session.get(PaymentLink, link_id).firm_id
+        for position, (number, due) in enumerate([("A-1", dt.date(2026, 5, 1)), ("A-2", None)]):
+            session.add(
+                LinkInvoice(
+                    firm_id=firm_id,
+                    link_id=link_id,
+                    position=position,
+                    invoice_id=number,
+                    invoice_number=number,
+                    matter_name="Estate of Doe",
+                    due_on=due,
+                    balance_minor=5_000,
+                    amount_minor=5_000,
+                )
+            )
+    with tm:
+        session = get_tm_session(app.registry["dbsession_factory"], tm)
+        through_session = link_facts(session, token)
+    reads: DriverReads = app.registry[READS]
+    with reads.session() as run:
+        through_driver = facts_with(run, token)
+    assert through_session is not None and len(through_session.invoices) == 2
+    assert through_driver == through_session
+    # Fields left out of the comparison (the page's cache key) must agree too, types and all.
+    assert through_driver.last_opened_at == through_session.last_opened_at
+    assert isinstance(through_driver.invoice_date, dt.date)
+    assert through_driver.expires_at is not None and through_driver.expires_at.tzinfo is not None
+    with reads.session() as run:
+        assert facts_with(run, "x" * 43) is None
 
 
 @pytest.mark.parametrize(

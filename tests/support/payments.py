@@ -67,7 +67,7 @@ def new_link(
     return link, token
 
 
-def committed_link(app: Router, amount_minor: int = 10_000) -> tuple[int, str]:
+def committed_link(app: Router, amount_minor: int = 10_000, **fields: Any) -> tuple[int, str]:
     """A link of a new firm, committed (for an app serving its own database); its id and
     secret token."""
     tm = transaction.TransactionManager(explicit=True)
@@ -77,7 +77,7 @@ def committed_link(app: Router, amount_minor: int = 10_000) -> tuple[int, str]:
         account = MerchantAccount(firm_id=firm.id, name="Operating", kind="operating")
         session.add(account)
         session.flush()
-        link, token = new_link(session, app.registry, account, amount_minor)
+        link, token = new_link(session, app.registry, account, amount_minor, **fields)
         return link.id, token
 
 
