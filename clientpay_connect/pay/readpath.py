@@ -134,9 +134,13 @@ class _Compiled:
         self.sql: str = compiled.string
         self._compiled = compiled
         self._positions: Any = compiled.positiontup
-        self._processors = tuple(
+        processors = [
             column.type.dialect_impl(dialect).result_processor(dialect, None)
             for column in statement.selected_columns
+        ]
+        # Only the columns that have one (dates, times; most are strings and integers).
+        self._processors = tuple(
+            (index, process) for index, process in enumerate(processors) if process is not None
         )
 
     def parameters(self, params: dict[str, Any]) -> Any:
@@ -146,10 +150,10 @@ class _Compiled:
         return values
 
     def values(self, row: Any) -> tuple[Any, ...]:
-        return tuple(
-            process(value) if process is not None else value
-            for process, value in zip(self._processors, row, strict=True)
-        )
+        values = list(row)
+        for index, process in self._processors:
+            values[index] = process(values[index])
+        return tuple(values)
 
 
 def process_service(request: Request, iface: Any) -> Any:
