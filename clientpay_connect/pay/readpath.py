@@ -28,17 +28,18 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from pyramid.config import Configurator
 from pyramid.interfaces import IRoutesMapper
 from pyramid.request import Request
 from pyramid_tm import is_tm_active
-from sqlalchemy import Connection, Executable
+from sqlalchemy import Connection, Executable, create_engine, event
 from sqlalchemy.engine import Engine
 
 from clientpay_connect.pay.facts import LinkFacts, Run, facts_with, link_facts, read_link_facts
 
+T = TypeVar("T")
 PAGE_ROUTE = "pay.page"
 READ_METHODS = frozenset({"GET", "HEAD"})
 # Where the app's DriverReads is kept (one per process: its compiled statements with it).
@@ -73,8 +74,11 @@ def page_facts(request: Request) -> LinkFacts | None:
         # see what those sessions see.
         return read_link_facts(bind, token)
     reads: DriverReads = request.registry[READS]
-    with reads.session() as run:
-        return facts_with(run, token)
+    return reads.read(functools.partial(facts_with, token=token))
+
+
+class DisconnectedError(Exception):
+    """The pooled connection was dead (read again on a new one)."""
 
 
 class DriverReads:
@@ -84,7 +88,7 @@ class DriverReads:
     SQLAlchemy's own execution of a cached statement (a Connection, its cache key, an
     execution context, a Result and Row objects) cost several times the database's work on
     the page. Here the pool still lends and takes back the connection (pre-ping, reset and
-    invalidation as configured), the SQL and its parameter order come from SQLAlchemy's
+    invalidation), the SQL and its parameter order come from SQLAlchemy's
     compiler, and each column's value goes through its type's own result processor, as in
     any other read; only the per-call machinery is left out. Parameters are passed as they
     are (no bind processors): for statements whose parameters are plain strings and integers.
@@ -93,6 +97,37 @@ class DriverReads:
     def __init__(self, engine: Engine):
         self._engine = engine
         self._compiled: dict[Executable, _Compiled] = {}
+
+    @property
+    def engine(self) -> Engine:
+        """The engine whose pool lends the connections."""
+        return self._engine
+
+    @classmethod
+    def for_app(cls, engine: Engine) -> DriverReads:
+        """On PostgreSQL, a pool of the page's own that does not ping each connection before
+        lending it: the app's engine pings (pool_pre_ping), a round trip that cost the page
+        as much as its SELECT. A connection found dead (a restarted server) is dropped with
+        the rest of that pool and the read made once more (``read``). The pool is disposed
+        with the app's engine. SQLite pings nothing: its engine's pool is used as it is."""
+        if engine.dialect.name != "postgresql":
+            return cls(engine)
+        own = create_engine(engine.url, pool_pre_ping=False, pool_size=5, max_overflow=10)
+        event.listen(engine, "engine_disposed", lambda _engine: own.dispose())
+        return cls(own)
+
+    def read(self, work: Callable[[Run], T]) -> T:
+        """``work(run)`` on one pooled connection; once more on a new connection if the first
+        was found dead, as a pool that does not ping finds out."""
+        try:
+            return self._read(work)
+        except DisconnectedError:
+            self._engine.dispose()  # the rest of the pool is as dead: connect afresh
+            return self._read(work)
+
+    def _read(self, work: Callable[[Run], T]) -> T:
+        with self.session() as run:
+            return work(run)
 
     @contextmanager
     def session(self) -> Iterator[Run]:
@@ -111,6 +146,11 @@ class DriverReads:
             finally:
                 if switch and not driver.closed:
                     driver.autocommit = False
+        except self._engine.dialect.loaded_dbapi.Error as error:
+            if not self._engine.dialect.is_disconnect(error, pooled.driver_connection, None):
+                raise
+            pooled.invalidate(error)
+            raise DisconnectedError() from error
         finally:
             pooled.close()  # back to the pool
 
@@ -169,7 +209,7 @@ def process_service(request: Request, iface: Any) -> Any:
 
 def includeme(config: Configurator) -> None:
     settings = config.get_settings()
-    config.registry[READS] = DriverReads(config.registry["dbengine"])
+    config.registry[READS] = DriverReads.for_app(config.registry["dbengine"])
     host_hook: Any = config.maybe_dotted(settings.get("tm.activate_hook"))
     # Read by pyramid_tm's tween factory when the app is made, after every includeme.
     settings["tm.activate_hook"] = functools.partial(page_outside_tm, host_hook)

@@ -36,6 +36,7 @@ from clientpay_connect.links.models import (
 from clientpay_connect.pay.facts import facts_with, link_facts
 from clientpay_connect.pay.opens import BATCH, OpenBatch
 from clientpay_connect.pay.readpath import READS, DriverReads, page_outside_tm
+from tests.support.databases import using_postgresql
 from tests.support.live_server import served_app
 from tests.support.payments import committed_link, committed_opens
 
@@ -77,8 +78,8 @@ def watching(app: Router) -> Iterator[dict[str, list[Any]]]:
     On SQLite, every statement the driver runs (its trace callback: BEGIN included, and
     statements run on the driver's own cursors); on PostgreSQL, those run through
     SQLAlchemy (psycopg's own BEGIN shows as the transaction state instead)."""
-    engine = app.registry["dbengine"]
-    sqlite = engine.dialect.name == "sqlite"
+    engines = {app.registry["dbengine"], app.registry[READS].engine}  # the page's own pool
+    sqlite = app.registry["dbengine"].dialect.name == "sqlite"
     seen: dict[str, list[Any]] = {"statements": [], "left_in_transaction": []}
 
     def note(sql: str) -> None:
@@ -102,13 +103,26 @@ def watching(app: Router) -> Iterator[dict[str, list[Any]]]:
         listeners += [("checkout", checkout), ("checkin", checkin)]
     else:
         listeners += [("before_cursor_execute", statement)]
-    for name, listener in listeners:
-        event.listen(engine, name, listener)
+    for engine in engines:
+        for name, listener in listeners:
+            event.listen(engine, name, listener)
     try:
         yield seen
     finally:
-        for name, listener in listeners:
-            event.remove(engine, name, listener)
+        for engine in engines:
+            for name, listener in listeners:
+                event.remove(engine, name, listener)
+
+
+def backends(app: Router, what: str, which: str) -> Any:
+    """``what`` over the PostgreSQL backends connected to the app's database, ``which`` ones."""
+    with app.registry["dbengine"].connect() as conn:
+        return conn.execute(
+            text(
+                f"SELECT {what} FROM pg_stat_activity"  # noqa: S608 (the test's own text)
+                f" WHERE datname = current_database() AND {which}"
+            )
+        ).scalar()
 
 
 def in_transaction(dbapi_connection: Any) -> bool:
@@ -143,13 +157,7 @@ def test_no_connection_stays_in_a_transaction_after_many_pages(served):
             assert requests.get(f"{url}/pay/{token}", timeout=TIMEOUT).status_code == 200
     assert seen["left_in_transaction"] and not any(seen["left_in_transaction"])
     if app.registry["dbengine"].dialect.name == "postgresql":
-        with app.registry["dbengine"].connect() as conn:
-            idle = conn.execute(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                    " AND state = 'idle in transaction'"
-                )
-            ).scalar()
+        idle = backends(app, "count(*)", "state = 'idle in transaction'")
         assert idle == 0
 
 
@@ -190,6 +198,20 @@ def test_a_change_shows_on_the_very_next_request(served, change):
     after = requests.get(f"{url}/pay/{token}", timeout=TIMEOUT)
     assert after.status_code == 200
     assert not has_form(after.text)
+
+
+@pytest.mark.skipif(
+    not using_postgresql(), reason="PostgreSQL only: the page's own pool that does not ping"
+)
+def test_a_dead_pooled_connection_costs_the_payer_nothing(served):
+    url, app = served
+    _link_id, token = committed_link(app)
+    assert requests.get(f"{url}/pay/{token}", timeout=TIMEOUT).status_code == 200
+    # The server restarted, say: every connection the pools hold is dead.
+    assert backends(app, "count(pg_terminate_backend(pid))", "pid <> pg_backend_pid()")
+    for _ in range(3):
+        page = requests.get(f"{url}/pay/{token}", timeout=TIMEOUT)
+        assert page.status_code == 200 and has_form(page.text)
 
 
 def test_the_page_keeps_its_security_headers(served):
