@@ -32,6 +32,7 @@ def includeme(config: Configurator) -> None:
     config.include(".links")
     config.include(".sent")
     config.include(".reminders")
+    config.include(".notifications")
     config.include(".bulk")
     config.include(".connect")
     config.include(".postings")

@@ -59,9 +59,18 @@ DEFAULTS: dict[str, str] = {
     # No default: an instance names its processor, and only one for development may name the
     # sandbox (pay/__init__.py refuses to start otherwise).
     "clientpay.processor": "",
+    # Those a merchant account may choose (pay/processors.py): the sandbox only on an instance
+    # for development; with clientpay.processor, the default for new accounts.
+    "clientpay.processors": (
+        "clientpay_connect.pay.stripe_processor.StripeProcessor "
+        "clientpay_connect.pay.processor.SandboxProcessor"
+    ),
     "clientpay.development": "false",
     # Empty: Stripe's own API. A test server (localstripe) in the tests.
     "clientpay.stripe.api_base": "",
+    # Where the payer's browser loads Stripe.js from: Stripe's own (Stripe requires it), or,
+    # in the tests, localstripe's stand-in. The payment page's CSP follows it.
+    "clientpay.stripe.js_url": "https://js.stripe.com/v3/",
     "clientpay.stripe.max_network_retries": "2",
     "clientpay.sandbox.delay_ms": "0",
     "clientpay.pay.processing_timeout_seconds": "300",

@@ -3,6 +3,7 @@ X-Frame-Options agreeing with it, a Permissions-Policy, and no-store on whatever
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pyramid.config import Configurator
@@ -54,6 +55,22 @@ def content_security_policy(frame_ancestors: str) -> str:
             f"frame-ancestors {ancestors}",
         ]
     )
+
+
+def widened_policy(frame_ancestors: str, sources: Mapping[str, Iterable[str]]) -> str:
+    """The site's policy with ``sources`` added to their directives: after 'self' where the
+    site's policy has the directive, as a directive of their own where it has none (frame-src
+    then allows only them). For the one page that loads a third party's script or frame."""
+    extra = {name: " ".join(dict.fromkeys(values)) for name, values in sources.items() if values}
+    directives = []
+    for directive in content_security_policy(frame_ancestors).split(";"):
+        directive = directive.strip()
+        name = directive.split(" ", 1)[0]
+        if name in extra:
+            directive = f"{directive} {extra.pop(name)}"
+        directives.append(directive)
+    directives.extend(f"{name} {values}" for name, values in extra.items())
+    return "; ".join(directives)
 
 
 def permissions_policy(*, payment_page: bool) -> str:

@@ -8,6 +8,7 @@ from clientpay_connect.db import Base
 from clientpay_connect.embed.models import EmbedLaunch
 from clientpay_connect.links.models import PaymentLink
 from clientpay_connect.mail.models import OutboxMessage
+from clientpay_connect.notifications.models import NotificationDigest
 from clientpay_connect.pay.models import Payment, SandboxCharge, SandboxToken
 from clientpay_connect.postings.models import Posting, PostingAttempt
 from clientpay_connect.reminders.models import LinkReminder
@@ -25,6 +26,7 @@ __all__ = [
     "LinkInvoice",
     "LinkReminder",
     "MerchantAccount",
+    "NotificationDigest",
     "NotificationRecipient",
     "OutboxMessage",
     "Payment",

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from clientpay_connect.accounts.models import Firm
+from clientpay_connect.accounts.models import Firm, User
 from clientpay_connect.db import Base, UTCDateTime, utcnow
 
 KIND_OPERATING = "operating"
@@ -23,6 +23,9 @@ NOTIFICATION_EVENTS = (
     "link_expired",
     "connection_needs_reauthorization",
     "posting_failed",
+    "reminder_failed",
+    # Not one event but a daily email of the day's payments (clientpay_connect/notifications/).
+    "daily_digest",
 )
 
 DEFAULT_EMAIL_MESSAGE = (
@@ -58,10 +61,19 @@ class NotificationRecipient(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     firm_id: Mapped[int] = mapped_column(ForeignKey("firms.id", ondelete="CASCADE"), index=True)
+    # The address as chosen; for one of the firm's users it follows the user (see user_id).
     email: Mapped[str] = mapped_column(String(254))
     name: Mapped[str] = mapped_column(String(200), default="")
     events: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # One of the firm's users: emailed at the user's current address, and only while the user
+    # is active. Empty for an address outside the firm's users (rows from before users could
+    # be chosen, or a shared mailbox such as accounting@).
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+
+    user: Mapped[User | None] = relationship()
 
 
 class MerchantAccount(Base):

@@ -28,6 +28,7 @@ from clientpay_connect.links.models import (
 from clientpay_connect.mail.models import KIND_LINK
 from clientpay_connect.mail.outbox import queue_email
 from clientpay_connect.money import format_amount
+from clientpay_connect.notifications.services import LinkFacts
 from clientpay_connect.work import Work
 
 
@@ -377,13 +378,14 @@ def _skip_reason(link_id: int, link: PaymentLink | None) -> dict[str, Any]:
     return {"id": link_id, "reason": SKIP_NOT_OUTSTANDING, "status": link.status}
 
 
-def expire_due_links(dbsession: Session, now: dt.datetime) -> int:
-    """Mark outstanding links whose time is up as expired; the number changed.
+def expire_due_links(dbsession: Session, now: dt.datetime) -> list[LinkFacts]:
+    """Mark outstanding links whose time is up as expired; what a notice says of each.
 
     Only ``outstanding`` rows change, in one statement: a link a payer has claimed
-    (``processing``) finishes its payment instead of expiring under them.
+    (``processing``) finishes its payment instead of expiring under them. RETURNING names
+    exactly the rows this statement changed, so a link two runs race for is told of once.
     """
-    result = dbsession.execute(
+    rows = dbsession.execute(
         update(PaymentLink)
         .where(
             PaymentLink.status == STATUS_OUTSTANDING,
@@ -391,9 +393,18 @@ def expire_due_links(dbsession: Session, now: dt.datetime) -> int:
             PaymentLink.expires_at <= now,
         )
         .values(status=STATUS_EXPIRED)
+        .returning(
+            PaymentLink.id,
+            PaymentLink.firm_id,
+            PaymentLink.invoice_number,
+            PaymentLink.recipient_name,
+            PaymentLink.amount_minor,
+            PaymentLink.currency,
+            PaymentLink.expires_at,
+        )
         .execution_options(synchronize_session=False)
-    )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    ).all()
+    return [LinkFacts(*row) for row in rows]
 
 
 def link_json(link: PaymentLink, url: str, balance_link_id: int | None = None) -> dict[str, Any]:

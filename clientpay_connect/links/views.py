@@ -23,6 +23,7 @@ from clientpay_connect.links.forms import (
     check_link_input,
     default_message,
 )
+from clientpay_connect.links.history import link_emails, link_postings
 from clientpay_connect.links.models import (
     EMAIL_FAILED,
     EMAIL_NOT_SENT,
@@ -259,6 +260,9 @@ def link_detail(request: Request) -> dict[str, Any]:
         "invoice_money": lambda minor: display_amount(minor, link.currency),
         "source": source_label(link.source),
         "reminders": sent_reminders(request.dbsession, link.firm_id, link.id),
+        # notify: the client's emails and the postings (links/history.py).
+        "emails": link_emails(request.dbsession, link.firm_id, link.id),
+        "postings": link_postings(request.dbsession, link.firm_id, link.id),
     }
 
 

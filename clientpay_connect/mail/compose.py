@@ -238,6 +238,8 @@ class MailComposer:
             "amount": display_amount(link.amount_due_minor, link.currency),
             "failed_recipients": ", ".join(row.params.get("failed_recipients", [])),
             "attempts": int(row.params.get("attempts", 0)),
+            "error": str(row.params.get("error", "")),
+            "bounced": bool(row.params.get("bounced", False)),
         }
         return _Content(KIND_EMAIL_FAILED, STAFF_LOCALE, context)
 

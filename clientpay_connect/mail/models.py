@@ -24,6 +24,14 @@ KIND_PASSWORD_RESET = "password_reset"  # noqa: S105 (a kind of message)
 # A Smart Reminder: the payment-link email again, with the reminder's own message. A kind of
 # its own, so that sending it leaves the link's first email (its status and sent time) alone.
 KIND_REMINDER = "payment_reminder"
+# How the error of a message the receiving server refused begins (mail/tasks.error_text).
+_REFUSED = "SMTPRecipientsRefused"
+
+
+def is_bounce(status: str, error: str) -> bool:
+    """Failed because the receiving server refused the addresses (what staff call a bounce),
+    rather than because the server could not be reached or the message could not be made."""
+    return status == OUTBOX_FAILED and error.startswith(_REFUSED)
 
 
 class OutboxMessage(Base):

@@ -8,7 +8,6 @@ import zope.sqlalchemy
 from sqlalchemy import JSON, Select, Table, insert, literal, select, update
 from sqlalchemy.orm import Session
 
-from clientpay_connect.admin.models import NotificationRecipient
 from clientpay_connect.db import utcnow
 from clientpay_connect.links.models import EMAIL_FAILED, EMAIL_QUEUED, PaymentLink
 from clientpay_connect.mail.models import (
@@ -18,6 +17,7 @@ from clientpay_connect.mail.models import (
     OUTBOX_PENDING,
     OutboxMessage,
 )
+from clientpay_connect.notifications.recipients import subscribers
 from clientpay_connect.work import Work
 
 DELIVER_JOB = "mail.deliver"
@@ -68,16 +68,30 @@ def queue_email(
 
 
 def queue_firm_notice(
-    work: Work, *, firm_id: int, event: str, subject: str, lines: list[str], path: str
-) -> OutboxMessage:
-    """A notice to the firm's people who chose ``event`` in Notifications (addressed when it
-    is sent), its text in the params, with a link to ``path`` in the app."""
+    work: Work,
+    *,
+    firm_id: int,
+    event: str,
+    subject: str,
+    lines: list[str],
+    path: str,
+    link_id: int | None = None,
+) -> OutboxMessage | None:
+    """A notice to the firm's people who chose ``event`` in Notifications, its text in the
+    params, with a link to ``path`` in the app. Addressed now, in the event's transaction,
+    to the subscribers of that moment; nothing is written when no one subscribes (a row
+    with nowhere to go would only fail in the Outbox). The notifications feature calls this
+    ``notify``."""
+    recipients = subscribers(work.dbsession, firm_id, event)
+    if not recipients:
+        return None
     return queue_email(
         work,
         firm_id=firm_id,
         kind=KIND_FIRM_NOTICE,
-        recipients=[],
-        params={"event": event, "subject": subject, "lines": lines, "path": path},
+        recipients=recipients,
+        link_id=link_id,
+        params={"event": event, "subject": subject, "lines": list(lines), "path": path},
     )
 
 
@@ -125,12 +139,7 @@ def queue_link_emails(
 
 def notification_recipients(dbsession: Session, firm_id: int, event: str) -> list[str]:
     """The addresses of the firm's people who asked to hear of ``event``."""
-    rows = dbsession.execute(
-        select(NotificationRecipient)
-        .where(NotificationRecipient.firm_id == firm_id)
-        .order_by(NotificationRecipient.id)
-    ).scalars()
-    return list(dict.fromkeys(r.email for r in rows if event in (r.events or [])))
+    return subscribers(dbsession, firm_id, event)
 
 
 def firm_message(dbsession: Session, firm_id: int, outbox_id: int) -> OutboxMessage | None:

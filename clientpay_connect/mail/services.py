@@ -8,6 +8,7 @@ import os
 import re
 import smtplib
 import ssl
+import threading
 from typing import Any
 
 from pyramid_mailer.mailer import Mailer
@@ -54,6 +55,22 @@ class _TimedSMTPMailer(SMTPMailer):
     def __init__(self, *, timeout: float, **kwargs: Any):
         super().__init__(**kwargs)
         self.timeout = timeout
+        # The connection of the send under way in this thread (one mailer serves them all).
+        self._sending = threading.local()
+
+    def send(self, fromaddr: Any, toaddrs: Any, message: Any) -> None:
+        """repoze closes the connection only after a successful send: a refusal (a bounced
+        address, a failed login) would leave the socket open, one more per failed message."""
+        self._sending.connection = None
+        try:
+            super().send(fromaddr, toaddrs, message)
+        except BaseException:
+            connection = self._sending.connection
+            if connection is not None:
+                connection.close()
+            raise
+        finally:
+            self._sending.connection = None
 
     def smtp_factory(self) -> smtplib.SMTP:
         connection: smtplib.SMTP
@@ -67,6 +84,7 @@ class _TimedSMTPMailer(SMTPMailer):
         else:
             connection = _SMTP(self.hostname, int(self.port), timeout=self.timeout)
         connection.set_debuglevel(self.debug_smtp)
+        self._sending.connection = connection
         return connection
 
 

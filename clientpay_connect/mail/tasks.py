@@ -47,6 +47,7 @@ from clientpay_connect.mail.models import (
     OUTBOX_SENT,
     OUTBOX_WITHHELD,
     OutboxMessage,
+    is_bounce,
 )
 from clientpay_connect.mail.outbox import (
     DELIVER_JOB,
@@ -57,6 +58,7 @@ from clientpay_connect.mail.outbox import (
     notification_recipients,
     queue_email,
 )
+from clientpay_connect.notifications.services import link_facts, notify_reminder_failed
 from clientpay_connect.work import Work
 
 log = logging.getLogger(__name__)
@@ -209,7 +211,7 @@ def record_failure(
         return SKIPPED
     if gives_up:
         log.warning("outbox %s failed after %d attempt(s): %s", outbox_id, row.attempts, error)
-        _after_giving_up(work, row)
+        _after_giving_up(work, row, error)
         return FAILED
     log.warning(
         "outbox %s attempt %d failed, next at %s: %s",
@@ -222,8 +224,16 @@ def record_failure(
     return RETRY
 
 
-def _after_giving_up(work: Work, row: OutboxMessage) -> None:
-    if row.kind != KIND_LINK or row.link_id is None:
+def _after_giving_up(work: Work, row: OutboxMessage, error: str) -> None:
+    """Tell the firm what a message given up on means for them (in this same transaction):
+    a link's email (the client never got the link) or a reminder's (never reminded)."""
+    if row.link_id is None or row.kind not in (KIND_LINK, KIND_REMINDER):
+        return
+    link = work.dbsession.get(PaymentLink, row.link_id)
+    if link is None:
+        return
+    if row.kind == KIND_REMINDER:
+        notify_reminder_failed(work, row, link_facts(link), error)
         return
     _set_link_email_status(work.dbsession, row.link_id, EMAIL_FAILED)
     staff = notification_recipients(work.dbsession, row.firm_id, NOTICE_EVENTS[KIND_EMAIL_FAILED])
@@ -234,7 +244,12 @@ def _after_giving_up(work: Work, row: OutboxMessage) -> None:
             kind=KIND_EMAIL_FAILED,
             recipients=staff,
             link_id=row.link_id,
-            params={"failed_recipients": list(row.recipients), "attempts": row.attempts},
+            params={
+                "failed_recipients": list(row.recipients),
+                "attempts": row.attempts,
+                "error": error,
+                "bounced": is_bounce(OUTBOX_FAILED, error),
+            },
         )
 
 

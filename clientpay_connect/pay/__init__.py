@@ -4,6 +4,7 @@ from typing import Any
 from pyramid.config import Configurator
 
 from clientpay_connect.config import UnsafeSettings, as_bool, named
+from clientpay_connect.pay import processors
 from clientpay_connect.pay.interfaces import ICaptchaVerifier, IPageCache, IPaymentProcessor
 from clientpay_connect.pay.processor import SandboxProcessor
 from clientpay_connect.pay.stripe_processor import StripeProcessor
@@ -12,20 +13,28 @@ from clientpay_connect.pay.stripe_processor import StripeProcessor
 def includeme(config: Configurator) -> None:
     """Routes, services, views and the resolver job of this feature."""
     settings = config.get_settings()
-    processor_class = processor_class_of(config, settings)
-    # One instance for requests (through the service) and jobs (through the registry) alike.
-    config.registry["clientpay.processor"] = processor_class.from_settings(
-        settings, config.registry
-    )
-    config.register_service_factory(processor_class.create_service, IPaymentProcessor)
+    default_class = processor_class_of(config, settings)
+    # One instance of each for requests (through the service) and jobs (through the
+    # registry) alike; each merchant account names the one it pays through.
+    offered = {
+        cls.name: cls.from_settings(settings, config.registry)
+        for cls in processors.offered_classes(config, settings, default_class)
+    }
+    config.registry[processors.PROCESSORS_KEY] = offered
+    config.registry["clientpay.processor"] = offered[default_class.name]
+    config.register_service_factory(default_class.create_service, IPaymentProcessor)
+    for name, processor in offered.items():
+        config.register_service_factory(
+            type(processor).create_service, IPaymentProcessor, name=name
+        )
     config.add_route("pay.api", "/api/v1/pay/{token}")
     config.scan(".api")
-    if issubclass(processor_class, SandboxProcessor):
+    if SandboxProcessor.name in offered:
         # A real processor tokenizes on its own servers; only the sandbox does it here (and
-        # processor_class_of let it through only on an instance for development).
+        # it is offered only on an instance for development).
         config.add_route("pay.sandbox_tokens", "/sandbox/tokens")
         config.scan(".sandbox_api")
-    if issubclass(processor_class, StripeProcessor):
+    if StripeProcessor.name in offered:
         config.add_route("pay.stripe_webhook", "/webhooks/stripe/{merchant_account_id}")
         config.scan(".stripe_webhooks")
     config.scan(".tasks")
@@ -46,7 +55,8 @@ def includeme(config: Configurator) -> None:
 
 
 def processor_class_of(config: Configurator, settings: Mapping[str, Any]) -> Any:
-    """The configured processor's class. Start-up stops (fails closed) when none is named, or
+    """The class of the instance's default processor (``clientpay.processor``; new merchant
+    accounts start on it). Start-up stops (fails closed) when none is named, or
     when the sandbox, which takes test numbers for real invoices and moves no money, is
     named on an instance that does not say it is for development."""
     dotted = str(settings.get("clientpay.processor") or "").strip()

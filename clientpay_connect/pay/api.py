@@ -21,10 +21,10 @@ from clientpay_connect.admin.models import FirmSettings
 from clientpay_connect.api.errors import ApiError, conflict, error_response
 from clientpay_connect.crypto import sha256_hex
 from clientpay_connect.db import utcnow
-from clientpay_connect.links.models import STATUS_EXPIRED, STATUS_PROCESSING
+from clientpay_connect.links.models import STATUS_EXPIRED, STATUS_PROCESSING, PaymentLink
 from clientpay_connect.links.services import is_past_expiry
 from clientpay_connect.money import format_amount
-from clientpay_connect.pay import services
+from clientpay_connect.pay import processors, services
 from clientpay_connect.pay.interfaces import (
     CaptchaFailed,
     IdempotencyKeyReused,
@@ -70,9 +70,15 @@ def show_link(request: Request) -> dict[str, Any]:
         "due_date": link.due_date.isoformat() if link.due_date else None,
         "disclaimer": settings.disclaimer if settings is not None else "",
         # No method while the account takes no payments: the page then offers none either.
-        "methods": link.merchant_account.methods if link.account_active else [],
+        "methods": link.merchant_account.methods if _takes_payments(request, link) else [],
         "recaptcha_site_key": settings.recaptcha_site_key if recaptcha and settings else None,
     }
+
+
+def _takes_payments(request: Request, link: PaymentLink) -> bool:
+    """Whether the link's account is in use, on a processor this instance offers."""
+    account = link.merchant_account
+    return link.account_active and processors.offers(request.registry, account.processor)
 
 
 def _limit_pay_attempts(request: Request) -> None:
@@ -100,6 +106,7 @@ def submit_payment(request: Request) -> Response:
         body=request.openapi_validated.body,
         idempotency_key=request.headers["Idempotency-Key"],
         client_addr=request.client_addr,
+        user_agent=request.user_agent or "",
     )
     payment = services.submit_payment(Work.from_request(request), submission)
     return _json(*services.payment_answer(payment))

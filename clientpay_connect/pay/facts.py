@@ -67,6 +67,9 @@ class LinkFacts:
     firm_email: str = ""
     # The account's Stripe publishable key: a pk_test_ one means no money moves (Test mode).
     publishable_key: str = ""
+    # The processor the account pays through (pay/processors.py: the page offers its fields
+    # only while this instance offers it).
+    processor: str = ""
     # When the payer last opened the page (pay/opens.py decides from it whether to record this
     # open). Not part of the page's cache key: the page does not show it, and with it every
     # recorded open would make the next view render the page afresh.
@@ -112,6 +115,7 @@ _FACTS = (
         FirmSettings.reply_to_email,
         MerchantAccount.stripe_publishable_key,
         PaymentLink.last_opened_at,
+        MerchantAccount.processor,
     )
     .join(Firm, Firm.id == PaymentLink.firm_id)
     # Both joins also on the firm: a link never shows another firm's account or settings.
@@ -124,7 +128,7 @@ _FACTS = (
     )
     .outerjoin(FirmSettings, FirmSettings.firm_id == PaymentLink.firm_id)
     # One statement object for every request: SQLAlchemy then reuses its compiled form and
-    # result map as they are, where a statement built per call has its 24 columns matched
+    # result map as they are, where a statement built per call has its 27 columns matched
     # against the cached ones each time (a third of the request).
     .where(PaymentLink.token_hash == bindparam("token_hash"))
 )
@@ -210,6 +214,7 @@ def _facts_of(row: Any, invoices: tuple[InvoiceLine, ...]) -> LinkFacts:
         reply_to_email,
         publishable_key,
         last_opened_at,
+        processor,
     ) = row
     methods = (METHOD_CARD,) * bool(accepts_card) + (METHOD_ECHECK,) * bool(accepts_echeck)
     return LinkFacts(
@@ -237,5 +242,6 @@ def _facts_of(row: Any, invoices: tuple[InvoiceLine, ...]) -> LinkFacts:
         invoices=invoices,
         firm_email=reply_to_email or "",
         publishable_key=publishable_key or "",
+        processor=processor or "",
         last_opened_at=last_opened_at,
     )

@@ -5,9 +5,21 @@ class IPaymentProcessor(Interface):
     name = Attribute("The processor's name as stored on merchant accounts, e.g. 'sandbox'.")
 
     def charge(
-        token, amount_minor, currency, idempotency_key, allowed_methods, account=None, metadata=None
+        token,
+        amount_minor,
+        currency,
+        idempotency_key,
+        allowed_methods,
+        account=None,
+        metadata=None,
+        acceptance=None,
     ):
         """Charge once per idempotency_key; return a ChargeResult, or raise Declined.
+
+        A ChargeResult that is not ``settled`` is a charge accepted whose money is still on
+        its way (a bank debit): ``lookup`` tells later whether it succeeded or was returned.
+        ``acceptance`` (an OnlineAcceptance: the payer's IP address and user agent) is the
+        payer's authorization, which a bank debit's mandate records.
 
         ``account`` (a ProcessorAccount) is the merchant account paid, with its own keys at a
         processor that has some (Stripe; the sandbox has none); ``metadata`` (names to short

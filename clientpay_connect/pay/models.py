@@ -11,6 +11,8 @@ from clientpay_connect.db import Base, UTCDateTime, utcnow
 from clientpay_connect.links.models import PaymentLink
 
 PAYMENT_PENDING = "pending"
+# Accepted by the processor, the money still on its way (a bank debit clears in days).
+PAYMENT_PROCESSING = "processing"
 PAYMENT_SUCCEEDED = "succeeded"
 PAYMENT_FAILED = "failed"
 
@@ -49,6 +51,9 @@ class Payment(Base):
     request_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # What we send the processor as its idempotency key: one per attempt, never reused.
     processor_key: Mapped[str] = mapped_column(String(64), unique=True)
+    # The processor that charged it (a merchant account's may change since): the one asked
+    # to settle it. Empty on payments made before it was kept: their account's processor.
+    processor: Mapped[str] = mapped_column(String(32), default="", server_default="")
     processor_ref: Mapped[str] = mapped_column(String(100), default="")
     failure_code: Mapped[str] = mapped_column(String(64), default="")
     failure_message: Mapped[str] = mapped_column(Text, default="")

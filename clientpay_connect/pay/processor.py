@@ -38,6 +38,18 @@ class ChargeResult:
     last4: str
     amount_minor: int
     currency: str
+    # False while the money is still on its way: a bank debit (ACH) is accepted at once but
+    # clears, or is returned, days later. Such a payment is not paid until it settles.
+    settled: bool = True
+
+
+@dataclass(frozen=True)
+class OnlineAcceptance:
+    """The payer's authorization of a debit, given on our page: a bank debit's mandate
+    records where from (Stripe requires both for ACH)."""
+
+    ip_address: str
+    user_agent: str
 
 
 @dataclass(frozen=True)
@@ -77,6 +89,7 @@ class Processor(Protocol):
         allowed_methods: Collection[str],
         account: ProcessorAccount | None = None,
         metadata: Mapping[str, str] | None = None,
+        acceptance: OnlineAcceptance | None = None,
     ) -> ChargeResult: ...
 
     def lookup(
@@ -91,6 +104,13 @@ DECLINE_MESSAGES: dict[str, str] = {
     "incorrect_cvc": "Your card's security code is incorrect.",
     "processing_error": "An error occurred while processing your card. Please try again.",
     "account_closed": "The bank account is closed.",
+    "no_account": "The bank could not find this account. Check the account number.",
+    "debit_not_authorized": "The bank refused the debit: the account holder did not authorize it.",
+    "invalid_currency": "The bank account cannot be debited in this currency.",
+    "bank_account_unverified": (
+        "This bank account has to be verified before it can be debited. Please pay by card, "
+        "or contact the firm."
+    ),
     "method_not_accepted": "This payment method is not accepted for this invoice.",
     "invalid_payment_token": (
         "The payment details have expired or were already used. Please enter them again."
@@ -113,8 +133,12 @@ CARD_OUTCOMES: dict[str, str] = {
     "4000000000000507": OUTCOME_ANSWER_LOST,
     "4000000000000515": OUTCOME_UNREACHABLE,
 }
+# Stripe's test bank accounts and the ACH return each ends in (a bank debit's decline).
 BANK_OUTCOMES: dict[tuple[str, str], str] = {
-    ("110000000", "000111111116"): "account_closed",
+    ("110000000", "000111111116"): "no_account",
+    ("110000000", "000111111113"): "account_closed",
+    ("110000000", "000222222227"): "insufficient_funds",
+    ("110000000", "000333333335"): "debit_not_authorized",
 }
 ACCOUNT_TYPES = ("checking", "savings")
 
@@ -241,6 +265,8 @@ class SandboxProcessor:
     """A processor that charges nobody: outcomes follow the test numbers it tokenized."""
 
     name = "sandbox"
+    # It marks invoices paid without moving money: offered only on an instance for development.
+    development_only = True
 
     def __init__(self, session_factory: sessionmaker[Session], delay_ms: int = 0):
         self.session_factory = session_factory
@@ -252,7 +278,7 @@ class SandboxProcessor:
 
     @classmethod
     def create_service(cls, context: Any, request: Any) -> SandboxProcessor:
-        processor: SandboxProcessor = request.registry["clientpay.processor"]
+        processor: SandboxProcessor = request.registry["clientpay.processors"][cls.name]
         return processor
 
     @contextmanager
@@ -284,8 +310,9 @@ class SandboxProcessor:
         allowed_methods: Collection[str],
         account: ProcessorAccount | None = None,
         metadata: Mapping[str, str] | None = None,
+        acceptance: OnlineAcceptance | None = None,
     ) -> ChargeResult:
-        # The sandbox has one ledger for every account, and keeps no metadata.
+        # The sandbox has one ledger for every account, and keeps no metadata or mandate.
         if self.delay_ms:
             # The network round trip of a real processor; it widens every race window.
             time.sleep(self.delay_ms / 1000)

@@ -42,7 +42,9 @@ def create_token(request: Request) -> dict[str, Any]:
         details = read_details(_body(request), utcnow().date())
     except InvalidDetails as exc:
         raise FieldErrors(exc.errors) from None
-    processor: SandboxProcessor = request.find_service(IPaymentProcessor)
+    processor: SandboxProcessor = request.find_service(
+        IPaymentProcessor, name=SandboxProcessor.name
+    )
     token = processor.tokenize(details)
     return {
         "token": token,

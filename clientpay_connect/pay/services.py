@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from clientpay_connect.accounts.services import is_valid_email, normalize_email
-from clientpay_connect.admin.models import FirmSettings, MerchantAccount, NotificationRecipient
+from clientpay_connect.admin.models import FirmSettings, MerchantAccount
 from clientpay_connect.crypto import sha256_hex
 from clientpay_connect.db import utcnow
 from clientpay_connect.links import services as links
@@ -33,6 +33,9 @@ from clientpay_connect.links.models import (
 from clientpay_connect.mail.models import KIND_PAYMENT_NOTICE, KIND_RECEIPT
 from clientpay_connect.mail.outbox import queue_email
 from clientpay_connect.money import AmountError, format_amount, parse_amount
+from clientpay_connect.notifications.recipients import subscribers
+from clientpay_connect.notifications.services import link_facts, notify_payment_failed
+from clientpay_connect.pay import processors
 from clientpay_connect.pay.interfaces import (
     CaptchaFailed,
     ICaptchaVerifier,
@@ -47,17 +50,20 @@ from clientpay_connect.pay.interfaces import (
 from clientpay_connect.pay.models import (
     PAYMENT_FAILED,
     PAYMENT_PENDING,
+    PAYMENT_PROCESSING,
     PAYMENT_SUCCEEDED,
     Payment,
 )
 from clientpay_connect.pay.processor import (
     ChargeResult,
     Declined,
+    OnlineAcceptance,
     Processor,
     ProcessorAccount,
     ProcessorUnavailable,
     SandboxProcessor,
 )
+from clientpay_connect.pay.processors import ProcessorNotOffered, not_offered_reason
 from clientpay_connect.postings.services import create_posting_for_payment
 from clientpay_connect.work import Work
 
@@ -69,6 +75,10 @@ RECEIPT_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"  # base32: no 0/1/8/9 to m
 NOTICE_EVENT = "payment_received"
 # The failure code of a payment the processor never heard of (the resolver's verdict).
 NOT_CHARGED = "not_charged"
+# The refusal of a link whose merchant account's processor this instance does not offer.
+REFUSED_PROCESSOR_NOT_OFFERED = "processor_not_offered"
+# A payment the processor has not settled yet: the one a link's claim waits on.
+UNSETTLED = (PAYMENT_PENDING, PAYMENT_PROCESSING)
 
 
 @dataclass(frozen=True)
@@ -156,8 +166,10 @@ def start_payment(
     attempt: Attempt,
     idempotency_key: str,
     request_hash: str,
+    processor: str = "",
 ) -> Payment | None:
-    """Claim the link and record a pending payment; None if another payer holds the link."""
+    """Claim the link and record a pending payment (to be charged through ``processor``);
+    None if another payer holds the link."""
     if not links.claim(dbsession, link.id):
         return None
     payment = Payment(
@@ -170,6 +182,7 @@ def start_payment(
         payer_email=attempt.payer_email,
         idempotency_key=idempotency_key,
         request_hash=request_hash,
+        processor=processor,
         # Ours, not the payer's: a payer could reuse a key across links, the processor must not.
         processor_key="pk_" + secrets.token_hex(24),
         created_at=utcnow(),
@@ -188,6 +201,8 @@ class Submission:
     body: Mapping[str, Any]
     idempotency_key: str
     client_addr: str | None
+    # The payer's browser, for a bank debit's mandate (with client_addr).
+    user_agent: str = ""
 
 
 def submit_payment(work: Work, submission: Submission) -> Payment:
@@ -209,18 +224,22 @@ def submit_payment(work: Work, submission: Submission) -> Payment:
     if earlier is not None:
         return earlier
     _refuse_unpayable(work, link)
+    processor = _offered_processor(work, link)
     attempt = read_attempt(submission.body, link)
     # Read before any commit below: the link is detached once its transaction ends.
     methods, currency = link.merchant_account.methods, link.currency
     account = processor_account(work, link.merchant_account)
     _check_captcha(work, link, submission)
-    payment = start_payment(dbsession, link, attempt, key, request_hash)
+    payment = start_payment(dbsession, link, attempt, key, request_hash, processor)
     if payment is None:
         return _lost_the_claim(dbsession, link.id, key, request_hash)
     payment_id, processor_key = payment.id, payment.processor_key
     metadata = {"firm": str(link.firm_id), "link": str(link.id), "payment": str(payment_id)}
     work.checkpoint()
-    charge = Charge(processor_key, attempt, currency, methods, account, metadata)
+    acceptance = OnlineAcceptance(submission.client_addr or "", submission.user_agent)
+    charge = Charge(
+        processor, processor_key, attempt, currency, methods, account, metadata, acceptance
+    )
     return _charge(work, payment_id, charge)
 
 
@@ -263,6 +282,21 @@ def _refuse_unpayable(work: Work, link: PaymentLink) -> None:
     raise LinkNotPayable(link.status)
 
 
+def _offered_processor(work: Work, link: PaymentLink) -> str:
+    """The name of the processor the link's merchant account pays through; LinkNotPayable
+    (nothing charged) when this instance does not offer it: the sandbox, on an instance that
+    is not for development, must never mark a real invoice paid."""
+    name = link.merchant_account.processor
+    if not processors.offers(work.registry, name):
+        log.warning("merchant account %s: %s", link.merchant_account_id, not_offered_reason(name))
+        raise LinkNotPayable(
+            link.status,
+            REFUSED_PROCESSOR_NOT_OFFERED,
+            f"This link cannot be paid online. Please contact {link.firm.name}.",
+        )
+    return name
+
+
 def _check_captcha(work: Work, link: PaymentLink, submission: Submission) -> None:
     settings = work.dbsession.get(FirmSettings, link.firm_id)
     if settings is None or not settings.recaptcha_enabled:
@@ -288,18 +322,20 @@ def _lost_the_claim(dbsession: Session, link_id: int, key: str, request_hash: st
 
 @dataclass(frozen=True)
 class Charge:
-    """What the processor is asked to charge for one attempt."""
+    """What the processor (by name) is asked to charge for one attempt."""
 
+    processor: str
     processor_key: str
     attempt: Attempt
     currency: str
     allowed_methods: list[str]
     account: ProcessorAccount
     metadata: dict[str, str]
+    acceptance: OnlineAcceptance | None = None
 
 
 def _charge(work: Work, payment_id: int, charge: Charge) -> Payment:
-    processor = work.find_service(IPaymentProcessor)
+    processor = work.find_service(IPaymentProcessor, name=charge.processor)
     try:
         result = processor.charge(
             charge.attempt.payment_token,
@@ -309,14 +345,48 @@ def _charge(work: Work, payment_id: int, charge: Charge) -> Payment:
             charge.allowed_methods,
             account=charge.account,
             metadata=charge.metadata,
+            acceptance=charge.acceptance,
         )
     except Declined as declined:
-        return fail_payment(work.dbsession, payment_id, declined.code, declined.message)
+        return fail_payment(work, payment_id, declined.code, declined.message)
     except ProcessorUnavailable as unavailable:
         # The link stays claimed: only the resolver job, asking the processor later, may
         # decide whether it was paid.
         raise PaymentOutcomeUnknown(payment_id) from unavailable
-    return complete_payment(work, payment_id, result)
+    return record_result(work, payment_id, result)
+
+
+def record_result(work: Work, payment_id: int, result: ChargeResult) -> Payment:
+    """Record what the processor answered: a settled charge completes the payment, one
+    whose money is still on its way (a bank debit) leaves it processing."""
+    if result.settled:
+        return complete_payment(work, payment_id, result)
+    return accept_payment(work.dbsession, payment_id, result)
+
+
+def accept_payment(dbsession: Session, payment_id: int, result: ChargeResult) -> Payment:
+    """The processor took a bank debit that clears in days: the payment is processing, and
+    the link stays claimed (not paid, not payable) until the processor settles it.
+
+    No receipt yet: a payer is told "processing" and gets the receipt when it succeeds.
+    """
+    dbsession.execute(
+        update(Payment)
+        .where(Payment.id == payment_id, Payment.status == PAYMENT_PENDING)
+        .values(status=PAYMENT_PROCESSING, **_charged_with(result))
+        .execution_options(synchronize_session=False)
+    )
+    return _reload(dbsession, payment_id)
+
+
+def _charged_with(result: ChargeResult) -> dict[str, str]:
+    """What a payment keeps of how it was charged (never the card or account number)."""
+    return {
+        "method": result.method,
+        "brand": result.brand,
+        "last4": result.last4,
+        "processor_ref": result.reference,
+    }
 
 
 def new_receipt_number() -> str:
@@ -333,15 +403,12 @@ def complete_payment(work: Work, payment_id: int, result: ChargeResult) -> Payme
     dbsession = work.dbsession
     won = dbsession.execute(
         update(Payment)
-        .where(Payment.id == payment_id, Payment.status == PAYMENT_PENDING)
+        .where(Payment.id == payment_id, Payment.status.in_(UNSETTLED))
         .values(
             status=PAYMENT_SUCCEEDED,
-            method=result.method,
-            brand=result.brand,
-            last4=result.last4,
-            processor_ref=result.reference,
             receipt_number=new_receipt_number(),
             completed_at=now,
+            **_charged_with(result),
         )
         .execution_options(synchronize_session=False)
     )
@@ -374,11 +441,13 @@ def _mark_paid(dbsession: Session, payment: Payment, now: dt.datetime) -> None:
         )
 
 
-def fail_payment(dbsession: Session, payment_id: int, code: str, message: str) -> Payment:
-    """Record a refusal: the payment fails and the link is payable again."""
+def fail_payment(work: Work, payment_id: int, code: str, message: str) -> Payment:
+    """Record a refusal: the payment fails and the link is payable again; the firm's
+    recipients of "payment failed" are told (once: only the writer that won)."""
+    dbsession = work.dbsession
     won = dbsession.execute(
         update(Payment)
-        .where(Payment.id == payment_id, Payment.status == PAYMENT_PENDING)
+        .where(Payment.id == payment_id, Payment.status.in_(UNSETTLED))
         .values(
             status=PAYMENT_FAILED,
             failure_code=code,
@@ -390,6 +459,7 @@ def fail_payment(dbsession: Session, payment_id: int, code: str, message: str) -
     payment = _reload(dbsession, payment_id)
     if won.rowcount == 1:  # type: ignore[attr-defined]
         links.release(dbsession, payment.link_id)
+        notify_payment_failed(work, payment, link_facts(payment.link))
     return payment
 
 
@@ -416,13 +486,7 @@ def _queue_payment_emails(work: Work, payment: Payment) -> None:
 
 
 def notice_recipients(dbsession: Session, firm_id: int) -> list[str]:
-    rows = dbsession.execute(
-        select(NotificationRecipient)
-        .where(NotificationRecipient.firm_id == firm_id)
-        .order_by(NotificationRecipient.id)
-    ).scalars()
-    # Filtered here rather than in SQL: JSON containment is spelled differently per database.
-    return [row.email for row in rows if NOTICE_EVENT in (row.events or [])]
+    return subscribers(dbsession, firm_id, NOTICE_EVENT)
 
 
 def payment_answer(payment: Payment) -> tuple[int, dict[str, Any]]:
@@ -433,15 +497,9 @@ def payment_answer(payment: Payment) -> tuple[int, dict[str, Any]]:
     """
     if payment.status == PAYMENT_SUCCEEDED:
         return 201, {
-            "payment_id": payment.id,
-            "status": PAYMENT_SUCCEEDED,
-            "amount": format_amount(payment.amount_minor, payment.currency),
-            "currency": payment.currency,
+            **_charged_answer(payment),
             "receipt_number": payment.receipt_number,
             "link_status": paid_status(payment.link.amount_minor, payment.amount_minor),
-            "method": payment.method,
-            "brand": payment.brand,
-            "last4": payment.last4,
         }
     if payment.status == PAYMENT_FAILED:
         return 402, {
@@ -452,6 +510,15 @@ def payment_answer(payment: Payment) -> tuple[int, dict[str, Any]]:
             # A refused payment gave the link back.
             "link_status": STATUS_OUTSTANDING,
         }
+    if payment.status == PAYMENT_PROCESSING:
+        return 202, {
+            **_charged_answer(payment),
+            "link_status": STATUS_PROCESSING,
+            "message": (
+                "Your bank payment has been submitted and is processing. Bank payments take "
+                "a few business days to clear; we will email your receipt when it does."
+            ),
+        }
     return 409, {
         "error": "payment_in_progress",
         "message": "This payment is still being processed. Please wait a moment and reload.",
@@ -461,26 +528,43 @@ def payment_answer(payment: Payment) -> tuple[int, dict[str, Any]]:
     }
 
 
+def _charged_answer(payment: Payment) -> dict[str, Any]:
+    """What a payer is told of a charge the processor took (succeeded, or still clearing)."""
+    return {
+        "payment_id": payment.id,
+        "status": payment.status,
+        "amount": format_amount(payment.amount_minor, payment.currency),
+        "currency": payment.currency,
+        "method": payment.method,
+        "brand": payment.brand,
+        "last4": payment.last4,
+    }
+
+
 def settle_from_processor(
-    work: Work, payment_id: int, processor_key: str, account: ProcessorAccount
+    work: Work, payment_id: int, processor_key: str, account: ProcessorAccount, processor_name: str
 ) -> Payment:
     """Settle a pending payment by what the processor says became of its charge (for the
     resolver, and Stripe's webhooks): succeeded, declined, or never made (nothing charged).
-    Raises ProcessorUnavailable while the processor cannot tell. Called outside any
-    transaction of ours; settling twice (the resolver and a webhook) writes once."""
-    processor: Processor = work.find_service(IPaymentProcessor)
+    A bank debit still clearing leaves it processing. Raises ProcessorUnavailable while the
+    processor cannot tell. Called outside any transaction of ours; settling twice (the
+    resolver and a webhook) writes once. ``processor_name`` is the processor that charged it;
+    ProcessorNotOffered if this instance no longer offers it."""
+    if not processors.offers(work.registry, processor_name):
+        raise ProcessorNotOffered(processor_name)
+    processor: Processor = work.find_service(IPaymentProcessor, name=processor_name)
     try:
         result = processor.lookup(processor_key, account=account)
     except Declined as declined:
-        return fail_payment(work.dbsession, payment_id, declined.code, declined.message)
+        return fail_payment(work, payment_id, declined.code, declined.message)
     if result is None:
         return fail_payment(
-            work.dbsession,
+            work,
             payment_id,
             NOT_CHARGED,
             "The payment did not reach the processor; nothing was charged.",
         )
-    return complete_payment(work, payment_id, result)
+    return record_result(work, payment_id, result)
 
 
 @dataclass(frozen=True)
@@ -489,15 +573,21 @@ class StuckPayment:
     payment_id: int | None
     processor_key: str | None
     merchant_account_id: int
+    # Empty on payments made before it was kept: the merchant account's processor's.
+    processor: str | None
 
 
 def stuck_payments(dbsession: Session, started_before: dt.datetime) -> list[StuckPayment]:
     """Links claimed before ``started_before`` and still processing, with their pending payment."""
     rows = dbsession.execute(
-        select(PaymentLink.id, Payment.id, Payment.processor_key, PaymentLink.merchant_account_id)
-        .outerjoin(
-            Payment, (Payment.link_id == PaymentLink.id) & (Payment.status == PAYMENT_PENDING)
+        select(
+            PaymentLink.id,
+            Payment.id,
+            Payment.processor_key,
+            PaymentLink.merchant_account_id,
+            Payment.processor,
         )
+        .outerjoin(Payment, (Payment.link_id == PaymentLink.id) & Payment.status.in_(UNSETTLED))
         .where(
             PaymentLink.status == STATUS_PROCESSING,
             (PaymentLink.processing_started_at < started_before)

@@ -7,6 +7,10 @@ be asked "what became of the charge with this idempotency key", so the record, c
 before the confirmation is sent, is how ``lookup`` (the resolver) finds the PaymentIntent.
 
 Each merchant account has its own Stripe account and keys: a client is made per secret key.
+
+A US bank account (eCheck, ACH) is confirmed with the payer's mandate (accepted online, from
+their IP address and user agent) and then stays ``processing`` for days: the charge answers
+a result that is not ``settled``, and Stripe's webhook (or the resolver) settles it later.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from clientpay_connect.pay.models import StripeIntent
 from clientpay_connect.pay.processor import (
     ChargeResult,
     Declined,
+    OnlineAcceptance,
     ProcessorAccount,
     ProcessorUnavailable,
 )
@@ -43,7 +48,13 @@ OUR_DECLINE_CODES = (
     "expired_card",
     "incorrect_cvc",
     "processing_error",
+    # ACH returns, named by Stripe as the banks report them.
+    "account_closed",
+    "no_account",
+    "debit_not_authorized",
+    "invalid_currency",
 )
+BANK_DEBIT = "us_bank_account"
 # A PaymentIntent in one of these was never (and now can never be) charged.
 NEVER_CHARGED = ("requires_confirmation", "requires_action", "canceled")
 
@@ -91,7 +102,7 @@ class StripeProcessor:
 
     @classmethod
     def create_service(cls, context: Any, request: Any) -> StripeProcessor:
-        processor: StripeProcessor = request.registry["clientpay.processor"]
+        processor: StripeProcessor = request.registry["clientpay.processors"][cls.name]
         return processor
 
     def client(self, account: ProcessorAccount | None) -> stripe.StripeClient:
@@ -132,6 +143,7 @@ class StripeProcessor:
         allowed_methods: Collection[str],
         account: ProcessorAccount | None = None,
         metadata: Mapping[str, str] | None = None,
+        acceptance: OnlineAcceptance | None = None,
     ) -> ChargeResult:
         client = self.client(account)
         with _unavailable_on_outage():
@@ -145,7 +157,7 @@ class StripeProcessor:
                 )
             intent = client.v1.payment_intents.retrieve(intent_id)
             if intent.status == "requires_confirmation":
-                intent = self._confirm(client, intent_id)
+                intent = self._confirm(client, intent_id, confirmation(intent, acceptance))
             return self._answer(client, intent)
 
     def lookup(
@@ -204,9 +216,11 @@ class StripeProcessor:
             return found
         return intent.id
 
-    def _confirm(self, client: stripe.StripeClient, intent_id: str) -> stripe.PaymentIntent:
+    def _confirm(
+        self, client: stripe.StripeClient, intent_id: str, params: dict[str, Any]
+    ) -> stripe.PaymentIntent:
         try:
-            return client.v1.payment_intents.confirm(intent_id)
+            return client.v1.payment_intents.confirm(intent_id, params or None)  # type: ignore[arg-type]
         except stripe.CardError as error:
             raise _declined_by(error) from None
 
@@ -218,12 +232,21 @@ class StripeProcessor:
         error = intent.last_payment_error
         if intent.status == "requires_payment_method" and error is not None:
             raise Declined(decline_code(error.code, getattr(error, "decline_code", None)))
+        if intent.status == "requires_action" and is_bank_debit(intent):
+            # Stripe would first verify a bank account typed in by hand (micro-deposits, days
+            # and the payer's own action away): nothing is debited now.
+            raise Declined("bank_account_unverified")
         if intent.status in NEVER_CHARGED:
             raise Declined("processing_error")
-        # "processing" (a bank debit takes days): not known yet; the resolver asks again.
+        if intent.status == "processing" and is_bank_debit(intent):
+            # Accepted; the bank answers in days (the webhook, or the resolver, settles it).
+            return self._result(client, intent, settled=False)
+        # Anything else still processing: not known yet; the resolver asks again.
         raise ProcessorUnavailable(f"payment intent {intent.id} is {intent.status}")
 
-    def _result(self, client: stripe.StripeClient, intent: stripe.PaymentIntent) -> ChargeResult:
+    def _result(
+        self, client: stripe.StripeClient, intent: stripe.PaymentIntent, settled: bool = True
+    ) -> ChargeResult:
         method_id = intent.payment_method
         method_id = method_id if isinstance(method_id, str) else method_id.id  # type: ignore[union-attr]
         method = client.v1.payment_methods.retrieve(method_id)
@@ -235,6 +258,7 @@ class StripeProcessor:
             last4=str(getattr(details, "last4", "") or ""),
             amount_minor=intent.amount,
             currency=intent.currency.upper(),
+            settled=settled,
         )
 
     def _intent_id(self, idempotency_key: str) -> str | None:
@@ -247,6 +271,29 @@ class StripeProcessor:
                 ).scalar_one_or_none()
         except OperationalError as exc:
             raise ProcessorUnavailable("our record of Stripe's attempts did not answer") from exc
+
+
+def is_bank_debit(intent: stripe.PaymentIntent) -> bool:
+    # getattr: localstripe's PaymentIntents carry no payment_method_types.
+    return BANK_DEBIT in (getattr(intent, "payment_method_types", None) or ())
+
+
+def confirmation(
+    intent: stripe.PaymentIntent, acceptance: OnlineAcceptance | None
+) -> dict[str, Any]:
+    """What confirming ``intent`` sends beyond its id: for a bank debit, the payer's mandate,
+    which Stripe requires (accepted online, from this IP address and user agent)."""
+    if not is_bank_debit(intent):
+        return {}
+    if acceptance is None or not acceptance.ip_address or not acceptance.user_agent:
+        # Without them there is no mandate, and Stripe would refuse the debit anyway.
+        raise Declined(
+            "processing_error",
+            "Your browser did not send what a bank debit's authorization records. "
+            "Please pay by card, or try another browser.",
+        )
+    online = {"ip_address": acceptance.ip_address, "user_agent": acceptance.user_agent}
+    return {"mandate_data": {"customer_acceptance": {"type": "online", "online": online}}}
 
 
 @contextmanager

@@ -25,8 +25,9 @@ from sqlalchemy import select
 from clientpay_connect.admin.models import MerchantAccount
 from clientpay_connect.links.models import PaymentLink
 from clientpay_connect.pay import services
-from clientpay_connect.pay.models import PAYMENT_PENDING, Payment, StripeEvent, StripeIntent
+from clientpay_connect.pay.models import Payment, StripeEvent, StripeIntent
 from clientpay_connect.pay.processor import ProcessorUnavailable
+from clientpay_connect.pay.stripe_processor import StripeProcessor
 from clientpay_connect.security import PUBLIC
 from clientpay_connect.work import Work
 
@@ -79,14 +80,15 @@ def receive_event(request: Request) -> dict[str, Any]:
 
 
 def _settle(work: Work, account: MerchantAccount, intent_id: str) -> None:
-    """Settle our pending payment for this PaymentIntent of this account, if there is one."""
+    """Settle our unsettled payment for this PaymentIntent of this account, if there is one
+    (pending: its answer was lost; processing: a bank debit that cleared or was returned)."""
     row = work.dbsession.execute(
         select(Payment.id, Payment.processor_key)
         .join(StripeIntent, StripeIntent.attempt_key == Payment.processor_key)
         .join(PaymentLink, PaymentLink.id == Payment.link_id)
         .where(
             StripeIntent.payment_intent_id == intent_id,
-            Payment.status == PAYMENT_PENDING,
+            Payment.status.in_(services.UNSETTLED),
             # The account's own payments only: another account's secret proves nothing here.
             Payment.firm_id == account.firm_id,
             PaymentLink.merchant_account_id == account.id,
@@ -97,7 +99,9 @@ def _settle(work: Work, account: MerchantAccount, intent_id: str) -> None:
     payment_id, processor_key = row
     processor_account = services.processor_account(work, account)
     try:
-        services.settle_from_processor(work, payment_id, processor_key, processor_account)
+        services.settle_from_processor(
+            work, payment_id, processor_key, processor_account, StripeProcessor.name
+        )
     except ProcessorUnavailable:
         # Not recorded as handled (the error rolls the event back): Stripe sends it again.
         log.warning("payment %s: Stripe could not be asked after its webhook", payment_id)

@@ -1,5 +1,6 @@
 """The resolver: settles payments that a crash (or a processor that never answered) left
-processing, by asking the processor what became of each charge."""
+processing, by asking the processor what became of each charge; and bank debits (ACH) still
+clearing, should Stripe's webhook not come, by asking again each time until they settle."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from clientpay_connect.jobs import periodic_job
 from clientpay_connect.links import services as links
 from clientpay_connect.pay import services
 from clientpay_connect.pay.processor import ProcessorUnavailable
+from clientpay_connect.pay.processors import ProcessorNotOffered, not_offered_reason
 from clientpay_connect.work import Work
 
 log = logging.getLogger(__name__)
@@ -48,9 +50,17 @@ def _settle(work: Work, item: services.StuckPayment) -> int:
     account = services.processor_account(work, merchant_account)
     # Asked outside any transaction, like the charge was.
     work.checkpoint()
+    # The processor that charged it, whatever the account has moved to since.
+    processor = item.processor or merchant_account.processor
     try:
-        services.settle_from_processor(work, item.payment_id, item.processor_key, account)
+        payment = services.settle_from_processor(
+            work, item.payment_id, item.processor_key, account, processor
+        )
+    except ProcessorNotOffered:
+        log.error("payment %s: %s", item.payment_id, not_offered_reason(processor))
+        return 0
     except ProcessorUnavailable:
         log.warning("payment %s: the processor is still not answering", item.payment_id)
         return 0
-    return 1
+    # A bank debit still clearing is asked about again next time.
+    return 0 if payment.status in services.UNSETTLED else 1

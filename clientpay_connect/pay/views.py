@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from clientpay_connect.admin.models import METHOD_ECHECK
 from clientpay_connect.db import utcnow
-from clientpay_connect.headers import content_security_policy
+from clientpay_connect.headers import widened_policy
 from clientpay_connect.links.models import (
     LOCALES,
     STATUS_CANCELLED,
@@ -33,6 +33,7 @@ from clientpay_connect.links.models import (
 )
 from clientpay_connect.links.services import payment_refusal
 from clientpay_connect.money import format_amount, minor_digits
+from clientpay_connect.pay import processors
 from clientpay_connect.pay.facts import LinkFacts
 from clientpay_connect.pay.i18n import (
     LANG_PARAM,
@@ -49,12 +50,19 @@ from clientpay_connect.pay.interfaces import IPageCache
 from clientpay_connect.pay.models import PAYMENT_SUCCEEDED, Payment
 from clientpay_connect.pay.opens import note_open
 from clientpay_connect.pay.page_cache import CachedPage
+from clientpay_connect.pay.processor import SandboxProcessor
 from clientpay_connect.pay.readpath import page_facts, process_service
+from clientpay_connect.pay.stripe_page import (
+    STRIPE_NAME,
+    StripeFields,
+    stripe_fields,
+    stripe_sources,
+)
 from clientpay_connect.security import PUBLIC
 from clientpay_connect.throttle.interfaces import IRateLimiter
 
 # Where reCAPTCHA's script and its challenge frame come from (Google's published CSP advice).
-RECAPTCHA_ORIGINS = "https://www.google.com https://www.gstatic.com"
+RECAPTCHA_ORIGINS = ("https://www.google.com", "https://www.gstatic.com")
 RECAPTCHA_SCRIPT = "https://www.google.com/recaptcha/api.js"
 
 # How card brands are written; the processor reports them in lower case.
@@ -199,16 +207,28 @@ def _render_payment_page(
 ) -> Response:
     link = found.facts
     basics = _page_basics(request, found.locale, link.firm_name)
-    basics["test_mode"] = basics["test_mode"] or link.publishable_key.startswith("pk_test_")
+    stripe = _stripe_fields(request, found)
+    # Test mode follows the link's own merchant account: on the sandbox, or on Stripe test keys.
+    basics["test_mode"] = (
+        basics["test_mode"]
+        or link.processor == SandboxProcessor.name
+        or (stripe is not None and stripe.test_keys)
+    )
     if state != STATUS_OUTSTANDING:
         return _closed_page(request, found, state, basics)
     site_key = link.recaptcha_site_key
     # Only card and eCheck: what pay/facts.py reads from the merchant account.
     methods = list(link.methods)
-    tokens_url = _tokenization_url(request)
-    # An outstanding link the API would refuse (its account was deactivated) offers no form.
-    if refusal is not None or tokens_url is None:
+    # The sandbox's stand-in fields only for an account on the sandbox: never for a Stripe
+    # account (its numbers would go to the wrong processor).
+    tokens_url = _tokenization_url(request) if link.processor == SandboxProcessor.name else None
+    # An outstanding link the API would refuse (its account was deactivated) offers no form,
+    # nor does one that nothing could turn card numbers into a token for.
+    if refusal is not None or (tokens_url is None and stripe is None):
         methods = []
+    if not methods:
+        # No form: nothing of Stripe's is loaded, and the page keeps the strict policy.
+        stripe = None
     token = request.matchdict["token"]
     context = {
         **basics,
@@ -223,13 +243,40 @@ def _render_payment_page(
         "disclaimer": link.disclaimer,
         "expiry_years": _expiry_years(),
         "pay_data": _script_data(request, found, token, tokens_url or "", methods, bool(site_key)),
+        "stripe": stripe,
     }
+    context["pay_data"]["stripe"] = stripe.script_data() if stripe is not None else None
     response = _render(request, "pay/page.jinja2", context)
-    if site_key:
-        response.headers["Content-Security-Policy"] = recaptcha_policy(
-            request.registry.settings.get("clientpay.frame_ancestors", "")
-        )
+    policy = _page_policy(request, bool(site_key), stripe)
+    if policy is not None:
+        response.headers["Content-Security-Policy"] = policy
     return response
+
+
+def _stripe_fields(request: Request, found: _Lookup) -> StripeFields | None:
+    """Stripe.js's fields, when the link's merchant account pays through Stripe."""
+    return stripe_fields(
+        request.registry.settings,
+        processors.offers(request.registry, STRIPE_NAME),
+        found.facts.processor,
+        found.facts.publishable_key,
+        found.locale,
+    )
+
+
+def _page_policy(request: Request, recaptcha: bool, stripe: StripeFields | None) -> str | None:
+    """The page's Content-Security-Policy when it loads reCAPTCHA or Stripe.js (their
+    origins, nothing more); None keeps the site's own."""
+    sources: dict[str, list[str]] = {}
+    if recaptcha:
+        for directive in ("script-src", "frame-src"):
+            sources.setdefault(directive, []).extend(RECAPTCHA_ORIGINS)
+    if stripe is not None:
+        for directive, origins in stripe_sources(stripe.js_url).items():
+            sources.setdefault(directive, []).extend(origins)
+    if not sources:
+        return None
+    return widened_policy(request.registry.settings.get("clientpay.frame_ancestors", ""), sources)
 
 
 def _closed_page(request: Request, found: _Lookup, state: str, basics: dict[str, Any]) -> Response:
@@ -280,6 +327,7 @@ def receipt_page(request: Request) -> Response:
     locale = found.locale
     amount_minor = payment.amount_minor if payment is not None else link.amount_paid_minor
     balance_minor = max(link.amount_minor - amount_minor, 0)
+    stripe = _stripe_fields(request, found)
     context = {
         **_page_basics(request, locale, link.firm_name),
         **_link_summary(found),
@@ -295,6 +343,8 @@ def receipt_page(request: Request) -> Response:
         "payer_name": payment.payer_name if payment is not None else "",
         "payer_email": payment.payer_email if payment is not None else "",
     }
+    # Paid with Stripe's test keys: no money moved, and the receipt says so too.
+    context["test_mode"] = context["test_mode"] or (stripe is not None and stripe.test_keys)
     return _render(request, "pay/receipt.jinja2", context)
 
 
@@ -318,23 +368,12 @@ def _expiry_years() -> list[int]:
     return list(range(this_year, this_year + EXPIRY_YEARS_AHEAD + 1))
 
 
-def recaptcha_policy(frame_ancestors: str) -> str:
-    """The site's Content-Security-Policy, widened just enough for Google's reCAPTCHA."""
-    directives = []
-    for directive in content_security_policy(frame_ancestors).split(";"):
-        directive = directive.strip()
-        if directive.startswith("script-src "):
-            directive = f"{directive} {RECAPTCHA_ORIGINS}"
-        directives.append(directive)
-    directives.append(f"frame-src {RECAPTCHA_ORIGINS}")
-    return "; ".join(directives)
-
-
 def _tokenization_url(request: Request) -> str | None:
     """Where pay.js sends card and bank numbers: the sandbox's endpoint when it is the processor.
 
-    Another processor would bring its own hosted fields; until one is wired in, the page says
-    that paying online is unavailable rather than offer fields nothing can tokenize.
+    Stripe brings its own fields (Stripe.js, see stripe_page.py); with any other processor
+    the page says that paying online is unavailable rather than offer fields nothing can
+    tokenize.
     """
     mapper = request.registry.getUtility(IRoutesMapper)
     if mapper.get_route("pay.sandbox_tokens") is None:
@@ -422,6 +461,12 @@ def _script_messages(request: Request, firm: str, amount_due: str) -> dict[str, 
             _("A payment has already been made with this link, so it cannot take another.")
         ),
         "view_receipt": t(_("View the receipt")),
+        "bank_processing": t(
+            _(
+                "Thank you. Your bank payment was submitted. Bank payments take a few business "
+                "days to clear; you will get the receipt by email once it has."
+            )
+        ),
         "in_progress": t(
             _(
                 "A payment for this link is already being processed. "

@@ -1,10 +1,12 @@
 /*
  * The payment page.
  *
- * Card and bank numbers never reach our server: they go to the processor's tokenization
- * endpoint (the sandbox's POST /sandbox/tokens here, a processor's hosted fields in
- * production), and only the token it returns is sent to the payment API with the payer's
- * name, email and amount. Every message comes translated from the page's JSON data block.
+ * Card and bank numbers never reach our server. With Stripe, the card fields are Stripe.js's
+ * own (Elements, in Stripe's frame) and Stripe.js turns them, or the bank account, into a
+ * PaymentMethod at Stripe; with the sandbox (development only) they go to its tokenization
+ * endpoint, POST /sandbox/tokens. Only the PaymentMethod's id (or the sandbox's token) is
+ * sent to the payment API with the payer's name, email and amount. Every message comes
+ * translated from the page's JSON data block.
  */
 (function () {
   "use strict";
@@ -27,6 +29,7 @@
     payer_name: { inputs: ["payer-name"], error: "payer-name-error" },
     payer_email: { inputs: ["payer-email"], error: "payer-email-error" },
     amount: { inputs: ["amount"], error: "amount-error" },
+    card_element: { inputs: ["card-element"], error: "card-element-error" },
     card_number: { inputs: ["card-number"], error: "card-number-error" },
     card_expiry: { inputs: ["card-exp-month", "card-exp-year"], error: "card-expiry-error" },
     card_cvc: { inputs: ["card-cvc"], error: "card-cvc-error" },
@@ -60,6 +63,18 @@
   ];
   // A decline about one field puts the payer's attention there.
   var DECLINE_FIELDS = { expired_card: "card_expiry", incorrect_cvc: "card_cvc" };
+
+  // Stripe.js's card field, when Stripe is the processor; a count of its changes stands in for
+  // the card's details (which this page never sees) in a submission's fingerprint.
+  var stripe = null;
+  var cardElement = null;
+  var cardChanges = 0;
+  // Stripe's names for the bank account's fields, in terms of ours.
+  var STRIPE_BANK_FIELDS = {
+    "us_bank_account[routing_number]": "routing_number",
+    "us_bank_account[account_number]": "account_number",
+    "us_bank_account[account_type]": "account_type",
+  };
 
   var submitting = false;
   var finished = false;
@@ -178,7 +193,9 @@
     if (readAmount() === null) {
       problems.push(["amount", text.amount]);
     }
-    if (method === "card") {
+    if (method === "card" && stripe) {
+      // Stripe.js checks its own fields when it makes the PaymentMethod.
+    } else if (method === "card") {
       var number = value("card-number").replace(/[\s-]/g, "");
       if (!/^\d{12,19}$/.test(number) || !luhnValid(number)) {
         problems.push(["card_number", text.card_number]);
@@ -259,9 +276,9 @@
   }
 
   // A message beside the Pay button; ``link`` optionally adds one link after it.
-  function showAlert(message, link) {
+  function showAlert(message, link, className) {
     var box = document.createElement("div");
-    box.className = "pay-alert";
+    box.className = className || "pay-alert";
     box.tabIndex = -1;
     var paragraph = document.createElement("p");
     paragraph.textContent = message;
@@ -314,6 +331,10 @@
       return;
     }
     clearFieldError(name);
+    dropSummaryIfAllRight();
+  }
+
+  function dropSummaryIfAllRight() {
     var anyLeft = document.querySelector("#pay-section [aria-invalid='true']");
     var summary = errorRegion.querySelector(".pay-alert");
     if (!anyLeft && summary && summary.textContent === text.summary) {
@@ -332,8 +353,16 @@
     if (shown) {
       showAlert(text.summary);
     }
-    if (firstInput) {
+    if (firstInput && firstInput.id === "card-element") {
+      focusCardElement();
+    } else if (firstInput) {
       firstInput.focus();
+    }
+  }
+
+  function focusCardElement() {
+    if (cardElement && typeof cardElement.focus === "function") {
+      cardElement.focus();
     }
   }
 
@@ -375,6 +404,9 @@
   }
 
   function tokenDetails(method) {
+    if (method === "card" && stripe) {
+      return { card_changes: cardChanges };
+    }
     if (method === "card") {
       return {
         card_number: value("card-number").replace(/[\s-]/g, ""),
@@ -414,6 +446,13 @@
     if ((answer.status === 200 || answer.status === 201) && body.status === "succeeded") {
       finished = true;
       window.location.assign(data.receipt_url);
+      return;
+    }
+    if (answer.status === 202 && body.status === "processing") {
+      // A bank debit: taken, and clearing for days. Nothing more to pay; the receipt comes
+      // by email once the bank has cleared it.
+      finish();
+      showAlert(text.bank_processing, null, "pay-alert pay-alert-done");
       return;
     }
     if (code === "processor_unavailable") {
@@ -517,9 +556,13 @@
     // the server answers a key reused with another body with 422, not with its payment.
     var tokenized = attempt.token
       ? Promise.resolve({ status: 200, body: { token: attempt.token } })
-      : postJSON(data.tokens_url, details);
+      : tokenize(method, details, payment);
     tokenized
       .then(function (tokenAnswer) {
+        if (tokenAnswer.processorError) {
+          showProcessorError(method, tokenAnswer.processorError);
+          return null;
+        }
         if (tokenAnswer.status !== 200 && tokenAnswer.status !== 201) {
           return tokenAnswer;
         }
@@ -527,12 +570,91 @@
         payment.payment_token = attempt.token;
         return postJSON(data.pay_url, payment, { "Idempotency-Key": attempt.key });
       })
-      .then(handleAnswer, function () {
-        showAlert(text.network);
-      })
+      .then(
+        function (answer) {
+          if (answer) {
+            handleAnswer(answer);
+          }
+        },
+        function () {
+          showAlert(text.network);
+        }
+      )
       .finally(function () {
         setBusy(false);
       });
+  }
+
+  // --- the processor's side: the card or bank account as a token ------------------------
+
+  // The token of the card or bank account, as {status, body: {token}} (the sandbox's answer,
+  // whatever it is), or {processorError} when Stripe.js refused the details.
+  function tokenize(method, details, payment) {
+    if (!stripe) {
+      return postJSON(data.tokens_url, details);
+    }
+    var billing = { name: payment.payer_name, email: payment.payer_email };
+    var params =
+      method === "card"
+        ? { type: "card", card: cardElement, billing_details: billing }
+        : {
+            type: "us_bank_account",
+            us_bank_account: {
+              routing_number: value("routing-number"),
+              account_number: value("account-number"),
+              account_type: value("account-type"),
+              account_holder_type: "individual",
+            },
+            billing_details: billing,
+          };
+    return Promise.resolve(stripe.createPaymentMethod(params)).then(function (result) {
+      if (result && result.paymentMethod && result.paymentMethod.id) {
+        return { status: 200, body: { token: result.paymentMethod.id } };
+      }
+      return { processorError: (result && result.error) || {} };
+    });
+  }
+
+  // Stripe.js's own message (in the payer's language) beside the field it is about; a
+  // failure to reach Stripe at all is a network problem like any other.
+  function showProcessorError(method, error) {
+    var connection = error.type === "api_connection_error" || error.type === "rate_limit_error";
+    if (connection || !error.message) {
+      showAlert(connection ? text.network : text.rejected);
+      return;
+    }
+    var field = method === "card" ? "card_element" : STRIPE_BANK_FIELDS[error.param];
+    if (field) {
+      showFieldErrors([[field, error.message]]);
+    } else {
+      showAlert(error.message);
+    }
+  }
+
+  // Stripe.js's card field in #card-element. False when Stripe.js did not load (blocked, or
+  // the network failed): then there is no safe way to take the card.
+  function mountStripe() {
+    if (typeof window.Stripe !== "function") {
+      return false;
+    }
+    stripe = window.Stripe(data.stripe.publishable_key, { locale: data.stripe.locale });
+    if (!byId("card-element")) {
+      return true;
+    }
+    cardElement = stripe.elements().create("card", {
+      style: { base: { fontSize: "16px", color: "#1d2733" }, invalid: { color: "#a4262c" } },
+    });
+    cardElement.mount("#card-element");
+    cardElement.on("change", function (event) {
+      cardChanges += 1;
+      if (event && event.error) {
+        showFieldError("card_element", event.error.message);
+      } else {
+        clearFieldError("card_element");
+        dropSummaryIfAllRight();
+      }
+    });
+    return true;
   }
 
   function showMethod() {
@@ -540,6 +662,13 @@
     document.querySelectorAll(".pay-secure").forEach(function (fieldset) {
       fieldset.hidden = fieldset.getAttribute("data-method") !== method;
     });
+  }
+
+  function showUnavailable() {
+    var notice = byId("pay-unavailable");
+    if (notice) {
+      notice.hidden = false;
+    }
   }
 
   form.addEventListener("submit", submit);
@@ -562,6 +691,11 @@
     });
   });
 
+  if (data.stripe && !mountStripe()) {
+    // The form stays hidden: without Stripe.js the card could only come to us.
+    showUnavailable();
+    return;
+  }
   section.hidden = false;
   showMethod();
   updateButtonLabel();

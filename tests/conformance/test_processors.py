@@ -4,10 +4,12 @@ method the account does not accept, and an unknown outcome left to ``lookup``.
 
 A ``Till`` is one processor and how a test gets it tokens, as the payer's browser would from
 its hosted fields. Stripe's till gets PaymentMethods from localstripe (a fake Stripe API on
-loopback) and charges into a merchant account with its test keys. What a till's test server
-cannot play, it says, and those tests run only on the tills that can (a test keeps the lists
-below true to the tills): an outage (``outages``), bank accounts (``echeck``: localstripe has
-no us_bank_account), refusing a reused PaymentMethod (``single_use_tokens``: real Stripe
+loopback, behind our fake of its bank-debit endpoints) and charges into a merchant account
+with its test keys. A bank debit may be accepted before it settles (Stripe's clears days
+later): ``clear_bank_debits`` lets those days pass, and ``lookup`` then tells. What a till's
+test server cannot play, it says, and those tests run only on the tills that can (a test
+keeps the lists below true to the tills): an outage (``outages``), bank accounts
+(``echeck``), refusing a reused PaymentMethod (``single_use_tokens``: real Stripe
 refuses one used without a customer, localstripe does not); and it lists the test cards its
 server declines when charged (``declines``).
 """
@@ -27,6 +29,7 @@ from clientpay_connect.pay.interfaces import IPaymentProcessor
 from clientpay_connect.pay.processor import (
     ChargeResult,
     Declined,
+    OnlineAcceptance,
     ProcessorAccount,
     ProcessorUnavailable,
     read_details,
@@ -55,6 +58,9 @@ class Till(Protocol):
     def bank_account(self, account: str) -> str:
         """A token for a checking account at the test routing number."""
 
+    def clear_bank_debits(self) -> None:
+        """Let the days pass in which bank debits clear or are returned."""
+
 
 class SandboxTill:
     account = None
@@ -72,13 +78,16 @@ class SandboxTill:
     def bank_account(self, account: str) -> str:
         return self._token(payments.bank_account(account))
 
+    def clear_bank_debits(self) -> None:
+        """The sandbox settles a bank debit when it takes it."""
+
     def _token(self, details: dict[str, Any]) -> str:
         return str(self.processor.tokenize(read_details(details, dt.date.today())))
 
 
 class StripeTill:
     outages = False
-    echeck = False
+    echeck = True
     single_use_tokens = False
     # localstripe declines only this one when charged (Stripe's "charge fails" card).
     declines = {"4000000000000341": "card_declined"}
@@ -92,12 +101,15 @@ class StripeTill:
         return self.localstripe.payment_method(number)
 
     def bank_account(self, account: str) -> str:
-        raise AssertionError("localstripe has no us_bank_account: run this test on ECHECK_TILLS")
+        return self.localstripe.bank_account_method(account)
+
+    def clear_bank_debits(self) -> None:
+        self.localstripe.clear_bank_debits()
 
 
 TILLS = ["sandbox", "stripe"]
 # The tills whose test servers can play each of these.
-ECHECK_TILLS = ["sandbox"]
+ECHECK_TILLS = ["sandbox", "stripe"]
 OUTAGE_TILLS = ["sandbox"]
 SINGLE_USE_TILLS = ["sandbox"]
 
@@ -150,13 +162,28 @@ def test_a_card_charge_answers_what_was_charged_and_never_the_number(till):
     assert SUCCEEDS not in repr(result)
 
 
-@pytest.mark.parametrize("till", ECHECK_TILLS, indirect=True)
-def test_an_echeck_charge_answers_its_last_four(till):
-    token = till.bank_account("000123456789")
-    result = till.processor.charge(
-        token, 5_000, "USD", new_key(), BOTH_METHODS, account=till.account
+# The payer's authorization of a bank debit, as our page gives it.
+ACCEPTANCE = OnlineAcceptance("203.0.113.7", "Mozilla/5.0 (conformance)")
+
+
+def debit_and_clear(till: Till, token: str, key: str, allowed: Any = BOTH_METHODS) -> Any:
+    """Debit the bank account, let it clear, and answer what the processor says then
+    (raising Declined, at once or once the bank returned it)."""
+    accepted = till.processor.charge(
+        token, 5_000, "USD", key, allowed, account=till.account, acceptance=ACCEPTANCE
     )
+    assert (accepted.method, accepted.amount_minor) == ("echeck", 5_000)
+    till.clear_bank_debits()
+    settled = till.processor.lookup(key, account=till.account)
+    assert settled is not None and settled.reference == accepted.reference
+    return settled
+
+
+@pytest.mark.parametrize("till", ECHECK_TILLS, indirect=True)
+def test_an_echeck_charge_answers_its_last_four_and_settles(till):
+    result = debit_and_clear(till, till.bank_account("000123456789"), new_key())
     assert (result.method, result.last4, result.amount_minor) == ("echeck", "6789", 5_000)
+    assert result.settled
 
 
 def test_one_idempotency_key_charges_once_and_answers_the_same(till):
@@ -204,11 +231,17 @@ def test_a_declined_card_stays_declined_with_its_code(till):
 
 
 @pytest.mark.parametrize("till", ECHECK_TILLS, indirect=True)
-def test_a_closed_bank_account_is_declined(till):
-    token = till.bank_account(payments.ACCOUNT_CLOSED)
-    with pytest.raises(Declined) as closed:
-        till.processor.charge(token, 5_000, "USD", new_key(), ("echeck",), account=till.account)
-    assert closed.value.code == "account_closed"
+@pytest.mark.parametrize(
+    ("account_number", "code"),
+    [(payments.ACCOUNT_CLOSED, "account_closed"), (payments.NO_SUCH_ACCOUNT, "no_account")],
+)
+def test_a_bank_account_the_bank_refuses_is_declined_with_its_return(till, account_number, code):
+    key = new_key()
+    with pytest.raises(Declined) as returned:
+        debit_and_clear(till, till.bank_account(account_number), key, ("echeck",))
+    assert returned.value.code == code
+    with pytest.raises(Declined):
+        till.processor.lookup(key, account=till.account)
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,8 @@ connection is cut before it is passed on): nothing was charged.
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import requests
 
 from tests.fakes.httpserver import DROP, Drop, FakeHTTPServer, FakeRequest, FakeResponse
@@ -31,17 +33,23 @@ class CuttingStripeProxy(FakeHTTPServer):
         if self.lose_confirmations and request.path.endswith("/confirm"):
             self.cut.append(request.path)
             return DROP
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in SKIPPED_HEADERS}
-        query = "&".join(f"{k}={v}" for k, values in request.query.items() for v in values)
-        answer = requests.request(
-            request.method,
-            self.upstream + request.path + ("?" + query if query else ""),
-            data=request.body,
-            headers=headers,
-            timeout=30,
-        )
+        answer = forward(request, self.upstream)
         if self.cut_confirmations and request.path.endswith("/confirm"):
             self.cut.append(request.path)
             return DROP
-        kept = {k: v for k, v in answer.headers.items() if k.lower() not in SKIPPED_HEADERS}
-        return FakeResponse(answer.status_code, answer.content, kept)
+        return answer
+
+
+def forward(request: FakeRequest, upstream: str) -> FakeResponse:
+    """Pass ``request`` on to ``upstream`` and answer what it answered."""
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in SKIPPED_HEADERS}
+    query = urlencode([(k, v) for k, values in request.query.items() for v in values])
+    answer = requests.request(
+        request.method,
+        upstream + request.path + ("?" + query if query else ""),
+        data=request.body,
+        headers=headers,
+        timeout=30,
+    )
+    kept = {k: v for k, v in answer.headers.items() if k.lower() not in SKIPPED_HEADERS}
+    return FakeResponse(answer.status_code, answer.content, kept)

@@ -28,6 +28,7 @@ FEATURE_JOBS = {
     "clientpay_connect.links": {"links.expire"},
     "clientpay_connect.sent": set(),
     "clientpay_connect.reminders": {"reminders.send"},
+    "clientpay_connect.notifications": {"notifications.digest"},
     "clientpay_connect.bulk": {"bulk.create_links", "bulk.resume_stuck"},
     "clientpay_connect.connect": set(),
     "clientpay_connect.postings": {"postings.sync", "postings.sweep"},
@@ -39,6 +40,8 @@ REQUIRES = {
     "clientpay_connect.sent": ["clientpay_connect.links"],
     # The switch's page is the link's own; its emails go through the mail feature's jobs.
     "clientpay_connect.reminders": ["clientpay_connect.links", "clientpay_connect.mail"],
+    # The digest's emails go through the mail feature's jobs.
+    "clientpay_connect.notifications": ["clientpay_connect.mail"],
     # The sync job opens the connection's adapter through Connect's catalog.
     "clientpay_connect.postings": ["clientpay_connect.connect"],
 }

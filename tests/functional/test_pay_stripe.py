@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import transaction
 import webtest
 from pyramid.router import Router
 from sqlalchemy import func, select
@@ -25,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from clientpay_connect import main
 from clientpay_connect.admin.models import MerchantAccount
-from clientpay_connect.db import get_tm_session, utcnow
+from clientpay_connect.db import utcnow
 from clientpay_connect.links.models import PaymentLink
 from clientpay_connect.mail.models import OutboxMessage
 from clientpay_connect.pay.models import Payment, StripeEvent
@@ -78,20 +77,8 @@ def stripe_db(
 ) -> Iterator[Session]:
     """The test's connection (rolled back at the end), shared by the app and the test."""
     localstripe.forget_everything()
-    connection = stripe_pay_app.registry["dbengine"].connect()
-    outer = connection.begin()
-    tm = transaction.TransactionManager(explicit=True)
-    try:
-        with databases.sharing_connection(stripe_pay_app, connection):
-            tm.begin()
-            session = get_tm_session(stripe_pay_app.registry["dbsession_factory"], tm)
-            factories.bind(session)
-            yield session
-    finally:
-        factories.bind(None)
-        tm.abort()
-        outer.rollback()
-        connection.close()
+    with databases.rolled_back_session(stripe_pay_app) as session:
+        yield session
 
 
 @pytest.fixture

@@ -34,6 +34,7 @@ from clientpay_connect.reminders.services import SEND_JOB
 from clientpay_connect.work import Work
 from tests.conftest import csrf_token, login
 from tests.factories import FirmFactory, MerchantAccountFactory
+from tests.support.clock import every
 
 NEW_YORK = ZoneInfo("America/New_York")
 LOS_ANGELES = ZoneInfo("America/Los_Angeles")
@@ -86,14 +87,6 @@ def sent_link(
 def run(app: Any, now: dt.datetime) -> int:
     count: int = app.registry["clientpay.jobs"].run_now(SEND_JOB, now.astimezone(dt.UTC))
     return count
-
-
-def every(start: dt.datetime, end: dt.datetime, step: dt.timedelta) -> list[dt.datetime]:
-    moments = []
-    while start < end:
-        moments.append(start)
-        start += step
-    return moments
 
 
 def reminders_of(dbsession: Session, link: PaymentLink) -> list[LinkReminder]:

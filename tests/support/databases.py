@@ -9,11 +9,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import transaction
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, make_url, text
 
 from clientpay_connect.cli import MIGRATIONS
+from clientpay_connect.db import get_tm_session
+from tests import factories
 
 PG_ENV = "CLIENTPAY_TEST_DATABASE_URL"
 
@@ -66,3 +69,23 @@ def sharing_connection(app: Any, connection: Any) -> Iterator[None]:
         factory.configure(
             bind=app.registry["dbengine"], join_transaction_mode="conservative_savepoint"
         )
+
+
+@contextmanager
+def rolled_back_session(app: Any) -> Iterator[Any]:
+    """A session of the test's own connection, which ``app`` shares (and the factories write
+    to), everything rolled back at the end: for a test with an app of its own settings."""
+    connection = app.registry["dbengine"].connect()
+    outer = connection.begin()
+    tm = transaction.TransactionManager(explicit=True)
+    try:
+        with sharing_connection(app, connection):
+            tm.begin()
+            session = get_tm_session(app.registry["dbsession_factory"], tm)
+            factories.bind(session)
+            yield session
+    finally:
+        factories.bind(None)
+        tm.abort()
+        outer.rollback()
+        connection.close()

@@ -1,9 +1,12 @@
-"""localstripe (a stateful fake Stripe API, by others) served on a loopback port in a thread.
+"""localstripe (a stateful fake Stripe API, by others) served on a loopback port in a thread,
+behind our fake of what it lacks (tests/fakes/stripe_ach.py: US bank accounts, ACH debits).
 
 Its aiohttp app runs on its own event loop, bound to 127.0.0.1 only; the Stripe processor is
-pointed at it through ``clientpay.stripe.api_base``. What it does not do (checked with
-localstripe 1.15.10): it ignores Idempotency-Key (our claim must stop a second charge), has
-no us_bank_account, brands every card visa, and declines only 4000000000000341 when charged.
+pointed at the fake in front of it through ``clientpay.stripe.api_base``, so that one base
+URL serves both. What localstripe does not do (checked with localstripe 1.15.10): it ignores
+Idempotency-Key (our claim must stop a second card charge), has no us_bank_account (the
+fake in front plays it), brands every card visa, and declines only 4000000000000341 when
+charged.
 """
 
 from __future__ import annotations
@@ -20,6 +23,11 @@ import requests
 import stripe
 from aiohttp import web
 
+from tests.fakes.httpserver import running
+from tests.fakes.stripe_ach import TEST_ROUTING_NUMBER, AchStripe
+
+ACCOUNT_SUCCEEDS = "000123456789"
+
 # Any key will do: localstripe takes every sk_test_….
 TEST_SECRET_KEY = "sk_test_clientpay_localstripe"
 TEST_PUBLISHABLE_KEY = "pk_test_clientpay_localstripe"
@@ -28,6 +36,8 @@ TEST_PUBLISHABLE_KEY = "pk_test_clientpay_localstripe"
 @dataclass
 class LocalStripe:
     url: str
+    # The fake in front, for what only a test can do: let the days of an ACH debit pass.
+    ach: AchStripe
 
     def client(self, secret_key: str = TEST_SECRET_KEY) -> stripe.StripeClient:
         """A client of our own, as a payer's Stripe.js or a test's check would use."""
@@ -48,6 +58,29 @@ class LocalStripe:
         card: Any = {"number": number, "exp_month": 12, "exp_year": 2030, "cvc": "123"}
         method = self.client().v1.payment_methods.create(params={"type": "card", "card": card})
         return method.id
+
+    def bank_account_method(
+        self, account_number: str = ACCOUNT_SUCCEEDS, name: str = "Pat Payer"
+    ) -> str:
+        """The PaymentMethod Stripe.js would make of a test bank account (its id), with the
+        publishable key, as the page does."""
+        bank: Any = {
+            "routing_number": TEST_ROUTING_NUMBER,
+            "account_number": account_number,
+            "account_holder_type": "individual",
+            "account_type": "checking",
+        }
+        params: Any = {
+            "type": "us_bank_account",
+            "us_bank_account": bank,
+            "billing_details": {"name": name},
+        }
+        method = self.client(TEST_PUBLISHABLE_KEY).v1.payment_methods.create(params=params)
+        return method.id
+
+    def clear_bank_debits(self) -> list[dict[str, Any]]:
+        """Days pass: every ACH debit in processing clears or is returned; the events."""
+        return self.ach.clear()
 
     def payment_intents(self, **metadata: str) -> list[stripe.PaymentIntent]:
         """Every PaymentIntent whose metadata has these values, newest first."""
@@ -93,7 +126,8 @@ def running_localstripe() -> Iterator[LocalStripe]:
     if not started.wait(30):
         raise RuntimeError("localstripe did not start")
     try:
-        yield LocalStripe(f"http://127.0.0.1:{address['port']}")
+        with running(AchStripe(f"http://127.0.0.1:{address['port']}")) as front:
+            yield LocalStripe(front.base_url, front)
     finally:
         asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(30)
         loop.call_soon_threadsafe(loop.stop)

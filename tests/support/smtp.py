@@ -66,6 +66,17 @@ class _Recorder:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.messages: list[Received] = []
+        # Addresses refused as a real server refuses an unknown mailbox (a hard bounce).
+        self.refused: set[str] = set()
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
+    ) -> str:
+        with self.lock:
+            if address.lower() in self.refused:
+                return "550 5.1.1 No such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         parsed = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
@@ -117,6 +128,12 @@ class SMTPServer:
     def clear(self) -> None:
         with self._recorder.lock:
             self._recorder.messages.clear()
+            self._recorder.refused.clear()
+
+    def refuse(self, *addresses: str) -> None:
+        """Refuse mail to ``addresses`` for good (550), as for a mailbox that does not exist."""
+        with self._recorder.lock:
+            self._recorder.refused.update(a.lower() for a in addresses)
 
     def count_by_message_id(self) -> Counter[str]:
         return Counter(str(m.message["Message-ID"]).strip() for m in self.messages)

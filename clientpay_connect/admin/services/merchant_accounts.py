@@ -24,10 +24,10 @@ from clientpay_connect.admin.services.checks import (
     clean_text,
     firm_row,
 )
+from clientpay_connect.pay import processors
 from clientpay_connect.security import firm_id
 
 CURRENCIES = ("USD", "CAD", "EUR", "GBP", "AUD")
-PROCESSORS = ("sandbox", "stripe")
 METHODS = (METHOD_CARD, METHOD_ECHECK)
 
 
@@ -74,16 +74,17 @@ def add_merchant_account(
     kind: str,
     currency: str,
     methods: Iterable[str],
-    processor: str = PROCESSORS[0],
+    processor: str | None = None,
     **stripe_keys: str,
 ) -> MerchantAccount:
-    """A new account; ``stripe_keys`` are any of the three Stripe key fields."""
+    """A new account, on ``processor`` or the instance's default; ``stripe_keys`` are any of
+    the three Stripe key fields."""
     values = {
         "name": name,
         "kind": kind,
         "currency": currency,
         "methods": list(methods),
-        "processor": processor,
+        "processor": processor or processors.default_name(request.registry),
         **stripe_keys,
     }
     cleaned = _checked_merchant_values(request, None, values)
@@ -141,9 +142,7 @@ def _checked_merchant_values(
         if cleaned["name"] and _merchant_name_taken(request, cleaned["name"], account):
             problems.add("name", "Another merchant account already has this name.")
     _check_choice(problems, values, cleaned, "kind", ACCOUNT_KINDS, "Choose operating or trust.")
-    _check_choice(
-        problems, values, cleaned, "processor", PROCESSORS, "Choose a supported processor."
-    )
+    _check_processor(request, problems, account, values, cleaned)
     _check_choice(
         problems, values, cleaned, "currency", CURRENCIES, f"Choose one of {', '.join(CURRENCIES)}."
     )
@@ -172,6 +171,23 @@ def _check_stripe_keys(
         if key and not key.startswith(prefixes):
             problems.add(field, f"Paste the key as Stripe shows it: it starts like {example}")
         cleaned[field] = key
+
+
+def _check_processor(
+    request: Request,
+    problems: Problems,
+    account: MerchantAccount | None,
+    values: Mapping[str, Any],
+    cleaned: dict[str, Any],
+) -> None:
+    """A processor this instance offers; an account may keep one it no longer offers (its
+    other fields can still be edited), and takes no payment until it is moved."""
+    offered = tuple(processors.offered(request.registry))
+    kept = (account.processor,) if account is not None else ()
+    names = ", ".join(offered)
+    message = f"Choose a processor this instance offers: {names} (the sandbox only on an "
+    message += "instance for development)."
+    _check_choice(problems, values, cleaned, "processor", offered + kept, message)
 
 
 def _check_choice(

@@ -22,18 +22,18 @@ from clientpay_connect.admin.models import ACCOUNT_KINDS, KIND_OPERATING, Mercha
 from clientpay_connect.admin.services.merchant_accounts import (
     CURRENCIES,
     METHODS,
-    PROCESSORS,
     add_merchant_account,
     firm_merchant_account,
     firm_merchant_accounts,
     update_merchant_account,
 )
 from clientpay_connect.api.errors import FieldErrors
+from clientpay_connect.pay import processors
+from clientpay_connect.pay.processors import PROCESSOR_LABELS, not_offered_reason
 from clientpay_connect.security import ADMIN, STAFF, firm_id
 
 METHOD_LABELS = {"card": "Card", "echeck": "eCheck"}
 KIND_LABELS = {"operating": "Operating", "trust": "Trust"}
-PROCESSOR_LABELS = {"sandbox": "Sandbox (test payments)", "stripe": "Stripe"}
 FORM_FIELDS = ("name", "kind", "processor", "currency", "stripe_publishable_key")
 # Typed in, never shown back (the form's value is always empty).
 SECRET_FORM_FIELDS = ("stripe_secret_key", "stripe_webhook_secret")
@@ -72,10 +72,16 @@ def _typed(request: Request) -> dict[str, Any]:
     return values
 
 
-def _choices() -> dict[str, Any]:
+def _choices(request: Request, account: MerchantAccount | None = None) -> dict[str, Any]:
+    offered = processors.choices(request.registry)
+    if account is not None and not processors.offers(request.registry, account.processor):
+        # Shown as it is (never silently switched by saving another field), with the reason.
+        name = account.processor
+        offered.append((name, f"{PROCESSOR_LABELS.get(name, name)}: not offered here"))
     return {
         "kinds": [(kind, KIND_LABELS.get(kind, kind)) for kind in ACCOUNT_KINDS],
-        "processors": [(name, PROCESSOR_LABELS.get(name, name)) for name in PROCESSORS],
+        "processors": offered,
+        "processor_labels": PROCESSOR_LABELS,
         "currencies": [(code, code) for code in CURRENCIES],
         "methods": [(method, METHOD_LABELS[method]) for method in METHODS],
         "method_labels": METHOD_LABELS,
@@ -89,20 +95,32 @@ def _list_page(
     blank = {
         "name": "",
         "kind": KIND_OPERATING,
-        "processor": PROCESSORS[0],
+        "processor": processors.default_name(request.registry),
         "currency": CURRENCIES[0],
         "methods": list(METHODS),
         "stripe_publishable_key": "",
     }
+    accounts = firm_merchant_accounts(request.dbsession, firm_id(request))
     return {
-        **_choices(),
-        "accounts": firm_merchant_accounts(request.dbsession, firm_id(request)),
+        **_choices(request),
+        "accounts": accounts,
+        "not_offered": _not_offered(request, accounts),
         "values": values or blank,
         "errors": errors or {},
     }
 
 
+def _not_offered(request: Request, accounts: list[MerchantAccount]) -> dict[int, str]:
+    """Why each account on a processor this instance does not offer takes no payment."""
+    return {
+        account.id: not_offered_reason(account.processor)
+        for account in accounts
+        if not processors.offers(request.registry, account.processor)
+    }
+
+
 def _edit_page(
+    request: Request,
     account: MerchantAccount,
     values: dict[str, Any] | None = None,
     errors: dict[str, str] | None = None,
@@ -111,7 +129,13 @@ def _edit_page(
     current["methods"] = account.methods
     # Never the secrets themselves, whatever was typed: only whether one is stored.
     shown = {k: v for k, v in (values or current).items() if k not in SECRET_FORM_FIELDS}
-    return {**_choices(), "account": account, "values": shown, "errors": errors or {}}
+    return {
+        **_choices(request, account),
+        "account": account,
+        "not_offered": _not_offered(request, [account]),
+        "values": shown,
+        "errors": errors or {},
+    }
 
 
 # ----------------------------------------------------------------------------- pages
@@ -151,7 +175,7 @@ def add_merchant_account_from_form(request: Request) -> Any:
     permission=ADMIN,
 )
 def merchant_account_page(request: Request) -> dict[str, Any]:
-    return _edit_page(_account_from_route(request))
+    return _edit_page(request, _account_from_route(request))
 
 
 @view_config(
@@ -167,7 +191,7 @@ def update_merchant_account_from_form(request: Request) -> Any:
         update_merchant_account(request, account, values)
     except FieldErrors as error:
         request.response.status = INVALID_FORM
-        return _edit_page(account, values, errors_by_field(error))
+        return _edit_page(request, account, values, errors_by_field(error))
     request.session.flash(f"Saved the merchant account {account.name}.")
     return HTTPSeeOther(location=request.route_url("admin.merchant_accounts"))
 

@@ -1,0 +1,269 @@
+"""Paying a link by eCheck (ACH) through Stripe: the real ``stripe`` library over HTTP to our
+fake of Stripe's bank-debit endpoints (tests/fakes/stripe_ach.py), in front of localstripe.
+
+The payer's PaymentMethod is made with the publishable key, as Stripe.js does on the page; a
+bank debit is accepted at once and clears (or is returned) days later, which a test plays
+with ``localstripe.clear_bank_debits()``. Until then the payment is processing, the link
+neither paid nor payable; Stripe's webhook, or the resolver when it does not come, settles it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy import func, select
+
+from clientpay_connect.db import utcnow
+from clientpay_connect.links.models import PaymentLink
+from clientpay_connect.mail.models import OutboxMessage
+from clientpay_connect.pay.models import Payment
+from clientpay_connect.pay.tasks import RESOLVE_JOB
+from tests.functional import test_pay_stripe as card_tests
+from tests.support.localstripe import TEST_SECRET_KEY
+from tests.support.payments import ACCOUNT_CLOSED, SUCCEEDS, pay, submission
+
+# The Stripe app, its database and the payer, as the card tests set them up.
+proxy, proxy_passes = card_tests.proxy, card_tests.proxy_passes
+stripe_pay_app, stripe_db = card_tests.stripe_pay_app, card_tests.stripe_db
+payer, link_and_token = card_tests.payer, card_tests.link_and_token
+signed_event = card_tests.signed_event
+
+USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) ClientPayTest/1.0"
+
+
+def _pay_by_bank(payer, token, method, key=None):
+    return payer.post_json(
+        f"/api/v1/pay/{token}",
+        submission(method, "123.45"),
+        headers={"Idempotency-Key": key or uuid.uuid4().hex, "User-Agent": USER_AGENT},
+        status="*",
+    )
+
+
+def _fresh(stripe_db, model, row_id):
+    stripe_db.expire_all()
+    return stripe_db.get(model, row_id)
+
+
+def _emails(stripe_db, payment_id, kind="receipt"):
+    stripe_db.expire_all()
+    query = (
+        select(func.count())
+        .select_from(OutboxMessage)
+        .where(OutboxMessage.payment_id == payment_id, OutboxMessage.kind == kind)
+    )
+    return int(stripe_db.scalar(query))
+
+
+def _resolve_later(app) -> int:
+    return app.registry["clientpay.jobs"].run_now(RESOLVE_JOB, utcnow() + dt.timedelta(minutes=10))
+
+
+def test_an_echeck_is_processing_until_the_bank_clears_it_and_the_webhook_settles_it_once(
+    stripe_pay_app, payer, stripe_db, link_and_token, localstripe, client_ip
+):
+    link, token = link_and_token
+    key = uuid.uuid4().hex
+
+    accepted = _pay_by_bank(payer, token, localstripe.bank_account_method(), key)
+
+    assert accepted.status_int == 202
+    body = accepted.json
+    assert (body["status"], body["link_status"], body["method"], body["last4"]) == (
+        "processing",
+        "processing",
+        "echeck",
+        "6789",
+    )
+    assert "processing" in body["message"]
+    [intent] = localstripe.payment_intents(link=str(link.id))
+    assert (intent.status, intent.amount, intent.payment_method_types) == (
+        "processing",
+        12_345,
+        ["us_bank_account"],
+    )
+    # The debit's mandate records the payer's acceptance on our page.
+    mandate = localstripe.client().v1.mandates.retrieve(intent.mandate)
+    online = mandate.customer_acceptance.online
+    assert (online.ip_address, online.user_agent) == (client_ip, USER_AGENT)
+    payment = _fresh(stripe_db, Payment, body["payment_id"])
+    assert (payment.status, payment.processor_ref, payment.receipt_number) == (
+        "processing",
+        intent.id,
+        None,
+    )
+    # Not paid, and not payable either: the money is on its way.
+    assert _fresh(stripe_db, PaymentLink, link.id).status == "processing"
+    assert payer.get(f"/api/v1/pay/{token}").json["status"] == "processing"
+    again = pay(payer, token, submission(localstripe.payment_method(SUCCEEDS), "123.45"))
+    assert (again.status_int, again.json["error"]) == (409, "link_not_payable")
+    assert _pay_by_bank(payer, token, "ignored", key).status_int == 422  # key reused
+    replay = _pay_by_bank(payer, token, accepted.request.json["payment_token"], key)
+    assert (replay.status_int, replay.json) == (202, body)
+    # The resolver asks, and leaves a debit still clearing alone.
+    assert _resolve_later(stripe_pay_app) == 0
+    assert _fresh(stripe_db, Payment, payment.id).status == "processing"
+    assert _emails(stripe_db, payment.id) == 0
+
+    [event] = localstripe.clear_bank_debits()
+    assert event["type"] == "payment_intent.succeeded"
+    cleared = localstripe.client().v1.payment_intents.retrieve(intent.id)
+    body_bytes, headers = signed_event(cleared, "payment_intent.succeeded")
+    path = f"/webhooks/stripe/{link.merchant_account_id}"
+    assert payer.post(path, body_bytes, headers=headers).json == {"received": True}
+    assert payer.post(path, body_bytes, headers=headers).json["duplicate"] is True
+
+    payment = _fresh(stripe_db, Payment, payment.id)
+    assert (payment.status, payment.method, payment.last4) == ("succeeded", "echeck", "6789")
+    assert payment.receipt_number
+    assert _fresh(stripe_db, PaymentLink, link.id).status == "paid"
+    assert _emails(stripe_db, payment.id) == 1
+    assert _resolve_later(stripe_pay_app) == 0  # nothing left to settle
+    final = _pay_by_bank(payer, token, accepted.request.json["payment_token"], key)
+    assert (final.status_int, final.json["status"]) == (201, "succeeded")
+    assert [i.id for i in localstripe.payment_intents(link=str(link.id))] == [intent.id]
+
+
+def test_an_echeck_cleared_without_a_webhook_is_settled_by_the_resolver(
+    stripe_pay_app, payer, stripe_db, link_and_token, localstripe
+):
+    link, token = link_and_token
+    accepted = _pay_by_bank(payer, token, localstripe.bank_account_method())
+    assert accepted.status_int == 202
+
+    localstripe.clear_bank_debits()
+    assert _resolve_later(stripe_pay_app) == 1
+    assert _resolve_later(stripe_pay_app) == 0
+
+    payment = _fresh(stripe_db, Payment, accepted.json["payment_id"])
+    assert payment.status == "succeeded"
+    assert _fresh(stripe_db, PaymentLink, link.id).status == "paid"
+    assert _emails(stripe_db, payment.id) == 1
+
+
+def test_a_returned_echeck_fails_and_the_link_is_payable_again(
+    stripe_pay_app, payer, stripe_db, link_and_token, localstripe
+):
+    link, token = link_and_token
+    accepted = _pay_by_bank(payer, token, localstripe.bank_account_method(ACCOUNT_CLOSED))
+    assert accepted.status_int == 202
+
+    [event] = localstripe.clear_bank_debits()
+    assert event["type"] == "payment_intent.payment_failed"
+    assert _resolve_later(stripe_pay_app) == 1
+
+    payment = _fresh(stripe_db, Payment, accepted.json["payment_id"])
+    assert (payment.status, payment.failure_code) == ("failed", "account_closed")
+    assert payment.receipt_number is None
+    assert _fresh(stripe_db, PaymentLink, link.id).status == "outstanding"
+    assert _emails(stripe_db, payment.id) == 0
+    paid = pay(payer, token, submission(localstripe.payment_method(SUCCEEDS), "123.45"))
+    assert paid.status_int == 201
+
+
+def test_an_echeck_is_refused_where_the_account_takes_cards_only(
+    payer, stripe_db, link_and_token, localstripe
+):
+    link, token = link_and_token
+    link.merchant_account.accepts_echeck = False
+    stripe_db.flush()
+    refused = _pay_by_bank(payer, token, localstripe.bank_account_method())
+    assert (refused.status_int, refused.json["error"]) == (402, "method_not_accepted")
+    assert localstripe.payment_intents(link=str(link.id)) == []
+
+
+def test_a_bank_account_stripe_would_verify_first_is_declined_and_debits_nothing(
+    payer, stripe_db, link_and_token, localstripe
+):
+    link, token = link_and_token
+    localstripe.ach.verify_with_microdeposits = True
+    try:
+        refused = _pay_by_bank(payer, token, localstripe.bank_account_method())
+    finally:
+        localstripe.ach.verify_with_microdeposits = False
+
+    assert (refused.status_int, refused.json["error"]) == (402, "bank_account_unverified")
+    assert "verified" in refused.json["message"]
+    assert _fresh(stripe_db, PaymentLink, link.id).status == "outstanding"
+    [intent] = localstripe.payment_intents(link=str(link.id))
+    assert intent.status == "requires_action"
+    assert localstripe.clear_bank_debits() == []
+
+
+def test_the_bank_account_fake_wants_what_stripe_wants(localstripe):
+    """What the page's Stripe.js must send (the fake refuses as Stripe's reference says)."""
+    client = localstripe.client()
+    params: dict = {
+        "type": "us_bank_account",
+        "us_bank_account": {"routing_number": "110000000", "account_number": "000123456789"},
+    }
+    try:
+        client.v1.payment_methods.create(params=params)
+    except Exception as exc:  # the library's InvalidRequestError
+        assert getattr(exc, "param", None) == "billing_details[name]"
+    else:
+        raise AssertionError("a bank account without the holder's name was taken")
+    method = client.v1.payment_methods.create(
+        params={**params, "billing_details": {"name": "Pat Payer"}}
+    )
+    assert (method.us_bank_account.last4, method.us_bank_account.bank_name) == (
+        "6789",
+        "STRIPE TEST BANK",
+    )
+    assert "000123456789" not in str(method)
+    intent = client.v1.payment_intents.create(
+        params={
+            "amount": 5_000,
+            "currency": "usd",
+            "payment_method": method.id,
+            "payment_method_types": ["us_bank_account"],
+        }
+    )
+    try:
+        client.v1.payment_intents.confirm(intent.id)
+    except Exception as exc:
+        assert "mandate_data" in str(getattr(exc, "param", ""))
+    else:
+        raise AssertionError("a debit without a mandate was confirmed")
+    secret = localstripe.client(TEST_SECRET_KEY)
+    assert secret.v1.payment_intents.retrieve(intent.id).status == "requires_confirmation"
+    # Stripe's Idempotency-Key, which localstripe ignores: the same key, the first answer.
+    again: dict = {**params, "billing_details": {"name": "Pat Payer"}}
+    options: dict = {"idempotency_key": "key-" + uuid.uuid4().hex}
+    first = client.v1.payment_methods.create(params=again, options=options)
+    assert client.v1.payment_methods.create(params=again, options=options).id == first.id
+
+
+def test_the_fake_plays_a_dispute_of_a_cleared_debit_or_of_a_card_payment(
+    payer, stripe_db, link_and_token, localstripe
+):
+    """For the dispute webhooks: charge.dispute.created as Stripe sends it (localstripe has
+    no disputes); what the app does with it is the dispute handling's to test."""
+    _link, token = link_and_token
+    accepted = _pay_by_bank(payer, token, localstripe.bank_account_method())
+    payment = _fresh(stripe_db, Payment, accepted.json["payment_id"])
+    localstripe.clear_bank_debits()
+    debit = localstripe.ach.dispute(payment.processor_ref)
+    card = localstripe.client().v1.payment_intents.create(
+        params={
+            "amount": 2_000,
+            "currency": "usd",
+            "payment_method": localstripe.payment_method(SUCCEEDS),
+            "confirm": True,
+        }
+    )
+    by_card = localstripe.ach.dispute(card.id, "fraudulent", TEST_SECRET_KEY)
+
+    for event, intent_id, amount in (
+        (debit, payment.processor_ref, 12_345),
+        (by_card, card.id, 2_000),
+    ):
+        dispute = event["data"]["object"]
+        assert (event["type"], dispute["object"], dispute["status"]) == (
+            "charge.dispute.created",
+            "dispute",
+            "needs_response",
+        )
+        assert (dispute["payment_intent"], dispute["amount"]) == (intent_id, amount)
+        assert dispute["charge"]
