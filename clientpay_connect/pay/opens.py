@@ -109,6 +109,8 @@ class OpenBatch:
                     target=self._run, name="clientpay-opens", daemon=True
                 )
                 self._thread.start()
+                # What is pending when the process stops is written then.
+                atexit.register(self.close)
 
     def flush(self) -> int:
         """Write every pending open in one transaction; how many links it covered."""
@@ -126,6 +128,8 @@ class OpenBatch:
 
     def close(self) -> None:
         """Stop the writer and write what is pending (the app is stopping)."""
+        if self._thread is not None:
+            atexit.unregister(self.close)
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=self._interval + 5)
@@ -205,4 +209,3 @@ def includeme(config: Configurator) -> None:
     settings = config.get_settings()
     batch = OpenBatch(config.registry, float(settings.get(FLUSH_SETTING) or 0))
     config.registry[BATCH] = batch
-    atexit.register(batch.close)

@@ -63,8 +63,8 @@ def _is_payment_page(request: Request) -> bool:
 
 def page_facts(request: Request) -> LinkFacts | None:
     """The facts of the link the page's URL names: on the read path when the transaction
-    manager left this request out, else (a host's own activate hook kept it in) through the
-    request's session like any other view."""
+    manager left this request out, else (a transaction is active all the same: a host that
+    runs one around our app) through the request's session like any other view."""
     token = request.matchdict["token"]
     if is_tm_active(request):
         return link_facts(request.dbsession, token)
