@@ -11,7 +11,7 @@ PORT ?= 6543
 # Both cores: the suite (three databases, browsers, chaos) runs in half the time.
 PYTEST_ARGS ?= -n 2
 
-.PHONY: run test setup assets catalogs messages lint typecheck pytest chromium migrate demo serve worker clean
+.PHONY: run test setup assets catalogs messages lint typecheck pytest chromium wrk bench migrate demo serve worker clean
 
 run: setup migrate demo serve
 
@@ -71,6 +71,18 @@ lint: setup
 
 typecheck: setup
 	$(BIN)/mypy clientpay_connect adapters
+
+# The benchmarks load the server as a user measuring would: Debian's wrk, pinned to one core
+# with taskset (util-linux), the server to the other. Never a downloaded or hand-built wrk.
+wrk:
+	@command -v wrk >/dev/null 2>&1 || { \
+	  echo "installing Debian's wrk for the benchmarks"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+
+# The payment page against hello-world, on SQLite and (when CLIENTPAY_BENCH_DATABASE_URL names
+# a PostgreSQL server) on PostgreSQL, in one run. BENCH_ARGS=--duration 5, for instance.
+bench: setup wrk
+	$(BIN)/python benchmarks/pay_page.py $(BENCH_ARGS)
 
 pytest: setup chromium
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -78,6 +78,8 @@ DEFAULTS: dict[str, str] = {
     "clientpay.pay.processing_timeout_seconds": "300",
     "clientpay.pay.page_cache": "clientpay_connect.pay.page_cache.PageCache",
     "clientpay.pay.page_cache_size": "1000",
+    # How often the payers' opens of their links are written, in one batch (pay/opens.py).
+    "clientpay.pay.opens_flush_seconds": "2",
     "clientpay.mail.delivery": "clientpay_connect.mail.services.FileMailDelivery",
     "clientpay.mail.maildir": "var/mail",
     # The demo matter database `clientpay demo` creates (a SQLite file); empty: none.

@@ -77,6 +77,10 @@ def base_settings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "clientpay.limits.key_prefix": f"clientpay-test-{run}",
         "clientpay.jobs.name": f"clientpay-test-{run}",
         "clientpay.jobs.immediate": "true",
+        # Each open written as its response is ready: the suite's apps share the test's one
+        # connection, which the batch's own writer thread must not use (test_pay_open_batch.py
+        # runs the thread on a database of its own).
+        "clientpay.pay.opens_flush_seconds": "0",
         "clientpay.jobs.sqlite_path": str(data / "jobs.sqlite"),
         "clientpay.mail.maildir": str(data / "mail"),
         "clientpay.cookie_secure": "false",

@@ -46,6 +46,10 @@ def includeme(config: Configurator) -> None:
     config.registry["clientpay.pay.page_cache"] = cache_class.from_settings(settings)
     config.register_service_factory(cache_class.create_service, IPageCache)
     config.add_route("pay.page", "/pay/{token}")
+    # When payers open their links: batched, written off the page's requests.
+    config.include(".opens")
+    # The page's read needs no transaction: pyramid_tm leaves it out (readpath.py says why).
+    config.include(".readpath")
     config.add_route("pay.receipt", "/pay/{token}/receipt")
     config.scan(".views")
 

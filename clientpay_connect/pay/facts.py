@@ -13,10 +13,11 @@ A Connect link also lists its invoices: a second small query, made only for thos
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, bindparam, select
+from sqlalchemy import Connection, Executable, and_, bindparam, select
 from sqlalchemy.orm import Session
 
 from clientpay_connect.accounts.models import Firm
@@ -145,19 +146,42 @@ _INVOICES = (
 )
 
 
+# Runs a statement with its parameters and returns its rows (as tuples in column order): the
+# session's connection for most views, the driver's own for the payment page (readpath.py).
+Run = Callable[[Executable, dict[str, Any]], Sequence[Sequence[Any]]]
+
+# Where the link's source is in a row of _FACTS: a Connect link's invoices are read too.
+_SOURCE_AT = next(
+    index for index, column in enumerate(_FACTS.selected_columns) if column.key == "source"
+)
+
+
 def link_facts(dbsession: Session, token: str) -> LinkFacts | None:
     """The facts of the link whose URL secret is ``token``, or None if there is none."""
+    return read_link_facts(dbsession.connection(), token)
+
+
+def read_link_facts(connection: Connection, token: str) -> LinkFacts | None:
+    """The same, on ``connection`` as it is (in its transaction, if it has one)."""
+
+    # Core rows: no ORM objects are wanted, only values.
+    def run(statement: Executable, params: dict[str, Any]) -> Sequence[Sequence[Any]]:
+        return connection.execute(statement, params).all()
+
+    return facts_with(run, token)
+
+
+def facts_with(run: Run, token: str) -> LinkFacts | None:
+    """The same, with ``run`` running the statements."""
     if not possible_token(token):
         return None
-    # Core rows through the session's own connection (and so its transaction): no ORM
-    # objects are wanted, only values.
-    connection = dbsession.connection()
-    row = connection.execute(_FACTS, {"token_hash": sha256_hex(token)}).one_or_none()
-    if row is None:
+    rows = run(_FACTS, {"token_hash": sha256_hex(token)})
+    if not rows:
         return None
+    row = rows[0]  # token_hash is unique
     invoices: tuple[InvoiceLine, ...] = ()
-    if row.source == SOURCE_CONNECT:
-        lines = connection.execute(_INVOICES, {"link_id": row.id})
+    if row[_SOURCE_AT] == SOURCE_CONNECT:
+        lines = run(_INVOICES, {"link_id": row[0]})
         invoices = tuple(InvoiceLine(*line) for line in lines)
     return _facts_of(row, invoices)
 

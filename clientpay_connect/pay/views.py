@@ -34,7 +34,7 @@ from clientpay_connect.links.models import (
 from clientpay_connect.links.services import payment_refusal
 from clientpay_connect.money import format_amount, minor_digits
 from clientpay_connect.pay import processors
-from clientpay_connect.pay.facts import LinkFacts, link_facts
+from clientpay_connect.pay.facts import LinkFacts
 from clientpay_connect.pay.i18n import (
     LANG_PARAM,
     LANGUAGE_NAMES,
@@ -51,6 +51,7 @@ from clientpay_connect.pay.models import PAYMENT_SUCCEEDED, Payment
 from clientpay_connect.pay.opens import note_open
 from clientpay_connect.pay.page_cache import CachedPage
 from clientpay_connect.pay.processor import SandboxProcessor
+from clientpay_connect.pay.readpath import page_facts, process_service
 from clientpay_connect.pay.stripe_page import (
     STRIPE_NAME,
     StripeFields,
@@ -90,14 +91,14 @@ class _Lookup:
 
 def _find(request: Request) -> _Lookup | Response:
     """The link of this URL, or the page to answer with instead (unknown token, rate limited)."""
-    limiter = request.find_service(IRateLimiter, context=None)
+    limiter = process_service(request, IRateLimiter)
     limit = request.registry.settings["clientpay.limits.token_lookups"]
     # Only misses count, so a payer reloading their own page never uses the allowance up; the
     # check comes before the lookup, so that once over it a guesser learns nothing more.
     key = f"pay-page-miss:{request.client_addr}"
     if not limiter.allowed(limit, key):
         return _unknown(request, status=429)
-    facts = link_facts(request.dbsession, request.matchdict["token"])
+    facts = page_facts(request)
     if facts is None:
         limiter.hit(limit, key)
         return _unknown(request, status=404)
@@ -178,7 +179,7 @@ def payment_page(request: Request) -> Response:
         note_open(request, found.facts.link_id, found.facts.last_opened_at, now)
     state = found.facts.state(now)
     key = _page_key(request, found, state)
-    cache = request.find_service(IPageCache, context=None)
+    cache = process_service(request, IPageCache)
     page = cache.get(key)
     if page is not None:
         return page.response()

@@ -27,6 +27,13 @@ def storage_url(settings: dict[str, Any]) -> str:
     return str(url)
 
 
+@lru_cache(maxsize=256)
+def parsed(limit: str) -> limits.RateLimitItem:
+    """A limit such as "60/minute", parsed once per process (the limits come from settings,
+    and the payment page checks one on every request)."""
+    return limits.parse(limit)
+
+
 @implementer(IRateLimiter)
 class LimitsRateLimiter:
     def __init__(self, storage_url: str, key_prefix: str = "clientpay"):
@@ -48,17 +55,17 @@ class LimitsRateLimiter:
     def hit(self, limit: str, *keys: str) -> bool:
         if limit.strip().lower() in OFF:
             return True
-        return bool(self._limiter.hit(limits.parse(limit), *keys))
+        return bool(self._limiter.hit(parsed(limit), *keys))
 
     def allowed(self, limit: str, *keys: str) -> bool:
         if limit.strip().lower() in OFF:
             return True
-        return bool(self._limiter.test(limits.parse(limit), *keys))
+        return bool(self._limiter.test(parsed(limit), *keys))
 
     def clear(self, limit: str, *keys: str) -> None:
         if limit.strip().lower() in OFF:
             return
-        self._limiter.clear(limits.parse(limit), *keys)
+        self._limiter.clear(parsed(limit), *keys)
 
 
 @implementer(IRateLimiter)

@@ -10,24 +10,16 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
-import transaction
 from pyramid.router import Router
 from sqlalchemy import text
 
-from clientpay_connect import main
-from clientpay_connect.accounts.services import create_firm
-from clientpay_connect.admin.models import MerchantAccount
-from clientpay_connect.db import get_tm_session
-from clientpay_connect.links.models import PaymentLink
-from clientpay_connect.links.services import NewLink, create_link
-from tests.support import databases
-from tests.support.live_server import serving
+from tests.support.live_server import served_app
+from tests.support.payments import committed_link, committed_opens
 
 # How long the other transaction keeps its lock, and how long the page may take meanwhile.
 HELD_SECONDS = 4.0
@@ -39,40 +31,8 @@ TIMEOUT = 60
 def served(
     base_settings: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, Router]]:
-    with databases.fresh_database(tmp_path_factory.mktemp("opens")) as database_url:
-        databases.migrate(database_url)
-        app = main({}, **{**base_settings, "sqlalchemy.url": database_url})
-        try:
-            with serving(app, threads=2) as url:
-                yield url, app
-        finally:
-            app.registry["dbengine"].dispose()
-
-
-def _committed_link(app: Router) -> tuple[int, str]:
-    tm = transaction.TransactionManager(explicit=True)
-    with tm:
-        session = get_tm_session(app.registry["dbsession_factory"], tm)
-        firm = create_firm(session, "Opens LLP", "opens-" + uuid.uuid4().hex[:8])
-        account = MerchantAccount(firm_id=firm.id, name="Operating", kind="operating")
-        session.add(account)
-        session.flush()
-        link, token = create_link(
-            session,
-            app.registry["clientpay.encryptor"],
-            None,
-            NewLink(merchant_account=account, amount_minor=10_000),
-        )
-        session.flush()
-        return link.id, token
-
-
-def _opens(app: Router, link_id: int) -> tuple[Any, Any]:
-    tm = transaction.TransactionManager(explicit=True)
-    with tm:
-        session = get_tm_session(app.registry["dbsession_factory"], tm)
-        link = session.get(PaymentLink, link_id)
-        return link.first_opened_at, link.last_opened_at
+    with served_app(base_settings, tmp_path_factory.mktemp("opens"), threads=2) as served:
+        yield served
 
 
 class LockHolder(threading.Thread):
@@ -96,7 +56,7 @@ class LockHolder(threading.Thread):
 
 def test_the_page_answers_at_once_while_the_lock_is_held(served):
     url, app = served
-    link_id, token = _committed_link(app)
+    link_id, token = committed_link(app)
     holder = LockHolder(app, link_id)
     holder.start()
     assert holder.holding.wait(TIMEOUT)
@@ -107,7 +67,7 @@ def test_the_page_answers_at_once_while_the_lock_is_held(served):
     assert took < PAGE_SECONDS, f"the page took {took:.2f} s behind a held lock"
     holder.join(timeout=TIMEOUT)
     # The open could not be written: nothing half-done, and the next open records it.
-    assert _opens(app, link_id) == (None, None)
+    assert committed_opens(app, link_id) == (None, None)
     assert requests.get(f"{url}/pay/{token}", timeout=TIMEOUT).status_code == 200
-    first, last = _opens(app, link_id)
+    first, last = committed_opens(app, link_id)
     assert first is not None and first == last

@@ -102,6 +102,22 @@ def serving(app: Router, threads: int) -> Iterator[str]:
         server.task_dispatcher.shutdown()
 
 
+@contextmanager
+def served_app(
+    settings: dict[str, Any], folder: Path, threads: int
+) -> Iterator[tuple[str, Router]]:
+    """The app with ``settings``, on a fresh, migrated database of its own (committed, not
+    shared with the test), served by waitress; its URL and the app."""
+    with databases.fresh_database(folder) as database_url:
+        databases.migrate(database_url)
+        app = main({}, **{**settings, "sqlalchemy.url": database_url})
+        try:
+            with serving(app, threads=threads) as url:
+                yield url, app
+        finally:
+            app.registry["dbengine"].dispose()
+
+
 def start_live_server(base_settings: dict[str, Any], folder: Path) -> Iterator[LiveServer]:
     """Yield a running server on a fresh, migrated, demo-seeded database; stop it afterwards."""
     smtp = SMTPServer().start()

@@ -5,11 +5,15 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import transaction
 import webtest
 from pyramid.registry import Registry
+from pyramid.router import Router
 from sqlalchemy.orm import Session
 
+from clientpay_connect.accounts.services import create_firm
 from clientpay_connect.admin.models import MerchantAccount
+from clientpay_connect.db import get_tm_session
 from clientpay_connect.links.models import PaymentLink
 from clientpay_connect.links.services import NewLink, create_link
 
@@ -62,6 +66,29 @@ def new_link(
     )
     dbsession.flush()
     return link, token
+
+
+def committed_link(app: Router, amount_minor: int = 10_000, **fields: Any) -> tuple[int, str]:
+    """A link of a new firm, committed (for an app serving its own database); its id and
+    secret token."""
+    tm = transaction.TransactionManager(explicit=True)
+    with tm:
+        session = get_tm_session(app.registry["dbsession_factory"], tm)
+        firm = create_firm(session, "Committed LLP", "committed-" + uuid.uuid4().hex[:8])
+        account = MerchantAccount(firm_id=firm.id, name="Operating", kind="operating")
+        session.add(account)
+        session.flush()
+        link, token = new_link(session, app.registry, account, amount_minor, **fields)
+        return link.id, token
+
+
+def committed_opens(app: Router, link_id: int) -> tuple[Any, Any]:
+    """The link's first and last open, as committed."""
+    tm = transaction.TransactionManager(explicit=True)
+    with tm:
+        session = get_tm_session(app.registry["dbsession_factory"], tm)
+        link = session.get(PaymentLink, link_id)
+        return link.first_opened_at, link.last_opened_at
 
 
 def tokenize(testapp: webtest.TestApp, details: dict[str, Any]) -> str:

@@ -1,0 +1,215 @@
+"""The payment page's read path: outside the transaction manager, one statement, no BEGIN.
+
+GET /pay/{token} is the one page anyone may load, and payers reload it. All it does with
+the database is read one row (pay/facts.py), and through request.dbsession that row cost
+far more than the reading: a session, its registration with the transaction manager (seven
+event listeners each time), BEGIN, the statement, COMMIT or ROLLBACK and the session's
+close, on every request. House rule 13 lets a read-only hot path leave the transaction
+manager, and this is the only one:
+
+- ``page_outside_tm`` is pyramid_tm's ``tm.activate_hook``: it leaves GET and HEAD of the
+  payment page out (the receipt, the payer's API and every other route keep their
+  transaction). request.dbsession cannot be used by such a request: its explicit manager
+  has no transaction, so any use fails loudly instead of writing outside one.
+- ``DriverReads`` runs the compiled statement on a pooled connection in the driver's
+  autocommit: on PostgreSQL with no BEGIN, COMMIT or ROLLBACK round trip; on SQLite no BEGIN
+  is sent either, and the SELECT is its own implicit deferred read transaction (it takes
+  no write lock, and sees everything committed before it began). One statement reads
+  everything the page shows, so it needs no wider snapshot; a Connect link's invoices (a
+  second statement) are written with the link and never change.
+- Every request reads the row again: a link paid, cancelled or expired a moment ago shows
+  its closed page on the very next request, whatever the page cache holds (its key is the
+  row itself, page_cache.py). Recording the open is not this request's write either: it is
+  queued, and written in batches by pay/opens.py.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from pyramid.config import Configurator
+from pyramid.interfaces import IRoutesMapper
+from pyramid.request import Request
+from pyramid_tm import is_tm_active
+from sqlalchemy import Connection, Executable, create_engine, event
+from sqlalchemy.engine import Engine
+
+from clientpay_connect.pay.facts import LinkFacts, Run, facts_with, link_facts, read_link_facts
+
+T = TypeVar("T")
+PAGE_ROUTE = "pay.page"
+READ_METHODS = frozenset({"GET", "HEAD"})
+# Where the app's DriverReads is kept (one per process: its compiled statements with it).
+READS = "clientpay.pay.driver_reads"
+
+
+def page_outside_tm(host_hook: Callable[[Request], bool] | None, request: Request) -> bool:
+    """pyramid_tm's activate hook: False (no transaction) for a read of the payment page.
+
+    The tween runs before routing, so the path is matched here against the page's own route
+    (under whatever prefix a host mounted it)."""
+    if request.method in READ_METHODS and _is_payment_page(request):
+        return False
+    return host_hook(request) if host_hook is not None else True
+
+
+def _is_payment_page(request: Request) -> bool:
+    route = request.registry.getUtility(IRoutesMapper).get_route(PAGE_ROUTE)
+    return route is not None and route.match(request.path_info) is not None
+
+
+def page_facts(request: Request) -> LinkFacts | None:
+    """The facts of the link the page's URL names: on the read path when the transaction
+    manager left this request out, else (a transaction is active all the same: a host that
+    runs one around our app) through the request's session like any other view."""
+    token = request.matchdict["token"]
+    if is_tm_active(request):
+        return link_facts(request.dbsession, token)
+    bind = request.registry["dbsession_factory"].kw.get("bind")
+    if isinstance(bind, Connection):
+        # A host (or the test suite) binds every session to one connection: read on it, to
+        # see what those sessions see.
+        return read_link_facts(bind, token)
+    reads: DriverReads = request.registry[READS]
+    return reads.read(functools.partial(facts_with, token=token))
+
+
+class DisconnectedError(Exception):
+    """The pooled connection was dead (read again on a new one)."""
+
+
+class DriverReads:
+    """Core statements, each compiled once for the engine's dialect, run straight on a pooled
+    DBAPI connection in the driver's autocommit.
+
+    SQLAlchemy's own execution of a cached statement (a Connection, its cache key, an
+    execution context, a Result and Row objects) cost several times the database's work on
+    the page. Here the pool still lends and takes back the connection (pre-ping, reset and
+    invalidation), the SQL and its parameter order come from SQLAlchemy's
+    compiler, and each column's value goes through its type's own result processor, as in
+    any other read; only the per-call machinery is left out. Parameters are passed as they
+    are (no bind processors): for statements whose parameters are plain strings and integers.
+    """
+
+    def __init__(self, engine: Engine):
+        self._engine = engine
+        self._compiled: dict[Executable, _Compiled] = {}
+
+    @property
+    def engine(self) -> Engine:
+        """The engine whose pool lends the connections."""
+        return self._engine
+
+    @classmethod
+    def for_app(cls, engine: Engine) -> DriverReads:
+        """On PostgreSQL, a pool of the page's own that does not ping each connection before
+        lending it: the app's engine pings (pool_pre_ping), a round trip that cost the page
+        as much as its SELECT. A connection found dead (a restarted server) is dropped with
+        the rest of that pool and the read made once more (``read``). The pool is disposed
+        with the app's engine. SQLite pings nothing: its engine's pool is used as it is."""
+        if engine.dialect.name != "postgresql":
+            return cls(engine)
+        own = create_engine(engine.url, pool_pre_ping=False, pool_size=5, max_overflow=10)
+        event.listen(engine, "engine_disposed", lambda _engine: own.dispose())
+        return cls(own)
+
+    def read(self, work: Callable[[Run], T]) -> T:
+        """``work(run)`` on one pooled connection; once more on a new connection if the first
+        was found dead, as a pool that does not ping finds out."""
+        try:
+            return self._read(work)
+        except DisconnectedError:
+            self._engine.dispose()  # the rest of the pool is as dead: connect afresh
+            return self._read(work)
+
+    def _read(self, work: Callable[[Run], T]) -> T:
+        with self.session() as run:
+            return work(run)
+
+    @contextmanager
+    def session(self) -> Iterator[Run]:
+        """One pooled connection for the statements run in the block, each on its own."""
+        pooled = self._engine.raw_connection()
+        try:
+            driver: Any = pooled.driver_connection
+            # psycopg: no BEGIN before, no ROLLBACK after. (sqlite3 is in autocommit already:
+            # db.py turned its own transaction handling off, and our BEGIN comes from
+            # SQLAlchemy's begin event, which a driver's cursor never fires.)
+            switch = self._engine.dialect.name == "postgresql"
+            if switch:
+                driver.autocommit = True
+            try:
+                yield functools.partial(self._run, pooled)
+            finally:
+                if switch and not driver.closed:
+                    driver.autocommit = False
+        except self._engine.dialect.loaded_dbapi.Error as error:
+            if not self._engine.dialect.is_disconnect(error, pooled.driver_connection, None):
+                raise
+            pooled.invalidate(error)
+            raise DisconnectedError() from error
+        finally:
+            pooled.close()  # back to the pool
+
+    def _run(
+        self, pooled: Any, statement: Executable, params: dict[str, Any]
+    ) -> list[tuple[Any, ...]]:
+        compiled = self._compiled.get(statement)
+        if compiled is None:
+            compiled = self._compiled[statement] = _Compiled(statement, self._engine.dialect)
+        cursor = pooled.cursor()
+        try:
+            cursor.execute(compiled.sql, compiled.parameters(params))
+            return [compiled.values(row) for row in cursor.fetchall()]
+        finally:
+            cursor.close()
+
+
+class _Compiled:
+    def __init__(self, statement: Any, dialect: Any):
+        compiled = statement.compile(dialect=dialect)
+        self.sql: str = compiled.string
+        self._compiled = compiled
+        self._positions: Any = compiled.positiontup
+        processors = [
+            column.type.dialect_impl(dialect).result_processor(dialect, None)
+            for column in statement.selected_columns
+        ]
+        # Only the columns that have one (dates, times; most are strings and integers).
+        self._processors = tuple(
+            (index, process) for index, process in enumerate(processors) if process is not None
+        )
+
+    def parameters(self, params: dict[str, Any]) -> Any:
+        values = self._compiled.construct_params(params)
+        if self._positions:
+            return tuple(values[name] for name in self._positions)
+        return values
+
+    def values(self, row: Any) -> tuple[Any, ...]:
+        values = list(row)
+        for index, process in self._processors:
+            values[index] = process(values[index])
+        return tuple(values)
+
+
+def process_service(request: Request, iface: Any) -> Any:
+    """request.find_service(iface) for a service that is one object for the whole process
+    (the rate limiter, the page cache: their factories hand out what the registry holds).
+
+    The factory registered for ``iface`` is found and called as find_service would, but
+    without the request's service container, which pyramid_services builds on a request's
+    first find_service (a registry of its own, the request registered in it, a subscriber
+    notified): on the page that was a quarter of the view's time, for two look-ups."""
+    return request.find_service_factory(iface)(None, request)
+
+
+def includeme(config: Configurator) -> None:
+    settings = config.get_settings()
+    config.registry[READS] = DriverReads.for_app(config.registry["dbengine"])
+    host_hook: Any = config.maybe_dotted(settings.get("tm.activate_hook"))
+    # Read by pyramid_tm's tween factory when the app is made, after every includeme.
+    settings["tm.activate_hook"] = functools.partial(page_outside_tm, host_hook)
