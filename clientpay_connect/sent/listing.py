@@ -20,24 +20,32 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, collate, func, literal, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    String,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    tuple_,
+)
 from sqlalchemy.orm import Session, selectinload
 
 from clientpay_connect.accounts.models import User
 from clientpay_connect.connect.models import LinkInvoice
-from clientpay_connect.links.models import STATUSES, PaymentLink
-from clientpay_connect.sent.cursor import Cursor, encode_cursor
+from clientpay_connect.links.models import PaymentLink, status_sort_sql, text_sort_sql
+from clientpay_connect.sent.cursor import Cursor, Total, encode_cursor
 from clientpay_connect.sent.query import STATUS_VIEWS, ListQuery, Sort, creator_is_id
 
 NULLABLE_FIELDS = frozenset({"due_date", "invoice_date", "sent_at", "paid_at", "expires_at"})
 TEXT_FIELDS = frozenset({"invoice_number", "recipient_name"})
 COLUMNS = {"amount": PaymentLink.amount_minor, "amount_paid": PaymentLink.amount_paid_minor}
-STATUS_ORDER = case(
-    {status: place for place, status in enumerate(STATUSES)},
-    value=PaymentLink.status,
-    else_=len(STATUSES),
-)
 EXPORT_BATCH = 500
+# From this many matching links on, a walk's later pages carry the first page's count rather
+# than count them all again (see _total); below it, counting is cheap and always exact.
+CARRY_TOTAL_FROM = 10_000
 
 
 @dataclass
@@ -51,22 +59,68 @@ def fetch_page(dbsession: Session, firm_id: int, query: ListQuery) -> LinkPage:
     dialect = _dialect(dbsession)
     conditions = [*match_conditions(query, firm_id, dialect), *_status_condition(query.status)]
     key, nullable = sort_key(query.sort.field, dialect)
-    statement = (
-        select(PaymentLink, key.label("sort_key"))
-        .where(*conditions)
-        .order_by(*_order(key, nullable, query.sort))
-        .limit(query.limit + 1)
-        .options(selectinload(PaymentLink.created_by))
-    )
-    if query.cursor is not None:
-        statement = statement.where(_after(key, nullable, query.sort, query.cursor))
-    rows = dbsession.execute(statement).all()
+    rows = _page_rows(dbsession, conditions, key, nullable, query)
     page = rows[: query.limit]
+    total = _total(dbsession, conditions, query.cursor)
     next_cursor = None
     if len(rows) > query.limit:
         last = page[-1]
-        next_cursor = encode_cursor(query.sort.param, query.sort.kind, last.sort_key, last[0].id)
-    return LinkPage([row[0] for row in page], next_cursor, _count(dbsession, conditions))
+        carried = total if total.count >= CARRY_TOTAL_FROM else None
+        next_cursor = encode_cursor(
+            query.sort.param, query.sort.kind, last.sort_key, last[0].id, carried
+        )
+    return LinkPage([row[0] for row in page], next_cursor, total.count)
+
+
+def _page_rows(
+    dbsession: Session,
+    conditions: list[ColumnElement[bool]],
+    key: ColumnElement[Any],
+    nullable: bool,
+    query: ListQuery,
+) -> list[Any]:
+    """One row more than the page, so that we know whether another page follows.
+
+    The rows with a value come first, then the empty ones (by id alone): two index range
+    scans, each the index's own order (forwards or backwards), rather than one statement whose
+    "NULLS LAST" in a descending sort no ascending index gives; and the cursor is a row value,
+    ``(key, id) > (value, id)``, which an index on (firm_id, key, id) seeks to at any depth.
+    """
+    wanted = query.limit + 1
+    cursor, descending = query.cursor, query.sort.descending
+    rows: list[Any] = []
+    if cursor is None or cursor.value is not None:
+        statement = _page_select(conditions, key, wanted).order_by(
+            *(_by(column, descending) for column in (key, PaymentLink.id))
+        )
+        if nullable:
+            statement = statement.where(key.is_not(None))
+        if cursor is not None:
+            position = tuple_(key, PaymentLink.id)
+            seen = tuple_(literal(cursor.value, key.type), literal(cursor.id))
+            statement = statement.where(position < seen if descending else position > seen)
+        rows = list(dbsession.execute(statement).all())
+    if nullable and len(rows) < wanted:
+        statement = _page_select(conditions, key, wanted - len(rows)).where(key.is_(None))
+        statement = statement.order_by(_by(PaymentLink.id, descending))
+        if cursor is not None and cursor.value is None:
+            after = PaymentLink.id < cursor.id if descending else PaymentLink.id > cursor.id
+            statement = statement.where(after)
+        rows.extend(dbsession.execute(statement).all())
+    return rows
+
+
+def _page_select(conditions: list[ColumnElement[bool]], key: Any, limit: int) -> Any:
+    return (
+        select(PaymentLink, key.label("sort_key"))
+        .where(*conditions)
+        .limit(limit)
+        .options(selectinload(PaymentLink.created_by))
+    )
+
+
+def _by(column: Any, descending: bool) -> Any:
+    return column.desc() if descending else column.asc()
 
 
 def iter_matching(dbsession: Session, firm_id: int, query: ListQuery) -> Iterator[PaymentLink]:
@@ -198,39 +252,43 @@ _FILTERS: dict[str, Any] = {
 def sort_key(field: str, dialect: str) -> tuple[ColumnElement[Any], bool]:
     """What ``field`` sorts by, and whether that can be empty (NULL)."""
     if field == "status":
-        return STATUS_ORDER, False
+        return literal_column(status_sort_sql(dialect), Integer), False
     if field in TEXT_FIELDS:
-        return _text_key(getattr(PaymentLink, field), dialect), True
+        return _text_key(field, dialect), True
     column: Any = COLUMNS.get(field) or getattr(PaymentLink, field)
     return column, field in NULLABLE_FIELDS
 
 
-def _text_key(column: Any, dialect: str) -> ColumnElement[Any]:
-    # A blank is "no value" (NULL), so that it sorts last like a missing date.
-    key = func.nullif(func.lower(column), "")
-    # PostgreSQL compares text by the database's locale, SQLite by code point: the "C"
-    # collation makes PostgreSQL agree, so the order is the same on both.
-    return collate(key, "C") if dialect == "postgresql" else key
+def _text_key(field: str, dialect: str) -> ColumnElement[Any]:
+    # A blank is "no value" (NULL), so that it sorts last like a missing date. As SQL text,
+    # the very expression of the index (links/models.py), so that PostgreSQL uses it.
+    return literal_column(text_sort_sql(field, dialect), String)
 
 
 def _order(key: ColumnElement[Any], nullable: bool, sort: Sort) -> list[Any]:
-    by_key = key.desc() if sort.descending else key.asc()
+    by_key = _by(key, sort.descending)
     if nullable:
         by_key = by_key.nulls_last()
-    return [by_key, PaymentLink.id.desc() if sort.descending else PaymentLink.id.asc()]
+    return [by_key, _by(PaymentLink.id, sort.descending)]
 
 
-def _after(
-    key: ColumnElement[Any], nullable: bool, sort: Sort, cursor: Cursor
-) -> ColumnElement[bool]:
-    """The rows that come after the cursor's (value, id) in this order."""
-    id_after = PaymentLink.id < cursor.id if sort.descending else PaymentLink.id > cursor.id
-    if cursor.value is None:
-        # Among the empty values at the end: only the id moves on.
-        return and_(key.is_(None), id_after)
-    value_after = key < cursor.value if sort.descending else key > cursor.value
-    after = or_(value_after, and_(key == cursor.value, id_after))
-    return or_(after, key.is_(None)) if nullable else after
+def _total(
+    dbsession: Session, conditions: list[ColumnElement[bool]], cursor: Cursor | None
+) -> Total:
+    """How many links match. A large count (CARRY_TOTAL_FROM) is counted on the first page
+    of a walk only and carried by the cursor, so that a deep page does not count a million
+    rows again: the next pages add the matching links made since (ids above the highest the
+    first count saw: a short range of the primary key). What such a walk does not see is a
+    link of the first count that changed since (a cancel moving it out of Outstanding): the
+    next first page counts it again."""
+    if cursor is not None and cursor.total is not None:
+        added = _count(dbsession, [*conditions, PaymentLink.id > cursor.total.highest_id])
+        return Total(cursor.total.count + added, cursor.total.highest_id)
+    # One statement, so that the count and the highest id are of the same moment.
+    highest = select(func.max(PaymentLink.id)).scalar_subquery()
+    statement = select(func.count(), highest).select_from(PaymentLink).where(*conditions)
+    count, highest_id = dbsession.execute(statement).one()
+    return Total(int(count), int(highest_id or 0))
 
 
 def _count(dbsession: Session, conditions: list[ColumnElement[bool]]) -> int:
