@@ -84,8 +84,8 @@ SELECT :firm,
             WHEN g % 20 = 16 THEN 50 ELSE 0 END,
        'USD',
        CASE WHEN g % 50 = 0 THEN '' ELSE 'INV-' || lpad(((g * 31) % 1000003)::text, 7, '0') END,
-       CASE WHEN g % 10 = 1 THEN NULL ELSE DATE '2024-01-01' + (g * 13) % 700 END,
-       CASE WHEN g % 7 = 0 THEN NULL ELSE DATE '2024-02-01' + (g * 17) % 730 END,
+       CASE WHEN g % 10 = 1 THEN NULL ELSE DATE '2024-01-01' + ((g * 13) % 700)::int END,
+       CASE WHEN g % 7 = 0 THEN NULL ELSE DATE '2024-02-01' + ((g * 17) % 730)::int END,
        CASE WHEN g % 40 = 0 THEN '' ELSE ({NAMES})[g % 8 + 1] || ' ' || (g % 997)::text END,
        '["payer@example.test"]'::json, '', 'en', {STATUS},
        CASE WHEN g % 5 = 0 THEN 'not_sent' ELSE 'sent' END,
@@ -100,7 +100,7 @@ SELECT :firm,
        CASE WHEN g % 3 = 0 THEN TIMESTAMPTZ '2024-01-02 00:00+00' + g * INTERVAL '31 seconds' END,
        CASE WHEN g % 3 = 0 THEN TIMESTAMPTZ '2024-01-09 00:00+00' + g * INTERVAL '29 seconds' END,
        g % 4, false
-FROM generate_series(1, :count) AS g
+FROM generate_series(1::bigint, :count) AS g
 """  # noqa: S608
 
 

@@ -14,7 +14,7 @@ from clientpay_connect.db import utcnow
 from clientpay_connect.links.services import link_json, link_url
 from clientpay_connect.security import STAFF, firm_id
 from clientpay_connect.sent.export import export_filename, write_workbook, xlsx_response
-from clientpay_connect.sent.listing import balance_links_of, fetch_page, iter_matching
+from clientpay_connect.sent.listing import fetch_page, iter_matching
 from clientpay_connect.sent.present import firm_zone
 from clientpay_connect.sent.query import ListQuery, parse_list_query
 
@@ -32,9 +32,9 @@ def checked_query(request: Request) -> ListQuery:
 def list_links_view(request: Request) -> dict[str, Any]:
     firm = firm_id(request)
     page = fetch_page(request.dbsession, firm, checked_query(request))
-    balance_links = balance_links_of(request.dbsession, firm, [link.id for link in page.links])
     items = [
-        link_json(link, link_url(request, link), balance_links.get(link.id)) for link in page.links
+        link_json(link, link_url(request, link), page.balance_links.get(link.id))
+        for link in page.links
     ]
     return {"items": items, "next_cursor": page.next_cursor, "total": page.total}
 
