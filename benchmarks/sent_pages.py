@@ -118,6 +118,7 @@ def seed(settings: dict[str, str], count: int, encrypted_token: str) -> dict[str
 
     from clientpay_connect.accounts.services import create_api_token
     from clientpay_connect.admin.models import MerchantAccount
+    from clientpay_connect.links.models import PaymentLink
 
     with bench_session(settings) as session:
         if session.get_bind().dialect.name != "postgresql":
@@ -128,6 +129,11 @@ def seed(settings: dict[str, str], count: int, encrypted_token: str) -> dict[str
         _row, token = create_api_token(session, seeded["user"], "benchmark")
         session.flush()
         started = time.perf_counter()
+        # A million rows go in faster with the table's plain indexes made afterwards, in one
+        # sort each, than kept up to date row by row.
+        indexes = [ix for ix in PaymentLink.__table__.indexes if not ix.unique]
+        for index in indexes:
+            index.drop(session.connection())
         session.execute(
             text(SEED),
             {
@@ -142,6 +148,8 @@ def seed(settings: dict[str, str], count: int, encrypted_token: str) -> dict[str
         )
         # A text() statement goes unseen by zope.sqlalchemy: without this the commit rolls back.
         zope.sqlalchemy.mark_changed(session)
+        for index in indexes:
+            index.create(session.connection())
         ids = {"firm": seeded["firm"].id, "second": second.id, "token": token}
     print(f"seeded {count:,} links in {time.perf_counter() - started:.1f} s", flush=True)
     analyze(settings)
