@@ -33,9 +33,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import event, select  # noqa: E402
+from sqlalchemy import select  # noqa: E402
 
 from adapters.sql import SqlAdapter, demo  # noqa: E402
+from benchmarks._recorder import Recorder, run_raw  # noqa: E402
 from clientpay_connect.connect.interfaces import AdapterConfig  # noqa: E402
 
 TARGET_P95_MS = 50.0
@@ -84,43 +85,12 @@ def samples(url: str, count: int, seed: int = 7) -> dict[str, list[str]]:
     }
 
 
-class Recorder:
-    """The statements and parameters the adapter's engine sends, as the driver gets them."""
-
-    def __init__(self, adapter: SqlAdapter):
-        self.sent: list[tuple[str, Any]] = []
-        self.on = False
-        event.listen(adapter.engine, "before_cursor_execute", self._record)
-
-    def _record(self, conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if self.on:
-            self.sent.append((statement, parameters))
-
-    def capture(self, call: Callable[[], object]) -> list[tuple[str, Any]]:
-        self.sent, self.on = [], True
-        try:
-            call()
-        finally:
-            self.on = False
-        return self.sent
-
-
 def raw_runner(adapter: SqlAdapter) -> Callable[[list[tuple[str, Any]]], int]:
     """Runs captured statements on a DBAPI connection of its own (one per run, as the
     adapter checks one out of its pool per search)."""
     raw = adapter.engine.raw_connection()
 
-    def run(statements: list[tuple[str, Any]]) -> int:
-        fetched = 0
-        cursor = raw.cursor()
-        for statement, parameters in statements:
-            cursor.execute(statement, parameters)
-            fetched += len(cursor.fetchall())
-        cursor.close()
-        raw.rollback()
-        return fetched
-
-    return run
+    return lambda statements: run_raw(raw, statements)
 
 
 def timed(call: Callable[[], object], cpu: list[float]) -> float:
@@ -138,7 +108,7 @@ Timings = dict[str, list[float]]
 def bench(url: str, count: int) -> list[tuple[str, Timings]]:
     adapter = SqlAdapter(AdapterConfig(settings={"url": url}, app_settings={}))
     adapter.search("warm up")  # reads the mapped tables once, as a long-lived adapter has
-    recorder = Recorder(adapter)
+    recorder = Recorder(adapter.engine)
     run_raw = raw_runner(adapter)
     results = []
     for kind, queries in samples(url, count).items():

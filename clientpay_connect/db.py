@@ -87,6 +87,17 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+    # SQLite's own lower() folds ASCII only: "É" would stay "É", so a filter or a sort that
+    # ignores case would treat "Émile" and "émile" apart where PostgreSQL treats them alike.
+    dbapi_connection.create_function("lower", 1, unicode_lower, deterministic=True)
+
+
+def unicode_lower(value: Any) -> Any:
+    """lower() as PostgreSQL's: each character on its own ("İ" stays one character)."""
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else str(value)
+    return "".join(c if len(c.lower()) != 1 else c.lower() for c in text)
 
 
 # Whether the current unit of work may write. Reads (GET pages) begin DEFERRED so that any

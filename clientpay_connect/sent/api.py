@@ -25,7 +25,7 @@ from clientpay_connect.sent.export import (
     write_workbook,
     xlsx_response,
 )
-from clientpay_connect.sent.listing import balance_links_of, fetch_page, iter_matching
+from clientpay_connect.sent.listing import fetch_page, iter_matching
 from clientpay_connect.sent.present import firm_zone
 from clientpay_connect.sent.query import ListQuery, parse_list_query
 
@@ -54,9 +54,9 @@ def list_links_view(request: Request) -> dict[str, Any]:
     firm = firm_id(request)
     query, _fields = checked_query(request)
     page = fetch_page(request.dbsession, firm, query)
-    balance_links = balance_links_of(request.dbsession, firm, [link.id for link in page.links])
     items = [
-        link_json(link, link_url(request, link), balance_links.get(link.id)) for link in page.links
+        link_json(link, link_url(request, link), page.balance_links.get(link.id))
+        for link in page.links
     ]
     return {"items": items, "next_cursor": page.next_cursor, "total": page.total}
 

@@ -17,7 +17,6 @@ from decimal import Decimal
 from typing import IO, Any
 from zoneinfo import ZoneInfo
 
-from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
@@ -29,11 +28,13 @@ from clientpay_connect.links.models import PaymentLink
 from clientpay_connect.links.services import status_label
 from clientpay_connect.money import minor_digits
 from clientpay_connect.sent.present import local_naive, source_label
+from clientpay_connect.sent.xlsx import Formatted, StreamingSheet
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 SHEET_TITLE = "Sent Pages"
 DATE_FORMAT = "yyyy-mm-dd"
 TIMESTAMP_FORMAT = "yyyy-mm-dd hh:mm"
+WHOLE_NUMBER_FORMAT = "0"
 # An export stays in memory up to this size and moves to a temporary file beyond it.
 EXPORT_SPOOL_BYTES = 16 * 1024 * 1024
 CURRENCY_SYMBOLS = {"USD": "$", "CAD": "$", "AUD": "$", "GBP": "£", "EUR": "€"}
@@ -50,7 +51,6 @@ class Names:
 
 @dataclass(frozen=True)
 class RowContext:
-    sheet: WriteOnlyWorksheet
     url_for: Callable[[PaymentLink], str]
     zone: ZoneInfo
     names: Names
@@ -64,23 +64,21 @@ def _text(value: Callable[[PaymentLink], str]) -> Cell:
 
 
 def _date(field: str) -> Cell:
-    return lambda link, c: typed_cell(c.sheet, getattr(link, field), DATE_FORMAT)
+    return lambda link, _context: formatted(getattr(link, field), DATE_FORMAT)
 
 
 def _timestamp(field: str) -> Cell:
-    return lambda link, c: typed_cell(
-        c.sheet, local_naive(getattr(link, field), c.zone), TIMESTAMP_FORMAT
-    )
+    return lambda link, c: formatted(local_naive(getattr(link, field), c.zone), TIMESTAMP_FORMAT)
 
 
 def _money(minor: Callable[[PaymentLink], int]) -> Cell:
-    return lambda link, c: typed_cell(
-        c.sheet, decimal_amount(minor(link), link.currency), amount_format(link.currency)
+    return lambda link, _context: formatted(
+        decimal_amount(minor(link), link.currency), amount_format(link.currency)
     )
 
 
 def _number(field: str) -> Cell:
-    return lambda link, _context: getattr(link, field)
+    return lambda link, _context: formatted(getattr(link, field), WHOLE_NUMBER_FORMAT)
 
 
 @dataclass(frozen=True)
@@ -184,17 +182,18 @@ def write_workbook(
     names: Names | None = None,
 ) -> int:
     """Write the links to ``target`` as an .xlsx, in the columns of ``fields``; the number of
-    links written."""
-    workbook = Workbook(write_only=True)
-    sheet: WriteOnlyWorksheet = workbook.create_sheet(SHEET_TITLE)
+    links written. Streamed (sent/xlsx.py): a hundred thousand links in seconds, without
+    holding them."""
     columns = [EXPORT_COLUMNS[name] for name in fields]
-    set_up_sheet(sheet, [(column.header, column.width) for column in columns])
-    context = RowContext(sheet, url_for, zone, names or Names({}, {}))
+    sheet = StreamingSheet(
+        target, SHEET_TITLE, [(column.header, column.width) for column in columns]
+    )
+    context = RowContext(url_for, zone, names or Names({}, {}))
     written = 0
     for link in links:
         sheet.append([column.cell(link, context) for column in columns])
         written += 1
-    workbook.save(target)
+    sheet.close()
     return written
 
 
@@ -212,6 +211,10 @@ def set_up_sheet(sheet: WriteOnlyWorksheet, columns: list[tuple[str, int]]) -> N
         cell.font = bold
         header.append(cell)
     sheet.append(header)
+
+
+def formatted(value: Any, number_format: str) -> Formatted | None:
+    return None if value is None else (value, number_format)
 
 
 def typed_cell(sheet: WriteOnlyWorksheet, value: Any, number_format: str) -> Any:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -27,22 +27,25 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
-    and_,
+    Integer,
+    String,
     case,
     collate,
     func,
     literal,
+    literal_column,
     or_,
     select,
+    tuple_,
 )
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, aliased, joinedload
 
 from clientpay_connect.accounts.models import User
 from clientpay_connect.admin.models import MerchantAccount
 from clientpay_connect.connect.models import LinkInvoice
-from clientpay_connect.links.models import STATUSES, PaymentLink
+from clientpay_connect.links.models import PaymentLink, status_sort_sql, text_sort_sql
 from clientpay_connect.money import MINOR_DIGITS
-from clientpay_connect.sent.cursor import Cursor, encode_cursor
+from clientpay_connect.sent.cursor import Cursor, Total, encode_cursor
 from clientpay_connect.sent.present import firm_zone
 from clientpay_connect.sent.query import (
     DATE_FILTER_FIELDS,
@@ -71,13 +74,11 @@ NULLABLE_FIELDS = frozenset(
 # Sorted as text ignoring case; a blank sorts as empty (last).
 TEXT_FIELDS = frozenset({"invoice_number", "recipient_name", "source", "email_status", "currency"})
 COLUMNS = {"amount": PaymentLink.amount_minor, "amount_paid": PaymentLink.amount_paid_minor}
-STATUS_ORDER = case(
-    {status: place for place, status in enumerate(STATUSES)},
-    value=PaymentLink.status,
-    else_=len(STATUSES),
-)
 EXPORT_BATCH = 500
 _UTC = ZoneInfo("UTC")
+# From this many matching links on, a walk's later pages carry the first page's count rather
+# than count them all again (see _total); below it, counting is cheap and always exact.
+CARRY_TOTAL_FROM = 10_000
 
 
 @dataclass
@@ -85,6 +86,8 @@ class LinkPage:
     links: list[PaymentLink]
     next_cursor: str | None
     total: int
+    # The balance link of each link on the page that has one (by the link's id).
+    balance_links: dict[int, int] = field(default_factory=dict)
 
 
 def fetch_page(dbsession: Session, firm_id: int, query: ListQuery) -> LinkPage:
@@ -95,22 +98,80 @@ def fetch_page(dbsession: Session, firm_id: int, query: ListQuery) -> LinkPage:
         *_status_condition(query.status),
     ]
     key, nullable = sort_key(query.sort.field, dialect)
-    statement = (
-        select(PaymentLink, key.label("sort_key"))
-        .where(*conditions)
-        .order_by(*_order(key, nullable, query.sort))
-        .limit(query.limit + 1)
-        .options(selectinload(PaymentLink.created_by))
-    )
-    if query.cursor is not None:
-        statement = statement.where(_after(key, nullable, query.sort, query.cursor))
-    rows = dbsession.execute(statement).all()
+    rows = _page_rows(dbsession, conditions, key, nullable, query)
     page = rows[: query.limit]
+    total = _total(dbsession, conditions, query.cursor)
     next_cursor = None
     if len(rows) > query.limit:
         last = page[-1]
-        next_cursor = encode_cursor(query.sort.param, query.sort.kind, last.sort_key, last[0].id)
-    return LinkPage([row[0] for row in page], next_cursor, _count(dbsession, conditions))
+        carried = total if total.count >= CARRY_TOTAL_FROM else None
+        next_cursor = encode_cursor(
+            query.sort.param, query.sort.kind, last.sort_key, last[0].id, carried
+        )
+    balance_links = {row[0].id: row.balance_link_id for row in page if row.balance_link_id}
+    return LinkPage([row[0] for row in page], next_cursor, total.count, balance_links)
+
+
+def _page_rows(
+    dbsession: Session,
+    conditions: list[ColumnElement[bool]],
+    key: ColumnElement[Any],
+    nullable: bool,
+    query: ListQuery,
+) -> list[Any]:
+    """One row more than the page, so that we know whether another page follows.
+
+    The rows with a value come first, then the empty ones (by id alone): two index range
+    scans, each the index's own order (forwards or backwards), rather than one statement whose
+    "NULLS LAST" in a descending sort no ascending index gives; and the cursor is a row value,
+    ``(key, id) > (value, id)``, which an index on (firm_id, key, id) seeks to at any depth.
+    """
+    wanted = query.limit + 1
+    cursor, descending = query.cursor, query.sort.descending
+    rows: list[Any] = []
+    if cursor is None or cursor.value is not None:
+        statement = _page_select(conditions, key, wanted).order_by(
+            *(_by(column, descending) for column in (key, PaymentLink.id))
+        )
+        if nullable:
+            statement = statement.where(key.is_not(None))
+        if cursor is not None:
+            position = tuple_(key, PaymentLink.id)
+            seen = tuple_(literal(cursor.value, key.type), literal(cursor.id))
+            statement = statement.where(position < seen if descending else position > seen)
+        rows = list(dbsession.execute(statement).all())
+    if nullable and len(rows) < wanted:
+        statement = _page_select(conditions, key, wanted - len(rows)).where(key.is_(None))
+        statement = statement.order_by(_by(PaymentLink.id, descending))
+        if cursor is not None and cursor.value is None:
+            after = PaymentLink.id < cursor.id if descending else PaymentLink.id > cursor.id
+            statement = statement.where(after)
+        rows.extend(dbsession.execute(statement).all())
+    return rows
+
+
+def _page_select(conditions: list[ColumnElement[bool]], key: Any, limit: int) -> Any:
+    # The creator and the balance link come in the same statement (a join, and a look-up
+    # per row in the parent_link_id index) rather than in two more round trips.
+    return (
+        select(PaymentLink, key.label("sort_key"), _BALANCE_LINK.label("balance_link_id"))
+        .where(*conditions)
+        .limit(limit)
+        .options(joinedload(PaymentLink.created_by))
+    )
+
+
+_CHILD = aliased(PaymentLink)
+_BALANCE_LINK = (
+    select(func.min(_CHILD.id))
+    .where(_CHILD.parent_link_id == PaymentLink.id, _CHILD.firm_id == PaymentLink.firm_id)
+    .correlate(PaymentLink)
+    .scalar_subquery()
+)
+
+
+def _by(column: Any, descending: bool) -> Any:
+    return column.desc() if descending else column.asc()
 
 
 def iter_matching(dbsession: Session, firm_id: int, query: ListQuery) -> Iterator[PaymentLink]:
@@ -140,18 +201,6 @@ def count_by_view(dbsession: Session, firm_id: int, query: ListQuery) -> dict[st
         view: sum(n for s, n in by_status.items() if not statuses or s in statuses)
         for view, statuses in STATUS_VIEWS.items()
     }
-
-
-def balance_links_of(dbsession: Session, firm_id: int, ids: list[int]) -> dict[int, int]:
-    """The balance link of each of ``ids`` that has one, in one query rather than one each."""
-    if not ids:
-        return {}
-    rows = dbsession.execute(
-        select(PaymentLink.parent_link_id, func.min(PaymentLink.id))
-        .where(PaymentLink.firm_id == firm_id, PaymentLink.parent_link_id.in_(ids))
-        .group_by(PaymentLink.parent_link_id)
-    ).all()
-    return {int(parent): int(child) for parent, child in rows if parent is not None}
 
 
 # --- What matches --------------------------------------------------------------------------
@@ -354,11 +403,11 @@ _TESTS: dict[str, Callable[[FilterSpec, str, _Where], ColumnElement[bool]]] = {
 def sort_key(field: str, dialect: str) -> tuple[ColumnElement[Any], bool]:
     """What ``field`` sorts by, and whether that can be empty (NULL)."""
     if field == "status":
-        return STATUS_ORDER, False
+        return literal_column(status_sort_sql(dialect), Integer), False
     if field in TEXT_FIELDS:
-        return _text_key(getattr(PaymentLink, field), dialect), True
+        return _text_key(field, dialect), True
     if field in _TEXT_OF:
-        return _text_key(_TEXT_OF[field](dialect), dialect), True
+        return _folded_text(_TEXT_OF[field](dialect), dialect), True
     return _column(field), field in NULLABLE_FIELDS
 
 
@@ -390,32 +439,43 @@ _TEXT_OF: dict[str, Callable[[str], Any]] = {
 }
 
 
-def _text_key(column: Any, dialect: str) -> ColumnElement[Any]:
-    # A blank is "no value" (NULL), so that it sorts last like a missing date.
-    key = func.nullif(func.lower(column), "")
-    # PostgreSQL compares text by the database's locale, SQLite by code point: the "C"
-    # collation makes PostgreSQL agree, so the order is the same on both.
+def _text_key(field: str, dialect: str) -> ColumnElement[Any]:
+    # A blank is "no value" (NULL), so that it sorts last like a missing date. As SQL text,
+    # the very expression of the index (links/models.py), so that PostgreSQL uses it.
+    return literal_column(text_sort_sql(field, dialect), String)
+
+
+def _folded_text(expression: Any, dialect: str) -> ColumnElement[Any]:
+    """A text that is not a column of the link (a creator's name, the first address) sorted
+    as _text_key sorts a column's: case ignored, by code point, a blank as no value."""
+    key = func.nullif(func.lower(expression), "")
     return collate(key, "C") if dialect == "postgresql" else key
 
 
 def _order(key: ColumnElement[Any], nullable: bool, sort: Sort) -> list[Any]:
-    by_key = key.desc() if sort.descending else key.asc()
+    by_key = _by(key, sort.descending)
     if nullable:
         by_key = by_key.nulls_last()
-    return [by_key, PaymentLink.id.desc() if sort.descending else PaymentLink.id.asc()]
+    return [by_key, _by(PaymentLink.id, sort.descending)]
 
 
-def _after(
-    key: ColumnElement[Any], nullable: bool, sort: Sort, cursor: Cursor
-) -> ColumnElement[bool]:
-    """The rows that come after the cursor's (value, id) in this order."""
-    id_after = PaymentLink.id < cursor.id if sort.descending else PaymentLink.id > cursor.id
-    if cursor.value is None:
-        # Among the empty values at the end: only the id moves on.
-        return and_(key.is_(None), id_after)
-    value_after = key < cursor.value if sort.descending else key > cursor.value
-    after = or_(value_after, and_(key == cursor.value, id_after))
-    return or_(after, key.is_(None)) if nullable else after
+def _total(
+    dbsession: Session, conditions: list[ColumnElement[bool]], cursor: Cursor | None
+) -> Total:
+    """How many links match. A large count (CARRY_TOTAL_FROM) is counted on the first page
+    of a walk only and carried by the cursor, so that a deep page does not count a million
+    rows again: the next pages add the matching links made since (ids above the highest the
+    first count saw: a short range of the primary key). What such a walk does not see is a
+    link of the first count that changed since (a cancel moving it out of Outstanding): the
+    next first page counts it again."""
+    if cursor is not None and cursor.total is not None:
+        added = _count(dbsession, [*conditions, PaymentLink.id > cursor.total.highest_id])
+        return Total(cursor.total.count + added, cursor.total.highest_id)
+    # One statement, so that the count and the highest id are of the same moment.
+    highest = select(func.max(PaymentLink.id)).scalar_subquery()
+    statement = select(func.count(), highest).select_from(PaymentLink).where(*conditions)
+    count, highest_id = dbsession.execute(statement).one()
+    return Total(int(count), int(highest_id or 0))
 
 
 def _count(dbsession: Session, conditions: list[ColumnElement[bool]]) -> int:
