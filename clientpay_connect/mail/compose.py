@@ -31,6 +31,7 @@ from clientpay_connect.crypto import Encryptor
 from clientpay_connect.links.models import LOCALES, SOURCE_CONNECT, PaymentLink
 from clientpay_connect.links.services import link_token, pay_url, public_base_url
 from clientpay_connect.mail.models import (
+    KIND_BANK_VERIFICATION,
     KIND_LINK,
     KIND_PASSWORD_RESET,
     KIND_PAYMENT_NOTICE,
@@ -272,6 +273,24 @@ class MailComposer:
         )
         return _Content(KIND_REFUND_NOTICE, locale, context)
 
+    def bank_verification_content(
+        self, dbsession: Session, row: OutboxMessage, firm_settings: FirmSettings | None
+    ) -> _Content:
+        """The payer's link to Stripe's page where they confirm the micro-deposits: their bank
+        payment waits on it. The link is Stripe's, for this payment only: kept out of logs."""
+        payment = _firm_payment(dbsession, row)
+        if not payment.verification_url:
+            raise PermanentMailError("the payment awaits no verification")
+        locale = payment.link.locale if payment.link.locale in LOCALES else STAFF_LOCALE
+        context = _payment_context(payment, firm_settings, locale)
+        context.update(
+            verification_url=payment.verification_url,
+            arrives_on=_date(
+                _local_date(payment.verification_arrives_at, _zone(firm_settings)), locale
+            ),
+        )
+        return _Content(KIND_BANK_VERIFICATION, locale, context, secrets=[payment.verification_url])
+
     def password_reset_content(
         self, dbsession: Session, row: OutboxMessage, firm_settings: FirmSettings | None
     ) -> _Content:
@@ -298,6 +317,7 @@ _BUILDERS: dict[str, _Builder] = {
     KIND_FIRM_NOTICE: MailComposer.firm_notice_content,
     KIND_PASSWORD_RESET: MailComposer.password_reset_content,
     KIND_REFUND_NOTICE: MailComposer.refund_notice_content,
+    KIND_BANK_VERIFICATION: MailComposer.bank_verification_content,
 }
 
 

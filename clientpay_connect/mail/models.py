@@ -36,6 +36,9 @@ def is_bounce(status: str, error: str) -> bool:
 
 # The payer's notice that some or all of a payment was refunded (params: refund_id).
 KIND_REFUND_NOTICE = "refund_notice"
+# The payer's link to Stripe's page where they verify their bank account (micro-deposits)
+# before a bank debit is made.
+KIND_BANK_VERIFICATION = "bank_verification"
 
 
 class OutboxMessage(Base):

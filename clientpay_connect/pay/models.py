@@ -60,6 +60,10 @@ class Payment(Base):
     receipt_number: Mapped[str | None] = mapped_column(String(32), unique=True, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # A bank debit the processor holds until the payer verifies the account (Stripe's
+    # micro-deposits): the page where they do, and when the deposits should arrive.
+    verification_url: Mapped[str] = mapped_column(Text, default="", server_default="")
+    verification_arrives_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     link: Mapped[PaymentLink] = relationship()
 

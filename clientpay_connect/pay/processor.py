@@ -41,6 +41,10 @@ class ChargeResult:
     # False while the money is still on its way: a bank debit (ACH) is accepted at once but
     # clears, or is returned, days later. Such a payment is not paid until it settles.
     settled: bool = True
+    # Not yet debited at all: the processor first wants the payer to verify the bank account
+    # (Stripe's micro-deposits) on its page at this URL; the deposits arrive about then.
+    verification_url: str = ""
+    verification_arrives_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -140,8 +144,8 @@ DECLINE_MESSAGES: dict[str, str] = {
     "debit_not_authorized": "The bank refused the debit: the account holder did not authorize it.",
     "invalid_currency": "The bank account cannot be debited in this currency.",
     "bank_account_unverified": (
-        "This bank account has to be verified before it can be debited. Please pay by card, "
-        "or contact the firm."
+        "This bank account was not verified, so nothing was debited. Please pay by card or "
+        "with another bank account, or contact the firm."
     ),
     "method_not_accepted": "This payment method is not accepted for this invoice.",
     "invalid_payment_token": (

@@ -30,7 +30,11 @@ from clientpay_connect.links.models import (
     PaymentLink,
     paid_status,
 )
-from clientpay_connect.mail.models import KIND_PAYMENT_NOTICE, KIND_RECEIPT
+from clientpay_connect.mail.models import (
+    KIND_BANK_VERIFICATION,
+    KIND_PAYMENT_NOTICE,
+    KIND_RECEIPT,
+)
 from clientpay_connect.mail.outbox import queue_email
 from clientpay_connect.money import AmountError, format_amount, parse_amount
 from clientpay_connect.notifications.recipients import subscribers
@@ -361,22 +365,40 @@ def record_result(work: Work, payment_id: int, result: ChargeResult) -> Payment:
     whose money is still on its way (a bank debit) leaves it processing."""
     if result.settled:
         return complete_payment(work, payment_id, result)
-    return accept_payment(work.dbsession, payment_id, result)
+    return accept_payment(work, payment_id, result)
 
 
-def accept_payment(dbsession: Session, payment_id: int, result: ChargeResult) -> Payment:
+def accept_payment(work: Work, payment_id: int, result: ChargeResult) -> Payment:
     """The processor took a bank debit that clears in days: the payment is processing, and
     the link stays claimed (not paid, not payable) until the processor settles it.
 
-    No receipt yet: a payer is told "processing" and gets the receipt when it succeeds.
+    No receipt yet: a payer is told "processing" and gets the receipt when it succeeds. A
+    debit the processor holds until the payer verifies the account is processing too; the
+    payer is emailed the verification page's link (once: only the writer that won).
     """
-    dbsession.execute(
+    dbsession = work.dbsession
+    won = dbsession.execute(
         update(Payment)
         .where(Payment.id == payment_id, Payment.status == PAYMENT_PENDING)
-        .values(status=PAYMENT_PROCESSING, **_charged_with(result))
+        .values(
+            status=PAYMENT_PROCESSING,
+            verification_url=result.verification_url,
+            verification_arrives_at=result.verification_arrives_at,
+            **_charged_with(result),
+        )
         .execution_options(synchronize_session=False)
     )
-    return _reload(dbsession, payment_id)
+    payment = _reload(dbsession, payment_id)
+    if won.rowcount == 1 and payment.verification_url:  # type: ignore[attr-defined]
+        queue_email(
+            work,
+            firm_id=payment.firm_id,
+            kind=KIND_BANK_VERIFICATION,
+            recipients=[payment.payer_email],
+            link_id=payment.link_id,
+            payment_id=payment.id,
+        )
+    return payment
 
 
 def _charged_with(result: ChargeResult) -> dict[str, str]:
@@ -510,6 +532,19 @@ def payment_answer(payment: Payment) -> tuple[int, dict[str, Any]]:
             # A refused payment gave the link back.
             "link_status": STATUS_OUTSTANDING,
         }
+    if payment.status == PAYMENT_PROCESSING and payment.verification_url:
+        return 202, {
+            **_charged_answer(payment),
+            "link_status": STATUS_PROCESSING,
+            "hosted_verification_url": payment.verification_url,
+            "verification_arrival_date": _arrival_date(payment),
+            "message": (
+                "This bank account must be verified before it is debited. Stripe will send "
+                "two small deposits (or one with a code) to it in 1-2 business days; follow "
+                "the link, which we also emailed you, to confirm them, and the payment then "
+                "goes through."
+            ),
+        }
     if payment.status == PAYMENT_PROCESSING:
         return 202, {
             **_charged_answer(payment),
@@ -526,6 +561,11 @@ def payment_answer(payment: Payment) -> tuple[int, dict[str, Any]]:
         "payment_id": payment.id,
         "link_status": STATUS_PROCESSING,
     }
+
+
+def _arrival_date(payment: Payment) -> str | None:
+    arrives = payment.verification_arrives_at
+    return arrives.date().isoformat() if arrives else None
 
 
 def _charged_answer(payment: Payment) -> dict[str, Any]:

@@ -11,10 +11,17 @@ Each merchant account has its own Stripe account and keys: a client is made per 
 A US bank account (eCheck, ACH) is confirmed with the payer's mandate (accepted online, from
 their IP address and user agent) and then stays ``processing`` for days: the charge answers
 a result that is not ``settled``, and Stripe's webhook (or the resolver) settles it later.
+
+A bank account typed in by hand Stripe first verifies with micro-deposits: the confirmed
+PaymentIntent waits in ``requires_action`` (next_action ``verify_with_microdeposits``) until
+the payer confirms the deposits on Stripe's hosted page. That too answers a result that is
+not settled, carrying the page's URL; once verified the debit goes on as any other. Verified
+wrongly, or never (Stripe cancels it after 10 days), it is declined: ``bank_account_unverified``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
@@ -58,6 +65,11 @@ OUR_DECLINE_CODES = (
     "invalid_currency",
 )
 BANK_DEBIT = "us_bank_account"
+VERIFY_WITH_MICRODEPOSITS = "verify_with_microdeposits"
+UNVERIFIED = "bank_account_unverified"
+# Stripe's codes for a verification by micro-deposits that failed (wrong amounts or code,
+# too many tries, never done in time): to a payer, a bank account that was not verified.
+MICRODEPOSIT_FAILURE_PREFIX = "payment_method_microdeposit_"
 # A PaymentIntent in one of these was never (and now can never be) charged.
 NEVER_CHARGED = ("requires_confirmation", "requires_action", "canceled")
 
@@ -68,6 +80,8 @@ def decline_code(code: str | None, stripe_decline_code: str | None) -> str:
     for candidate in (stripe_decline_code, code):
         if candidate in OUR_DECLINE_CODES:
             return str(candidate)
+    if (code or "").startswith(MICRODEPOSIT_FAILURE_PREFIX):
+        return UNVERIFIED
     return "card_declined"
 
 
@@ -172,12 +186,15 @@ class StripeProcessor:
         client = self.client(account)
         with _unavailable_on_outage():
             intent = client.v1.payment_intents.retrieve(intent_id)
-            if intent.status in ("requires_confirmation", "requires_action"):
+            if intent.status == "requires_confirmation" or (
+                intent.status == "requires_action" and awaiting_verification(intent) is None
+            ):
                 # Our confirmation never reached Stripe: cancelled, it can never charge later.
                 client.v1.payment_intents.cancel(intent_id)
                 return None
-            if intent.status == "canceled":
+            if intent.status == "canceled" and not was_confirmed_debit(intent):
                 return None
+            # Awaiting the payer's verification is left alone: still not settled.
             return self._answer(client, intent)
 
     def refund(
@@ -282,10 +299,20 @@ class StripeProcessor:
         error = intent.last_payment_error
         if intent.status == "requires_payment_method" and error is not None:
             raise Declined(decline_code(error.code, getattr(error, "decline_code", None)))
+        verification = awaiting_verification(intent)
+        if verification is not None:
+            # Stripe sends micro-deposits first; nothing is debited until the payer confirms
+            # them on Stripe's page (days away), so the payment waits, like a debit clearing.
+            url, arrives_at = verification
+            return self._result(
+                client, intent, settled=False, verification_url=url, arrives_at=arrives_at
+            )
         if intent.status == "requires_action" and is_bank_debit(intent):
-            # Stripe would first verify a bank account typed in by hand (micro-deposits, days
-            # and the payer's own action away): nothing is debited now.
-            raise Declined("bank_account_unverified")
+            # Some other verification we cannot offer the payer: nothing is debited.
+            raise Declined(UNVERIFIED)
+        if intent.status == "canceled" and was_confirmed_debit(intent):
+            # Confirmed, then cancelled by Stripe: the account was never verified in time.
+            raise Declined(UNVERIFIED)
         if intent.status in NEVER_CHARGED:
             raise Declined("processing_error")
         if intent.status == "processing" and is_bank_debit(intent):
@@ -295,7 +322,12 @@ class StripeProcessor:
         raise ProcessorUnavailable(f"payment intent {intent.id} is {intent.status}")
 
     def _result(
-        self, client: stripe.StripeClient, intent: stripe.PaymentIntent, settled: bool = True
+        self,
+        client: stripe.StripeClient,
+        intent: stripe.PaymentIntent,
+        settled: bool = True,
+        verification_url: str = "",
+        arrives_at: dt.datetime | None = None,
     ) -> ChargeResult:
         method_id = intent.payment_method
         method_id = method_id if isinstance(method_id, str) else method_id.id  # type: ignore[union-attr]
@@ -309,6 +341,8 @@ class StripeProcessor:
             amount_minor=intent.amount,
             currency=intent.currency.upper(),
             settled=settled,
+            verification_url=verification_url,
+            verification_arrives_at=arrives_at,
         )
 
     def _intent_id(self, idempotency_key: str) -> str | None:
@@ -326,6 +360,28 @@ class StripeProcessor:
 def is_bank_debit(intent: stripe.PaymentIntent) -> bool:
     # getattr: localstripe's PaymentIntents carry no payment_method_types.
     return BANK_DEBIT in (getattr(intent, "payment_method_types", None) or ())
+
+
+def awaiting_verification(intent: stripe.PaymentIntent) -> tuple[str, dt.datetime | None] | None:
+    """The hosted verification page's URL, and when the deposits should arrive, of a bank
+    debit Stripe holds until the payer verifies the account with micro-deposits."""
+    if intent.status != "requires_action" or not is_bank_debit(intent):
+        return None
+    action = getattr(intent, "next_action", None)
+    if action is None or getattr(action, "type", None) != VERIFY_WITH_MICRODEPOSITS:
+        return None
+    details = getattr(action, VERIFY_WITH_MICRODEPOSITS, None)
+    url = str(getattr(details, "hosted_verification_url", None) or "")
+    if not url:
+        return None
+    arrival = getattr(details, "arrival_date", None)
+    return url, dt.datetime.fromtimestamp(int(arrival), dt.UTC) if arrival else None
+
+
+def was_confirmed_debit(intent: stripe.PaymentIntent) -> bool:
+    # A mandate is made only when a debit is confirmed: a cancelled one without it was ours,
+    # cancelled before Stripe heard of the confirmation (nothing was ever asked of the payer).
+    return is_bank_debit(intent) and bool(getattr(intent, "mandate", None))
 
 
 def confirmation(

@@ -4,9 +4,10 @@ Each merchant account is its own Stripe account, with its own signing secret; th
 own verification checks ``Stripe-Signature`` (400 when it fails, and nothing changes). An event
 is handled once: its id is recorded in the same transaction as its effect.
 
-``payment_intent.succeeded`` and ``payment_intent.payment_failed`` settle an attempt whose
-answer was lost, by asking Stripe (the resolver's way), never by believing the event's copy;
-in the event's own transaction, so that an event Stripe could not be asked about is not
+``payment_intent.succeeded``, ``payment_intent.payment_failed`` and
+``payment_intent.canceled`` (a bank debit whose account was never verified) settle an attempt
+whose answer was lost, by asking Stripe (the resolver's way), never by believing the event's
+copy; in the event's own transaction, so that an event Stripe could not be asked about is not
 recorded, and Stripe's retry of it is not taken for a duplicate. Registered only while
 Stripe is the processor.
 
@@ -37,7 +38,12 @@ from clientpay_connect.work import Work
 
 log = logging.getLogger(__name__)
 
-SETTLING_EVENTS = ("payment_intent.succeeded", "payment_intent.payment_failed")
+# payment_intent.canceled: Stripe cancels a bank debit whose account was never verified.
+SETTLING_EVENTS = (
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "payment_intent.canceled",
+)
 # Shown on the link (refunds/stripe_refunds.py).
 REFUND_EVENTS = ("charge.refunded",)
 DISPUTE_EVENTS = ("charge.dispute.created",)

@@ -486,6 +486,15 @@ def _script_messages(request: Request, firm: str, amount_due: str) -> dict[str, 
                 "days to clear; you will get the receipt by email once it has."
             )
         ),
+        "bank_verification": t(
+            _(
+                "Thank you. Before your bank account is debited, it must be verified: Stripe "
+                "will send two small deposits (or one with a code) to it in 1-2 business days. "
+                "When they arrive, follow the link below, also sent to you by email, to "
+                "confirm them; the payment then goes through."
+            )
+        ),
+        "verify_bank_account": t(_("Verify your bank account")),
         "in_progress": t(
             _(
                 "A payment for this link is already being processed. "

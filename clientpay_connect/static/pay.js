@@ -455,6 +455,17 @@
       // A bank debit: taken, and clearing for days. Nothing more to pay; the receipt comes
       // by email once the bank has cleared it.
       finish();
+      var verifyAt = body.hosted_verification_url || "";
+      if (verifyAt.indexOf("https://") === 0) {
+        // Not debited yet: Stripe first verifies the account with small deposits, which
+        // the payer confirms on Stripe's own page (the link is in their email too).
+        showAlert(
+          text.bank_verification,
+          { href: verifyAt, text: text.verify_bank_account },
+          "pay-alert pay-alert-done",
+        );
+        return;
+      }
       showAlert(text.bank_processing, null, "pay-alert pay-alert-done");
       return;
     }

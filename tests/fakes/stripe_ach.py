@@ -18,7 +18,14 @@ What it plays of Stripe:
   with localstripe's). Confirming wants ``mandate_data`` (customer acceptance online, with
   the payer's IP address and user agent) as Stripe does for ACH, and leaves the intent
   ``processing``: a bank debit takes days (or, with ``verify_with_microdeposits`` set,
-  ``requires_action``: Stripe would first verify an account typed in by hand).
+  ``requires_action``: Stripe first verifies an account typed in by hand with micro-deposits,
+  next_action ``verify_with_microdeposits`` carrying the hosted verification page's URL, the
+  deposits' arrival date and their type, ``amounts`` or ``descriptor_code``).
+- ``POST /v1/payment_intents/{id}/verify_microdeposits``: what the payer does on that page.
+  Stripe's test values verify (amounts 32 and 45, or descriptor code SM11AA) and the intent
+  goes on to ``processing``; others are refused (amounts or code mismatch) and the third
+  refusal fails the intent (``requires_payment_method``, attempts exceeded).
+  ``expire_verifications()`` is the 10 days passing unverified: Stripe cancels the intent.
   ``clear()`` (or ``POST /_fake/ach/clear``) is the
   days passing: each processing intent succeeds, or fails with the ACH return its test
   account number stands for (Stripe's published test numbers, below), and the events Stripe
@@ -66,7 +73,13 @@ HOLDER_TYPES = ("individual", "company")
 ACCOUNT_TYPES = ("checking", "savings")
 PAYMENT_METHOD_PATH = re.compile(r"^/v1/payment_methods/(?P<id>[^/]+)$")
 MANDATE_PATH = re.compile(r"^/v1/mandates/(?P<id>[^/]+)$")
-INTENT_PATH = re.compile(r"^/v1/payment_intents/(?P<id>[^/]+)(?P<action>/confirm|/cancel)?$")
+INTENT_PATH = re.compile(
+    r"^/v1/payment_intents/(?P<id>[^/]+)(?P<action>/confirm|/cancel|/verify_microdeposits)?$"
+)
+# Stripe's test values for verifying with micro-deposits: these verify, any other is refused.
+MICRODEPOSIT_AMOUNTS = ["32", "45"]
+MICRODEPOSIT_DESCRIPTOR_CODE = "SM11AA"
+MICRODEPOSIT_ATTEMPTS = 3
 
 
 class StripeError(Exception):
@@ -134,6 +147,10 @@ class AchStripe(FakeHTTPServer):
         # Stripe verifies a bank account typed in by hand before debiting it (micro-deposits)
         # unless it came through instant verification; True plays that.
         self.verify_with_microdeposits = False
+        # What the payer receives to verify with: "amounts" (two deposits) or
+        # "descriptor_code" (one, with a code in its description).
+        self.microdeposit_type = "amounts"
+        self._verify_attempts: dict[str, int] = {}
 
     # --- routing ------------------------------------------------------------------------
 
@@ -203,7 +220,11 @@ class AchStripe(FakeHTTPServer):
             return FakeResponse.json(200, self.mandate(found["id"]))
         found = INTENT_PATH.match(request.path)
         assert found is not None  # _ours let only these through
-        actions = {"/confirm": self.confirm_intent, "/cancel": self.cancel_intent}
+        actions = {
+            "/confirm": self.confirm_intent,
+            "/cancel": self.cancel_intent,
+            "/verify_microdeposits": self.verify_microdeposits,
+        }
         action = found["action"]
         if action and request.method == "POST":
             return FakeResponse.json(200, actions[action](found["id"], form))
@@ -384,8 +405,11 @@ class AchStripe(FakeHTTPServer):
                     "type": "verify_with_microdeposits",
                     "verify_with_microdeposits": {
                         "arrival_date": int(time.time()) + 2 * 86_400,
-                        "microdeposit_type": "descriptor_code",
-                        "hosted_verification_url": "https://payments.stripe.com/microdeposit/x",
+                        "microdeposit_type": self.microdeposit_type,
+                        "hosted_verification_url": (
+                            "https://payments.stripe.com/microdeposit/pacs_test_"
+                            + secrets.token_hex(12)
+                        ),
                     },
                 }
                 return dict(intent)
@@ -396,6 +420,57 @@ class AchStripe(FakeHTTPServer):
                 last_payment_error=None,
             )
             return dict(intent)
+
+    def verify_microdeposits(self, intent_id: str, form: dict[str, Any]) -> dict[str, Any]:
+        """The payer confirms the micro-deposits on Stripe's page: right, the debit goes on
+        (processing); wrong, refused, and the last try allowed fails the intent."""
+        with self._lock:
+            intent = self.intents[intent_id]
+            action = intent.get("next_action") or {}
+            if intent["status"] != "requires_action" or action.get("type") != (
+                "verify_with_microdeposits"
+            ):
+                raise StripeError(
+                    400,
+                    "This PaymentIntent is not awaiting verification with microdeposits.",
+                    code="payment_intent_unexpected_state",
+                )
+            kind = action["verify_with_microdeposits"]["microdeposit_type"]
+            if kind == "amounts":
+                right = as_list(form.get("amounts")) == MICRODEPOSIT_AMOUNTS
+                mismatch = "payment_method_microdeposit_verification_amounts_mismatch"
+            else:
+                right = form.get("descriptor_code") == MICRODEPOSIT_DESCRIPTOR_CODE
+                mismatch = "payment_method_microdeposit_verification_descriptor_code_mismatch"
+            if right:
+                intent.update(status="processing", next_action=None, latest_charge=new_id("py"))
+                return dict(intent)
+            tries = self._verify_attempts.get(intent_id, 0) + 1
+            self._verify_attempts[intent_id] = tries
+            if tries < MICRODEPOSIT_ATTEMPTS:
+                raise StripeError(400, "The microdeposits do not match.", code=mismatch)
+            intent.update(
+                status="requires_payment_method",
+                next_action=None,
+                last_payment_error={
+                    "type": "invalid_request_error",
+                    "code": "payment_method_microdeposit_verification_attempts_exceeded",
+                    "message": "You have exceeded the number of allowed verification attempts.",
+                },
+            )
+            return dict(intent)
+
+    def expire_verifications(self) -> list[dict[str, Any]]:
+        """Ten days pass: Stripe cancels every intent still awaiting the payer's verification
+        of the account; the payment_intent.canceled events it would send."""
+        events = []
+        with self._lock:
+            for intent in self.intents.values():
+                if intent["status"] != "requires_action":
+                    continue
+                intent.update(status="canceled", next_action=None, canceled_at=int(time.time()))
+                events.append(_event("payment_intent.canceled", intent))
+        return events
 
     def mandate(self, mandate_id: str) -> dict[str, Any]:
         with self._lock:
@@ -499,6 +574,7 @@ class AchStripe(FakeHTTPServer):
             self.intents.clear()
             self.mandates.clear()
             self._answers.clear()
+            self._verify_attempts.clear()
 
 
 def _online_acceptance(mandate_data: Any) -> dict[str, str]:

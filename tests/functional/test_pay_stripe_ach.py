@@ -12,13 +12,18 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
+import pytest
+import stripe
+import transaction
 from sqlalchemy import func, select
 
 from clientpay_connect.db import utcnow
 from clientpay_connect.links.models import PaymentLink
+from clientpay_connect.mail.compose import MailComposer
 from clientpay_connect.mail.models import OutboxMessage
 from clientpay_connect.pay.models import Payment
 from clientpay_connect.pay.tasks import RESOLVE_JOB
+from clientpay_connect.work import Work
 from tests.functional import test_pay_stripe as card_tests
 from tests.support.localstripe import TEST_SECRET_KEY
 from tests.support.payments import ACCOUNT_CLOSED, SUCCEEDS, pay, submission
@@ -60,6 +65,39 @@ def _resolve_later(app) -> int:
     return app.registry["clientpay.jobs"].run_now(RESOLVE_JOB, utcnow() + dt.timedelta(minutes=10))
 
 
+def _processing_neither_paid_nor_payable(payer, stripe_db, localstripe, intent, accepted):
+    """The payment is processing, not paid and not payable either (the money is on its way,
+    or waits on the payer); a replay of its key answers the same."""
+    body = accepted.json
+    payment = _fresh(stripe_db, Payment, body["payment_id"])
+    assert (payment.status, payment.processor_ref, payment.receipt_number) == (
+        "processing",
+        intent.id,
+        None,
+    )
+    token = accepted.request.path.rsplit("/", 1)[-1]
+    assert _fresh(stripe_db, PaymentLink, payment.link_id).status == "processing"
+    assert payer.get(f"/api/v1/pay/{token}").json["status"] == "processing"
+    again = pay(payer, token, submission(localstripe.payment_method(SUCCEEDS), "123.45"))
+    assert (again.status_int, again.json["error"]) == (409, "link_not_payable")
+    key = accepted.request.headers["Idempotency-Key"]
+    replay = _pay_by_bank(payer, token, accepted.request.json["payment_token"], key)
+    assert (replay.status_int, replay.json) == (202, body)
+    return payment
+
+
+def _clears_and_the_resolver_settles_it(app, stripe_db, localstripe, link, accepted):
+    """The bank clears the debit; with no webhook, the resolver settles it, once."""
+    localstripe.clear_bank_debits()
+    assert _resolve_later(app) == 1
+    assert _resolve_later(app) == 0
+
+    payment = _fresh(stripe_db, Payment, accepted.json["payment_id"])
+    assert payment.status == "succeeded"
+    assert _fresh(stripe_db, PaymentLink, link.id).status == "paid"
+    assert _emails(stripe_db, payment.id) == 1
+
+
 def test_an_echeck_is_processing_until_the_bank_clears_it_and_the_webhook_settles_it_once(
     stripe_pay_app, payer, stripe_db, link_and_token, localstripe, client_ip
 ):
@@ -87,20 +125,8 @@ def test_an_echeck_is_processing_until_the_bank_clears_it_and_the_webhook_settle
     mandate = localstripe.client().v1.mandates.retrieve(intent.mandate)
     online = mandate.customer_acceptance.online
     assert (online.ip_address, online.user_agent) == (client_ip, USER_AGENT)
-    payment = _fresh(stripe_db, Payment, body["payment_id"])
-    assert (payment.status, payment.processor_ref, payment.receipt_number) == (
-        "processing",
-        intent.id,
-        None,
-    )
-    # Not paid, and not payable either: the money is on its way.
-    assert _fresh(stripe_db, PaymentLink, link.id).status == "processing"
-    assert payer.get(f"/api/v1/pay/{token}").json["status"] == "processing"
-    again = pay(payer, token, submission(localstripe.payment_method(SUCCEEDS), "123.45"))
-    assert (again.status_int, again.json["error"]) == (409, "link_not_payable")
+    payment = _processing_neither_paid_nor_payable(payer, stripe_db, localstripe, intent, accepted)
     assert _pay_by_bank(payer, token, "ignored", key).status_int == 422  # key reused
-    replay = _pay_by_bank(payer, token, accepted.request.json["payment_token"], key)
-    assert (replay.status_int, replay.json) == (202, body)
     # The resolver asks, and leaves a debit still clearing alone.
     assert _resolve_later(stripe_pay_app) == 0
     assert _fresh(stripe_db, Payment, payment.id).status == "processing"
@@ -132,14 +158,7 @@ def test_an_echeck_cleared_without_a_webhook_is_settled_by_the_resolver(
     accepted = _pay_by_bank(payer, token, localstripe.bank_account_method())
     assert accepted.status_int == 202
 
-    localstripe.clear_bank_debits()
-    assert _resolve_later(stripe_pay_app) == 1
-    assert _resolve_later(stripe_pay_app) == 0
-
-    payment = _fresh(stripe_db, Payment, accepted.json["payment_id"])
-    assert payment.status == "succeeded"
-    assert _fresh(stripe_db, PaymentLink, link.id).status == "paid"
-    assert _emails(stripe_db, payment.id) == 1
+    _clears_and_the_resolver_settles_it(stripe_pay_app, stripe_db, localstripe, link, accepted)
 
 
 def test_a_returned_echeck_fails_and_the_link_is_payable_again(
@@ -173,22 +192,169 @@ def test_an_echeck_is_refused_where_the_account_takes_cards_only(
     assert localstripe.payment_intents(link=str(link.id)) == []
 
 
-def test_a_bank_account_stripe_would_verify_first_is_declined_and_debits_nothing(
-    payer, stripe_db, link_and_token, localstripe
-):
-    link, token = link_and_token
+@pytest.fixture
+def verifying(localstripe):
+    """Stripe verifies the bank account typed in by hand with micro-deposits first."""
     localstripe.ach.verify_with_microdeposits = True
-    try:
-        refused = _pay_by_bank(payer, token, localstripe.bank_account_method())
-    finally:
-        localstripe.ach.verify_with_microdeposits = False
+    yield localstripe
+    localstripe.ach.verify_with_microdeposits = False
+    localstripe.ach.microdeposit_type = "amounts"
 
-    assert (refused.status_int, refused.json["error"]) == (402, "bank_account_unverified")
-    assert "verified" in refused.json["message"]
-    assert _fresh(stripe_db, PaymentLink, link.id).status == "outstanding"
+
+def _verification_email(app, stripe_db, payment_id):
+    """The payer's email with the verification page's link, as it would be sent."""
+    stripe_db.expire_all()
+    [row] = stripe_db.scalars(
+        select(OutboxMessage).where(
+            OutboxMessage.payment_id == payment_id, OutboxMessage.kind == "bank_verification"
+        )
+    ).all()
+    work = Work(app.registry, stripe_db, transaction.TransactionManager())
+    return row, work.find_service(MailComposer).compose(stripe_db, row, utcnow())
+
+
+def _deliver(payer, link, intent_id, localstripe, event_type):
+    intent = localstripe.client().v1.payment_intents.retrieve(intent_id)
+    body_bytes, headers = signed_event(intent, event_type)
+    path = f"/webhooks/stripe/{link.merchant_account_id}"
+    assert payer.post(path, body_bytes, headers=headers).json == {"received": True}
+    assert payer.post(path, body_bytes, headers=headers).json["duplicate"] is True
+
+
+def test_an_account_stripe_verifies_first_waits_for_the_payer_then_is_debited_and_settled_once(
+    stripe_pay_app, payer, stripe_db, link_and_token, verifying
+):
+    localstripe = verifying
+    link, token = link_and_token
+    key = uuid.uuid4().hex
+
+    accepted = _pay_by_bank(payer, token, localstripe.bank_account_method(), key)
+
+    # Accepted, not debited: the payer is sent to Stripe's page to confirm the deposits.
+    assert accepted.status_int == 202
+    body = accepted.json
     [intent] = localstripe.payment_intents(link=str(link.id))
     assert intent.status == "requires_action"
+    stripe_url = intent.next_action.verify_with_microdeposits.hosted_verification_url
+    arrival = intent.next_action.verify_with_microdeposits.arrival_date
+    assert (body["status"], body["link_status"], body["method"], body["last4"]) == (
+        "processing",
+        "processing",
+        "echeck",
+        "6789",
+    )
+    assert body["hosted_verification_url"] == stripe_url
+    assert stripe_url.startswith("https://payments.stripe.com/microdeposit/")
+    assert body["verification_arrival_date"] == (
+        dt.datetime.fromtimestamp(arrival, dt.UTC).date().isoformat()
+    )
+    assert "1-2 business days" in body["message"]
+    payment = _processing_neither_paid_nor_payable(payer, stripe_db, localstripe, intent, accepted)
+
+    # The payer's email gives the same link.
+    row, email = _verification_email(stripe_pay_app, stripe_db, payment.id)
+    assert row.recipients == ["pat@example.test"]
+    assert stripe_url not in str(row.params)
+    assert stripe_url in email.message.body
+    assert stripe_url in email.message.html
+    assert email.subject.startswith("Verify your bank account")
+    assert "ending in 6789" in email.message.body
+
+    # The resolver leaves it alone while Stripe waits for the payer: not lost, not failed.
+    assert _resolve_later(stripe_pay_app) == 0
+    waiting = localstripe.client().v1.payment_intents.retrieve(intent.id)
+    assert waiting.status == "requires_action"
+    assert _fresh(stripe_db, Payment, payment.id).status == "processing"
+    assert _emails(stripe_db, payment.id, "bank_verification") == 1
+
+    # The payer confirms the deposits (Stripe's test amounts) on Stripe's page.
+    secret = localstripe.client()
+    with pytest.raises(stripe.InvalidRequestError) as wrong:
+        secret.v1.payment_intents.verify_microdeposits(intent.id, {"amounts": [10, 11]})
+    assert wrong.value.code == "payment_method_microdeposit_verification_amounts_mismatch"
+    verified = secret.v1.payment_intents.verify_microdeposits(intent.id, {"amounts": [32, 45]})
+    assert verified.status == "processing"
+    assert _resolve_later(stripe_pay_app) == 0  # the debit now clears, as any other
+    assert _fresh(stripe_db, Payment, payment.id).status == "processing"
+
+    [event] = localstripe.clear_bank_debits()
+    assert event["type"] == "payment_intent.succeeded"
+    _deliver(payer, link, intent.id, localstripe, "payment_intent.succeeded")
+
+    payment = _fresh(stripe_db, Payment, payment.id)
+    assert (payment.status, payment.method, payment.last4) == ("succeeded", "echeck", "6789")
+    assert payment.receipt_number
+    assert _fresh(stripe_db, PaymentLink, link.id).status == "paid"
+    assert _emails(stripe_db, payment.id) == 1
+    assert _emails(stripe_db, payment.id, "bank_verification") == 1
+    assert _resolve_later(stripe_pay_app) == 0
+    final = _pay_by_bank(payer, token, accepted.request.json["payment_token"], key)
+    assert (final.status_int, final.json["status"]) == (201, "succeeded")
+    assert [i.id for i in localstripe.payment_intents(link=str(link.id))] == [intent.id]
+
+
+def test_an_account_verified_with_a_descriptor_code_is_settled_by_the_resolver(
+    stripe_pay_app, payer, stripe_db, link_and_token, verifying
+):
+    localstripe = verifying
+    localstripe.ach.microdeposit_type = "descriptor_code"
+    link, token = link_and_token
+    accepted = _pay_by_bank(payer, token, localstripe.bank_account_method())
+    assert accepted.status_int == 202
+    [intent] = localstripe.payment_intents(link=str(link.id))
+    assert intent.next_action.verify_with_microdeposits.microdeposit_type == "descriptor_code"
+
+    localstripe.client().v1.payment_intents.verify_microdeposits(
+        intent.id, {"descriptor_code": "SM11AA"}
+    )
+    _clears_and_the_resolver_settles_it(stripe_pay_app, stripe_db, localstripe, link, accepted)
+
+
+def test_an_account_never_verified_is_cancelled_by_stripe_and_the_link_is_payable_again(
+    stripe_pay_app, payer, stripe_db, link_and_token, verifying
+):
+    localstripe = verifying
+    link, token = link_and_token
+    accepted = _pay_by_bank(payer, token, localstripe.bank_account_method())
+    assert accepted.status_int == 202
+    [intent] = localstripe.payment_intents(link=str(link.id))
+
+    # Ten days pass: Stripe cancels the intent and says so.
+    [event] = localstripe.ach.expire_verifications()
+    assert event["type"] == "payment_intent.canceled"
+    _deliver(payer, link, intent.id, localstripe, "payment_intent.canceled")
+
+    payment = _fresh(stripe_db, Payment, accepted.json["payment_id"])
+    assert (payment.status, payment.failure_code) == ("failed", "bank_account_unverified")
+    assert "verified" in payment.failure_message
+    assert payment.receipt_number is None
+    assert _fresh(stripe_db, PaymentLink, link.id).status == "outstanding"
+    assert _emails(stripe_db, payment.id) == 0
     assert localstripe.clear_bank_debits() == []
+    paid = pay(payer, token, submission(localstripe.payment_method(SUCCEEDS), "123.45"))
+    assert paid.status_int == 201
+
+
+def test_an_account_verified_wrongly_too_often_fails_by_the_resolver(
+    stripe_pay_app, payer, stripe_db, link_and_token, verifying
+):
+    localstripe = verifying
+    link, token = link_and_token
+    accepted = _pay_by_bank(payer, token, localstripe.bank_account_method())
+    [intent] = localstripe.payment_intents(link=str(link.id))
+    secret = localstripe.client()
+    for _ in range(2):
+        with pytest.raises(stripe.InvalidRequestError):
+            secret.v1.payment_intents.verify_microdeposits(intent.id, {"amounts": [1, 2]})
+    failed = secret.v1.payment_intents.verify_microdeposits(intent.id, {"amounts": [1, 2]})
+    assert failed.status == "requires_payment_method"
+
+    assert _resolve_later(stripe_pay_app) == 1
+    payment = _fresh(stripe_db, Payment, accepted.json["payment_id"])
+    assert (payment.status, payment.failure_code) == ("failed", "bank_account_unverified")
+    assert _fresh(stripe_db, PaymentLink, link.id).status == "outstanding"
+    again = _pay_by_bank(payer, token, localstripe.bank_account_method())
+    assert again.status_int == 202
 
 
 def test_the_bank_account_fake_wants_what_stripe_wants(localstripe):
