@@ -259,6 +259,34 @@ def test_bank_account_numbers_go_to_stripe_js_only(
     assert stored_link.status == "processing"
 
 
+def test_a_bank_account_stripe_verifies_first_sends_the_payer_to_stripes_page(
+    page: Page, live_server: LiveServer, localstripe: LocalStripe
+) -> None:
+    """Stripe holds the debit until the payer confirms micro-deposits: the page says so and
+    links to Stripe's hosted verification page; nothing is paid and the link waits."""
+    link_id, link = make_stripe_link(live_server, accepts_echeck=True)
+    localstripe.ach.verify_with_microdeposits = True
+    try:
+        page.goto(link.path)
+        page.get_by_label("Bank account (eCheck)").check()
+        page.get_by_label("Routing number").fill("110000000")
+        page.get_by_label("Account number").fill("000123456789")
+        page.get_by_role("button", name="Pay $123.45").click()
+
+        done = page.locator(".pay-alert-done")
+        expect(done).to_contain_text("two small deposits")
+    finally:
+        localstripe.ach.verify_with_microdeposits = False
+    [intent] = localstripe.payment_intents(link=str(link_id))
+    stripe_url = intent.next_action.verify_with_microdeposits.hosted_verification_url
+    verify = done.get_by_role("link", name="Verify your bank account")
+    expect(verify).to_have_attribute("href", stripe_url)
+    expect(page.locator("#pay-button")).to_be_disabled()
+    stored_link, payments = stored(live_server, link.token)
+    assert [payment.status for payment in payments] == ["processing"]
+    assert stored_link.status == "processing"
+
+
 def test_without_stripe_js_the_page_offers_no_card_form(
     page: Page, live_server: LiveServer, stripe_js: StripeJsStandIn
 ) -> None:
