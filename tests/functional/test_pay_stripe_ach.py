@@ -310,6 +310,42 @@ def test_an_account_verified_with_a_descriptor_code_is_settled_by_the_resolver(
     _clears_and_the_resolver_settles_it(stripe_pay_app, stripe_db, localstripe, link, accepted)
 
 
+def test_an_answer_lost_while_stripe_holds_the_debit_is_found_waiting_by_the_resolver(
+    stripe_pay_app, payer, stripe_db, link_and_token, verifying, proxy_passes
+):
+    """The confirmation reached Stripe, its answer did not: the resolver finds the intent
+    waiting for the payer's verification, leaves it at Stripe, and emails the payer its link,
+    once however often it asks."""
+    localstripe = verifying
+    link, token = link_and_token
+    proxy_passes.cut_confirmations = True
+    lost = _pay_by_bank(payer, token, localstripe.bank_account_method())
+    proxy_passes.cut_confirmations = False
+    assert lost.status_int == 503
+    payment_id = lost.json["payment_id"]
+    assert _fresh(stripe_db, Payment, payment_id).status == "pending"
+
+    assert _resolve_later(stripe_pay_app) == 0
+    assert _resolve_later(stripe_pay_app) == 0
+
+    [intent] = localstripe.payment_intents(link=str(link.id))
+    assert intent.status == "requires_action"
+    payment = _fresh(stripe_db, Payment, payment_id)
+    assert payment.status == "processing"
+    assert payment.verification_url == (
+        intent.next_action.verify_with_microdeposits.hosted_verification_url
+    )
+    assert _fresh(stripe_db, PaymentLink, link.id).status == "processing"
+    assert _emails(stripe_db, payment_id, "bank_verification") == 1
+    replay = _pay_by_bank(
+        payer, token, lost.request.json["payment_token"], lost.request.headers["Idempotency-Key"]
+    )
+    assert (replay.status_int, replay.json["hosted_verification_url"]) == (
+        202,
+        payment.verification_url,
+    )
+
+
 def test_an_account_never_verified_is_cancelled_by_stripe_and_the_link_is_payable_again(
     stripe_pay_app, payer, stripe_db, link_and_token, verifying
 ):
