@@ -52,6 +52,8 @@
     }
   });
   var TIMESTAMPS = { created_at: 1, sent_at: 1, expires_at: 1, paid_at: 1, cancelled_at: 1, first_opened_at: 1, last_opened_at: 1 };
+  // Shown in the link's currency, as the export and the link's page show them.
+  var MONEY = { amount: 1, amount_paid: 1, amount_refunded: 1 };
   var AMOUNT_PATTERN = /^[0-9]{1,12}(\.[0-9]{1,2})?$/;
   var DAY_PATTERN = /^[0-9]{4}-[0-9]{2}-[0-9]{2}$/;
 
@@ -123,7 +125,7 @@
     if (value === null || value === undefined || value === "") {
       return "—";
     }
-    if (field === "amount" || field === "amount_paid") {
+    if (MONEY[field]) {
       return money(value, data.currency);
     }
     if (TIMESTAMPS[field]) {

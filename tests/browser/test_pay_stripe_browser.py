@@ -19,9 +19,11 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, Request, expect
 from sqlalchemy import MetaData, select
+from sqlalchemy.orm import Session
 
 from clientpay_connect.accounts.services import create_firm
 from clientpay_connect.admin.models import MerchantAccount
+from clientpay_connect.crypto import Encryptor
 from clientpay_connect.links.services import NewLink, create_link
 from clientpay_connect.pay.models import PAYMENT_SUCCEEDED
 from tests.browser.accessibility import assert_accessible
@@ -75,24 +77,36 @@ def fresh_stripe(localstripe: LocalStripe) -> None:
     localstripe.forget_everything()
 
 
+def add_stripe_account(
+    session: Session,
+    encryptor: Encryptor,
+    firm_id: int,
+    name: str = "Operating",
+    accepts_echeck: bool = False,
+) -> MerchantAccount:
+    """A merchant account of the firm on Stripe with test keys (at localstripe)."""
+    account = MerchantAccount(
+        firm_id=firm_id,
+        name=name,
+        currency="USD",
+        processor="stripe",
+        accepts_card=True,
+        accepts_echeck=accepts_echeck,
+        stripe_secret_key_encrypted=encryptor.encrypt(TEST_SECRET_KEY),
+        stripe_publishable_key=TEST_PUBLISHABLE_KEY,
+    )
+    session.add(account)
+    session.flush()
+    return account
+
+
 def make_stripe_link(live_server: LiveServer, accepts_echeck: bool = False) -> tuple[int, PayLink]:
     """A firm of its own with a Stripe merchant account (test keys), and one link."""
     name = f"Okafor & Lane {uuid.uuid4().hex[:6]} LLP"
     encryptor = live_server.app.registry["clientpay.encryptor"]
     with live_server.dbsession() as session:
         firm = create_firm(session, name)
-        account = MerchantAccount(
-            firm_id=firm.id,
-            name="Operating",
-            currency="USD",
-            processor="stripe",
-            accepts_card=True,
-            accepts_echeck=accepts_echeck,
-            stripe_secret_key_encrypted=encryptor.encrypt(TEST_SECRET_KEY),
-            stripe_publishable_key=TEST_PUBLISHABLE_KEY,
-        )
-        session.add(account)
-        session.flush()
+        account = add_stripe_account(session, encryptor, firm.id, accepts_echeck=accepts_echeck)
         link, token = create_link(
             session,
             encryptor,

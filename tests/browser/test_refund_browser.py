@@ -54,6 +54,22 @@ def _paid_link(live_server: LiveServer, amount_minor: int, paid: str) -> int:
     return link_id
 
 
+def refund_on_the_page(page: Page, amount: str, reason: str) -> list[str]:
+    """Refund ``amount`` with the form of the link's page, saying yes to the browser's
+    dialog; what the dialog asked."""
+    page.get_by_label(re.compile(r"Amount to refund")).fill(amount)
+    page.get_by_label(re.compile(r"Reason")).fill(reason)
+    asked: list[str] = []
+
+    def confirm(dialog: Dialog) -> None:
+        asked.append(dialog.message)
+        dialog.accept()
+
+    page.once("dialog", confirm)
+    page.get_by_role("button", name="Refund").click()
+    return asked
+
+
 def test_staff_refund_part_of_a_payment_from_the_links_page(
     page: Page, sign_in: SignIn, live_server: LiveServer
 ) -> None:
@@ -63,16 +79,7 @@ def test_staff_refund_part_of_a_payment_from_the_links_page(
     amount = page.get_by_label(re.compile(r"Amount to refund"))
     expect(amount).to_have_value("250.00")
 
-    amount.fill("60.00")
-    page.get_by_label(re.compile(r"Reason")).fill("Overcharged")
-    asked: list[str] = []
-
-    def confirm(dialog: Dialog) -> None:
-        asked.append(dialog.message)
-        dialog.accept()
-
-    page.once("dialog", confirm)
-    page.get_by_role("button", name="Refund").click()
+    asked = refund_on_the_page(page, "60.00", "Overcharged")
 
     expect(page.get_by_text("Refunded $60.00")).to_be_visible()
     assert asked and "cannot be undone" in asked[0]

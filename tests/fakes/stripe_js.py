@@ -7,8 +7,9 @@ is made, and it charges every card but 4000 0000 0000 0341. Stripe does all thre
 otherwise; this fake does them as Stripe documents them:
 
 - ``GET /js.stripe.com/v3/``: localstripe's script as localstripe serves it, followed by a
-  ``createPaymentMethod`` that posts the card (from the stand-in's Element) or the bank
-  account to ``/v1/payment_methods`` with the publishable key as ``key``, as Stripe.js does.
+  ``createPaymentMethod`` that posts the card (from the stand-in's Element, its number's
+  spaces left out) or the bank account to ``/v1/payment_methods`` with the publishable key
+  as ``key``, as Stripe.js does.
 - ``POST /v1/payment_methods`` with ``key=pk_…``: made at localstripe (with a secret key: it
   keeps one store for all keys), and the card's number remembered by the PaymentMethod's id.
 - ``POST /v1/payment_intents/{id}/confirm`` of a PaymentIntent paid with one of Stripe's
@@ -76,7 +77,10 @@ CREATE_PAYMENT_METHOD = r"""
         if (!typed || !typed.card.number) {
           return incomplete();
         }
-        fields("card", typed.card, pairs);
+        // Stripe's field takes the number as a payer types it, grouped by spaces, and sends
+        // its digits only (localstripe refuses anything but 16 digits).
+        var card = Object.assign({}, typed.card, { number: typed.card.number.replace(/\s+/g, "") });
+        fields("card", card, pairs);
       } else {
         fields(params.type, params[params.type], pairs);
       }
