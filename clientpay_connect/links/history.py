@@ -10,8 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from clientpay_connect.mail.models import (
+    KIND_BANK_VERIFICATION,
     KIND_LINK,
     KIND_RECEIPT,
+    KIND_REFUND_NOTICE,
     KIND_REMINDER,
     OUTBOX_FAILED,
     OUTBOX_PENDING,
@@ -25,8 +27,14 @@ from clientpay_connect.postings.models import Posting
 from clientpay_connect.postings.present import status_label as posting_status_label
 
 # The emails a client receives about a link (the staff's notices are not the client's).
-CLIENT_KINDS = (KIND_LINK, KIND_REMINDER, KIND_RECEIPT)
-KIND_LABELS = {KIND_LINK: "Payment link", KIND_REMINDER: "Reminder", KIND_RECEIPT: "Receipt"}
+CLIENT_KINDS = (KIND_LINK, KIND_REMINDER, KIND_RECEIPT, KIND_BANK_VERIFICATION, KIND_REFUND_NOTICE)
+KIND_LABELS = {
+    KIND_LINK: "Payment link",
+    KIND_REMINDER: "Reminder",
+    KIND_RECEIPT: "Receipt",
+    KIND_BANK_VERIFICATION: "Bank account verification",
+    KIND_REFUND_NOTICE: "Refund notice",
+}
 
 
 @dataclass(frozen=True)

@@ -278,7 +278,8 @@
       var title = cell.getColumn().getDefinition().title;
       var value = cell.getValue() || {};
       var box = document.createElement("span");
-      box.className = "grid-range";
+      // A date needs the column's whole width to be read (mm/dd/yyyy): from above to.
+      box.className = type === "date" ? "grid-range grid-range-stacked" : "grid-range";
       var inputs = ends.map(function (end, index) {
         var attributes = { type: type, placeholder: labels[index] };
         if (type === "text") {

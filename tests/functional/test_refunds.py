@@ -185,6 +185,9 @@ def test_the_link_page_refunds_with_its_form_and_lists_the_refund(
     assert done.html.select_one("[data-amount-refunded]").text == "$23.45"
     assert done.html.select_one("#refund-amount")["value"] == "100.00"
     assert sandbox_refunded(dbsession, payment_id) == 2_345
+    # The payer's notice is among the client's emails the page lists.
+    emails = [row.get_text(" ", strip=True) for row in done.html.select("[data-link-email]")]
+    assert any(text.startswith("Refund notice") for text in emails), emails
 
 
 def test_the_page_form_needs_its_csrf_token(testapp, dbsession, app, account, staff):
