@@ -1,7 +1,7 @@
 """refunds of a link's payment (and what a link has refunded), disputes, the sandbox's refunds
 
 Revision ID: 0021
-Revises: 0018
+Revises: 0020
 Create Date: 2026-12-06 12:13:31
 """
 

@@ -1,7 +1,7 @@
 """each payment names the processor that charged it
 
 Revision ID: 0022
-Revises: 0018
+Revises: 0021
 Create Date: 2026-12-06 12:30:00.000000
 """
 

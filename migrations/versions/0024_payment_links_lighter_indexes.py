@@ -6,7 +6,7 @@ index leave out the links they never look for (no parent; never sent), which are
 a generated bulk link then costs two index entries fewer.
 
 Revision ID: 0024
-Revises: 0018
+Revises: 0022
 Create Date: 2026-12-06 12:40:00.000000
 """
 
