@@ -15,6 +15,26 @@ from tests.support.databases import fresh_database, migrate
 
 
 @contextmanager
+def bench_database(server_url: str | None) -> Iterator[None]:
+    """Let bench_settings create its database on ``server_url`` (None: SQLite), restoring the
+    environment afterwards: a benchmark measures both databases in one run."""
+    names = ("CLIENTPAY_BENCH_DATABASE_URL", "CLIENTPAY_TEST_DATABASE_URL")
+    saved = {name: os.environ.get(name) for name in names}
+    for name in names:
+        os.environ.pop(name, None)
+    if server_url:
+        os.environ["CLIENTPAY_BENCH_DATABASE_URL"] = server_url
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextmanager
 def bench_settings(folder: Path, **extra: str) -> Iterator[dict[str, str]]:
     """Settings on a new database (PostgreSQL when CLIENTPAY_BENCH_DATABASE_URL names a
     server, else SQLite in ``folder``), dropped when the block ends."""

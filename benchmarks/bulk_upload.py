@@ -55,7 +55,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._setup import bench_session, bench_settings, seed_firm  # noqa: E402
+from benchmarks._setup import (  # noqa: E402
+    bench_database,
+    bench_session,
+    bench_settings,
+    seed_firm,
+)
 
 SERVER_ENV = "CLIENTPAY_BENCH_DATABASE_URL"
 TARGET_RATIO = 15.0
@@ -115,22 +120,10 @@ def make_csv(rows: int) -> bytes:
 # --- the parent: a database, the file, each side ---------------------------------------------
 
 
-@contextmanager
-def on_database(kind: str) -> Iterator[None]:
+def on_database(kind: str) -> Any:
     """bench_settings makes a PostgreSQL database when the server variable is set, else a
     SQLite file: set or hide it for ``kind``."""
-    saved = {name: os.environ.get(name) for name in (SERVER_ENV, "CLIENTPAY_TEST_DATABASE_URL")}
-    if kind == "SQLite":
-        for name in saved:
-            os.environ.pop(name, None)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    return bench_database(None if kind == "SQLite" else os.environ.get(SERVER_ENV))
 
 
 @contextmanager

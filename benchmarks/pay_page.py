@@ -26,15 +26,18 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._setup import bench_session, bench_settings, seed_firm  # noqa: E402
+from benchmarks._setup import (  # noqa: E402
+    bench_database,
+    bench_session,
+    bench_settings,
+    seed_firm,
+)
 from benchmarks._wrk import WrkResult, missing_tools, run_wrk  # noqa: E402
 from clientpay_connect.config import resolve_settings  # noqa: E402
 
@@ -174,28 +177,9 @@ def measure(
         server.wait(timeout=30)
 
 
-@contextmanager
-def database(server_url: str | None) -> Iterator[None]:
-    """Let bench_settings create its database on ``server_url`` (None: SQLite)."""
-    names = ("CLIENTPAY_BENCH_DATABASE_URL", "CLIENTPAY_TEST_DATABASE_URL")
-    saved = {name: os.environ.get(name) for name in names}
-    for name in names:
-        os.environ.pop(name, None)
-    if server_url:
-        os.environ["CLIENTPAY_BENCH_DATABASE_URL"] = server_url
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def run_on(label: str, server_url: str | None, clients: int, duration: float) -> None:
     with (
-        database(server_url),
+        bench_database(server_url),
         tempfile.TemporaryDirectory() as tmp,
         # With the default limits: only unknown tokens count against them, so the page is
         # measured as the public gets it, the limiter's check included.
