@@ -214,10 +214,92 @@ def measure(
     return seconds
 
 
+class StatementLog:
+    """What the job asked the database, as the client saw it: each statement's kind (its
+    first words), how many round trips, how long they took."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, list[float]] = {}
+        self._started: list[float] = []
+
+    def before(self, *_args: Any) -> None:
+        self._started.append(time.perf_counter())
+
+    def after(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        kind = " ".join(statement.split()[:3])[:60]
+        entry = self.calls.setdefault(kind, [0, 0.0])
+        entry[0] += 1
+        entry[1] += time.perf_counter() - self._started.pop()
+
+    def report(self) -> None:
+        print("  statements (round trips, seconds):")
+        for kind, (count, seconds) in sorted(self.calls.items(), key=lambda i: -i[1][1]):
+            print(f"    {count:>6} {seconds:8.3f} s  {kind}")
+
+
+def server_counters(settings: dict[str, str]) -> dict[str, int]:
+    """The database's own counts of commits and rows written (pg_stat_database)."""
+    from sqlalchemy import create_engine
+
+    engine = create_engine(settings["sqlalchemy.url"])
+    with engine.connect() as connection:
+        row = connection.exec_driver_sql(
+            "SELECT xact_commit, tup_inserted, tup_updated, blks_hit + blks_read "
+            "FROM pg_stat_database WHERE datname = current_database()"
+        ).one()
+    engine.dispose()
+    return dict(zip(("commits", "inserted", "updated", "blocks"), row, strict=True))
+
+
+def profile(settings: dict[str, str], due: int, links: int) -> None:
+    """One group of ``due`` reminders among ``links`` links: the job under cProfile, its
+    statements as the client sent them and, on PostgreSQL, the server's counters."""
+    import cProfile
+    import pstats
+
+    from sqlalchemy import event
+
+    from clientpay_connect import main as make_app
+
+    ids = the_firm(settings)
+    day = GROUPS[-1][1]
+    add_group(settings, ids, "group-", day, due)
+    add_background(settings, ids, "bg-", max(links - due, 0))
+    app = make_app({}, **settings)
+    try:
+        job_run(app, run_moment(NOTHING_DUE_DAY))
+        engine = app.registry["dbengine"]
+        statements = StatementLog()
+        event.listen(engine, "before_cursor_execute", statements.before)
+        event.listen(engine, "after_cursor_execute", statements.after)
+        postgresql = settings["sqlalchemy.url"].startswith("postgresql")
+        counters = server_counters(settings) if postgresql else {}
+        profiler = cProfile.Profile()
+        profiler.enable()
+        sent, seconds = job_run(app, run_moment(day + dt.timedelta(days=1)))
+        profiler.disable()
+        print(f"{due:,} due among {links:,} links: {sent} sent in {seconds:.3f} s")
+        statements.report()
+        if postgresql:
+            after = server_counters(settings)
+            print("  server:", {k: after[k] - counters[k] for k in after})
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
+    finally:
+        app.registry["dbengine"].dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--links", type=int, default=1_000_000)
+    parser.add_argument(
+        "--profile", type=int, metavar="DUE", help="profile one run of DUE reminders instead"
+    )
     args = parser.parse_args()
+    if args.profile:
+        with tempfile.TemporaryDirectory() as folder, bench_settings(Path(folder)) as settings:
+            profile(settings, args.profile, args.links)
+        return
     background = args.links - sum(n for _label, _day, n in GROUPS)
     with tempfile.TemporaryDirectory() as folder, bench_settings(Path(folder)) as settings:
         from clientpay_connect import main as make_app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, cast
 
 import zope.sqlalchemy
@@ -105,14 +106,33 @@ def queue_link_emails(
     ``emails``, in the order to send), as ``queue_email`` writes them one at a time: one
     INSERT … SELECT writes every row inside the database, and the deliveries are enqueued
     in batches once the transaction commits. Returns how many were queued."""
-    now = utcnow()
+    queued = write_link_emails(work, firm_id=firm_id, kind=KIND_LINK, links=links)
+    deliver_after_commit(work, queued)
+    return len(queued)
+
+
+def write_link_emails(
+    work: Work,
+    *,
+    firm_id: int,
+    kind: str,
+    links: Select[int, list[str]],
+    params: dict[str, Any] | None = None,
+    now: dt.datetime | None = None,
+) -> list[int]:
+    """The outbox rows of a ``kind`` email to each of ``links`` (a select of links' ``id``
+    and ``emails``), all with the same ``params``, written by one INSERT … SELECT inside the
+    database; their ids, in the select's order. The caller enqueues their delivery
+    (``deliver_after_commit``). ``now`` (the caller's clock, if it has one) is when they
+    were made and are first due."""
+    now = now or utcnow()
     chosen = links.subquery()
     rows = select(
         literal(firm_id, OUTBOX_TABLE.c.firm_id.type),
-        literal(KIND_LINK, OUTBOX_TABLE.c.kind.type),
+        literal(kind, OUTBOX_TABLE.c.kind.type),
         chosen.c.id,
         chosen.c.emails,
-        literal({}, JSON),
+        literal(dict(params or {}), JSON),
         literal(OUTBOX_PENDING, OUTBOX_TABLE.c.status.type),
         literal(0, OUTBOX_TABLE.c.attempts.type),
         literal(now, OUTBOX_TABLE.c.next_attempt_at.type),
@@ -128,13 +148,17 @@ def queue_link_emails(
     written = work.dbsession.connection().execute(
         insert(OUTBOX_TABLE).from_select(columns, rows).returning(OUTBOX_TABLE.c.id)
     )
-    # Ids are drawn in the select's order; RETURNING need not list them in it.
-    queued = sorted(written.scalars())
     # Core statements go unseen by zope.sqlalchemy: without this the commit would roll back.
     zope.sqlalchemy.mark_changed(work.dbsession)
-    for start in range(0, len(queued), DELIVERY_BATCH):
-        work.enqueue_after_commit(DELIVER_MANY_JOB, queued[start : start + DELIVERY_BATCH])
-    return len(queued)
+    # Ids are drawn in the select's order; RETURNING need not list them in it.
+    return sorted(written.scalars())
+
+
+def deliver_after_commit(work: Work, outbox_ids: list[int]) -> None:
+    """Enqueue the delivery of ``outbox_ids`` once the transaction commits, ``DELIVERY_BATCH``
+    to a job."""
+    for start in range(0, len(outbox_ids), DELIVERY_BATCH):
+        work.enqueue_after_commit(DELIVER_MANY_JOB, outbox_ids[start : start + DELIVERY_BATCH])
 
 
 def notification_recipients(dbsession: Session, firm_id: int, event: str) -> list[str]:

@@ -22,14 +22,25 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-import zope.sqlalchemy
 from pyramid.request import Request
-from sqlalchemy import Select, Table, exists, insert, or_, select, update
+from sqlalchemy import (
+    BindParameter,
+    Integer,
+    Select,
+    Table,
+    bindparam,
+    exists,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -37,7 +48,7 @@ from clientpay_connect.accounts.services import audit
 from clientpay_connect.admin.models import FirmSettings
 from clientpay_connect.links.models import STATUS_OUTSTANDING, PaymentLink
 from clientpay_connect.mail.models import KIND_REMINDER, OutboxMessage
-from clientpay_connect.mail.outbox import DELIVER_MANY_JOB
+from clientpay_connect.mail.outbox import deliver_after_commit, write_link_emails
 from clientpay_connect.reminders.models import LinkReminder
 from clientpay_connect.reminders.schedule import RELATIVE_TO_SENT, Reminder, reminders_of
 from clientpay_connect.sent.present import zone_named
@@ -50,12 +61,18 @@ BUSINESS_DAYS = range(0, 5)
 OPENS = dt.time(9, 0)
 CLOSES = dt.time(17, 0)
 CATCH_UP_DAYS = 7
-BATCH = 500
+# Links per transaction: a few thousand keeps the commits (and their waits for the disk) few,
+# and a crash loses no more than one batch's work, which the next run does again.
+BATCH = 2000
 # A batch a racing run got to first is tried again without those links; this many times at
 # most, so that a fault that is not a race cannot keep a run going forever.
 MAX_RETRIES = 5
 OUTBOX = cast(Table, OutboxMessage.__table__)
 LINK_REMINDERS = cast(Table, LinkReminder.__table__)
+RECORD_COLUMNS = [
+    "firm_id", "link_id", "reminder_key", "position", "days", "relative_to", "due_on",
+    "sent_at", "outbox_message_id",
+]  # fmt: skip
 
 
 def within_business_hours(local: dt.datetime) -> bool:
@@ -90,11 +107,12 @@ class FirmRun:
         ]
 
 
-def send_due_reminders(work: Work, now: dt.datetime) -> int:
-    """Send every reminder due at ``now``; the number sent."""
+def send_due_reminders(work: Work, now: dt.datetime, batch_size: int = BATCH) -> int:
+    """Send every reminder due at ``now``, ``batch_size`` links to a transaction; the number
+    sent."""
     sent = 0
     for run in firms_to_remind(work.dbsession, now):
-        sent += send_firm_reminders(work, run)
+        sent += send_firm_reminders(work, run, batch_size)
     return sent
 
 
@@ -113,27 +131,42 @@ def firms_to_remind(dbsession: Session, now: dt.datetime) -> list[FirmRun]:
     return runs
 
 
-def send_firm_reminders(work: Work, run: FirmRun) -> int:
+def send_firm_reminders(work: Work, run: FirmRun, batch_size: int = BATCH) -> int:
     sent = 0
     for reminder in sorted(run.reminders, key=lambda r: r.days, reverse=True):
-        sent += _send_reminder(work, run, reminder)
+        sent += _send_reminder(work, run, reminder, batch_size)
     return sent
 
 
-def _send_reminder(work: Work, run: FirmRun, reminder: Reminder) -> int:
+@dataclass(frozen=True)
+class Batch:
+    """Links to send a reminder in one transaction, all due on the same day (so that the
+    day is one value of the INSERT … SELECT that records them)."""
+
+    due_on: dt.date
+    link_ids: list[int]
+
+
+def _send_reminder(work: Work, run: FirmRun, reminder: Reminder, batch_size: int) -> int:
     """Send ``reminder`` to every link it is due for, a batch per transaction. The candidates
-    are read once (one pass over the index's window), then written a batch at a time."""
+    are read once (one pass over the index's window), then written a batch at a time: a
+    crash loses only the batch in hand, and the next run's candidates leave out the links
+    the committed batches reminded."""
     rows = work.dbsession.execute(candidates(run, reminder)).all()
-    due = _due_rows(run, reminder, rows)
     sent = 0
-    for start in range(0, len(due), BATCH):
-        sent += _send_batch(work, run, reminder, due[start : start + BATCH])
+    for batch in _batches(_due_links(run, reminder, rows), batch_size):
+        sent += _send_batch(work, run, reminder, batch)
     return sent
 
 
-def _send_batch(
-    work: Work, run: FirmRun, reminder: Reminder, batch: list[tuple[int, list[str], dt.date]]
-) -> int:
+def _batches(due: dict[dt.date, list[int]], size: int) -> Iterator[Batch]:
+    for day in sorted(due):
+        link_ids = due[day]
+        for start in range(0, len(link_ids), size):
+            yield Batch(day, link_ids[start : start + size])
+
+
+def _send_batch(work: Work, run: FirmRun, reminder: Reminder, batch: Batch) -> int:
     for _attempt in range(MAX_RETRIES):
         try:
             sent = _write_batch(work, run, reminder, batch)
@@ -149,22 +182,24 @@ def _send_batch(
     raise RuntimeError(f"reminders: batch refused {MAX_RETRIES} times, not for a race")
 
 
-def _not_yet_reminded(
-    dbsession: Session,
-    run: FirmRun,
-    reminder: Reminder,
-    batch: list[tuple[int, list[str], dt.date]],
-) -> list[tuple[int, list[str], dt.date]]:
+def _not_yet_reminded(dbsession: Session, run: FirmRun, reminder: Reminder, batch: Batch) -> Batch:
     reminded = set(
         dbsession.execute(
             select(LinkReminder.link_id).where(
                 LinkReminder.firm_id == run.firm_id,
-                LinkReminder.link_id.in_([link_id for link_id, _emails, _due_on in batch]),
+                LinkReminder.link_id.in_(_listed(batch.link_ids)),
                 LinkReminder.reminder_key.in_(run.later_keys(reminder)),
             )
         ).scalars()
     )
-    return [row for row in batch if row[0] not in reminded]
+    return Batch(batch.due_on, [i for i in batch.link_ids if i not in reminded])
+
+
+def _listed(ids: list[int]) -> BindParameter[Any]:
+    """``ids`` for an ``IN``, written into the statement: integers only, so nothing to
+    escape, and the driver then has a handful of parameters to place rather than thousands
+    (placing them cost more than the database's work)."""
+    return bindparam("ids", ids, type_=Integer, expanding=True, literal_execute=True)
 
 
 def candidates(run: FirmRun, reminder: Reminder) -> Select[Any]:
@@ -201,32 +236,32 @@ def candidates(run: FirmRun, reminder: Reminder) -> Select[Any]:
     )
 
 
-def _due_rows(
-    run: FirmRun, reminder: Reminder, rows: Sequence[Any]
-) -> list[tuple[int, list[str], dt.date]]:
-    """The rows the reminder is really for: with somewhere to send it, and due on a day after
-    the link was sent (a link sent today, already past its due date, is not reminded today)."""
-    due = []
+def _due_links(run: FirmRun, reminder: Reminder, rows: Sequence[Any]) -> dict[dt.date, list[int]]:
+    """The links the reminder is really for, by the day it fell due: those with somewhere
+    to send it, due on a day after the link was sent (a link sent today, already past its
+    due date, is not reminded today)."""
+    due: dict[dt.date, list[int]] = {}
     for link_id, emails, anchor, sent_at in rows:
         sent_on = sent_at.astimezone(run.zone).date()
         anchor_day = sent_on if reminder.relative_to == RELATIVE_TO_SENT else anchor
         due_on = reminder.due_on(anchor_day)
         if emails and sent_on < due_on <= run.today:
-            due.append((link_id, list(emails), due_on))
+            due.setdefault(due_on, []).append(link_id)
     return due
 
 
-def _write_batch(
-    work: Work, run: FirmRun, reminder: Reminder, due: list[tuple[int, list[str], dt.date]]
-) -> int:
-    if not due:
+def _write_batch(work: Work, run: FirmRun, reminder: Reminder, batch: Batch) -> int:
+    """Count the reminder on each link still outstanding (its row lock makes a racing run
+    wait), write its email to the outbox and record it, each step one statement for the
+    whole batch; the deliveries are enqueued once the transaction commits."""
+    if not batch.link_ids:
         return 0
     dbsession = work.dbsession
-    claimed = set(
+    claimed = list(
         dbsession.execute(
             update(PaymentLink)
             .where(
-                PaymentLink.id.in_([link_id for link_id, _emails, _due_on in due]),
+                PaymentLink.id.in_(_listed(batch.link_ids)),
                 PaymentLink.firm_id == run.firm_id,
                 PaymentLink.status == STATUS_OUTSTANDING,
                 PaymentLink.reminders_off.is_(False),
@@ -236,49 +271,36 @@ def _write_batch(
             .execution_options(synchronize_session=False)
         ).scalars()
     )
-    chosen = [row for row in due if row[0] in claimed]
-    if not chosen:
+    if not claimed:
         return 0
-    params = {"reminder": reminder.position, "message": reminder.message}
-    # Mapped back by link (one row per link here): cheaper than asking RETURNING to keep the
-    # rows' order.
-    written = dbsession.execute(
-        insert(OUTBOX).returning(OUTBOX.c.link_id, OUTBOX.c.id),
-        [
-            {
-                "firm_id": run.firm_id,
-                "kind": KIND_REMINDER,
-                "link_id": link_id,
-                "recipients": emails,
-                "params": params,
-                "next_attempt_at": run.now,
-                "created_at": run.now,
-            }
-            for link_id, emails, _due_on in chosen
-        ],
+    outbox_ids = write_link_emails(
+        work,
+        firm_id=run.firm_id,
+        kind=KIND_REMINDER,
+        links=select(PaymentLink.id, PaymentLink.emails).where(
+            PaymentLink.id.in_(_listed(claimed))
+        ),
+        params={"reminder": reminder.position, "message": reminder.message},
+        now=run.now,
     )
-    outbox_ids = {link_id: outbox_id for link_id, outbox_id in written}
-    dbsession.execute(
-        insert(LINK_REMINDERS),
-        [
-            {
-                "firm_id": run.firm_id,
-                "link_id": link_id,
-                "reminder_key": reminder.key,
-                "position": reminder.position,
-                "days": reminder.days,
-                "relative_to": reminder.relative_to,
-                "due_on": due_on,
-                "sent_at": run.now,
-                "outbox_message_id": outbox_ids[link_id],
-            }
-            for link_id, _emails, due_on in chosen
-        ],
+    dbsession.connection().execute(
+        insert(LINK_REMINDERS).from_select(
+            RECORD_COLUMNS,
+            select(
+                OUTBOX.c.firm_id,
+                OUTBOX.c.link_id,
+                literal(reminder.key, LINK_REMINDERS.c.reminder_key.type),
+                literal(reminder.position, LINK_REMINDERS.c.position.type),
+                literal(reminder.days, LINK_REMINDERS.c.days.type),
+                literal(reminder.relative_to, LINK_REMINDERS.c.relative_to.type),
+                literal(batch.due_on, LINK_REMINDERS.c.due_on.type),
+                literal(run.now, LINK_REMINDERS.c.sent_at.type),
+                OUTBOX.c.id,
+            ).where(OUTBOX.c.id.in_(_listed(outbox_ids))),
+        )
     )
-    # Core statements go unseen by zope.sqlalchemy: without this the commit would roll back.
-    zope.sqlalchemy.mark_changed(dbsession)
-    work.enqueue_after_commit(DELIVER_MANY_JOB, sorted(outbox_ids.values()))
-    return len(chosen)
+    deliver_after_commit(work, outbox_ids)
+    return len(outbox_ids)
 
 
 @dataclass(frozen=True)
