@@ -244,11 +244,13 @@ def server_counters(settings: dict[str, str]) -> dict[str, int]:
     engine = create_engine(settings["sqlalchemy.url"])
     with engine.connect() as connection:
         row = connection.exec_driver_sql(
-            "SELECT xact_commit, tup_inserted, tup_updated, blks_hit + blks_read "
+            "SELECT xact_commit, tup_inserted, tup_updated, blks_hit + blks_read, "
+            "(SELECT n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'payment_links') "
             "FROM pg_stat_database WHERE datname = current_database()"
         ).one()
     engine.dispose()
-    return dict(zip(("commits", "inserted", "updated", "blocks"), row, strict=True))
+    names = ("commits", "inserted", "updated", "blocks", "links_hot_updated")
+    return dict(zip(names, row, strict=True))
 
 
 def profile(settings: dict[str, str], due: int, links: int) -> None:

@@ -7,13 +7,15 @@ The calendar: 2030-06-03 is a Monday; 06-08/09 and 06-15/16 are weekends.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 import transaction
 import webtest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from clientpay_connect.admin.models import FirmSettings
@@ -28,7 +30,7 @@ from clientpay_connect.links.models import (
 )
 from clientpay_connect.links.services import NewLink, create_link
 from clientpay_connect.mail.compose import MailComposer
-from clientpay_connect.mail.models import KIND_REMINDER, OutboxMessage
+from clientpay_connect.mail.models import KIND_REMINDER, OUTBOX_SENT, OutboxMessage
 from clientpay_connect.reminders.models import LinkReminder
 from clientpay_connect.reminders.services import SEND_JOB
 from clientpay_connect.work import Work
@@ -393,3 +395,74 @@ def test_the_api_switch_is_for_the_firms_own_links_and_takes_only_the_switch(
     dbsession.expire_all()
     fresh = dbsession.get(PaymentLink, ours.id)
     assert (fresh.reminders_off, fresh.status) == (False, "outstanding")
+
+
+class WorkerDied(Exception):
+    """What the fault below raises: the worker gone in the middle of a batch."""
+
+
+@contextmanager
+def dying_at(statement_start: str, occurrence: int, connection: Any) -> Iterator[None]:
+    """The database connection fails at the ``occurrence``-th statement beginning with
+    ``statement_start``: the worker dies there, its transaction unfinished."""
+    seen = 0
+
+    def fail(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        nonlocal seen
+        if statement.lstrip().startswith(statement_start):
+            seen += 1
+            if seen == occurrence:
+                raise WorkerDied(statement_start)
+
+    event.listen(connection, "before_cursor_execute", fail)
+    try:
+        yield
+    finally:
+        event.remove(connection, "before_cursor_execute", fail)
+
+
+def test_a_run_that_dies_between_batches_loses_nothing_and_sends_nothing_twice(
+    dbsession, app, firm, account, db_connection
+):
+    schedule(dbsession, firm, (1, "due_date"))
+    links = [sent_link(dbsession, app, account, due=dt.date(2030, 6, 6)) for _ in range(5)]
+    queue = app.registry["clientpay.jobs"]
+
+    # Two links to a batch; the second batch dies after its outbox rows, before its records.
+    with dying_at("INSERT INTO link_reminders", 2, db_connection), pytest.raises(WorkerDied):
+        queue.run_now(SEND_JOB, local(10, 10).astimezone(dt.UTC), 2)
+
+    reminded = [link for link in links if reminders_of(dbsession, link)]
+    assert reminded == links[:2]
+    for link in links:
+        count = 1 if link in reminded else 0
+        assert len(reminder_emails(dbsession, link)) == count
+        assert dbsession.get(PaymentLink, link.id).reminders_sent == count
+
+    # The next run sends the rest, once each; the one after finds nothing left.
+    assert run(app, local(10, 10, 10)) == 3
+    assert run(app, local(10, 10, 20)) == 0
+    for link in links:
+        assert len(reminders_of(dbsession, link)) == 1
+        emails = reminder_emails(dbsession, link)
+        assert len(emails) == 1
+        # Each committed batch's deliveries went out after its commit.
+        assert emails[0].status == OUTBOX_SENT
+        assert reminders_of(dbsession, link)[0].outbox_message_id == emails[0].id
+        assert dbsession.get(PaymentLink, link.id).reminders_sent == 1
+
+
+def test_a_catch_up_over_several_days_records_each_links_own_day(dbsession, app, firm, account):
+    schedule(dbsession, firm, (1, "due_date"))
+    # Due Tuesday to Thursday: their "+1" fell due Wednesday to Friday, while workers were
+    # down; the links are written a batch per day, two at most to a batch.
+    due_days = [dt.date(2030, 6, 4), dt.date(2030, 6, 5), dt.date(2030, 6, 5), dt.date(2030, 6, 6)]
+    links = [sent_link(dbsession, app, account, due=day) for day in due_days]
+    queue = app.registry["clientpay.jobs"]
+
+    assert queue.run_now(SEND_JOB, local(10, 10).astimezone(dt.UTC), 2) == 4
+
+    for link, due in zip(links, due_days, strict=True):
+        (reminder,) = reminders_of(dbsession, link)
+        assert reminder.due_on == due + dt.timedelta(days=1)
+        assert reminder.reminder_key == "due_date+1"
