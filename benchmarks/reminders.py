@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
 import tempfile
 import time
@@ -192,6 +193,12 @@ def link_count(settings: dict[str, str]) -> int:
         return int(session.execute(select(func.count()).select_from(PaymentLink)).scalar_one())
 
 
+def load() -> str:
+    """The machine's load beside each figure: other work on it slows the database too."""
+    one, five, _fifteen = os.getloadavg()
+    return f"(load {one:.1f}, {five:.1f})"
+
+
 def measure(
     app: Any,
     settings: dict[str, str],
@@ -207,7 +214,7 @@ def measure(
     sent, seconds = job_run(app, now)
     per = f"{seconds / sent * 1000:6.2f} ms per reminder" if sent else ""
     ratio = seconds / baseline if baseline else float("nan")
-    print(f"  the job:              {sent:>6} sent in {seconds:7.3f} s  {per}")
+    print(f"  the job:              {sent:>6} sent in {seconds:7.3f} s  {per}  {load()}")
     print(f"  ({ratio:.0f}x the bare query: the job writes three rows per reminder)")
     again, again_seconds = job_run(app, now + dt.timedelta(minutes=10))
     print(f"  again 10 minutes later: {again} sent in {again_seconds:.3f} s")
@@ -280,7 +287,7 @@ def profile(settings: dict[str, str], due: int, links: int) -> None:
         profiler.enable()
         sent, seconds = job_run(app, run_moment(day + dt.timedelta(days=1)))
         profiler.disable()
-        print(f"{due:,} due among {links:,} links: {sent} sent in {seconds:.3f} s")
+        print(f"{due:,} due among {links:,} links: {sent} sent in {seconds:.3f} s {load()}")
         statements.report()
         if postgresql:
             after = server_counters(settings)
