@@ -182,8 +182,10 @@ class PaymentLink(Base):
         ),
         *_sort_indexes(),
         # Room on each page for a row's new version: an update that changes no indexed
-        # column (a reminder counted, a page opened) then stays on its page and writes none
-        # of the table's many indexes (PostgreSQL's "HOT" update).
+        # column (an email's status, a refund claimed) then stays on its page and writes none
+        # of the table's many indexes (PostgreSQL's "HOT" update). A page opened or a
+        # reminder counted changes a column Sent Pages sorts by (SORTED_LATER): those few
+        # updates a link has write its indexes, so that no link made pays for the sort.
         {"postgresql_with": {"fillfactor": 90}},
     )
 
