@@ -1,7 +1,7 @@
 """Benchmark: Sent Pages over 1,000,000 links: GET /api/v1/links at any depth against the
 bare SQL keyset query, the export of 100,000 rows, in the same run.
 
-    .venv/bin/python benchmarks/sent_pages.py [--links 1000000] [--repeats 15]
+    .venv/bin/python benchmarks/sent_pages.py [--links 1000000] [--repeats 15] [--sorts a,-b]
 
 One firm, one million links (INSERT ... SELECT over generate_series), then VACUUM ANALYZE
 as autovacuum would have run. For every sort of the query module (SORT_KINDS, each way) and
@@ -56,6 +56,9 @@ LIMIT = 50
 # One link in ten is on the second account: the export's 100,000 rows of a million.
 EXPORT_EVERY = 10
 FILTERED = {"status": "outstanding", "filter[source]": "bulk_upload"}
+# A few links by a second user, and a third user who made none: a sort by creator meets a
+# value of very few links, and one of none.
+RARE_EVERY = 100_000
 
 COLUMNS = (
     "firm_id, merchant_account_id, source, token_hash, token_encrypted, amount_minor,"
@@ -90,7 +93,7 @@ SELECT :firm,
        '["payer@example.test"]'::json, '', 'en', {STATUS},
        CASE WHEN g % 5 = 0 THEN 'not_sent' ELSE 'sent' END,
        TIMESTAMPTZ '2024-01-01 00:00+00' + g * INTERVAL '30 seconds',
-       :user,
+       CASE WHEN g % {RARE_EVERY} = 7 THEN :rare ELSE :user END,
        CASE WHEN g % 5 = 0 THEN NULL
             ELSE TIMESTAMPTZ '2024-01-01 00:01+00' + g * INTERVAL '30 seconds' END,
        CASE WHEN g % 9 = 0 THEN NULL
@@ -116,7 +119,7 @@ def seed(settings: dict[str, str], count: int, encrypted_token: str) -> dict[str
     import zope.sqlalchemy
     from sqlalchemy import text
 
-    from clientpay_connect.accounts.services import create_api_token
+    from clientpay_connect.accounts.services import create_api_token, create_user
     from clientpay_connect.admin.models import MerchantAccount
     from clientpay_connect.links.models import PaymentLink
 
@@ -126,6 +129,8 @@ def seed(settings: dict[str, str], count: int, encrypted_token: str) -> dict[str
         seeded = seed_firm(session)
         second = MerchantAccount(firm_id=seeded["firm"].id, name="Trust", kind="trust")
         session.add(second)
+        rare = create_user(session, seeded["firm"], "zed@example.test", "staff", "bench-pw-123")
+        create_user(session, seeded["firm"], "aaron@example.test", "staff", "bench-pw-123")
         _row, token = create_api_token(session, seeded["user"], "benchmark")
         session.flush()
         started = time.perf_counter()
@@ -141,6 +146,7 @@ def seed(settings: dict[str, str], count: int, encrypted_token: str) -> dict[str
                 "account": seeded["account"].id,
                 "second": second.id,
                 "user": seeded["user"].id,
+                "rare": rare.id,
                 "tag": "bench-",
                 "token": encrypted_token,
                 "count": count,
@@ -231,7 +237,7 @@ def timed(call: Callable[[], object]) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def bench_pages(app: Any, ids: dict[str, Any], repeats: int) -> bool:
+def bench_pages(app: Any, ids: dict[str, Any], repeats: int, only: list[str] | None) -> bool:
     import webtest
 
     from clientpay_connect.sent.query import SORT_KINDS
@@ -245,6 +251,8 @@ def bench_pages(app: Any, ids: dict[str, Any], repeats: int) -> bool:
     filtered = ("-created_at", "amount", "recipient_name", "-due_date")
     cases: list[tuple[str, dict[str, str]]] = [(sort, {}) for sort in every_sort]
     cases += [(sort, FILTERED) for sort in filtered]
+    if only is not None:
+        cases = [(sort, where) for sort, where in cases if sort in only]
     ok = True
     print(f"\npages of {LIMIT} (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores):")
     print(
@@ -359,6 +367,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--links", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=15, help="per page")
+    parser.add_argument(
+        "--sorts", help="only these sorts, comma-separated (e.g. source,-emails); no export"
+    )
     parser.add_argument("--export-from", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.export_from:
@@ -371,14 +382,16 @@ def main() -> int:
         ids["export_rows"] = args.links // EXPORT_EVERY
         app = make_app({}, **settings)
         try:
-            pages_ok = bench_pages(app, ids, args.repeats)
+            only = args.sorts.split(",") if args.sorts else None
+            pages_ok = bench_pages(app, ids, args.repeats, only)
         finally:
             app.registry["dbengine"].dispose()
-        export_ok = bench_export(Path(folder), settings, ids)
+        export_ok = bench_export(Path(folder), settings, ids) if only is None else None
+    export = {None: "not run", True: "met", False: "NOT met"}[export_ok]
     print(
         f"\ntargets: pages p95 < {TARGET_P95_MS:.0f} ms and ratio <= {TARGET_RATIO:.0f}:"
         f" {'met' if pages_ok else 'NOT met'}; export < {TARGET_EXPORT_SECONDS:.0f} s and"
-        f" < {TARGET_EXPORT_MB:.0f} MB: {'met' if export_ok else 'NOT met'}"
+        f" < {TARGET_EXPORT_MB:.0f} MB: {export}"
     )
     return 0
 

@@ -87,6 +87,13 @@ def text_sort_sql(column: str, dialect: str) -> str:
     return f"nullif(lower(payment_links.{column}), {empty})"
 
 
+def first_email_sort_sql(dialect: str) -> str:
+    """The first email address, folded as text_sort_sql folds a column."""
+    if dialect == "postgresql":
+        return "nullif(lower(payment_links.emails ->> 0), '' COLLATE \"C\")"
+    return "nullif(lower(json_extract(payment_links.emails, '$[0]')), '')"
+
+
 # The columns Sent Pages sorts by, each indexed as (firm_id, key, id): a page at any depth
 # is a seek into one index, forwards or backwards, whatever the sort's direction.
 SORTED_COLUMNS = (
@@ -100,6 +107,14 @@ SORTED_COLUMNS = (
     "expires_at",
 )
 SORTED_TEXTS = ("invoice_number", "recipient_name")
+# Set after a link is made (the payer opened its page): a link is made without an entry,
+# and a page's rows with no such time are read by id (sent/listing.py) rather than here.
+SORTED_LATER = {
+    "first_opened_at": "first_opened_at IS NOT NULL",
+    "last_opened_at": "last_opened_at IS NOT NULL",
+    # A new link has had no reminder; those without are read by id too.
+    "reminders_sent": "reminders_sent > 0",
+}
 
 
 def _sort_indexes() -> list[Index]:
@@ -108,11 +123,29 @@ def _sort_indexes() -> list[Index]:
     # (SQLite's lower() is ours, set per connection: an index built by another would differ).
     expressions = [
         (f"ix_payment_links_sort_{c}", text_sort_sql(c, "postgresql")) for c in SORTED_TEXTS
-    ] + [("ix_payment_links_sort_status", status_sort_sql("postgresql"))]
-    return plain + [
-        Index(name, "firm_id", text(sql), "id").ddl_if(dialect="postgresql")
-        for name, sql in expressions
+    ] + [
+        ("ix_payment_links_sort_status", status_sort_sql("postgresql")),
+        ("ix_payment_links_sort_emails", first_email_sort_sql("postgresql")),
     ]
+    later = [
+        Index(
+            f"ix_payment_links_sort_{c}",
+            "firm_id",
+            c,
+            "id",
+            sqlite_where=text(where),
+            postgresql_where=text(where),
+        )
+        for c, where in SORTED_LATER.items()
+    ]
+    return (
+        plain
+        + later
+        + [
+            Index(name, "firm_id", text(sql), "id").ddl_if(dialect="postgresql")
+            for name, sql in expressions
+        ]
+    )
 
 
 class PaymentLink(Base):
@@ -149,8 +182,10 @@ class PaymentLink(Base):
         ),
         *_sort_indexes(),
         # Room on each page for a row's new version: an update that changes no indexed
-        # column (a reminder counted, a page opened) then stays on its page and writes none
-        # of the table's many indexes (PostgreSQL's "HOT" update).
+        # column (an email's status, a refund claimed) then stays on its page and writes none
+        # of the table's many indexes (PostgreSQL's "HOT" update). A page opened or a
+        # reminder counted changes a column Sent Pages sorts by (SORTED_LATER): those few
+        # updates a link has write its indexes, so that no link made pays for the sort.
         {"postgresql_with": {"fillfactor": 90}},
     )
 

@@ -43,12 +43,19 @@ from sqlalchemy.orm import Session, aliased, joinedload
 from clientpay_connect.accounts.models import User
 from clientpay_connect.admin.models import MerchantAccount
 from clientpay_connect.connect.models import LinkInvoice
-from clientpay_connect.links.models import PaymentLink, status_sort_sql, text_sort_sql
+from clientpay_connect.links.models import (
+    SOURCES,
+    PaymentLink,
+    first_email_sort_sql,
+    status_sort_sql,
+    text_sort_sql,
+)
 from clientpay_connect.money import MINOR_DIGITS
 from clientpay_connect.sent.cursor import Cursor, Total, encode_cursor
 from clientpay_connect.sent.present import firm_zone
 from clientpay_connect.sent.query import (
     DATE_FILTER_FIELDS,
+    EMAIL_STATUSES,
     FILTERS,
     STATUS_VIEWS,
     FilterSpec,
@@ -98,7 +105,11 @@ def fetch_page(dbsession: Session, firm_id: int, query: ListQuery) -> LinkPage:
         *_status_condition(query.status),
     ]
     key, nullable = sort_key(query.sort.field, dialect)
-    rows = _page_rows(dbsession, conditions, key, nullable, query)
+    groups = key_groups(dbsession, firm_id, query.sort.field, dialect)
+    if groups is None:
+        rows = _page_rows(dbsession, conditions, key, nullable, query)
+    else:
+        rows = _grouped_rows(dbsession, conditions, key, groups, query)
     page = rows[: query.limit]
     total = _total(dbsession, conditions, query.cursor)
     next_cursor = None
@@ -148,6 +159,64 @@ def _page_rows(
             statement = statement.where(after)
         rows.extend(dbsession.execute(statement).all())
     return rows
+
+
+def _grouped_rows(
+    dbsession: Session,
+    conditions: list[ColumnElement[bool]],
+    key: ColumnElement[Any],
+    groups: list[KeyGroup],
+    query: ListQuery,
+) -> list[Any]:
+    """_page_rows for a key of few values (key_groups): one statement per value in the
+    sort's order, each walking that value's links by id (its key a constant), until the page
+    is full. A group of several values (``by_key``) is walked by (key, id), as _page_rows
+    walks a key with an index."""
+    wanted = query.limit + 1
+    cursor, descending = query.cursor, query.sort.descending
+    rows: list[Any] = []
+    for group in _groups_from(groups, cursor, descending):
+        if len(rows) >= wanted:
+            break
+        statement = _group_select(conditions, key, group, query, wanted - len(rows))
+        rows.extend(dbsession.execute(statement).all())
+    return rows
+
+
+def _group_select(
+    conditions: list[ColumnElement[bool]],
+    key: ColumnElement[Any],
+    group: KeyGroup,
+    query: ListQuery,
+    limit: int,
+) -> Any:
+    cursor, descending = query.cursor, query.sort.descending
+    where = [*conditions, group.condition]
+    order: list[Any] = [key, PaymentLink.id] if group.by_key else [PaymentLink.id]
+    if cursor is not None and group.holds(cursor.value):
+        position: Any = tuple_(*order)
+        seen: Any = tuple_(literal(cursor.value, key.type), literal(cursor.id))
+        if not group.by_key:
+            position, seen = PaymentLink.id, cursor.id
+        where.append(position < seen if descending else position > seen)
+    # A group of one value: that value, rather than the key's expression for every row.
+    selected = key if group.by_key else literal(group.value, key.type)
+    statement = _page_select(where, selected, limit)
+    return statement.order_by(*(_by(column, descending) for column in order))
+
+
+def _groups_from(groups: list[KeyGroup], cursor: Cursor | None, descending: bool) -> list[KeyGroup]:
+    """The groups in the sort's order (the empty values' last either way), from the
+    cursor's value on: by comparing values, so that a value no group has any more (a
+    creator renamed since the last page) still finds its place."""
+    valued = [group for group in groups if group.value is not None]
+    ordered = [
+        *(reversed(valued) if descending else valued),
+        *(g for g in groups if g.value is None),
+    ]
+    if cursor is None:
+        return ordered
+    return [group for group in ordered if group.comes_after(cursor.value, descending)]
 
 
 def _page_select(conditions: list[ColumnElement[bool]], key: Any, limit: int) -> Any:
@@ -406,6 +475,9 @@ def sort_key(field: str, dialect: str) -> tuple[ColumnElement[Any], bool]:
         return literal_column(status_sort_sql(dialect), Integer), False
     if field in TEXT_FIELDS:
         return _text_key(field, dialect), True
+    if field == "emails":
+        # The expression of its index (links/models.py), as _text_key.
+        return literal_column(first_email_sort_sql(dialect), String), True
     if field in _TEXT_OF:
         return _folded_text(_TEXT_OF[field](dialect), dialect), True
     return _column(field), field in NULLABLE_FIELDS
@@ -425,17 +497,10 @@ def _account_name(_dialect: str) -> Any:
     )
 
 
-def _first_email(dialect: str) -> Any:
-    if dialect == "postgresql":
-        return PaymentLink.emails.op("->>")(literal(0))
-    return func.json_extract(PaymentLink.emails, "$[0]")
-
-
 # The sorts by a text that is not a column of the link itself.
 _TEXT_OF: dict[str, Callable[[str], Any]] = {
     "created_by": _creator_name,
     "merchant_account": _account_name,
-    "emails": _first_email,
 }
 
 
@@ -450,6 +515,121 @@ def _folded_text(expression: Any, dialect: str) -> ColumnElement[Any]:
     as _text_key sorts a column's: case ignored, by code point, a blank as no value."""
     key = func.nullif(func.lower(expression), "")
     return collate(key, "C") if dialect == "postgresql" else key
+
+
+# --- Keys of few values ---------------------------------------------------------------------
+#
+# No index orders a firm's links by these keys (each would cost every link made an entry),
+# but each has few values: on PostgreSQL a page reads the links of one value at a time, by
+# id (_grouped_rows). SQLite's firms are small: the plain statement serves them.
+
+# Beyond this many values (a firm of many users), the plain statement.
+MAX_GROUPS = 20
+
+
+@dataclass(frozen=True)
+class KeyGroup:
+    """The links whose sort key is ``value`` (None: the empty ones); with ``by_key``, those
+    from ``value`` up, walked by (key, id) in an index of their own."""
+
+    value: Any
+    condition: ColumnElement[bool]
+    by_key: bool = False
+
+    def holds(self, value: Any) -> bool:
+        if value is None or self.value is None:
+            return value is None and self.value is None
+        return bool(value >= self.value) if self.by_key else bool(value == self.value)
+
+    def comes_after(self, value: Any, descending: bool) -> bool:
+        """Whether links of this group may come after (or with) a row of ``value``."""
+        if self.value is None:
+            return True
+        if value is None:
+            return False
+        if descending:
+            return bool(self.value <= value)
+        return self.by_key or bool(self.value >= value)
+
+
+def key_groups(dbsession: Session, firm_id: int, field: str, dialect: str) -> list[KeyGroup] | None:
+    """The groups of a key of few values, in ascending order; None: the plain statement."""
+    if dialect != "postgresql" or field not in _GROUPS_OF:
+        return None
+    return _GROUPS_OF[field](dbsession, firm_id)
+
+
+def _folded_groups(column: Any, values: list[tuple[Any, str | None]]) -> list[KeyGroup] | None:
+    """A group per folded value (a raw value and its fold, as the sort key folds it), the
+    blank ones last; None when there are too many."""
+    by_fold: dict[str | None, list[Any]] = {}
+    for raw, folded in values:
+        by_fold.setdefault(folded, []).append(raw)
+    if len(by_fold) > MAX_GROUPS:
+        return None
+    # Python compares str by code point, as the key's "C" collation does.
+    folds = sorted(f for f in by_fold if f is not None) + ([None] if None in by_fold else [])
+    return [KeyGroup(fold, column.in_(by_fold[fold])) for fold in folds]
+
+
+def _fold(text: Any) -> Any:
+    # As _text_key and _folded_text fold (the collation changes no value, only the order).
+    return func.nullif(func.lower(text), "")
+
+
+def _choice_groups(column: Any, choices: tuple[str, ...]) -> list[KeyGroup] | None:
+    # The code writes only these values (ASCII: Python's lower() is the database's).
+    return _folded_groups(column, [(choice, choice.lower() or None) for choice in choices])
+
+
+def _currency_groups(dbsession: Session, firm_id: int) -> list[KeyGroup] | None:
+    # A link takes its merchant account's currency when it is made (links/services.py), and
+    # an account's currency never changes: the firm's accounts' currencies are all there is.
+    rows = dbsession.execute(
+        select(MerchantAccount.currency, _fold(MerchantAccount.currency))
+        .where(MerchantAccount.firm_id == firm_id)
+        .distinct()
+    ).all()
+    return _folded_groups(PaymentLink.currency, [tuple(row) for row in rows])
+
+
+def _creator_groups(dbsession: Session, firm_id: int) -> list[KeyGroup] | None:
+    name = func.coalesce(func.nullif(User.name, ""), User.email)
+    rows = dbsession.execute(select(User.id, _fold(name)).where(User.firm_id == firm_id)).all()
+    groups = _folded_groups(PaymentLink.created_by_user_id, [tuple(row) for row in rows])
+    if groups is None:
+        return None
+    # No creator (a user deleted since) sorts as a blank name.
+    column = PaymentLink.created_by_user_id
+    if groups and groups[-1].value is None:
+        return [*groups[:-1], KeyGroup(None, or_(groups[-1].condition, column.is_(None)))]
+    return [*groups, KeyGroup(None, column.is_(None))]
+
+
+def _account_groups(dbsession: Session, firm_id: int) -> list[KeyGroup] | None:
+    rows = dbsession.execute(
+        select(MerchantAccount.id, _fold(MerchantAccount.name)).where(
+            MerchantAccount.firm_id == firm_id
+        )
+    ).all()
+    return _folded_groups(PaymentLink.merchant_account_id, [tuple(row) for row in rows])
+
+
+def _reminder_groups(_dbsession: Session, _firm_id: int) -> list[KeyGroup]:
+    # Most links have had no reminder: those by id; the others by their own partial index
+    # (links/models.py), which a new link (none sent yet) costs nothing.
+    column = PaymentLink.reminders_sent
+    return [KeyGroup(0, column == 0), KeyGroup(1, column > 0, by_key=True)]
+
+
+_GROUPS_OF: dict[str, Callable[[Session, int], list[KeyGroup] | None]] = {
+    "source": lambda _s, _f: _choice_groups(PaymentLink.source, SOURCES),
+    "email_status": lambda _s, _f: _choice_groups(PaymentLink.email_status, EMAIL_STATUSES),
+    "currency": _currency_groups,
+    "created_by": _creator_groups,
+    "merchant_account": _account_groups,
+    "reminders_sent": _reminder_groups,
+}
 
 
 def _order(key: ColumnElement[Any], nullable: bool, sort: Sort) -> list[Any]:
