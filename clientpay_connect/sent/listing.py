@@ -519,9 +519,11 @@ def _folded_text(expression: Any, dialect: str) -> ColumnElement[Any]:
 
 # --- Keys of few values ---------------------------------------------------------------------
 #
-# No index orders a firm's links by these keys (each would cost every link made an entry),
-# but each has few values: on PostgreSQL a page reads the links of one value at a time, by
-# id (_grouped_rows). SQLite's firms are small: the plain statement serves them.
+# Each of these keys has few values, and the sort is by what the value names (a creator's
+# or an account's name, folded), which no index of the link can hold: on PostgreSQL a page
+# reads the links of one value at a time, by id (_grouped_rows), each value through its
+# (firm_id, key, id) index (links/models.py GROUPED_COLUMNS), so that a value with few links
+# or none is a seek, not a scan. SQLite's firms are small: the plain statement serves them.
 
 # Beyond this many values (a firm of many users), the plain statement.
 MAX_GROUPS = 20

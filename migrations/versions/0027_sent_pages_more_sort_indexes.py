@@ -1,4 +1,5 @@
-"""Sent Pages: the opened times, reminders and first email address get sort indexes
+"""Sent Pages: the opened times, reminders, first email address and keys of few values get
+sort indexes
 
 Revision ID: 0027
 Revises: 0026
@@ -23,6 +24,8 @@ LATER = {
     "last_opened_at": "last_opened_at IS NOT NULL",
     "reminders_sent": "reminders_sent > 0",
 }
+# Keys of few values, each read one value at a time in id order.
+GROUPED = ("source", "email_status", "created_by_user_id", "merchant_account_id")
 FIRST_EMAIL = "nullif(lower(payment_links.emails ->> 0), '' COLLATE \"C\")"
 
 
@@ -36,6 +39,10 @@ def upgrade() -> None:
             sqlite_where=sa.text(where),
             postgresql_where=sa.text(where),
         )
+    for column in GROUPED:
+        op.create_index(
+            f"ix_payment_links_sort_{column}", "payment_links", ["firm_id", column, "id"]
+        )
     if op.get_bind().dialect.name == "postgresql":
         op.create_index(
             "ix_payment_links_sort_emails", "payment_links", ["firm_id", sa.text(FIRST_EMAIL), "id"]
@@ -45,5 +52,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.drop_index("ix_payment_links_sort_emails", table_name="payment_links")
-    for column in LATER:
+    for column in [*LATER, *GROUPED]:
         op.drop_index(f"ix_payment_links_sort_{column}", table_name="payment_links")
