@@ -220,9 +220,7 @@ def cursor_at(app: Any, firm_id: int, sort: str, params: dict[str, str], offset:
             .limit(1)
         )
         value, link_id = session.execute(statement).one()
-        total = listing._total(session, conditions, None)
-    carried = total if total.count >= listing.CARRY_TOTAL_FROM else None
-    return encode_cursor(query.sort.param, query.sort.kind, value, link_id, carried)
+    return encode_cursor(query.sort.param, query.sort.kind, value, link_id)
 
 
 def timed(call: Callable[[], object]) -> float:
