@@ -210,7 +210,7 @@ def test_compaction_leaves_one_row_a_group_and_the_same_sums(
     before = _groups(dbsession, firm.id, True)
     rows_before = dbsession.scalar(select(func.count()).where(LinkCount.firm_id == firm.id))
 
-    compact_link_counts(dbsession, firm.id)
+    assert app.registry["clientpay.jobs"].run_now(COMPACT_JOB) >= 1  # as Huey runs it
 
     rows = dbsession.execute(
         select(LinkCount.status, LinkCount.n).where(LinkCount.firm_id == firm.id)
@@ -230,6 +230,8 @@ def test_compaction_leaves_one_row_a_group_and_the_same_sums(
 def test_the_compaction_job_is_registered_to_run_periodically(app):
     spec = app.registry["clientpay.jobs"].jobs[COMPACT_JOB]
     assert spec.schedule is not None
+    if not POSTGRESQL:  # no counts kept there: the job finds nothing to fold
+        assert app.registry["clientpay.jobs"].run_now(COMPACT_JOB) == 0
 
 
 # --- Concurrent writers (a committed database of their own) --------------------------------
