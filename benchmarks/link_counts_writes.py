@@ -53,6 +53,11 @@ WRITES = {
 }
 
 
+def _as_bound(sql: str) -> str:
+    """psycopg's %(name)s placeholders as SQLAlchemy's :name."""
+    return sql.replace("%(", ":").replace(")s", "")
+
+
 def seed(settings: dict[str, str], count: int) -> dict[str, Any]:
     import zope.sqlalchemy
     from sqlalchemy import text
@@ -63,7 +68,7 @@ def seed(settings: dict[str, str], count: int) -> dict[str, Any]:
         session.execute(
             text(
                 f"INSERT INTO payment_links ({LINK_COLUMNS})"  # noqa: S608
-                f" SELECT {LINK_VALUES.replace('%(', ':').replace(')s', '')}"
+                f" SELECT {_as_bound(LINK_VALUES.replace('%(n)s', 'n'))}"
                 " FROM generate_series(1, :count) AS n"
             ),
             {**ids, "count": count},

@@ -18,15 +18,16 @@ from typing import Any
 
 import pytest
 import transaction
+from alembic import command
 from pyramid.router import Router
-from sqlalchemy import create_engine, delete, func, select, text, update
+from sqlalchemy import create_engine, delete, func, inspect, select, text, update
 from sqlalchemy.orm import Session
 
 from clientpay_connect import main
 from clientpay_connect.accounts.models import Firm
 from clientpay_connect.accounts.services import create_firm
 from clientpay_connect.admin.models import MerchantAccount
-from clientpay_connect.db import get_tm_session
+from clientpay_connect.db import get_engine, get_tm_session
 from clientpay_connect.links.models import PaymentLink
 from clientpay_connect.links.tasks import expire_links
 from clientpay_connect.sent.counts import compact_link_counts
@@ -37,6 +38,7 @@ from clientpay_connect.work import Work
 from tests.conftest import login
 from tests.factories import FirmFactory, MerchantAccountFactory, UserFactory
 from tests.functional.test_bulk_api import csv_bytes, invoice, post_file
+from tests.functional.test_migrations import insert_row
 from tests.support import databases
 from tests.support.payments import card, new_link, pay, submission, tokenize
 from tests.support.sent import make_link
@@ -383,3 +385,38 @@ def test_a_plain_query_reads_the_counts_and_a_search_counts_the_rows(
     total = testapp.get("/api/v1/links", headers=staff_auth).json["total"]
     searched = testapp.get("/api/v1/links", {"q": "inv"}, headers=staff_auth).json["total"]
     assert (total, searched) == (6, 1)
+
+
+@needs_postgresql
+def test_0028_counts_the_links_already_there_and_goes_back(tmp_path):
+    with databases.fresh_database(tmp_path) as url:
+        cfg = databases.alembic_config(url)
+        command.upgrade(cfg, "0026")
+        engine = get_engine({"sqlalchemy.url": url})
+        with engine.begin() as conn:
+            insert_row(conn, "firms", id=1, slug="f", name="F")
+            insert_row(conn, "merchant_accounts", id=1, firm_id=1, name="Op")
+            for link_id, status in enumerate(("paid", "paid", "outstanding"), start=10):
+                insert_row(
+                    conn,
+                    "payment_links",
+                    id=link_id,
+                    firm_id=1,
+                    merchant_account_id=1,
+                    token_hash=f"h{link_id}",
+                    emails=[],
+                    status=status,
+                )
+        command.upgrade(cfg, "0028")
+        sums = text("SELECT status, sum(n) FROM link_counts GROUP BY status ORDER BY status")
+        with engine.connect() as conn:
+            assert conn.execute(sums).all() == [("outstanding", 1), ("paid", 2)]
+        command.downgrade(cfg, "0026")
+        with engine.connect() as conn:
+            assert "link_counts" not in inspect(conn).get_table_names()
+            triggers = text(
+                "SELECT count(*) FROM pg_trigger"
+                " WHERE tgrelid = 'payment_links'::regclass AND NOT tgisinternal"
+            )
+            assert conn.execute(triggers).scalar() == 0
+        engine.dispose()
