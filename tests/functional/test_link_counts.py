@@ -229,7 +229,7 @@ def test_compaction_leaves_one_row_a_group_and_the_same_sums(
     )
 
 
-def test_the_compaction_job_is_registered_to_run_periodically(app):
+def test_the_compaction_job_is_registered_to_run_periodically(app, db_connection):
     spec = app.registry["clientpay.jobs"].jobs[COMPACT_JOB]
     assert spec.schedule is not None
     if not POSTGRESQL:  # no counts kept there: the job finds nothing to fold
