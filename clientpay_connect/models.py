@@ -13,6 +13,7 @@ from clientpay_connect.pay.models import Payment, SandboxCharge, SandboxRefund, 
 from clientpay_connect.postings.models import Posting, PostingAttempt
 from clientpay_connect.refunds.models import Dispute, Refund
 from clientpay_connect.reminders.models import LinkReminder
+from clientpay_connect.sent.models import LinkCount
 
 __all__ = [
     "ApiToken",
@@ -25,6 +26,7 @@ __all__ = [
     "EmbedLaunch",
     "Firm",
     "FirmSettings",
+    "LinkCount",
     "LinkInvoice",
     "LinkReminder",
     "MerchantAccount",

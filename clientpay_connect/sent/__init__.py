@@ -13,3 +13,4 @@ def includeme(config: Configurator) -> None:
     config.add_route("sent.counts", "/sent/counts")
     config.scan(".api")
     config.scan(".views")
+    config.scan(".tasks")

@@ -24,27 +24,15 @@ class CursorError(ValueError):
 
 
 @dataclass(frozen=True)
-class Total:
-    """The walk's count of matching links on its first page, and the highest link id then:
-    the later pages count only the links made since, not every matching link again."""
-
-    count: int
-    highest_id: int
-
-
-@dataclass(frozen=True)
 class Cursor:
     sort: str
     value: Any  # None, int, date, aware datetime or str, per the sort's kind
     id: int
     token: str  # the text it was read from, to hand back in a URL
-    total: Total | None = None  # None in a cursor given out before totals were carried
 
 
-def encode_cursor(sort: str, kind: str, value: Any, row_id: int, total: Total | None = None) -> str:
-    payload: dict[str, Any] = {"s": sort, "v": _value_json(kind, value), "id": row_id}
-    if total is not None:
-        payload["t"] = [total.count, total.highest_id]
+def encode_cursor(sort: str, kind: str, value: Any, row_id: int) -> str:
+    payload = {"s": sort, "v": _value_json(kind, value), "id": row_id}
     raw = json.dumps(payload, separators=(",", ":")).encode("utf-8")
     return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 
@@ -57,21 +45,9 @@ def decode_cursor(text: str, sort: str, kind: str) -> Cursor:
     if type(link_id) is not int or not possible_id(link_id):
         raise CursorError("This is not a cursor we gave out.")
     value = _value_from_json(kind, payload.get("v"))
-    return Cursor(sort, value, link_id, text, _total(payload.get("t")))
-
-
-def _total(value: Any) -> Total | None:
-    """The carried total; a client that alters it misleads only itself (it is a count of
-    its own firm's links), but it must be two whole numbers to reach a query."""
-    if value is None:
-        return None
-    if (
-        not isinstance(value, list)
-        or len(value) != 2
-        or not all(type(n) is int and 0 <= n <= MAX_INT for n in value)
-    ):
-        raise CursorError("This is not a cursor we gave out.")
-    return Total(value[0], value[1])
+    # A cursor given out before totals were exact on every page also carries "t" (the first
+    # page's count): ignored, as every page now counts.
+    return Cursor(sort, value, link_id, text)
 
 
 def _payload(text: str) -> dict[str, Any]:

@@ -39,6 +39,8 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy.orm import Session, aliased, joinedload
+from sqlalchemy.sql.elements import ColumnClause, TextClause
+from sqlalchemy.sql.visitors import replacement_traverse
 
 from clientpay_connect.accounts.models import User
 from clientpay_connect.admin.models import MerchantAccount
@@ -51,7 +53,8 @@ from clientpay_connect.links.models import (
     text_sort_sql,
 )
 from clientpay_connect.money import MINOR_DIGITS
-from clientpay_connect.sent.cursor import Cursor, Total, encode_cursor
+from clientpay_connect.sent.cursor import Cursor, encode_cursor
+from clientpay_connect.sent.models import COUNTED_COLUMNS, LinkCount
 from clientpay_connect.sent.present import firm_zone
 from clientpay_connect.sent.query import (
     DATE_FILTER_FIELDS,
@@ -83,9 +86,6 @@ TEXT_FIELDS = frozenset({"invoice_number", "recipient_name", "source", "email_st
 COLUMNS = {"amount": PaymentLink.amount_minor, "amount_paid": PaymentLink.amount_paid_minor}
 EXPORT_BATCH = 500
 _UTC = ZoneInfo("UTC")
-# From this many matching links on, a walk's later pages carry the first page's count rather
-# than count them all again (see _total); below it, counting is cheap and always exact.
-CARRY_TOTAL_FROM = 10_000
 
 
 @dataclass
@@ -111,16 +111,13 @@ def fetch_page(dbsession: Session, firm_id: int, query: ListQuery) -> LinkPage:
     else:
         rows = _grouped_rows(dbsession, conditions, key, groups, query)
     page = rows[: query.limit]
-    total = _total(dbsession, conditions, query.cursor)
+    total = _total(dbsession, conditions)
     next_cursor = None
     if len(rows) > query.limit:
         last = page[-1]
-        carried = total if total.count >= CARRY_TOTAL_FROM else None
-        next_cursor = encode_cursor(
-            query.sort.param, query.sort.kind, last.sort_key, last[0].id, carried
-        )
+        next_cursor = encode_cursor(query.sort.param, query.sort.kind, last.sort_key, last[0].id)
     balance_links = {row[0].id: row.balance_link_id for row in page if row.balance_link_id}
-    return LinkPage([row[0] for row in page], next_cursor, total.count, balance_links)
+    return LinkPage([row[0] for row in page], next_cursor, total, balance_links)
 
 
 def _page_rows(
@@ -259,13 +256,18 @@ def iter_matching(dbsession: Session, firm_id: int, query: ListQuery) -> Iterato
 
 
 def count_by_view(dbsession: Session, firm_id: int, query: ListQuery) -> dict[str, int]:
-    """How many links each status view would show for this search and these filters."""
+    """How many links each status view would show for this search and these filters: from
+    the link counts when they can tell (see _total), else counted."""
     zone = filter_zone(dbsession, firm_id, query)
     conditions = match_conditions(query, firm_id, _dialect(dbsession), zone)
-    rows = dbsession.execute(
-        select(PaymentLink.status, func.count()).where(*conditions).group_by(PaymentLink.status)
-    ).all()
-    by_status = {status: int(number) for status, number in rows}
+    on_counts = _on_counts(dbsession, conditions)
+    if on_counts is None:
+        statement = select(PaymentLink.status, func.count()).where(*conditions)
+        statement = statement.group_by(PaymentLink.status)
+    else:
+        statement = select(LinkCount.status, func.sum(LinkCount.n)).where(*on_counts)
+        statement = statement.group_by(LinkCount.status)
+    by_status = {status: int(number) for status, number in dbsession.execute(statement).all()}
     return {
         view: sum(n for s, n in by_status.items() if not statuses or s in statuses)
         for view, statuses in STATUS_VIEWS.items()
@@ -641,28 +643,53 @@ def _order(key: ColumnElement[Any], nullable: bool, sort: Sort) -> list[Any]:
     return [by_key, _by(PaymentLink.id, sort.descending)]
 
 
-def _total(
-    dbsession: Session, conditions: list[ColumnElement[bool]], cursor: Cursor | None
-) -> Total:
-    """How many links match. A large count (CARRY_TOTAL_FROM) is counted on the first page
-    of a walk only and carried by the cursor, so that a deep page does not count a million
-    rows again: the next pages add the matching links made since (ids above the highest the
-    first count saw: a short range of the primary key). What such a walk does not see is a
-    link of the first count that changed since (a cancel moving it out of Outstanding): the
-    next first page counts it again."""
-    if cursor is not None and cursor.total is not None:
-        added = _count(dbsession, [*conditions, PaymentLink.id > cursor.total.highest_id])
-        return Total(cursor.total.count + added, cursor.total.highest_id)
-    # One statement, so that the count and the highest id are of the same moment.
-    highest = select(func.max(PaymentLink.id)).scalar_subquery()
-    statement = select(func.count(), highest).select_from(PaymentLink).where(*conditions)
-    count, highest_id = dbsession.execute(statement).one()
-    return Total(int(count), int(highest_id or 0))
+def _total(dbsession: Session, conditions: list[ColumnElement[bool]]) -> int:
+    """How many links match, on every page (exact, as API.md asks). From the link counts
+    (sent/models.py: a sum over the firm's few groups, whatever its number of links) when
+    every condition is on counted columns: no search text, only the Show view and the
+    filters on status, source, account, email status or creator; else the links counted."""
+    on_counts = _on_counts(dbsession, conditions)
+    if on_counts is None:
+        return _count(dbsession, conditions)
+    statement = select(func.coalesce(func.sum(LinkCount.n), 0)).where(*on_counts)
+    return int(dbsession.execute(statement).scalar_one())
 
 
 def _count(dbsession: Session, conditions: list[ColumnElement[bool]]) -> int:
     statement = select(func.count()).select_from(PaymentLink).where(*conditions)
     return int(dbsession.execute(statement).scalar_one())
+
+
+_LINKS = PaymentLink.__table__
+_COUNTS = LinkCount.__table__
+
+
+def _on_counts(
+    dbsession: Session, conditions: list[ColumnElement[bool]]
+) -> list[ColumnElement[bool]] | None:
+    """``conditions`` on link_counts' columns instead of the links', or None when one needs
+    more of a link than its counted columns (a search, a date, an amount) or the database
+    keeps no counts (SQLite). The same expressions, columns swapped: a condition that reads
+    only a link's counted columns holds for every link of a group or for none, so summing
+    the groups it holds for is exactly counting the links it holds for."""
+    if _dialect(dbsession) != "postgresql":
+        return None
+    answerable = True
+
+    def swap(element: Any, **_kw: Any) -> Any:
+        nonlocal answerable
+        if isinstance(element, ColumnClause) and element.table is _LINKS:
+            if element.name in COUNTED_COLUMNS:
+                return _COUNTS.c[element.name]
+            answerable = False
+        elif isinstance(element, TextClause) or (
+            isinstance(element, ColumnClause) and element.table is None
+        ):
+            answerable = False  # SQL text we cannot see into
+        return None
+
+    swapped = [replacement_traverse(condition, {}, swap) for condition in conditions]
+    return swapped if answerable else None
 
 
 def _dialect(dbsession: Session) -> str:

@@ -26,7 +26,7 @@ FEATURE_JOBS = {
     "clientpay_connect.admin": set(),
     "clientpay_connect.mail": {"mail.deliver", "mail.deliver_many", "mail.sweep"},
     "clientpay_connect.links": {"links.expire"},
-    "clientpay_connect.sent": set(),
+    "clientpay_connect.sent": {"sent.compact_counts"},
     "clientpay_connect.reminders": {"reminders.send"},
     "clientpay_connect.notifications": {"notifications.digest"},
     "clientpay_connect.bulk": {"bulk.create_links", "bulk.resume_stuck"},
