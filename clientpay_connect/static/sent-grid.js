@@ -76,6 +76,7 @@
     // later one was asked for meanwhile (a slow answer to an older sort, filter or page must
     // never replace the newer one's rows, summary, pages or cursors).
     loadSeq: 0,
+    shownSeq: 0, // the load whose answer is shown (or said to have failed)
     countSeq: 0,
   };
 
@@ -319,11 +320,19 @@
       });
       panel.addEventListener("toggle", function (event) {
         if (event.newState === "open") {
-          var place = button.getBoundingClientRect();
-          panel.style.top = Math.round(place.bottom + 2) + "px";
-          panel.style.left = Math.round(Math.max(0, Math.min(place.left, window.innerWidth - panel.offsetWidth))) + "px";
+          placeUnder(button, panel);
         }
       });
+      // Fixed in the window, it follows its button when the page or the grid scrolls.
+      window.addEventListener(
+        "scroll",
+        function () {
+          if (panel.matches(":popover-open")) {
+            placeUnder(button, panel);
+          }
+        },
+        { capture: true, passive: true }
+      );
       function describe() {
         // Every choice, cut short by the column's width (its title shows them all): the name
         // read out holds the text shown.
@@ -337,6 +346,22 @@
       box.appendChild(panel);
       return box;
     };
+  }
+
+  // Under the button if it fits in the window, else above it, else as low as the window
+  // allows; never past either side.
+  function placeUnder(button, panel) {
+    var place = button.getBoundingClientRect();
+    var size = panel.getBoundingClientRect();
+    var gap = 2;
+    var top = place.bottom + gap;
+    if (top + size.height > window.innerHeight && place.top - gap - size.height >= 0) {
+      top = place.top - gap - size.height;
+    }
+    top = Math.max(0, Math.min(top, window.innerHeight - size.height));
+    var left = Math.max(0, Math.min(place.left, document.documentElement.clientWidth - size.width));
+    panel.style.top = Math.floor(top) + "px";
+    panel.style.left = Math.floor(left) + "px";
   }
 
   function textEditor(cell, onRendered, success) {
@@ -719,12 +744,17 @@
     el.summary.textContent = "Loading…";
     return loadPage(query, size, page, isCurrent).then(
       function (body) {
-        return isCurrent() ? shownPage(body, size, page) : overtaken();
+        if (!isCurrent()) {
+          return overtaken();
+        }
+        state.shownSeq = seq;
+        return shownPage(body, size, page);
       },
       function (answer) {
         if (!isCurrent()) {
           return overtaken();
         }
+        state.shownSeq = seq;
         showProblem(answer);
         state.loadProblem = true;
         el.summary.textContent = "No links shown.";
@@ -1106,11 +1136,14 @@
     fallback.remove();
   }
   app.hidden = false;
-  // For the browser tests: whether the layout as shown has been saved.
+  // For the browser tests: whether the layout as shown has been saved (a load on its way
+  // saves it again when it comes).
   window.sentGrid = {
     table: table,
     settled: function () {
-      return Boolean(state.built) && !state.timerPending && state.inflight === 0;
+      return (
+        Boolean(state.built) && state.shownSeq === state.loadSeq && !state.timerPending && state.inflight === 0
+      );
     },
   };
 })();

@@ -831,3 +831,13 @@ def test_on_a_phone_the_grid_scrolls_with_its_first_column_fixed(
         assert after["x"] == pytest.approx(before["x"], abs=1)
         expect(name).to_be_in_viewport()
         assert_accessible(page)
+
+        # The status choices open whole inside the phone's window, beside or above their button.
+        page.get_by_role("button", name="Filter Status: Any").click()
+        choices = page.get_by_role("group", name="Status")
+        expect(choices).to_be_in_viewport(ratio=1)
+        box = choices.bounding_box()
+        assert box is not None and box["x"] + box["width"] <= PHONE["width"]
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        choices.get_by_role("checkbox", name="Outstanding").check()
+        expect(names(page)).to_have_text([f"{prefix}-P"])
