@@ -59,7 +59,8 @@
 
   var state = {
     view: config.views[saved.show] ? saved.show : "all",
-    q: config.q || "",
+    // The address's search first (a link into the page), else the one the user left.
+    q: config.q || (typeof saved.q === "string" ? saved.q : ""),
     selected: {}, // id -> the row's data, across pages
     known: {}, // id -> the latest data of every row loaded
     cursors: [null], // cursors[n]: the cursor of page n + 1
@@ -71,6 +72,12 @@
     timerPending: false,
     inflight: 0,
     filterProblems: [],
+    // Every load and count asked for gets the next number; an answer is shown only if no
+    // later one was asked for meanwhile (a slow answer to an older sort, filter or page must
+    // never replace the newer one's rows, summary, pages or cursors).
+    loadSeq: 0,
+    shownSeq: 0, // the load whose answer is shown (or said to have failed)
+    countSeq: 0,
   };
 
   var el = {
@@ -83,6 +90,8 @@
     columnsPanel: document.getElementById("grid-columns"),
     columnList: app.querySelector("[data-grid-column-list]"),
     search: app.querySelector("[data-grid-search]"),
+    searchInput: app.querySelector("[data-grid-search] input"),
+    clearSearch: app.querySelector("[data-grid-clear]"),
     exportLink: document.querySelector("[data-export]"),
   };
 
@@ -262,6 +271,99 @@
     };
   }
 
+  var popoverCount = 0;
+
+  // Several values at once (status): a button that opens a popover of checkboxes. A popover
+  // sits in the top layer, so the header's clipping (the grid's overflow and transform) does
+  // not cut it off, and it comes next after its button in the Tab order; Escape or a click
+  // elsewhere closes it. Each tick filters at once; none ticked is "Any".
+  function multiChoiceEditor(options) {
+    return function (cell, onRendered, success) {
+      var title = cell.getColumn().getDefinition().title;
+      var chosen = Array.isArray(cell.getValue()) ? cell.getValue().slice() : [];
+      var box = document.createElement("span");
+      box.className = "grid-choices";
+      var id = "grid-choices-" + ++popoverCount;
+      var button = labelled("button", "", { type: "button", popovertarget: id });
+      button.className = "secondary outline grid-choices-button";
+      var panel = document.createElement("fieldset");
+      panel.id = id;
+      panel.setAttribute("popover", "auto");
+      panel.className = "grid-choices-panel";
+      var legend = document.createElement("legend");
+      legend.textContent = title;
+      panel.appendChild(legend);
+      var labels = {};
+      options().forEach(function (option) {
+        var value = String(option.value);
+        labels[value] = option.label;
+        var label = document.createElement("label");
+        var tick = document.createElement("input");
+        tick.type = "checkbox";
+        tick.value = value;
+        tick.checked = chosen.indexOf(value) !== -1;
+        tick.addEventListener("change", function () {
+          chosen = panel.querySelectorAll("input:checked");
+          chosen = Array.prototype.map.call(chosen, function (input) { return input.value; });
+          describe();
+          success(chosen.length ? chosen : "");
+        });
+        label.appendChild(tick);
+        label.appendChild(document.createTextNode(" " + option.label));
+        panel.appendChild(label);
+      });
+      // The popover is inside the header: its clicks and keys are not the header's (sort, drag).
+      ["click", "mousedown", "keydown"].forEach(function (type) {
+        panel.addEventListener(type, function (event) {
+          event.stopPropagation();
+        });
+      });
+      panel.addEventListener("toggle", function (event) {
+        if (event.newState === "open") {
+          placeUnder(button, panel);
+        }
+      });
+      // Fixed in the window, it follows its button when the page or the grid scrolls.
+      window.addEventListener(
+        "scroll",
+        function () {
+          if (panel.matches(":popover-open")) {
+            placeUnder(button, panel);
+          }
+        },
+        { capture: true, passive: true }
+      );
+      function describe() {
+        // Every choice, cut short by the column's width (its title shows them all): the name
+        // read out holds the text shown.
+        var shown = chosen.length ? chosen.map(function (value) { return labels[value]; }).join(", ") : "Any";
+        button.textContent = shown;
+        button.title = shown;
+        button.setAttribute("aria-label", "Filter " + title + ": " + shown);
+      }
+      describe();
+      box.appendChild(button);
+      box.appendChild(panel);
+      return box;
+    };
+  }
+
+  // Under the button if it fits in the window, else above it, else as low as the window
+  // allows; never past either side.
+  function placeUnder(button, panel) {
+    var place = button.getBoundingClientRect();
+    var size = panel.getBoundingClientRect();
+    var gap = 2;
+    var top = place.bottom + gap;
+    if (top + size.height > window.innerHeight && place.top - gap - size.height >= 0) {
+      top = place.top - gap - size.height;
+    }
+    top = Math.max(0, Math.min(top, window.innerHeight - size.height));
+    var left = Math.max(0, Math.min(place.left, document.documentElement.clientWidth - size.width));
+    panel.style.top = Math.floor(top) + "px";
+    panel.style.left = Math.floor(left) + "px";
+  }
+
   function textEditor(cell, onRendered, success) {
     var title = cell.getColumn().getDefinition().title;
     var input = labelled("input", "Filter " + title + " (contains)", { type: "search", placeholder: "Contains…", maxlength: "254" });
@@ -308,13 +410,23 @@
     };
   }
 
+  // The statuses in the order of a link's life, as the Show tabs have them (the page's
+  // config lists them by name).
+  var LIFE_ORDER = ["outstanding", "processing", "paid", "partially_paid", "cancelled", "expired"];
+
+  function byLifeOrder(a, b) {
+    var first = LIFE_ORDER.indexOf(a) === -1 ? LIFE_ORDER.length : LIFE_ORDER.indexOf(a);
+    var second = LIFE_ORDER.indexOf(b) === -1 ? LIFE_ORDER.length : LIFE_ORDER.indexOf(b);
+    return first - second || (a < b ? -1 : 1);
+  }
+
   var EDITORS = {
     text: textEditor,
     amount: rangeEditor(["min", "max"], "text", ["Min", "Max"]),
     count: rangeEditor(["min", "max"], "number", ["Min", "Max"]),
     date: rangeEditor(["from", "to"], "date", ["From", "To"]),
-    status: choiceEditor(function () {
-      return Object.keys(config.statuses).map(function (key) {
+    status: multiChoiceEditor(function () {
+      return Object.keys(config.statuses).sort(byLifeOrder).map(function (key) {
         return { value: key, label: config.statuses[key] };
       });
     }),
@@ -341,7 +453,7 @@
     if (spec.filter === "text") {
       params["filter[" + field + "_contains]"] = value;
     } else if (spec.filter === "status") {
-      params["filter[status]"] = value;
+      params["filter[status]"] = value.join(",");
     } else if (spec.filter === "source") {
       params["filter[source]"] = value;
     } else if (spec.filter === "account") {
@@ -380,7 +492,10 @@
     if (spec.filter === "text") {
       return value.slice(0, 254);
     }
-    if (spec.filter === "status" || spec.filter === "source") {
+    if (spec.filter === "status") {
+      return value.slice();
+    }
+    if (spec.filter === "source") {
       return [value];
     }
     if (spec.filter === "account") {
@@ -405,6 +520,11 @@
     if (!spec || !spec.filter) {
       return null;
     }
+    if (Array.isArray(value) && spec.filter === "status") {
+      return value.length ? value.map(String) : null;
+    }
+    // Source and merchant account pick one value (the API matches them by equality); their
+    // preferences are lists, of which the grid shows the first.
     if (Array.isArray(value)) {
       return value.length ? String(value[0]) : null;
     }
@@ -570,70 +690,99 @@
     return new URLSearchParams(params).toString();
   }
 
+  // An answer that a later load has overtaken: Tabulator is left waiting for it for good, so
+  // that it neither shows its rows nor takes its page count (Tabulator reads an answer's
+  // last_page before checking that it is the latest).
+  function overtaken() {
+    return new Promise(function () {});
+  }
+
   // Pages come by cursor: page n needs the cursor that page n - 1 gave. A jump ahead walks the
   // pages between (the cursors stay valid when rows come and go, so they are kept).
-  function loadPage(query, size, page) {
+  function loadPage(query, size, page, isCurrent) {
     var key = queryString(query) + "&limit=" + size;
     if (key !== state.cursorKey) {
       state.cursorKey = key;
       state.cursors = [null];
     }
+    // This query's own cursors: a newer query's list is never written by an older walk.
+    var cursors = state.cursors;
     function step(n) {
       var params = Object.assign({}, query, { limit: size });
-      if (state.cursors[n - 1]) {
-        params.cursor = state.cursors[n - 1];
+      if (cursors[n - 1]) {
+        params.cursor = cursors[n - 1];
       }
       return window.clientpay.fetchJSON(config.api + "?" + queryString(params)).then(function (answer) {
+        if (!isCurrent()) {
+          return answer;
+        }
         if (!answer.ok) {
           throw answer;
         }
-        state.cursors[n] = answer.data.next_cursor;
+        cursors[n] = answer.data.next_cursor;
         if (n >= page || !answer.data.next_cursor) {
           return answer.data;
         }
         return step(n + 1);
       });
     }
-    return step(Math.min(page, state.cursors.length));
+    return step(Math.min(page, cursors.length));
   }
 
   function load(url, ajaxConfig, params) {
+    var seq = ++state.loadSeq;
+    function isCurrent() {
+      return seq === state.loadSeq;
+    }
     var query = apiQuery(params.sort, params.filter);
     state.query = query;
     var size = params.size || PAGE_SIZE;
     var page = params.page || 1;
     updateExportLink();
+    updateClearButton();
     refreshCounts(query);
     el.summary.textContent = "Loading…";
-    return loadPage(query, size, page).then(
+    return loadPage(query, size, page, isCurrent).then(
       function (body) {
-        body.items.forEach(function (item) {
-          state.known[item.id] = item;
-          if (state.selected[item.id]) {
-            state.selected[item.id] = item;
-          }
-        });
-        if (state.filterProblems.length) {
-          say("", "Left out of the filters: " + state.filterProblems.join(" "));
-          state.loadProblem = true;
-        } else if (state.loadProblem) {
-          state.loadProblem = false;
-          el.alert.textContent = "";
+        if (!isCurrent()) {
+          return overtaken();
         }
-        var first = body.total ? (page - 1) * size + 1 : 0;
-        el.summary.textContent = body.total
-          ? "Links " + first + "–" + (first + body.items.length - 1) + " of " + body.total
-          : "No links match.";
-        layoutChanged();
-        return { last_page: Math.max(1, Math.ceil(body.total / size)), last_row: body.total, data: body.items };
+        state.shownSeq = seq;
+        return shownPage(body, size, page);
       },
       function (answer) {
+        if (!isCurrent()) {
+          return overtaken();
+        }
+        state.shownSeq = seq;
         showProblem(answer);
         state.loadProblem = true;
         el.summary.textContent = "No links shown.";
         return { last_page: 1, last_row: 0, data: [] };
       }
     );
+  }
+
+  function shownPage(body, size, page) {
+    body.items.forEach(function (item) {
+      state.known[item.id] = item;
+      if (state.selected[item.id]) {
+        state.selected[item.id] = item;
+      }
+    });
+    if (state.filterProblems.length) {
+      say("", "Left out of the filters: " + state.filterProblems.join(" "));
+      state.loadProblem = true;
+    } else if (state.loadProblem) {
+      state.loadProblem = false;
+      el.alert.textContent = "";
+    }
+    var first = body.total ? (page - 1) * size + 1 : 0;
+    el.summary.textContent = body.total
+      ? "Links " + first + "–" + (first + body.items.length - 1) + " of " + body.total
+      : "No links match.";
+    layoutChanged();
+    return { last_page: Math.max(1, Math.ceil(body.total / size)), last_row: body.total, data: body.items };
   }
 
   function showProblem(answer) {
@@ -647,8 +796,9 @@
   function refreshCounts(query) {
     var params = Object.assign({}, query);
     delete params.status;
+    var seq = ++state.countSeq;
     window.clientpay.fetchJSON(config.counts + "?" + queryString(params)).then(function (answer) {
-      if (!answer.ok) {
+      if (!answer.ok || seq !== state.countSeq) {
         return;
       }
       Object.keys(answer.data).forEach(function (view) {
@@ -688,6 +838,9 @@
       show: state.view,
       filters: {},
     };
+    if (state.q) {
+      layout.q = state.q.slice(0, 200);
+    }
     var sorters = table.getSorters();
     if (sorters.length && BY_FIELD[sorters[0].field]) {
       layout.sort = (sorters[0].dir === "desc" ? "-" : "") + BY_FIELD[sorters[0].field].sort;
@@ -756,11 +909,31 @@
     });
   });
 
+  function searchFor(q) {
+    state.q = q;
+    table.setPage(1);
+  }
+
   el.search.addEventListener("submit", function (event) {
     event.preventDefault();
-    state.q = el.search.querySelector("input").value.trim();
-    table.setPage(1);
+    searchFor(el.searchInput.value.trim());
   });
+  // The field's own clear (×) empties it: that clears the search as the button does.
+  el.searchInput.addEventListener("search", function () {
+    if (el.searchInput.value === "" && state.q) {
+      searchFor("");
+    }
+  });
+  el.clearSearch.addEventListener("click", function (event) {
+    event.preventDefault();
+    el.searchInput.value = "";
+    el.searchInput.focus();
+    searchFor("");
+  });
+
+  function updateClearButton() {
+    el.clearSearch.hidden = !state.q;
+  }
 
   function say(status, alert) {
     el.status.textContent = status;
@@ -873,6 +1046,45 @@
     dataLoader: false,
   });
 
+  // A header click sorts by what was last asked for, not by what the header shows: in remote
+  // mode Tabulator turns the header's arrow only when the rows arrive, so its own handler, on
+  // a second click before then, would ask for the same direction again. This one runs first
+  // (capturing) and keeps Tabulator's from running.
+  el.grid.addEventListener(
+    "click",
+    function (event) {
+      var header = event.target.closest(".tabulator-col");
+      if (!header || event.target.closest(".tabulator-header-filter, .tabulator-col-resize-handle")) {
+        return;
+      }
+      var column = sortableColumn(header);
+      if (!column) {
+        return;
+      }
+      event.stopPropagation();
+      table.setSort(column.getField(), nextSortDir(column));
+    },
+    true
+  );
+
+  function sortableColumn(header) {
+    var found = null;
+    table.getColumns().forEach(function (column) {
+      if (column.getElement() === header && column.getDefinition().headerSort) {
+        found = column;
+      }
+    });
+    return found;
+  }
+
+  function nextSortDir(column) {
+    var sorters = table.getSorters();
+    if (sorters.length && sorters[0].field === column.getField()) {
+      return sorters[0].dir === "asc" ? "desc" : "asc";
+    }
+    return column.getDefinition().headerSortStartingDir || "asc";
+  }
+
   table.on("columnVisibilityChanged", fixHeaders);
   table.on("tableBuilt", function () {
     fixHeaders();
@@ -917,16 +1129,21 @@
   }
 
   showTab(state.view);
+  el.searchInput.value = state.q;
+  updateClearButton();
   var fallback = document.getElementById("sent-fallback");
   if (fallback) {
     fallback.remove();
   }
   app.hidden = false;
-  // For the browser tests: whether the layout as shown has been saved.
+  // For the browser tests: whether the layout as shown has been saved (a load on its way
+  // saves it again when it comes).
   window.sentGrid = {
     table: table,
     settled: function () {
-      return Boolean(state.built) && !state.timerPending && state.inflight === 0;
+      return (
+        Boolean(state.built) && state.shownSeq === state.loadSeq && !state.timerPending && state.inflight === 0
+      );
     },
   };
 })();

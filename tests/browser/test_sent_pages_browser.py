@@ -12,16 +12,32 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from openpyxl import load_workbook
-from playwright.sync_api import Browser, BrowserContext, Dialog, Locator, Page, ViewportSize, expect
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Dialog,
+    Locator,
+    Page,
+    Request,
+    Route,
+    ViewportSize,
+    expect,
+)
 from sqlalchemy import select
 
 from clientpay_connect.accounts.models import User
 from clientpay_connect.accounts.services import create_api_token, find_user_by_email
 from clientpay_connect.db import utcnow
-from clientpay_connect.links.models import STATUS_CANCELLED, STATUS_PAID, PaymentLink
+from clientpay_connect.links.models import (
+    STATUS_CANCELLED,
+    STATUS_EXPIRED,
+    STATUS_PAID,
+    PaymentLink,
+)
 from tests.browser.accessibility import assert_accessible
 from tests.browser.conftest import NARROW, TIMEOUT_MS, WIDE
 from tests.support.live_server import LiveServer, Login
@@ -223,6 +239,204 @@ def test_links_created_through_the_api_are_listed_and_sort_by_a_click(
     expect(page.get_by_role("heading", level=1)).to_have_text(f"Link for Client 1 — {prefix}-1")
 
 
+class HeldAnswers:
+    """GET /api/v1/links requests that ``hold`` picks are kept waiting until ``release``; the
+    others go through: a slow answer, made to arrive after a newer one."""
+
+    def __init__(self, page: Page, hold: Callable[[dict[str, list[str]]], bool]) -> None:
+        self.page = page
+        self.hold = hold
+        self.routes: list[Route] = []
+        page.route(re.compile(r"/api/v1/links\?"), self._route)
+
+    def _route(self, route: Route) -> None:
+        if self.hold(parse_qs(urlsplit(route.request.url).query)):
+            self.routes.append(route)
+        else:
+            route.continue_()
+
+    def release(self) -> None:
+        """Let the held requests through and wait until the page has had their answers."""
+        assert self.routes, "no request was held"
+        with self.page.expect_request_finished(
+            lambda request: any(request == route.request for route in self.routes)
+        ) as finished:
+            for route in self.routes:
+                route.continue_()
+        request: Request = finished.value
+        assert request.response() is not None
+        # The answer's body is read by the page's own promise chain: give it that turn.
+        self.page.evaluate("() => new Promise(resolve => setTimeout(resolve, 200))")
+        self.routes = []
+
+
+def test_two_fast_clicks_on_a_header_sort_one_way_then_the_other(
+    page: Page,
+    sign_in: SignIn,
+    live_server: LiveServer,
+    create_link: Callable[..., dict[str, Any]],
+    prefix: str,
+) -> None:
+    for n, amount in enumerate(["250.00", "1,200.50", "75"]):
+        create_link(amount=amount, invoice_number=f"{prefix}-{n}")
+    open_sent_pages(page, sign_in, live_server, prefix)
+    # The first click's answer (ascending) comes last.
+    held = HeldAnswers(page, lambda params: params.get("sort") == ["amount"])
+
+    header(page, "Amount").locator(".tabulator-col-title").click(click_count=2)
+
+    expect(header(page, "Amount")).to_have_attribute("aria-sort", "descending")
+    expect(names(page)).to_have_text([f"{prefix}-1", f"{prefix}-0", f"{prefix}-2"])
+    held.release()
+    expect(header(page, "Amount")).to_have_attribute("aria-sort", "descending")
+    expect(names(page)).to_have_text([f"{prefix}-1", f"{prefix}-0", f"{prefix}-2"])
+    expect(page.locator("#grid-summary")).to_have_text("Links 1\u20133 of 3")
+    wait_until_saved(page)
+    assert saved_layout(live_server)["sort"] == "-amount"
+
+
+def test_a_late_answer_to_an_older_filter_or_page_never_replaces_the_newer_one(
+    page: Page,
+    sign_in: SignIn,
+    live_server: LiveServer,
+    create_link: Callable[..., dict[str, Any]],
+    prefix: str,
+) -> None:
+    # 26 for "acme": two pages of 25; one other.
+    for n in range(26):
+        create_link(invoice_number=f"{prefix}-A{n:02}", recipient_name=f"Acme {n}")
+    create_link(invoice_number=f"{prefix}-Z", recipient_name="Zed")
+    open_sent_pages(page, sign_in, live_server, prefix)
+    summary = page.locator("#grid-summary")
+    pager = page.locator("#sent-grid-pager")
+    expect(summary).to_have_text("Links 1\u201325 of 27")
+
+    # A filter typed, then changed before the first one's answer came.
+    held = HeldAnswers(
+        page, lambda params: params.get("filter[recipient_name_contains]") == ["acme"]
+    )
+    recipient = page.get_by_label("Filter Recipient (contains)")
+    recipient.fill("acme")
+    expect(summary).to_have_text("Loading…")
+    recipient.fill("zed")
+    expect(names(page)).to_have_text([f"{prefix}-Z"])
+    held.release()
+    expect(names(page)).to_have_text([f"{prefix}-Z"])
+    expect(summary).to_have_text("Links 1\u20131 of 1")
+    expect(pager.get_by_role("button", name="2", exact=True)).to_have_count(0)
+    page.unroute(re.compile(r"/api/v1/links\?"))
+
+    # Page 2 asked for, then (Show: All again) page 1 before page 2 came.
+    recipient.fill("")
+    expect(summary).to_have_text("Links 1\u201325 of 27")
+    held = HeldAnswers(page, lambda params: "cursor" in params)
+    pager.get_by_role("button", name="Next").click()
+    expect(summary).to_have_text("Loading…")
+    page.get_by_role("link", name=re.compile("^All")).click()
+    expect(summary).to_have_text("Links 1\u201325 of 27")
+    held.release()
+    expect(summary).to_have_text("Links 1\u201325 of 27")
+    expect(names(page)).to_have_count(25)
+    expect(names(page).first).to_have_text(f"{prefix}-Z")
+    expect(pager.locator(".tabulator-page.active")).to_have_text("1")
+
+
+def test_the_status_filter_takes_several_statuses_by_mouse_or_keyboard(
+    page: Page,
+    sign_in: SignIn,
+    live_server: LiveServer,
+    create_link: Callable[..., dict[str, Any]],
+    prefix: str,
+) -> None:
+    outstanding = create_link(invoice_number=f"{prefix}-O")
+    paid = create_link(invoice_number=f"{prefix}-P")
+    expired = create_link(invoice_number=f"{prefix}-E")
+    mark_paid(live_server, paid["id"])
+    with live_server.dbsession() as dbsession:
+        row = dbsession.get(PaymentLink, expired["id"])
+        assert row is not None
+        row.status = STATUS_EXPIRED
+    open_sent_pages(page, sign_in, live_server, prefix)
+    expect(names(page)).to_have_count(3)
+
+    status = page.get_by_role("button", name="Filter Status: Any")
+    status.click()
+    choices = page.get_by_role("group", name="Status")
+    expect(choices).to_be_visible()
+    assert_accessible(page)  # with the choices open
+    choices.get_by_role("checkbox", name="Outstanding").check()
+    expect(names(page)).to_have_text([outstanding["invoice_number"]])
+    choices.get_by_role("checkbox", name="Payment Received").check()
+    expect(names(page)).to_have_text([paid["invoice_number"], outstanding["invoice_number"]])
+    page.keyboard.press("Escape")
+    expect(choices).to_be_hidden()
+    button = page.get_by_role(
+        "button", name="Filter Status: Outstanding, Payment Received", exact=True
+    )
+    expect(button).to_have_text("Outstanding, Payment Received")
+    expect(header(page, "Status")).to_have_attribute("aria-sort", "none")  # no sort by clicks
+    rows(page).first.hover()  # a row under the pointer keeps its links readable
+    assert_accessible(page)
+
+    # By keyboard: the choices come next after their button; Escape leads back to it.
+    button.focus()
+    page.keyboard.press("Enter")
+    expect(choices).to_be_visible()
+    page.keyboard.press("Tab")
+    expect(choices.get_by_role("checkbox", name="Outstanding")).to_be_focused()
+    page.keyboard.press("Space")  # unticks Outstanding
+    expect(names(page)).to_have_text([paid["invoice_number"]])
+    for _ in range(5):  # past Processing, Payment Received, Partially Paid, Cancelled
+        page.keyboard.press("Tab")
+    expect(choices.get_by_role("checkbox", name="Expired")).to_be_focused()
+    page.keyboard.press("Space")
+    expect(names(page)).to_have_text([expired["invoice_number"], paid["invoice_number"]])
+    page.keyboard.press("Escape")
+    expect(choices).to_be_hidden()
+    chosen = page.get_by_role("button", name="Filter Status: Payment Received, Expired")
+    expect(chosen).to_be_focused()
+
+    wait_until_saved(page)
+    assert saved_layout(live_server)["filters"] == {"status": ["paid", "expired"]}
+    open_grid(page)  # comes back as left
+    search(page, prefix)
+    expect(chosen).to_be_visible()
+    expect(names(page)).to_have_text([expired["invoice_number"], paid["invoice_number"]])
+
+
+def test_the_search_comes_back_at_the_next_sign_in_until_it_is_cleared(
+    browser: Browser,
+    page: Page,
+    sign_in: SignIn,
+    live_server: LiveServer,
+    create_link: Callable[..., dict[str, Any]],
+    prefix: str,
+) -> None:
+    create_link(invoice_number=f"{prefix}-1")
+    create_link(invoice_number=f"{prefix}-2")
+    open_sent_pages(page, sign_in, live_server, prefix)
+    expect(names(page)).to_have_count(2)
+    wait_until_saved(page)
+    assert saved_layout(live_server)["q"] == prefix
+
+    with another_browser(browser, live_server, WIDE) as again:
+        expect(again.get_by_label("Search")).to_have_value(prefix)
+        expect(names(again)).to_have_text([f"{prefix}-2", f"{prefix}-1"])
+        expect(again.locator("#grid-summary")).to_have_text("Links 1\u20132 of 2")
+
+        again.get_by_role("link", name="Clear the search").click()
+        expect(again.get_by_label("Search")).to_have_value("")
+        expect(again.get_by_label("Search")).to_be_focused()
+        expect(again.get_by_role("link", name="Clear the search")).to_be_hidden()
+        expect(again.locator("#grid-summary")).not_to_have_text(re.compile(r" of 2$"))
+        wait_until_saved(again)
+        assert "q" not in saved_layout(live_server)
+        assert_accessible(again)
+
+    open_grid(page)
+    expect(page.get_by_label("Search")).to_have_value("")
+
+
 def test_keyboard_only_sorts_filters_and_chooses_columns(
     page: Page,
     sign_in: SignIn,
@@ -388,7 +602,6 @@ def test_cancelling_two_rows_keeps_the_view_and_skips_a_paid_one(
     header(page, "Amount").locator(".tabulator-col-title").click()  # by amount, largest first
     expect(header(page, "Amount")).to_have_attribute("aria-sort", "descending")
     page.get_by_label("Amount min").fill("11")
-    page.get_by_label("Filter Status").select_option("")
     panel = open_columns(page)
     panel.get_by_role("checkbox", name="Emails", exact=True).uncheck()
     page.keyboard.press("Escape")
@@ -619,3 +832,13 @@ def test_on_a_phone_the_grid_scrolls_with_its_first_column_fixed(
         assert after["x"] == pytest.approx(before["x"], abs=1)
         expect(name).to_be_in_viewport()
         assert_accessible(page)
+
+        # The status choices open whole inside the phone's window, beside or above their button.
+        page.get_by_role("button", name="Filter Status: Any").click()
+        choices = page.get_by_role("group", name="Status")
+        expect(choices).to_be_in_viewport(ratio=1)
+        box = choices.bounding_box()
+        assert box is not None and box["x"] + box["width"] <= PHONE["width"]
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        choices.get_by_role("checkbox", name="Outstanding").check()
+        expect(names(page)).to_have_text([f"{prefix}-P"])

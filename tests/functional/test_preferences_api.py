@@ -216,6 +216,7 @@ class TestValidation:
                 "columns": columns,
                 "filters": filters,
                 "sort": "-invoice_number",
+                "q": "\u2028" * fields["q"]["maxLength"],
                 "show": "partially_paid",
             }
         }
