@@ -10,6 +10,10 @@ nothing; around one that reads only the link's status straight through the engin
 "engine ceiling"); and around one that reads the link's facts through request.dbsession as
 a view inside the transaction manager does. Then the page, the ratios and its p95.
 Targets (issue 13): page >= 0.2x hello-world, >= 0.8x the engine ceiling, p95 < 100 ms.
+Under each figure, the CPU a request cost the server's process and the PostgreSQL backends
+serving the database (from /proc, over the measured run), and how many connections the
+database accepted meanwhile (a pool that closes and reopens connections shows there).
+`--only sqlite|postgresql` measures one database.
 
 The machine's other work (other processes on the same two cores) moves every figure: compare
 the ratios, which are measured in the same run, rather than the rates between runs.
