@@ -10,6 +10,10 @@ nothing; around one that reads only the link's status straight through the engin
 "engine ceiling"); and around one that reads the link's facts through request.dbsession as
 a view inside the transaction manager does. Then the page, the ratios and its p95.
 Targets (issue 13): page >= 0.2x hello-world, >= 0.8x the engine ceiling, p95 < 100 ms.
+Under each figure, the CPU a request cost the server's process and the PostgreSQL backends
+serving the database (from /proc, over the measured run), and how many connections the
+database accepted meanwhile (a pool that closes and reopens connections shows there).
+`--only sqlite|postgresql` measures one database.
 
 The machine's other work (other processes on the same two cores) moves every figure: compare
 the ratios, which are measured in the same run, rather than the rates between runs.
@@ -26,11 +30,14 @@ import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from sqlalchemy.pool import NullPool  # noqa: E402
 
 from benchmarks._setup import (  # noqa: E402
     bench_database,
@@ -158,9 +165,40 @@ def seed_link(settings: dict[str, str]) -> str:
     return token
 
 
+@dataclass(frozen=True)
+class Measured:
+    """What wrk saw, and the CPU time spent meanwhile by the server and by the database."""
+
+    wrk: WrkResult
+    server_cpu_s: float
+    database_cpu_s: float
+    # Connections PostgreSQL accepted during the run (each a new backend process).
+    connects: int
+
+    @property
+    def rps(self) -> float:
+        return self.wrk.rps
+
+    @property
+    def p95_ms(self) -> float:
+        return self.wrk.p95_ms
+
+    def summary(self) -> str:
+        return self.wrk.summary()
+
+    def cpu_per_request(self) -> str:
+        """Microseconds of CPU a request: the server's and the database's own processes'."""
+        count = max(1, self.wrk.requests)
+        server, database = self.server_cpu_s / count * 1e6, self.database_cpu_s / count * 1e6
+        return (
+            f"cpu a request: server {server:5.0f} us  PostgreSQL backends {database:5.0f} us"
+            f"  ({self.connects} connections made)"
+        )
+
+
 def measure(
     kind: str, path: str, settings: dict[str, str], clients: int, duration: float
-) -> WrkResult:
+) -> Measured:
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, __file__, "--serve", kind, "--port", str(port)],
@@ -171,10 +209,66 @@ def measure(
         url = f"http://127.0.0.1:{port}{path}"
         wait_until_up(url)
         run_wrk(url, clients, min(2.0, duration), cpu=CLIENT_CPU)  # warm-up
-        return run_wrk(url, clients, duration, cpu=CLIENT_CPU)
+        url_of_database = settings["sqlalchemy.url"]
+        before = cpu_seconds([server.pid]), backends_cpu(url_of_database)
+        sessions = database_sessions(url_of_database)
+        result = run_wrk(url, clients, duration, cpu=CLIENT_CPU)
+        connects = database_sessions(url_of_database) - sessions
+        after = cpu_seconds([server.pid]), backends_cpu(url_of_database)
+        database = sum(cpu - before[1].get(pid, 0.0) for pid, cpu in after[1].items())
+        return Measured(result, after[0] - before[0], database, connects)
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def on_postgresql(url: str, query: str) -> list[Any]:
+    """The rows of ``query`` on ``url``'s database (none on SQLite, which runs inside the
+    server's own process)."""
+    if not url.startswith("postgresql"):
+        return []
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(text(query)))
+    finally:
+        engine.dispose()
+
+
+def backends_cpu(url: str) -> dict[int, float]:
+    """CPU seconds of each PostgreSQL backend connected to ``url``'s database but ours. A
+    backend that ends during the run is missed: hence the count of connections made."""
+    rows = on_postgresql(
+        url,
+        "SELECT pid FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    return {int(pid): cpu_seconds([int(pid)]) for (pid,) in rows}
+
+
+def database_sessions(url: str) -> int:
+    """How many connections the database has been given so far (ours included)."""
+    rows = on_postgresql(
+        url, "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+    )
+    return int(rows[0][0]) - 1 if rows else 0
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU time of these processes (all their threads), from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        # The command name may hold spaces: the fields counted from after its ")".
+        fields = stat.rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
 
 
 def run_on(label: str, server_url: str | None, clients: int, duration: float) -> None:
@@ -193,9 +287,10 @@ def run_on(label: str, server_url: str | None, clients: int, duration: float) ->
         ours = measure("app", f"/pay/{token}", settings, clients, duration)
     print(
         f"== {label}: {clients} clients, {duration:g} s each (wrk on core {CLIENT_CPU}, "
-        f"server on core {SERVER_CPU})"
+        f"server on core {SERVER_CPU}); load average {load_average()}"
     )
     print(f"hello-world Pyramid view : {hello.summary()}")
+    print(f"                           {hello.cpu_per_request()}")
     for name, result in (
         ("our stack, empty view   ", empty),
         ("engine ceiling          ", engine),
@@ -203,6 +298,7 @@ def run_on(label: str, server_url: str | None, clients: int, duration: float) ->
         ("GET /pay/{token}        ", ours),
     ):
         print(f"{name} : {result.summary()}   x hello {ratio(result, hello):.2f}")
+        print(f"                           {result.cpu_per_request()}")
     print(f"ratio page / hello-world     : {ratio(ours, hello):.2f}   target >= 0.20")
     print(f"ratio page / engine ceiling  : {ratio(ours, engine):.2f}   target >= 0.80")
     print(f"p95 GET /pay/{{token}}         : {ours.p95_ms:.1f} ms   target < 100 ms")
@@ -241,7 +337,11 @@ def profile_requests(count: int) -> None:
             app.registry["dbengine"].dispose()  # type: ignore[attr-defined]
 
 
-def ratio(ours: WrkResult, baseline: WrkResult) -> float:
+def load_average() -> str:
+    return " ".join(f"{figure:.2f}" for figure in os.getloadavg())
+
+
+def ratio(ours: Measured, baseline: Measured) -> float:
     return ours.rps / baseline.rps if baseline.rps else 0.0
 
 
@@ -249,6 +349,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument(
+        "--only", choices=["sqlite", "postgresql"], help="measure on this database only"
+    )
     parser.add_argument("--serve", choices=["hello", "floor", "app"])
     parser.add_argument("--port", type=int)
     parser.add_argument(
@@ -267,8 +370,11 @@ def main() -> None:
     missing = missing_tools()
     if missing:
         sys.exit(f"{' and '.join(missing)} missing: run `make wrk` (Debian's wrk) first")
-    run_on("SQLite", None, args.clients, args.duration)
+    if args.only != "postgresql":
+        run_on("SQLite", None, args.clients, args.duration)
     server_url = os.environ.get("CLIENTPAY_BENCH_DATABASE_URL")
+    if args.only == "sqlite":
+        return
     if server_url:
         run_on("PostgreSQL", server_url, args.clients, args.duration)
     else:

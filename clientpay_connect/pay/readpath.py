@@ -87,14 +87,20 @@ class DriverReads:
 
     SQLAlchemy's own execution of a cached statement (a Connection, its cache key, an
     execution context, a Result and Row objects) cost several times the database's work on
-    the page. Here the pool still lends and takes back the connection (pre-ping, reset and
-    invalidation), the SQL and its parameter order come from SQLAlchemy's
-    compiler, and each column's value goes through its type's own result processor, as in
-    any other read; only the per-call machinery is left out. Parameters are passed as they
-    are (no bind processors): for statements whose parameters are plain strings and integers.
+    the page. Here the pool still lends and takes back the connection (and drops a dead
+    one), the SQL and its parameter order come from SQLAlchemy's compiler, and each column's
+    value goes through its type's own result processor, as in any other read; only the
+    per-call machinery is left out. Parameters are passed as they are (no bind processors):
+    for statements whose parameters are plain strings and integers.
+
+    Made by ``for_app``: on PostgreSQL the engine must be the page's own (``own_pool``), whose
+    connections are all in autocommit; a cursor of a connection outside autocommit would
+    begin a transaction that nothing ends.
     """
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, *, autocommit_pool: bool = False):
+        if engine.dialect.name == "postgresql" and not autocommit_pool:
+            raise ValueError("on PostgreSQL, the page reads through its own pool (for_app)")
         self._engine = engine
         self._compiled: dict[Executable, _Compiled] = {}
 
@@ -105,16 +111,14 @@ class DriverReads:
 
     @classmethod
     def for_app(cls, engine: Engine) -> DriverReads:
-        """On PostgreSQL, a pool of the page's own that does not ping each connection before
-        lending it: the app's engine pings (pool_pre_ping), a round trip that cost the page
-        as much as its SELECT. A connection found dead (a restarted server) is dropped with
-        the rest of that pool and the read made once more (``read``). The pool is disposed
-        with the app's engine. SQLite pings nothing: its engine's pool is used as it is."""
+        """On PostgreSQL, a pool of the page's own, whose connections are in autocommit from
+        the moment they are made (``own_pool``). SQLite pings nothing: its engine's pool is
+        used as it is."""
         if engine.dialect.name != "postgresql":
             return cls(engine)
-        own = create_engine(engine.url, pool_pre_ping=False, pool_size=5, max_overflow=10)
+        own = own_pool(engine)
         event.listen(engine, "engine_disposed", lambda _engine: own.dispose())
-        return cls(own)
+        return cls(own, autocommit_pool=True)
 
     def read(self, work: Callable[[Run], T]) -> T:
         """``work(run)`` on one pooled connection; once more on a new connection if the first
@@ -134,18 +138,11 @@ class DriverReads:
         """One pooled connection for the statements run in the block, each on its own."""
         pooled = self._engine.raw_connection()
         try:
-            driver: Any = pooled.driver_connection
-            # psycopg: no BEGIN before, no ROLLBACK after. (sqlite3 is in autocommit already:
-            # db.py turned its own transaction handling off, and our BEGIN comes from
-            # SQLAlchemy's begin event, which a driver's cursor never fires.)
-            switch = self._engine.dialect.name == "postgresql"
-            if switch:
-                driver.autocommit = True
-            try:
-                yield functools.partial(self._run, pooled)
-            finally:
-                if switch and not driver.closed:
-                    driver.autocommit = False
+            if self._engine.dialect.name == "postgresql":
+                yield functools.partial(self._run, _cursor_of(pooled))
+            else:
+                with _sqlite_cursor(pooled) as cursor:
+                    yield functools.partial(self._run, cursor)
         except self._engine.dialect.loaded_dbapi.Error as error:
             if not self._engine.dialect.is_disconnect(error, pooled.driver_connection, None):
                 raise
@@ -155,17 +152,61 @@ class DriverReads:
             pooled.close()  # back to the pool
 
     def _run(
-        self, pooled: Any, statement: Executable, params: dict[str, Any]
+        self, cursor: Any, statement: Executable, params: dict[str, Any]
     ) -> list[tuple[Any, ...]]:
         compiled = self._compiled.get(statement)
         if compiled is None:
             compiled = self._compiled[statement] = _Compiled(statement, self._engine.dialect)
-        cursor = pooled.cursor()
-        try:
-            cursor.execute(compiled.sql, compiled.parameters(params))
-            return [compiled.values(row) for row in cursor.fetchall()]
-        finally:
-            cursor.close()
+        cursor.execute(compiled.sql, compiled.parameters(params))
+        return [compiled.values(row) for row in cursor.fetchall()]
+
+
+# Where a pooled connection of the page's own pool keeps its cursor (the pool record's info:
+# SQLAlchemy clears it when the connection is replaced).
+CURSOR = "clientpay.pay.cursor"
+# More than a server's threads: QueuePool closes a connection that comes back when it already
+# holds pool_size, and the next burst of pages would open a new backend (a fork) for it.
+PAGE_POOL_SIZE = 16
+
+
+def own_pool(engine: Engine) -> Engine:
+    """An engine on ``engine``'s database for the page's reads only, whose connections are
+    in psycopg's autocommit from the start: psycopg then never sends BEGIN, each SELECT is its
+    own transaction, and a connection can come back with no transaction open, whatever
+    happened on it. So the pool neither rolls back on return (a call into the driver for
+    nothing: it would send no ROLLBACK on an idle connection anyway) nor pings before lending
+    (a round trip that cost the page as much as its SELECT): a dead connection is found by
+    the read itself, and ``read`` makes it once more on a new one."""
+    return create_engine(
+        engine.url,
+        isolation_level="AUTOCOMMIT",
+        pool_reset_on_return=None,
+        pool_pre_ping=False,
+        pool_size=PAGE_POOL_SIZE,
+        max_overflow=PAGE_POOL_SIZE,
+    )
+
+
+def _cursor_of(pooled: Any) -> Any:
+    """The pooled connection's own cursor, made on its first read and used by every later
+    one: a new psycopg cursor cost a third of running the statement."""
+    driver = pooled.driver_connection
+    cursor = pooled.info.get(CURSOR)
+    if cursor is None or cursor.closed or cursor.connection is not driver:
+        cursor = pooled.info[CURSOR] = driver.cursor()
+    return cursor
+
+
+@contextmanager
+def _sqlite_cursor(pooled: Any) -> Iterator[Any]:
+    """A cursor for the block (sqlite3 is in autocommit already: db.py turned its own
+    transaction handling off, and our BEGIN comes from SQLAlchemy's begin event, which a
+    driver's cursor never fires)."""
+    cursor = pooled.cursor()
+    try:
+        yield cursor
+    finally:
+        cursor.close()
 
 
 class _Compiled:

@@ -21,7 +21,7 @@ import transaction
 from bs4 import BeautifulSoup
 from pyramid.request import Request
 from pyramid.router import Router
-from sqlalchemy import event, text
+from sqlalchemy import column, event, select, table, text
 
 from clientpay_connect.connect.models import LinkInvoice
 from clientpay_connect.db import get_tm_session, utcnow
@@ -350,3 +350,27 @@ def test_only_reads_of_the_payment_page_leave_the_transaction_manager(
     assert page_outside_tm(None, request) is not outside
     # A host's own hook still decides for everything else.
     assert page_outside_tm(lambda request: False, request) is False
+
+
+def test_a_failed_statement_leaves_the_pages_connections_fit_for_the_next_page(served):
+    url, app = served
+    _link_id, token = committed_link(app)
+    reads: DriverReads = app.registry[READS]
+    missing = select(column("x")).select_from(table("no_such_table"))
+    with watching(app) as seen:
+        for _ in range(2):  # the connection's cursor, kept for the next read, failed first
+            with pytest.raises(app.registry["dbengine"].dialect.loaded_dbapi.Error):
+                reads.read(lambda run: run(missing, {}))
+    # The pool does not roll back what it takes back from the page: nothing may be open.
+    assert seen["left_in_transaction"] == [False, False]
+    for _ in range(3):
+        page = requests.get(f"{url}/pay/{token}", timeout=TIMEOUT)
+        assert page.status_code == 200 and has_form(page.text)
+
+
+@pytest.mark.skipif(not using_postgresql(), reason="PostgreSQL only: SQLite's pool is shared")
+def test_the_page_reads_postgresql_only_through_its_own_pool(served):
+    _url, app = served
+    with pytest.raises(ValueError, match="own pool"):
+        DriverReads(app.registry["dbengine"])
+    assert app.registry[READS].engine is not app.registry["dbengine"]
