@@ -34,7 +34,6 @@ from clientpay_connect.bulk.services import (
     check_file,
     choose_account,
     count_rows,
-    counts,
     delete_row,
     one_row,
     outstanding_invoice_numbers,
@@ -42,6 +41,7 @@ from clientpay_connect.bulk.services import (
     row_counts,
     row_views,
     set_aside_columns,
+    upload_counts,
 )
 from clientpay_connect.bulk.uploads import save_upload, upload_or_404, uploaded_bytes
 from clientpay_connect.bulk.validation import WHOLE_ROW, FieldIssue
@@ -191,7 +191,7 @@ def _page_number(request: Request) -> int:
 def _review_page(request: Request, upload: BulkUpload, form: AddForm | None) -> dict[str, Any]:
     account = request.dbsession.get(MerchantAccount, upload.merchant_account_id)
     currency = account.currency if account is not None else "USD"
-    tally = counts(request.dbsession, upload.id, links=upload.status != UPLOAD_PROCESSING)
+    tally = upload_counts(request.dbsession, upload)
     set_aside = set_aside_columns(upload)
     page = {
         "upload": upload,
