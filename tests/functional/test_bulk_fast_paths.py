@@ -154,3 +154,17 @@ def test_links_written_in_chunks_each_get_their_own_rows_values_and_secret(
             "payment_links": pytest.approx(rows, rel=0.05),
             "bulk_rows": pytest.approx(rows, rel=0.05),
         }
+        # The columns the pages look the upload's rows and links up by have statistics.
+        analyzed = set(
+            dbsession.execute(
+                select(text("tablename"), text("attname"))
+                .select_from(text("pg_stats"))
+                .where(text("tablename IN ('payment_links', 'bulk_rows')"))
+            ).all()
+        )
+        assert {
+            ("bulk_rows", "upload_id"),
+            ("bulk_rows", "row_number"),
+            ("payment_links", "bulk_row_id"),
+            ("payment_links", "firm_id"),
+        } <= analyzed
