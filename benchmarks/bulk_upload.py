@@ -22,7 +22,8 @@ ru_maxrss or VmHWM, is its own):
   links' job): what the HTTP path costs beyond it is the web and the queue.
 
 Prints a table of phases for each database, the ratio of each path to its baseline, and the
-peak memory. The job's own phases come from its log line (tasks.py); it begins as soon as
+peak memory (after each step too). The upload's and the job's own phases come from their
+log lines (views.py, tasks.py); the job begins as soon as
 Generate commits, before Generate's page has been fetched, so what the wait holds beyond the
 job can come out below zero. Targets (issue #13): through HTTP <= 15x the baseline on both
 databases; peak memory < 300 MB. On a machine shared with other work, wall time includes
