@@ -22,7 +22,8 @@ ru_maxrss or VmHWM, is its own):
   links' job): what the HTTP path costs beyond it is the web and the queue.
 
 Prints a table of phases for each database, the ratio of each path to its baseline, and the
-peak memory. The job's own phases come from its log line (tasks.py); it begins as soon as
+peak memory (after each step too). The upload's and the job's own phases come from their
+log lines (views.py, tasks.py); the job begins as soon as
 Generate commits, before Generate's page has been fetched, so what the wait holds beyond the
 job can come out below zero. Targets (issue #13): through HTTP <= 15x the baseline on both
 databases; peak memory < 300 MB. On a machine shared with other work, wall time includes
@@ -70,7 +71,11 @@ CLIENTPAY = str(Path(sys.executable).parent / "clientpay")
 # The job's own account of its time (tasks.py logs it when the links are made).
 JOB_LOG = re.compile(
     r"bulk upload (\d+): (\d+) links made in ([\d.]+) s "
-    r"\(preparing ([\d.]+) s, writing ([\d.]+) s\)"
+    r"\(preparing ([\d.]+) s, writing ([\d.]+) s, committing ([\d.]+) s\)"
+)
+# The upload's own account of its time (views.py logs it).
+UPLOAD_LOG = re.compile(
+    r"bulk upload (\d+): (\d+) rows read and checked in ([\d.]+) s, stored in ([\d.]+) s"
 )
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -399,7 +404,9 @@ def through_http(
     try:
         server.start()
         cpu_before = server.cpu_seconds()
-        result = browse(server.url, ids, path, poll)
+        started_mb = server.peak_mb()
+        result = browse(server.url, ids, path, poll, server.peak_mb)
+        result["start_peak_mb"] = started_mb
         result["server_cpu_seconds"] = server.cpu_seconds() - cpu_before
         result["peak_mb"] = server.peak_mb()
     finally:
@@ -409,11 +416,17 @@ def through_http(
         result["job_seconds"] = float(job.group(3))
         result["job_prepare_seconds"] = float(job.group(4))
         result["job_write_seconds"] = float(job.group(5))
+        result["job_commit_seconds"] = float(job.group(6))
+    upload = UPLOAD_LOG.search(server.log())
+    if upload is not None:
+        result["upload_check_seconds"] = float(upload.group(3))
+        result["upload_store_seconds"] = float(upload.group(4))
     return result
 
 
-def browse(url: str, ids: dict[str, int], path: Path, poll: float) -> dict[str, Any]:
-    """What a person's browser sends, timed: sign in, upload, review, Generate, wait, links."""
+def browse(url: str, ids: dict[str, int], path: Path, poll: float, peak_mb: Any) -> dict[str, Any]:
+    """What a person's browser sends, timed: sign in, upload, review, Generate, wait, links;
+    with the server's peak memory (``peak_mb``) after each step."""
     import requests
 
     data = path.read_bytes()
@@ -437,6 +450,7 @@ def browse(url: str, ids: dict[str, int], path: Path, poll: float) -> dict[str, 
         review_url = posted.headers["Location"]
         upload_id = int(review_url.rstrip("/").rsplit("/", 1)[1])
         times["uploaded"] = time.perf_counter()
+        peaks = {"upload": peak_mb()}
         token = csrf_token(browser.get(review_url))
         times["reviewed"] = time.perf_counter()
         pressed = browser.post(
@@ -447,10 +461,11 @@ def browse(url: str, ids: dict[str, int], path: Path, poll: float) -> dict[str, 
         assert pressed.status_code == 303, pressed.status_code
         browser.get(pressed.headers["Location"]).raise_for_status()
         times["pressed"] = time.perf_counter()
-        polls, failed, status = wait_for_links(
+        polls, failed, status, polling = wait_for_links(
             browser, f"{url}/api/v1/bulk-uploads/{upload_id}", poll
         )
         times["made"] = time.perf_counter()
+        peaks["links"] = peak_mb()
         page = browser.get(review_url)
         page.raise_for_status()
         times["shown"] = time.perf_counter()
@@ -463,24 +478,32 @@ def browse(url: str, ids: dict[str, int], path: Path, poll: float) -> dict[str, 
         "links_page_seconds": times["shown"] - times["made"],
         "polls": polls,
         "failed_polls": failed,
+        "poll_seconds": polling,
+        "upload_peak_mb": peaks["upload"],
+        "links_peak_mb": peaks["links"],
         "status": status["status"],
         "links": status["counts"]["links"],
     }
 
 
-def wait_for_links(browser: Any, status_url: str, poll: float) -> tuple[int, int, dict[str, Any]]:
+def wait_for_links(
+    browser: Any, status_url: str, poll: float
+) -> tuple[int, int, dict[str, Any], float]:
     """Poll as bulk.js does until the upload is no longer processing; the polls, how many of
-    them failed, and the last status."""
+    them failed, the last status, and the seconds spent waiting for the answers."""
     polls = failed = 0
+    polling = 0.0
     headers = {"Accept": "application/json"}
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
+        asked = time.perf_counter()
         answer = browser.get(status_url, headers=headers)
+        polling += time.perf_counter() - asked
         polls += 1
         if answer.status_code != 200:
             failed += 1
         elif answer.json()["status"] != "processing":
-            return polls, failed, answer.json()
+            return polls, failed, answer.json(), polling
         time.sleep(poll)
     raise TimeoutError(status_url)
 
@@ -514,6 +537,21 @@ def table_lines(results: dict[str, dict[str, Any]]) -> list[tuple[str, list[str]
         ("  of which the insert", each(lambda r: seconds(r[raw]["insert_seconds"]))),
         ("through HTTP, as a browser:", each(lambda r: "")),
         ("  upload (POST /bulk until its 303)", each(lambda r: seconds(r[http]["upload_seconds"]))),
+        (
+            "    read and check the file",
+            each(lambda r: seconds(r[http].get("upload_check_seconds"))),
+        ),
+        ("    store the rows", each(lambda r: seconds(r[http].get("upload_store_seconds")))),
+        (
+            "    beyond: body, form, commit",
+            each(
+                lambda r: seconds(
+                    r[http]["upload_seconds"]
+                    - r[http].get("upload_check_seconds", 0)
+                    - r[http].get("upload_store_seconds", 0)
+                )
+            ),
+        ),
         ("  review page", each(lambda r: seconds(r[http]["review_seconds"]))),
         ("  Generate (POST, then its page)", each(lambda r: seconds(r[http]["generate_seconds"]))),
         ("  wait until the links are made", each(lambda r: seconds(r[http]["wait_seconds"]))),
@@ -526,6 +564,10 @@ def table_lines(results: dict[str, dict[str, Any]]) -> list[tuple[str, list[str]
             each(lambda r: seconds(r[http].get("job_write_seconds"))),
         ),
         (
+            "    the job: committing",
+            each(lambda r: seconds(r[http].get("job_commit_seconds"))),
+        ),
+        (
             "    beyond the job: queue, last poll",
             each(lambda r: seconds(r[http]["wait_seconds"] - r[http].get("job_seconds", 0))),
         ),
@@ -536,10 +578,23 @@ def table_lines(results: dict[str, dict[str, Any]]) -> list[tuple[str, list[str]
             "  status polls (answered other than 200)",
             each(lambda r: f"{r[http]['polls']} ({r[http]['failed_polls']})"),
         ),
+        (
+            "  status polls: waiting for their answers",
+            each(lambda r: seconds(r[http]["poll_seconds"])),
+        ),
         ("  server CPU time", each(lambda r: seconds(r[http]["server_cpu_seconds"]))),
         (
             f"  server peak memory (target < {TARGET_MB:.0f} MB)",
             each(lambda r: f"{r[http]['peak_mb']:.0f} MB"),
+        ),
+        (
+            "    peak once up / after the upload / the links",
+            each(
+                lambda r: (
+                    f"{r[http]['start_peak_mb']:.0f}/{r[http]['upload_peak_mb']:.0f}"
+                    f"/{r[http]['links_peak_mb']:.0f}"
+                )
+            ),
         ),
         ("in process (no web, no queue):", each(lambda r: "")),
         ("  read + validate", each(lambda r: seconds(r[ours]["read_validate_seconds"]))),

@@ -38,8 +38,10 @@ from clientpay_connect.bulk.models import (
     BulkUpload,
 )
 from clientpay_connect.bulk.services import (
+    Counts,
     Refused,
     counts,
+    counts_to_keep,
     duplicate_warnings,
     live_rows,
     outstanding_invoice_numbers,
@@ -73,12 +75,12 @@ def take_action(
     if upload.action is not None:
         return _repeat(upload, action)
     upload_account(work.dbsession, upload)
-    total = refuse_unready(work.dbsession, upload, action, confirm_warnings)
-    if not _claim(work.dbsession, upload, action, total):
+    tally = refuse_unready(work.dbsession, upload, action, confirm_warnings)
+    if not _claim(work.dbsession, upload, action, tally):
         work.dbsession.refresh(upload)
         return _repeat(upload, action)
     work.dbsession.refresh(upload)
-    if total > inline_rows(work.registry):
+    if tally.rows > inline_rows(work.registry):
         work.enqueue_after_commit(CREATE_LINKS_JOB, upload.id, user_id)
         return Outcome(upload, "queued")
     row_ids = live_row_ids(work.dbsession, upload.id)
@@ -113,7 +115,7 @@ def _repeat(upload: BulkUpload, action: str) -> Outcome:
     )
 
 
-def _claim(dbsession: Session, upload: BulkUpload, action: str, total: int) -> bool:
+def _claim(dbsession: Session, upload: BulkUpload, action: str, tally: Counts) -> bool:
     result = dbsession.execute(
         update(BulkUpload)
         .where(BulkUpload.id == upload.id, BulkUpload.action.is_(None))
@@ -121,9 +123,10 @@ def _claim(dbsession: Session, upload: BulkUpload, action: str, total: int) -> b
             action=action,
             status=UPLOAD_PROCESSING,
             progress_done=0,
-            progress_total=total,
+            progress_total=tally.rows,
             progress_at=utcnow(),
             error_message="",
+            claimed_counts=counts_to_keep(tally),
         )
         .execution_options(synchronize_session=False)
     )
@@ -135,8 +138,8 @@ def _claim(dbsession: Session, upload: BulkUpload, action: str, total: int) -> b
 
 def refuse_unready(
     dbsession: Session, upload: BulkUpload, action: str, confirm_warnings: bool
-) -> int:
-    """Raise ``Refused`` unless every row can become a link now; the number of rows.
+) -> Counts:
+    """Raise ``Refused`` unless every row can become a link now; the rows' counts.
 
     The counts come from one aggregate query; rows are read only to name the problems.
     """
@@ -149,7 +152,7 @@ def refuse_unready(
         _refuse_missing_emails(dbsession, upload, tally.rows_without_email)
     if not confirm_warnings:
         _refuse_unconfirmed_duplicates(dbsession, upload)
-    return tally.rows
+    return tally
 
 
 def _first_rows(dbsession: Session, upload: BulkUpload, condition: Any, *columns: Any) -> Any:

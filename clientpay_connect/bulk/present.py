@@ -11,8 +11,8 @@ from pyramid.request import Request
 from clientpay_connect.admin.models import MerchantAccount
 from clientpay_connect.bulk.actions import inline_rows
 from clientpay_connect.bulk.exports import link_json, link_lines, url_maker
-from clientpay_connect.bulk.models import UPLOAD_PROCESSING, BulkUpload
-from clientpay_connect.bulk.services import RowView, counts, issues_json, set_aside_columns
+from clientpay_connect.bulk.models import BulkUpload
+from clientpay_connect.bulk.services import RowView, issues_json, set_aside_columns, upload_counts
 from clientpay_connect.links.services import public_base_url, timestamp_json
 from clientpay_connect.money import format_amount
 
@@ -23,7 +23,7 @@ def currency_of(request: Request, upload: BulkUpload) -> str:
 
 
 def status_json(request: Request, upload: BulkUpload) -> dict[str, Any]:
-    tally = counts(request.dbsession, upload.id, links=upload.status != UPLOAD_PROCESSING)
+    tally = upload_counts(request.dbsession, upload)
     return {
         "id": upload.id,
         "filename": upload.filename,

@@ -565,7 +565,10 @@ def _read_rows(
                 )
             values = tuple(map(str.strip, pick(cells + padding)))
             overflow = _overflow(cells, width)
-            rows.append(RawRow(row_number, values, tuple(cells), overflow))
+            kept = tuple(cells)
+            # A file laid out as the template has its values as its cells: one tuple for
+            # both (rows are held until stored: 10 MB fewer for 100,000 of them).
+            rows.append(RawRow(row_number, values, values if kept == values else kept, overflow))
     except csv.Error as exc:
         raise _damaged_row(row_number + 1, exc) from exc
     except UnicodeDecodeError as exc:

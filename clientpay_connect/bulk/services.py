@@ -14,7 +14,7 @@ import datetime as dt
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Table, Text, and_, bindparam, case, func, literal, select, update
@@ -25,6 +25,7 @@ from clientpay_connect.admin.models import MerchantAccount
 from clientpay_connect.bulk.fastwrite import TableWriter, json_strings, json_text, wrote_with_core
 from clientpay_connect.bulk.models import (
     UPLOAD_FAILED,
+    UPLOAD_PROCESSING,
     UPLOAD_REVIEW,
     BulkRow,
     BulkUpload,
@@ -497,6 +498,22 @@ def counts(dbsession: Session, upload_id: int, *, links: bool = True) -> Counts:
         .where(live_rows(upload_id))
     ).one()
     return Counts(*(int(value or 0) for value in record))
+
+
+def upload_counts(dbsession: Session, upload: BulkUpload) -> Counts:
+    """``counts`` as the pages and the API show them. While the links are being made, the
+    counts kept when the action was claimed (claimed_counts): the rows cannot change until
+    the job ends, and there are no links yet."""
+    processing = upload.status == UPLOAD_PROCESSING
+    if processing and upload.claimed_counts is not None:
+        return Counts(**upload.claimed_counts)
+    # An upload claimed before the counts were kept: counted, its links aside.
+    return counts(dbsession, upload.id, links=not processing)
+
+
+def counts_to_keep(tally: Counts) -> dict[str, int]:
+    """``tally`` as claimed_counts keeps it: no links (they are made after the claim)."""
+    return asdict(replace(tally, links=0))
 
 
 def row_counts(dbsession: Session, upload_ids: Sequence[int]) -> dict[int, int]:

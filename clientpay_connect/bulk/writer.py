@@ -75,6 +75,12 @@ WRITE_CHUNK = 10_000
 # page of links must not be planned as if the tables were as small as before.
 ANALYZE_AFTER_LINKS = 10_000
 LINKS_TABLE = cast(Table, PaymentLink.__table__)
+# The columns the pages of an upload find its rows and their links by (exports.py,
+# services.py): those whose statistics the links' job refreshes (refresh_statistics).
+LOOKED_UP_BY = {
+    ROWS_TABLE: ("upload_id", "deleted", "row_number"),
+    LINKS_TABLE: ("bulk_row_id", "firm_id"),
+}
 
 
 class PreparedSecret(NamedTuple):
@@ -200,7 +206,7 @@ def make_links(
             connection.execute(delete(SECRETS_TABLE))
     SECRETS_TABLE.drop(connection)
     if len(row_ids) >= ANALYZE_AFTER_LINKS:
-        refresh_statistics(dbsession, [ROWS_TABLE, LINKS_TABLE])
+        refresh_statistics(dbsession, LOOKED_UP_BY)
     if sending:
         _queue_emails(work, upload)
     # A link per row: the rows cannot change meanwhile (the upload is locked and no longer

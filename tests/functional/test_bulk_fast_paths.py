@@ -14,12 +14,14 @@ import webtest
 from cryptography.fernet import Fernet
 from pyramid.router import Router
 from sqlalchemy import select, text
+from sqlalchemy.orm import Session
 
 from clientpay_connect import main
-from clientpay_connect.bulk.fastwrite import json_strings
+from clientpay_connect.bulk.fastwrite import checkpoint, commit_without_checkpoint, json_strings
 from clientpay_connect.bulk.models import BulkRow
 from clientpay_connect.bulk.writer import WRITE_CHUNK, prepare_secrets
 from clientpay_connect.crypto import Encryptor, encryption_keys, sha256_hex
+from clientpay_connect.db import get_engine
 from clientpay_connect.links.models import PaymentLink
 from tests.factories import MerchantAccountFactory
 from tests.support import databases
@@ -154,3 +156,42 @@ def test_links_written_in_chunks_each_get_their_own_rows_values_and_secret(
             "payment_links": pytest.approx(rows, rel=0.05),
             "bulk_rows": pytest.approx(rows, rel=0.05),
         }
+        # The columns the pages look the upload's rows and links up by have statistics.
+        analyzed = set(
+            dbsession.execute(
+                select(text("tablename"), text("attname"))
+                .select_from(text("pg_stats"))
+                .where(text("tablename IN ('payment_links', 'bulk_rows')"))
+            ).all()
+        )
+        assert {
+            ("bulk_rows", "upload_id"),
+            ("bulk_rows", "row_number"),
+            ("payment_links", "bulk_row_id"),
+            ("payment_links", "firm_id"),
+        } <= analyzed
+
+
+def test_a_large_commit_on_sqlite_leaves_its_log_to_the_checkpoint_after_it(tmp_path):
+    """The links show as soon as they are committed; the copy of the write-ahead log into the
+    database comes after, and the connection goes back to the pool as it was."""
+    database = tmp_path / "bulk.sqlite"
+    engine = get_engine({"sqlalchemy.url": f"sqlite:///{database}"})
+    try:
+        with Session(engine) as dbsession:
+            dbsession.execute(text("CREATE TABLE blobs (data BLOB)"))
+            dbsession.commit()
+            # More pages than wal_autocheckpoint (1,000 of 4 KiB): the commit would copy them.
+            dbsession.execute(
+                text("INSERT INTO blobs VALUES (randomblob(:size))"),
+                [{"size": 64 * 1024}] * 100,
+            )
+            commit_without_checkpoint(dbsession)
+            dbsession.commit()
+        assert database.stat().st_size < 6 * 2**20
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
+        checkpoint(engine)
+        assert database.stat().st_size > 6 * 2**20
+    finally:
+        engine.dispose()

@@ -174,6 +174,41 @@ def test_the_page_shows_progress_until_the_job_has_run_and_can_be_left(
     assert count(dbsession, PaymentLink, PaymentLink.source == "bulk_upload") == ROWS
 
 
+def test_while_the_links_are_made_the_status_shows_the_counts_of_the_review(
+    jobs_later, queued_app, dbsession, staff, staff_auth, account
+):
+    lines = ["Invoice Number,Recipient Name,Amount,Email"]
+    lines += [f"D-{i % 3},Client {i},{10 + i},c{i}@example.com" for i in range(ROWS)]
+    lines.append("D-9,No Address,1.50,")
+    response = jobs_later.post(
+        API, {}, upload_files=[("file", "d.csv", "\n".join(lines).encode())], headers=staff_auth
+    )
+    upload_id = int(response.json["id"])
+    reviewed = jobs_later.get(f"{API}/{upload_id}", headers=staff_auth).json
+    assert reviewed["counts"]["rows_with_warnings"] == 4
+    assert reviewed["counts"]["rows_without_email"] == 1
+    jobs_later.post_json(
+        f"{API}/{upload_id}/generate", {"confirm_warnings": True}, headers=staff_auth, status=202
+    )
+
+    def tallies(status: dict[str, Any]) -> tuple[Any, ...]:
+        return (status["counts"], status["warning_count"], status["total_amount"])
+
+    polled = jobs_later.get(f"{API}/{upload_id}", headers=staff_auth).json
+    assert polled["status"] == "processing"
+    assert tallies(polled) == tallies(reviewed)
+    # An upload claimed before the counts were kept is counted as before.
+    dbsession.get(BulkUpload, upload_id).claimed_counts = None
+    dbsession.flush()
+    assert tallies(jobs_later.get(f"{API}/{upload_id}", headers=staff_auth).json) == tallies(
+        reviewed
+    )
+
+    assert run_queued(queued_app, upload_id, staff.id) == "done"
+    made = jobs_later.get(f"{API}/{upload_id}", headers=staff_auth).json
+    assert made["counts"] == {**reviewed["counts"], "links": ROWS + 1}
+
+
 def test_a_job_that_fails_makes_nothing_and_the_upload_can_be_tried_again(
     jobs_later, queued_app, dbsession, staff, staff_auth, account
 ):
