@@ -1,7 +1,7 @@
 """an upload keeps its rows' counts from when Send All or Generate was claimed
 
 Revision ID: 0029
-Revises: 0026
+Revises: 0028
 Create Date: 2026-12-06 15:30:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0029"
-down_revision: str | None = "0026"
+down_revision: str | None = "0028"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
