@@ -39,11 +39,12 @@ def upgrade() -> None:
             sqlite_where=sa.text(where),
             postgresql_where=sa.text(where),
         )
-    for column in GROUPED:
-        op.create_index(
-            f"ix_payment_links_sort_{column}", "payment_links", ["firm_id", column, "id"]
-        )
     if op.get_bind().dialect.name == "postgresql":
+        # Only PostgreSQL reads a page one value at a time (sent/listing.py).
+        for column in GROUPED:
+            op.create_index(
+                f"ix_payment_links_sort_{column}", "payment_links", ["firm_id", column, "id"]
+            )
         op.create_index(
             "ix_payment_links_sort_emails", "payment_links", ["firm_id", sa.text(FIRST_EMAIL), "id"]
         )
@@ -52,5 +53,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.drop_index("ix_payment_links_sort_emails", table_name="payment_links")
-    for column in [*LATER, *GROUPED]:
+        for column in GROUPED:
+            op.drop_index(f"ix_payment_links_sort_{column}", table_name="payment_links")
+    for column in LATER:
         op.drop_index(f"ix_payment_links_sort_{column}", table_name="payment_links")
