@@ -204,3 +204,20 @@ def test_the_columns_asked_for_come_in_their_order(rows, order):
     assert [list(row) for row in sheet.iter_rows(min_row=2, values_only=True)] == [
         [expected_row(link)[every.index(name)] for name in fields] for link in rows
     ]
+
+
+@WORKBOOKS
+@given(links)
+def test_tokens_are_decrypted_only_for_the_url_column(link):
+    def refuse(_token: str) -> str:
+        raise AssertionError("decrypted a token the export does not show")
+
+    out = io.BytesIO()
+    fields = tuple(name for name in sent_export.EXPORT_COLUMNS if name != "url")
+
+    written = sent_export.write_workbook(
+        lambda reads: [tuple(link[read] for read in reads)], refuse, ZONE, out, fields
+    )
+
+    assert written == 1
+    assert "token_encrypted" not in sent_export.fields_read(fields)
