@@ -66,9 +66,10 @@ _RELATIONSHIPS = "http://schemas.openxmlformats.org/officeDocument/2006/relation
 # Number formats of our own start at 164 (the lower ids are Excel's built-in ones).
 FIRST_CUSTOM_FORMAT = 164
 BOLD_STYLE = 1  # cellXfs: 0 the default, 1 the header's bold, then one per number format
-# Deflate's fastest level: for 100,000 links, 8.4 MB instead of the default level's 6.4 MB,
-# and a sixth less of the export's CPU time (benchmarks/sent_pages.py).
-COMPRESS_LEVEL = 1
+# zlib's default. The fastest level (1) was measured (benchmarks/sent_pages.py, 100,000
+# links): some 0.4 s less of about 3 s of CPU, but 8.4 MB instead of 6.4 MB, and the export's
+# peak memory up by as much again (the spool holds the file): not worth it.
+COMPRESS_LEVEL = 6
 # Rows go into the deflate stream this many at a time: a write per row costs a checksum and
 # a compress call each.
 ROWS_PER_WRITE = 200
