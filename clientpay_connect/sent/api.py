@@ -3,6 +3,7 @@ matching row). Both are documented in links/openapi.yaml, beside the rest of /li
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pyramid.request import Request
@@ -15,7 +16,7 @@ from clientpay_connect.accounts.models import User
 from clientpay_connect.admin.models import MerchantAccount
 from clientpay_connect.api.errors import FieldErrors
 from clientpay_connect.db import utcnow
-from clientpay_connect.links.services import link_json, link_url
+from clientpay_connect.links.services import link_json, link_url, pay_url, public_base_url
 from clientpay_connect.security import STAFF, firm_id
 from clientpay_connect.sent.export import (
     DEFAULT_COLUMNS,
@@ -65,16 +66,28 @@ def list_links_view(request: Request) -> dict[str, Any]:
 def export_links_view(request: Request) -> Response:
     query, fields = checked_query(request, export=True)
     firm = firm_id(request)
-    zone = firm_zone(request.dbsession, firm)
-    names = names_of(request.dbsession, firm)
-    links = iter_matching(request.dbsession, firm, query)
+    dbsession = request.dbsession
+    zone = firm_zone(dbsession, firm)
+    names = names_of(dbsession, firm)
     filename = export_filename(utcnow().astimezone(zone).date())
     return xlsx_response(
         lambda target: write_workbook(
-            links, lambda link: link_url(request, link), zone, target, fields, names
+            lambda reads: iter_matching(dbsession, firm, query, reads),
+            url_maker(request),
+            zone,
+            target,
+            fields,
+            names,
         ),
         filename,
     )
+
+
+def url_maker(request: Request) -> Callable[[str], str]:
+    """A link's URL from its encrypted token (as link_url makes it), with the base URL found
+    once for a whole export rather than once per link."""
+    base, encryptor = public_base_url(request.registry.settings, request), request.encryptor
+    return lambda token_encrypted: pay_url(base, encryptor.decrypt(token_encrypted))
 
 
 def names_of(dbsession: Session, firm: int) -> Names:

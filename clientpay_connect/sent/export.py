@@ -1,19 +1,21 @@
 """Sent Pages to Excel: every link the query matches (not one page), as a real .xlsx.
 
-openpyxl's write-only mode streams rows to disk as they come, so a firm's whole history
-never sits in memory as cells. Amounts are numbers with their currency's format, dates are
-dates, timestamps are the firm's wall-clock time (Excel has no time zones), and no text cell
-can start a formula: a value a payer or an uploaded file chose ("=HYPERLINK(…)") gets a
-leading apostrophe (clientpay_connect/cells.py, as every file we write).
+The rows stream from the database (only the fields the chosen columns show) into the
+workbook's deflate stream (sent/xlsx.py), so a firm's whole history never sits in memory.
+Amounts are numbers with their currency's format, dates are dates, timestamps are the
+firm's wall-clock time (Excel has no time zones), and no text cell can start a formula: a
+value a payer or an uploaded file chose ("=HYPERLINK(…)") gets a leading apostrophe
+(clientpay_connect/cells.py, as every file we write).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 from typing import IO, Any
 from zoneinfo import ZoneInfo
 
@@ -24,11 +26,10 @@ from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 from pyramid.response import FileIter, Response
 
 from clientpay_connect.cells import xlsx_text
-from clientpay_connect.links.models import PaymentLink
 from clientpay_connect.links.services import status_label
 from clientpay_connect.money import minor_digits
-from clientpay_connect.sent.present import local_naive, source_label
-from clientpay_connect.sent.xlsx import Formatted, StreamingSheet
+from clientpay_connect.sent.present import source_label
+from clientpay_connect.sent.xlsx import CellWriter, RowCell, SheetColumn, StreamingSheet
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 SHEET_TITLE = "Sent Pages"
@@ -37,6 +38,8 @@ TIMESTAMP_FORMAT = "yyyy-mm-dd hh:mm"
 WHOLE_NUMBER_FORMAT = "0"
 # An export stays in memory up to this size and moves to a temporary file beyond it.
 EXPORT_SPOOL_BYTES = 16 * 1024 * 1024
+# A column of labels (statuses, sources) has a handful of values: each one's label is kept.
+LABELS_KEPT = 64
 CURRENCY_SYMBOLS = {"USD": "$", "CAD": "$", "AUD": "$", "GBP": "£", "EUR": "€"}
 
 
@@ -51,83 +54,175 @@ class Names:
 
 @dataclass(frozen=True)
 class RowContext:
-    url_for: Callable[[PaymentLink], str]
+    """What the cells of an export need besides the row."""
+
+    url_for: Callable[[str], str]  # a link's encrypted token → the payer's URL
     zone: ZoneInfo
     names: Names
+    at: Mapping[str, int]  # where each field the columns read is in a fetched row
 
 
-Cell = Callable[[PaymentLink, RowContext], Any]
-
-
-def _text(value: Callable[[PaymentLink], str]) -> Cell:
-    return lambda link, _context: xlsx_text(value(link))
-
-
-def _date(field: str) -> Cell:
-    return lambda link, _context: formatted(getattr(link, field), DATE_FORMAT)
-
-
-def _timestamp(field: str) -> Cell:
-    return lambda link, c: formatted(local_naive(getattr(link, field), c.zone), TIMESTAMP_FORMAT)
-
-
-def _money(minor: Callable[[PaymentLink], int]) -> Cell:
-    return lambda link, _context: formatted(
-        decimal_amount(minor(link), link.currency), amount_format(link.currency)
-    )
-
-
-def _number(field: str) -> Cell:
-    return lambda link, _context: formatted(getattr(link, field), WHOLE_NUMBER_FORMAT)
+# A column's cell writer for one export: made once (from the sheet's writers of its column and
+# the context), then called for every row with the row and its number.
+CellMaker = Callable[[SheetColumn, RowContext], RowCell]
 
 
 @dataclass(frozen=True)
 class Column:
     header: str
     width: int  # in characters
-    cell: Cell
+    reads: tuple[str, ...]  # the link's fields (PaymentLink attributes) the cell is made of
+    cell: CellMaker
 
 
-# Every column the export can have, by the link object's field it shows; ``columns`` picks and
+def _text(field: str, shown: Callable[[Any], str] | None = None) -> CellMaker:
+    """A text cell: the field, or what ``shown`` makes of it, made formula-safe."""
+
+    def make(sheet: SheetColumn, context: RowContext) -> RowCell:
+        text, i = sheet.text(), context.at[field]
+        if shown is None:
+            return lambda row, ref: text(safe_text(row[i]), ref)
+        show = shown
+        return lambda row, ref: text(safe_text(show(row[i])), ref)
+
+    return make
+
+
+def _label(field: str, label: Callable[[str], str]) -> CellMaker:
+    """A text cell of one of a few values (a status, a source): each label made once."""
+
+    def make(sheet: SheetColumn, context: RowContext) -> RowCell:
+        text, i = sheet.text(), context.at[field]
+        shown = lru_cache(maxsize=LABELS_KEPT)(lambda value: xlsx_text(label(value)))
+        return lambda row, ref: text(shown(row[i]), ref)
+
+    return make
+
+
+def _named(field: str, names: Callable[[Names], dict[int, str]]) -> CellMaker:
+    """A text cell naming what the link holds by id (its creator, its merchant account)."""
+
+    def make(sheet: SheetColumn, context: RowContext) -> RowCell:
+        text, i = sheet.text(), context.at[field]
+        safe = {key: xlsx_text(name) for key, name in names(context.names).items()}
+        return lambda row, ref: text(safe.get(row[i]), ref)
+
+    return make
+
+
+def _url(sheet: SheetColumn, context: RowContext) -> RowCell:
+    # Only an export with this column decrypts the tokens (the costliest cell there is).
+    text, i, url_for = sheet.text(), context.at["token_encrypted"], context.url_for
+    return lambda row, ref: text(safe_text(url_for(row[i])), ref)
+
+
+def _as_is(field: str, writer: Callable[[SheetColumn], CellWriter]) -> CellMaker:
+    """A cell of the field's value itself (a number, a date), as ``writer`` writes it."""
+
+    def make(sheet: SheetColumn, context: RowContext) -> RowCell:
+        cell, i = writer(sheet), context.at[field]
+        return lambda row, ref: cell(row[i], ref)
+
+    return make
+
+
+def _date(field: str) -> CellMaker:
+    return _as_is(field, lambda sheet: sheet.date(DATE_FORMAT))
+
+
+def _number(field: str) -> CellMaker:
+    return _as_is(field, lambda sheet: sheet.number(WHOLE_NUMBER_FORMAT))
+
+
+def _timestamp(field: str) -> CellMaker:
+    """The firm's wall-clock time of a UTC timestamp (Excel has no time zones)."""
+
+    def make(sheet: SheetColumn, context: RowContext) -> RowCell:
+        stamp, i, zone = sheet.timestamp(TIMESTAMP_FORMAT), context.at[field], context.zone
+
+        def cell(row: Sequence[Any], ref: str) -> str:
+            value = row[i]
+            return "" if value is None else stamp(value.astimezone(zone), ref)
+
+        return cell
+
+    return make
+
+
+def _money(field: str) -> CellMaker:
+    """An amount in minor units, as a number in its currency's format (the row's currency)."""
+
+    def make(sheet: SheetColumn, context: RowContext) -> RowCell:
+        i, c = context.at[field], context.at["currency"]
+        # A few currencies per firm: each one's format and digits are looked up once.
+        by_currency: dict[str, tuple[CellWriter, int]] = {}
+
+        def cell(row: Sequence[Any], ref: str) -> str:
+            currency = row[c]
+            known = by_currency.get(currency)
+            if known is None:
+                number = sheet.number(amount_format(currency))
+                known = by_currency[currency] = (number, minor_digits(currency))
+            number, digits = known
+            return number(amount_text(row[i], digits), ref)
+
+        return cell
+
+    return make
+
+
+# Every column the export can have, by the link's field it shows; ``columns`` picks and
 # orders them (the grid's visible columns), DEFAULT_COLUMNS when it is not given.
 EXPORT_COLUMNS: dict[str, Column] = {
-    "id": Column("Link ID", 10, _number("id")),
-    "status": Column("Status", 18, _text(lambda link: status_label(link.status))),
-    "invoice_number": Column("Invoice Number", 18, _text(lambda link: link.invoice_number)),
-    "invoice_date": Column("Invoice Date", 13, _date("invoice_date")),
-    "due_date": Column("Due Date", 13, _date("due_date")),
-    "recipient_name": Column("Recipient", 26, _text(lambda link: link.recipient_name)),
-    "emails": Column("Emails", 34, _text(lambda link: ", ".join(link.emails))),
-    "amount": Column("Amount", 14, _money(lambda link: link.amount_minor)),
-    "amount_paid": Column("Amount Paid", 14, _money(lambda link: link.amount_paid_minor)),
-    "amount_refunded": Column(
-        "Amount Refunded", 14, _money(lambda link: link.amount_refunded_minor)
+    "id": Column("Link ID", 10, ("id",), _number("id")),
+    "status": Column("Status", 18, ("status",), _label("status", status_label)),
+    "invoice_number": Column("Invoice Number", 18, ("invoice_number",), _text("invoice_number")),
+    "invoice_date": Column("Invoice Date", 13, ("invoice_date",), _date("invoice_date")),
+    "due_date": Column("Due Date", 13, ("due_date",), _date("due_date")),
+    "recipient_name": Column("Recipient", 26, ("recipient_name",), _text("recipient_name")),
+    "emails": Column("Emails", 34, ("emails",), _text("emails", ", ".join)),
+    "amount": Column("Amount", 14, ("amount_minor", "currency"), _money("amount_minor")),
+    "amount_paid": Column(
+        "Amount Paid", 14, ("amount_paid_minor", "currency"), _money("amount_paid_minor")
     ),
-    "currency": Column("Currency", 10, _text(lambda link: link.currency)),
-    "created_at": Column("Created", 18, _timestamp("created_at")),
-    "sent_at": Column("Sent", 18, _timestamp("sent_at")),
-    "paid_at": Column("Paid", 18, _timestamp("paid_at")),
-    "expires_at": Column("Expires", 18, _timestamp("expires_at")),
-    "cancelled_at": Column("Cancelled", 18, _timestamp("cancelled_at")),
-    "url": Column("Link URL", 50, lambda link, c: xlsx_text(c.url_for(link))),
-    "source": Column("Source", 13, _text(lambda link: source_label(link.source))),
+    "amount_refunded": Column(
+        "Amount Refunded",
+        14,
+        ("amount_refunded_minor", "currency"),
+        _money("amount_refunded_minor"),
+    ),
+    "currency": Column("Currency", 10, ("currency",), _label("currency", str)),
+    "created_at": Column("Created", 18, ("created_at",), _timestamp("created_at")),
+    "sent_at": Column("Sent", 18, ("sent_at",), _timestamp("sent_at")),
+    "paid_at": Column("Paid", 18, ("paid_at",), _timestamp("paid_at")),
+    "expires_at": Column("Expires", 18, ("expires_at",), _timestamp("expires_at")),
+    "cancelled_at": Column("Cancelled", 18, ("cancelled_at",), _timestamp("cancelled_at")),
+    "url": Column("Link URL", 50, ("token_encrypted",), _url),
+    "source": Column("Source", 13, ("source",), _label("source", source_label)),
     "merchant_account_id": Column(
         "Merchant Account",
         22,
-        lambda link, c: xlsx_text(c.names.accounts.get(link.merchant_account_id, "")),
+        ("merchant_account_id",),
+        _named("merchant_account_id", lambda names: names.accounts),
     ),
     "created_by": Column(
         "Created By",
         22,
-        lambda link, c: xlsx_text(c.names.users.get(link.created_by_user_id or 0, "")),
+        ("created_by_user_id",),
+        _named("created_by_user_id", lambda names: names.users),
     ),
-    "reminders_sent": Column("Reminders Sent", 10, _number("reminders_sent")),
-    "first_opened_at": Column("First Opened", 18, _timestamp("first_opened_at")),
-    "last_opened_at": Column("Last Opened", 18, _timestamp("last_opened_at")),
+    "reminders_sent": Column("Reminders Sent", 10, ("reminders_sent",), _number("reminders_sent")),
+    "first_opened_at": Column(
+        "First Opened", 18, ("first_opened_at",), _timestamp("first_opened_at")
+    ),
+    "last_opened_at": Column("Last Opened", 18, ("last_opened_at",), _timestamp("last_opened_at")),
     "email_status": Column(
-        "Email", 12, _text(lambda link: link.email_status.replace("_", " ").capitalize())
+        "Email",
+        12,
+        ("email_status",),
+        _label("email_status", lambda status: status.replace("_", " ").capitalize()),
     ),
-    "message": Column("Message", 40, _text(lambda link: link.message)),
+    "message": Column("Message", 40, ("message",), _text("message")),
 }
 DEFAULT_COLUMNS = (
     "status",
@@ -173,26 +268,34 @@ def amount_format(currency: str) -> str:
     return f'"{symbol}"{number}' if symbol else f'{number} "{currency.upper()}"'
 
 
+def fields_read(fields: tuple[str, ...]) -> tuple[str, ...]:
+    """The link's fields the export of these columns reads, each once, in a fixed order."""
+    return tuple(dict.fromkeys(read for name in fields for read in EXPORT_COLUMNS[name].reads))
+
+
 def write_workbook(
-    links: Iterable[PaymentLink],
-    url_for: Callable[[PaymentLink], str],
+    fetch: Callable[[tuple[str, ...]], Iterable[Sequence[Any]]],
+    url_for: Callable[[str], str],
     zone: ZoneInfo,
     target: IO[bytes],
     fields: tuple[str, ...] = DEFAULT_COLUMNS,
     names: Names | None = None,
 ) -> int:
     """Write the links to ``target`` as an .xlsx, in the columns of ``fields``; the number of
-    links written. Streamed (sent/xlsx.py): a hundred thousand links in seconds, without
+    links written. ``fetch`` gives the matching links, in order, as rows of the fields asked
+    for (fields_read: only those the columns show, so a link's token is decrypted only when
+    its URL is shown). Streamed (sent/xlsx.py): a hundred thousand links in seconds, without
     holding them."""
     columns = [EXPORT_COLUMNS[name] for name in fields]
+    reads = fields_read(fields)
     sheet = StreamingSheet(
         target, SHEET_TITLE, [(column.header, column.width) for column in columns]
     )
-    context = RowContext(url_for, zone, names or Names({}, {}))
-    written = 0
-    for link in links:
-        sheet.append([column.cell(link, context) for column in columns])
-        written += 1
+    context = RowContext(
+        url_for, zone, names or Names({}, {}), {read: n for n, read in enumerate(reads)}
+    )
+    cells = [column.cell(sheet.column(n), context) for n, column in enumerate(columns)]
+    written = sheet.write_rows(fetch(reads), cells)
     sheet.close()
     return written
 
@@ -213,10 +316,6 @@ def set_up_sheet(sheet: WriteOnlyWorksheet, columns: list[tuple[str, int]]) -> N
     sheet.append(header)
 
 
-def formatted(value: Any, number_format: str) -> Formatted | None:
-    return None if value is None else (value, number_format)
-
-
 def typed_cell(sheet: WriteOnlyWorksheet, value: Any, number_format: str) -> Any:
     if value is None:
         return None
@@ -227,6 +326,24 @@ def typed_cell(sheet: WriteOnlyWorksheet, value: Any, number_format: str) -> Any
 
 def decimal_amount(minor: int, currency: str) -> Decimal:
     return Decimal(minor).scaleb(-minor_digits(currency))
+
+
+def amount_text(minor: int, digits: int) -> str:
+    """``minor`` units as the decimal number they are, in SpreadsheetML's text: 1234.50 for
+    123450 with two digits (what format(decimal_amount(…), "f") gives, in integer steps)."""
+    if not digits:
+        return str(minor)
+    whole, fraction = divmod(abs(minor), 10**digits)
+    return f"{'-' if minor < 0 else ''}{whole}.{fraction:0{digits}d}"
+
+
+def safe_text(text: str) -> str:
+    """xlsx_text(text), the common case first: a text that starts with a letter or a digit
+    and has no control or invisible character can neither run as a formula nor hold what XML
+    cannot carry, so it is kept as it is without xlsx_text's character by character look."""
+    if text[:1].isalnum() and text.isprintable():
+        return text
+    return xlsx_text(text)
 
 
 def export_filename(today: dt.date) -> str:

@@ -18,7 +18,7 @@ the cursors returns every matching row exactly once, even while links are being 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
@@ -28,6 +28,7 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Integer,
+    Row,
     String,
     case,
     collate,
@@ -240,19 +241,25 @@ def _by(column: Any, descending: bool) -> Any:
     return column.desc() if descending else column.asc()
 
 
-def iter_matching(dbsession: Session, firm_id: int, query: ListQuery) -> Iterator[PaymentLink]:
-    """Every matching link in order, whatever the page size: for the export. Fetched in
-    batches so that a firm's whole history never sits in memory at once."""
+def iter_matching(
+    dbsession: Session, firm_id: int, query: ListQuery, fields: Sequence[str]
+) -> Iterator[Row[Any]]:
+    """Every matching link in order, whatever the page size, as rows of ``fields`` (the
+    link's attributes, in that order): for the export. Plain rows, not link objects (an
+    object costs more to build than the export spends writing its row), streamed from a
+    server-side cursor in batches, so that a firm's whole history never sits in memory."""
     dialect = _dialect(dbsession)
     key, nullable = sort_key(query.sort.field, dialect)
     conditions = match_conditions(query, firm_id, dialect, filter_zone(dbsession, firm_id, query))
     statement = (
-        select(PaymentLink)
+        select(*(getattr(PaymentLink, name) for name in fields))
         .where(*conditions, *_status_condition(query.status))
         .order_by(*_order(key, nullable, query.sort))
         .execution_options(yield_per=EXPORT_BATCH)
     )
-    yield from dbsession.scalars(statement)
+    # Through the session's connection (its transaction) rather than the session: the ORM
+    # would run its loading machinery over each row for nothing.
+    yield from dbsession.connection().execute(statement)
 
 
 def count_by_view(dbsession: Session, firm_id: int, query: ListQuery) -> dict[str, int]:

@@ -27,7 +27,6 @@ from clientpay_connect.bulk.reader import FIELDS, RawRow
 from clientpay_connect.bulk.templates_csv import TEMPLATE_HEADERS
 from clientpay_connect.bulk.validation import FieldIssue, ReportLine, error_report_csv
 from clientpay_connect.cells import formula_safe, xlsx_text
-from clientpay_connect.links.models import PaymentLink
 from clientpay_connect.postings.models import Posting
 from clientpay_connect.reports import export as reconciliation_export
 from clientpay_connect.reports.reconciliation import Group, Line, Period, Report, blank_figures
@@ -163,32 +162,53 @@ def test_the_bulk_report_csv(rows, extra_header, message, delimiter):
             assert formula_safe(cell) in written
 
 
-def transient_link(texts: tuple[str, str, str]) -> PaymentLink:
+def link_fields(texts: tuple[str, str, str]) -> dict[str, Any]:
+    """A link's fields as the export reads them from the database."""
     number, name, email = texts
     when = dt.datetime(2026, 3, 1, 12, tzinfo=UTC)
-    return PaymentLink(
-        status="outstanding",
-        source="bulk_upload",
-        invoice_number=number,
-        invoice_date=dt.date(2026, 3, 1),
-        due_date=None,
-        recipient_name=name,
-        emails=[email],
-        amount_minor=12_345,
-        amount_paid_minor=0,
-        currency="USD",
-        created_at=when,
-        sent_at=when,
-        paid_at=None,
-        expires_at=None,
-    )
+    return {
+        "id": 1,
+        "status": "outstanding",
+        "source": "bulk_upload",
+        "email_status": "not_sent",
+        "invoice_number": number,
+        "invoice_date": dt.date(2026, 3, 1),
+        "due_date": None,
+        "recipient_name": name,
+        "emails": [email],
+        "message": name,
+        "amount_minor": 12_345,
+        "amount_paid_minor": 0,
+        "amount_refunded_minor": 0,
+        "currency": "USD",
+        "token_encrypted": "not decrypted here",
+        "merchant_account_id": 1,
+        "created_by_user_id": 1,
+        "reminders_sent": 0,
+        "created_at": when,
+        "sent_at": when,
+        "paid_at": None,
+        "expires_at": None,
+        "cancelled_at": None,
+        "first_opened_at": None,
+        "last_opened_at": None,
+    }
 
 
 @WRITERS
 @given(st.lists(st.tuples(cell_text, cell_text, cell_text), min_size=1, max_size=4), cell_text)
 def test_the_sent_pages_export(texts, url):
+    links = [link_fields(t) for t in texts]
+    account, creator = texts[0][1], texts[0][2]
     out = io.BytesIO()
-    sent_export.write_workbook([transient_link(t) for t in texts], lambda _link: url, ZONE, out)
+    sent_export.write_workbook(
+        lambda fields: [tuple(link[f] for f in fields) for link in links],
+        lambda _token: url,
+        ZONE,
+        out,
+        tuple(sent_export.EXPORT_COLUMNS),  # every column, each text one among them
+        sent_export.Names(users={1: creator}, accounts={1: account}),
+    )
     assert_all_safe(workbook_cells(out.getvalue()))
 
 
