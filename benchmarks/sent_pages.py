@@ -231,20 +231,26 @@ def timed(call: Callable[[], object]) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def bench_pages(app: Any, ids: dict[str, Any], repeats: int) -> bool:
-    import webtest
-
+def page_cases(sorts: list[str] | None) -> list[tuple[str, dict[str, str]]]:
+    """Every sort each way, and four with a status view and a filter; or only ``sorts``."""
     from clientpay_connect.sent.query import SORT_KINDS
+
+    every_sort = [sort for field in SORT_KINDS for sort in (field, "-" + field)]
+    filtered = ("-created_at", "amount", "recipient_name", "-due_date")
+    cases: list[tuple[str, dict[str, str]]] = [(sort, {}) for sort in every_sort]
+    cases += [(sort, FILTERED) for sort in filtered]
+    return [case for case in cases if sorts is None or case[0] in sorts]
+
+
+def bench_pages(app: Any, ids: dict[str, Any], repeats: int, sorts: list[str] | None) -> bool:
+    import webtest
 
     testapp = webtest.TestApp(app, extra_environ={"HTTP_HOST": "127.0.0.1"})
     headers = {"Authorization": f"Bearer {ids['token']}"}
     engine = app.registry["dbengine"]
     recorder = Recorder(engine)
     raw = engine.raw_connection()
-    every_sort = [sort for field in SORT_KINDS for sort in (field, "-" + field)]
-    filtered = ("-created_at", "amount", "recipient_name", "-due_date")
-    cases: list[tuple[str, dict[str, str]]] = [(sort, {}) for sort in every_sort]
-    cases += [(sort, FILTERED) for sort in filtered]
+    cases = page_cases(sorts)
     ok = True
     print(f"\npages of {LIMIT} (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores):")
     print(
@@ -284,6 +290,39 @@ def bench_pages(app: Any, ids: dict[str, Any], repeats: int) -> bool:
             ok = ok and o95 < TARGET_P95_MS and o95 / b95 <= TARGET_RATIO
     raw.close()
     return ok
+
+
+def profile_page(app: Any, ids: dict[str, Any], sort: str, requests: int, out: str | None) -> None:
+    """cProfile of ``requests`` GETs of the middle page of ``sort`` (a deep page, with a
+    cursor), after a warm-up: where a page's time goes beyond its SQL."""
+    import cProfile
+    import pstats
+
+    import webtest
+
+    testapp = webtest.TestApp(app, extra_environ={"HTTP_HOST": "127.0.0.1"})
+    headers = {"Authorization": f"Bearer {ids['token']}"}
+    total = testapp.get("/api/v1/links", {"sort": sort}, headers=headers).json["total"]
+    params = {"sort": sort, "limit": str(LIMIT)}
+    params["cursor"] = cursor_at(app, ids["firm"], sort, {}, total // 2)
+    for _ in range(20):
+        testapp.get("/api/v1/links", params, headers=headers)
+    profiler = cProfile.Profile()
+    started = time.perf_counter()
+    profiler.enable()
+    for _ in range(requests):
+        testapp.get("/api/v1/links", params, headers=headers)
+    profiler.disable()
+    each = (time.perf_counter() - started) * 1000 / requests
+    print(
+        f"\nprofile of {requests} requests of {sort}'s middle page: {each:.1f} ms each under"
+        f" the profiler (load average {os.getloadavg()[0]:.1f})"
+    )
+    if out:
+        profiler.dump_stats(out)
+    stats = pstats.Stats(profiler).strip_dirs()
+    stats.sort_stats("cumulative").print_stats(45)
+    stats.sort_stats("tottime").print_stats(25)
 
 
 # --- The export, in a process of its own ----------------------------------------------------
@@ -359,6 +398,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--links", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=15, help="per page")
+    parser.add_argument("--sorts", help="only these sorts, comma-separated (e.g. amount,-due_date)")
+    parser.add_argument("--no-export", action="store_true", help="the pages only")
+    parser.add_argument(
+        "--profile", metavar="SORT", help="instead: profile a deep page of SORT (cProfile)"
+    )
+    parser.add_argument("--profile-requests", type=int, default=200)
+    parser.add_argument("--profile-out", help="where to write the profile (pstats)")
     parser.add_argument("--export-from", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.export_from:
@@ -371,10 +417,14 @@ def main() -> int:
         ids["export_rows"] = args.links // EXPORT_EVERY
         app = make_app({}, **settings)
         try:
-            pages_ok = bench_pages(app, ids, args.repeats)
+            if args.profile:
+                profile_page(app, ids, args.profile, args.profile_requests, args.profile_out)
+                return 0
+            sorts = args.sorts.split(",") if args.sorts else None
+            pages_ok = bench_pages(app, ids, args.repeats, sorts)
         finally:
             app.registry["dbengine"].dispose()
-        export_ok = bench_export(Path(folder), settings, ids)
+        export_ok = args.no_export or bench_export(Path(folder), settings, ids)
     print(
         f"\ntargets: pages p95 < {TARGET_P95_MS:.0f} ms and ratio <= {TARGET_RATIO:.0f}:"
         f" {'met' if pages_ok else 'NOT met'}; export < {TARGET_EXPORT_SECONDS:.0f} s and"
