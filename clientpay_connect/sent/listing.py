@@ -156,8 +156,8 @@ def _page_rows(
 def _page_select(conditions: list[ColumnElement[bool]], key: Any, limit: int) -> Any:
     # The creator and the balance link come in the same statement (a join, and a look-up
     # per row in the parent_link_id index) rather than in two more round trips. Columns,
-    # not ORM objects: loading 51 PaymentLinks and their creators cost more CPU than all the
-    # rest of the page's own Python (benchmarks/sent_pages.py --profile).
+    # not ORM objects: loading 51 PaymentLinks and their creators was the page's largest
+    # cost in Python once openapi-core was out of the way (benchmarks/sent_pages.py --profile).
     return (
         select(
             *PaymentLink.__table__.columns,
