@@ -2,7 +2,7 @@
 bare SQL keyset query, the export of 100,000 rows, in the same run.
 
     .venv/bin/python benchmarks/sent_pages.py [--links 1000000] [--repeats 15] [--sorts a,-b]
-        [--export-only] [--profile] [--baseline OTHER_CHECKOUT]
+        [--no-export | --export-only] [--profile SORT] [--profile-export] [--baseline DIR]
 
 One firm, one million links (INSERT ... SELECT over generate_series), then VACUUM ANALYZE
 as autovacuum would have run. For every sort of the query module (SORT_KINDS, each way) and
@@ -238,9 +238,7 @@ def cursor_at(app: Any, firm_id: int, sort: str, params: dict[str, str], offset:
             .limit(1)
         )
         value, link_id = session.execute(statement).one()
-        total = listing._total(session, conditions, None)
-    carried = total if total.count >= listing.CARRY_TOTAL_FROM else None
-    return encode_cursor(query.sort.param, query.sort.kind, value, link_id, carried)
+    return encode_cursor(query.sort.param, query.sort.kind, value, link_id)
 
 
 def timed(call: Callable[[], object]) -> float:
@@ -249,22 +247,26 @@ def timed(call: Callable[[], object]) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def bench_pages(app: Any, ids: dict[str, Any], repeats: int, only: list[str] | None) -> bool:
-    import webtest
-
+def page_cases(sorts: list[str] | None) -> list[tuple[str, dict[str, str]]]:
+    """Every sort each way, and four with a status view and a filter; or only ``sorts``."""
     from clientpay_connect.sent.query import SORT_KINDS
+
+    every_sort = [sort for field in SORT_KINDS for sort in (field, "-" + field)]
+    filtered = ("-created_at", "amount", "recipient_name", "-due_date")
+    cases: list[tuple[str, dict[str, str]]] = [(sort, {}) for sort in every_sort]
+    cases += [(sort, FILTERED) for sort in filtered]
+    return [case for case in cases if sorts is None or case[0] in sorts]
+
+
+def bench_pages(app: Any, ids: dict[str, Any], repeats: int, sorts: list[str] | None) -> bool:
+    import webtest
 
     testapp = webtest.TestApp(app, extra_environ={"HTTP_HOST": "127.0.0.1"})
     headers = {"Authorization": f"Bearer {ids['token']}"}
     engine = app.registry["dbengine"]
     recorder = Recorder(engine)
     raw = engine.raw_connection()
-    every_sort = [sort for field in SORT_KINDS for sort in (field, "-" + field)]
-    filtered = ("-created_at", "amount", "recipient_name", "-due_date")
-    cases: list[tuple[str, dict[str, str]]] = [(sort, {}) for sort in every_sort]
-    cases += [(sort, FILTERED) for sort in filtered]
-    if only is not None:
-        cases = [(sort, where) for sort, where in cases if sort in only]
+    cases = page_cases(sorts)
     ok = True
     print(f"\npages of {LIMIT} (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores):")
     print(
@@ -304,6 +306,39 @@ def bench_pages(app: Any, ids: dict[str, Any], repeats: int, only: list[str] | N
             ok = ok and o95 < TARGET_P95_MS and o95 / b95 <= TARGET_RATIO
     raw.close()
     return ok
+
+
+def profile_page(app: Any, ids: dict[str, Any], sort: str, requests: int, out: str | None) -> None:
+    """cProfile of ``requests`` GETs of the middle page of ``sort`` (a deep page, with a
+    cursor), after a warm-up: where a page's time goes beyond its SQL."""
+    import cProfile
+    import pstats
+
+    import webtest
+
+    testapp = webtest.TestApp(app, extra_environ={"HTTP_HOST": "127.0.0.1"})
+    headers = {"Authorization": f"Bearer {ids['token']}"}
+    total = testapp.get("/api/v1/links", {"sort": sort}, headers=headers).json["total"]
+    params = {"sort": sort, "limit": str(LIMIT)}
+    params["cursor"] = cursor_at(app, ids["firm"], sort, {}, total // 2)
+    for _ in range(20):
+        testapp.get("/api/v1/links", params, headers=headers)
+    profiler = cProfile.Profile()
+    started = time.perf_counter()
+    profiler.enable()
+    for _ in range(requests):
+        testapp.get("/api/v1/links", params, headers=headers)
+    profiler.disable()
+    each = (time.perf_counter() - started) * 1000 / requests
+    print(
+        f"\nprofile of {requests} requests of {sort}'s middle page: {each:.1f} ms each under"
+        f" the profiler (load average {os.getloadavg()[0]:.1f})"
+    )
+    if out:
+        profiler.dump_stats(out)
+    stats = pstats.Stats(profiler).strip_dirs()
+    stats.sort_stats("cumulative").print_stats(45)
+    stats.sort_stats("tottime").print_stats(25)
 
 
 # --- The export, in a process of its own ----------------------------------------------------
@@ -422,8 +457,14 @@ def main() -> int:
     parser.add_argument(
         "--sorts", help="only these sorts, comma-separated (e.g. source,-emails); no export"
     )
+    parser.add_argument("--no-export", action="store_true", help="the pages only")
     parser.add_argument("--export-only", action="store_true", help="skip the pages")
-    parser.add_argument("--profile", action="store_true", help="profile the export too")
+    parser.add_argument(
+        "--profile", metavar="SORT", help="instead: profile a deep page of SORT (cProfile)"
+    )
+    parser.add_argument("--profile-requests", type=int, default=200)
+    parser.add_argument("--profile-out", help="where to write the profile (pstats)")
+    parser.add_argument("--profile-export", action="store_true", help="profile the export too")
     parser.add_argument(
         "--baseline",
         type=Path,
@@ -442,20 +483,27 @@ def main() -> int:
 
         ids = seed(settings, args.links, encrypted_token(settings))
         ids["export_rows"] = args.links // EXPORT_EVERY
-        only = args.sorts.split(",") if args.sorts else None
+        sorts = args.sorts.split(",") if args.sorts else None
         pages_ok = True
         if not args.export_only:
             app = make_app({}, **settings)
             try:
-                pages_ok = bench_pages(app, ids, args.repeats, only)
+                if args.profile:
+                    profile_page(app, ids, args.profile, args.profile_requests, args.profile_out)
+                    return 0
+                pages_ok = bench_pages(app, ids, args.repeats, sorts)
             finally:
                 app.registry["dbengine"].dispose()
         export_ok = None
-        if only is None:
+        if sorts is None and not args.no_export:
             export_ok = all(
                 [
                     bench_export(
-                        Path(folder), settings, ids, args.profile and n == 0, tuple(args.baseline)
+                        Path(folder),
+                        settings,
+                        ids,
+                        args.profile_export and n == 0,
+                        tuple(args.baseline),
                     )
                     for n in range(args.rounds)
                 ]

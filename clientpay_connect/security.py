@@ -113,14 +113,20 @@ def load_user(request: Request) -> User | None:
 def _user_from_token(request: Request, token: str | None) -> User | None:
     if not token:
         return None
-    row = request.dbsession.execute(
-        select(ApiToken).where(ApiToken.token_hash == sha256_hex(token))
-    ).scalar_one_or_none()
-    if row is None or row.revoked_at is not None or not row.user.active:
+    # The token and its user in one round trip (row.user would otherwise load it in a second).
+    found = request.dbsession.execute(
+        select(ApiToken, User)
+        .join(User, ApiToken.user_id == User.id)
+        .where(ApiToken.token_hash == sha256_hex(token))
+    ).one_or_none()
+    if found is None:
+        return None
+    row, user = found
+    if row.revoked_at is not None or not user.active:
         return None
     _note_use(request, row)
-    user: User = row.user
-    return user
+    checked: User = user
+    return checked
 
 
 def _note_use(request: Request, row: ApiToken) -> None:

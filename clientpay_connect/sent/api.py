@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from clientpay_connect.accounts.models import User
 from clientpay_connect.admin.models import MerchantAccount
 from clientpay_connect.api.errors import FieldErrors
+from clientpay_connect.api.openapi import QUERY_CHECKED
 from clientpay_connect.db import utcnow
 from clientpay_connect.links.services import link_json, link_url, pay_url, public_base_url
 from clientpay_connect.security import STAFF, firm_id
@@ -48,8 +49,13 @@ def checked_query(request: Request, *, export: bool = False) -> tuple[ListQuery,
     return query, fields
 
 
+# openapi=QUERY_CHECKED: checked_query reports every wrong parameter itself (see api/openapi.py).
 @view_config(
-    route_name="api.links", request_method="GET", renderer="json", permission=STAFF, openapi=True
+    route_name="api.links",
+    request_method="GET",
+    renderer="json",
+    permission=STAFF,
+    openapi=QUERY_CHECKED,
 )
 def list_links_view(request: Request) -> dict[str, Any]:
     firm = firm_id(request)
@@ -62,7 +68,9 @@ def list_links_view(request: Request) -> dict[str, Any]:
     return {"items": items, "next_cursor": page.next_cursor, "total": page.total}
 
 
-@view_config(route_name="api.links.export", request_method="GET", permission=STAFF, openapi=True)
+@view_config(
+    route_name="api.links.export", request_method="GET", permission=STAFF, openapi=QUERY_CHECKED
+)
 def export_links_view(request: Request) -> Response:
     query, fields = checked_query(request, export=True)
     firm = firm_id(request)

@@ -21,6 +21,7 @@ import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -39,7 +40,7 @@ from sqlalchemy import (
     select,
     tuple_,
 )
-from sqlalchemy.orm import Session, aliased, joinedload
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnClause, TextClause
 from sqlalchemy.sql.visitors import replacement_traverse
 
@@ -91,7 +92,9 @@ _UTC = ZoneInfo("UTC")
 
 @dataclass
 class LinkPage:
-    links: list[PaymentLink]
+    # Each link as plain values (listed_link): read like a PaymentLink, by attribute, by
+    # link_json, link_url and the page's rows; nothing writes to it.
+    links: list[Any]
     next_cursor: str | None
     total: int
     # The balance link of each link on the page that has one (by the link's id).
@@ -116,9 +119,9 @@ def fetch_page(dbsession: Session, firm_id: int, query: ListQuery) -> LinkPage:
     next_cursor = None
     if len(rows) > query.limit:
         last = page[-1]
-        next_cursor = encode_cursor(query.sort.param, query.sort.kind, last.sort_key, last[0].id)
-    balance_links = {row[0].id: row.balance_link_id for row in page if row.balance_link_id}
-    return LinkPage([row[0] for row in page], next_cursor, total, balance_links)
+        next_cursor = encode_cursor(query.sort.param, query.sort.kind, last.sort_key, last.id)
+    balance_links = {row.id: row.balance_link_id for row in page if row.balance_link_id}
+    return LinkPage([listed_link(row) for row in page], next_cursor, total, balance_links)
 
 
 def _page_rows(
@@ -219,13 +222,43 @@ def _groups_from(groups: list[KeyGroup], cursor: Cursor | None, descending: bool
 
 def _page_select(conditions: list[ColumnElement[bool]], key: Any, limit: int) -> Any:
     # The creator and the balance link come in the same statement (a join, and a look-up
-    # per row in the parent_link_id index) rather than in two more round trips.
+    # per row in the parent_link_id index) rather than in two more round trips. Columns,
+    # not ORM objects: loading 51 PaymentLinks and their creators was the page's largest
+    # cost in Python once openapi-core was out of the way (benchmarks/sent_pages.py --profile).
     return (
-        select(PaymentLink, key.label("sort_key"), _BALANCE_LINK.label("balance_link_id"))
+        select(
+            *PaymentLink.__table__.columns,
+            _CREATOR.name.label("creator_name"),
+            _CREATOR.email.label("creator_email"),
+            key.label("sort_key"),
+            _BALANCE_LINK.label("balance_link_id"),
+        )
+        .outerjoin(_CREATOR, _CREATOR.id == PaymentLink.created_by_user_id)
         .where(*conditions)
         .limit(limit)
-        .options(joinedload(PaymentLink.created_by))
     )
+
+
+# An alias: the created_by sort's own subquery names the users table, and must not be
+# correlated to this join.
+_CREATOR = aliased(User)
+
+
+@dataclass(frozen=True)
+class Creator:
+    """What the link object says of who created a link (links.services._creator_name)."""
+
+    name: str
+    email: str
+
+
+def listed_link(row: Any) -> SimpleNamespace:
+    """A page's row as a read-only stand-in for its PaymentLink: the link's columns by their
+    attribute names, and ``created_by`` (None when the creator is gone)."""
+    values = row._asdict()
+    name, email = values.pop("creator_name"), values.pop("creator_email")
+    creator = Creator(name, email) if email is not None else None
+    return SimpleNamespace(**values, created_by=creator)
 
 
 _CHILD = aliased(PaymentLink)
