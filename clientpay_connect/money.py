@@ -98,9 +98,18 @@ def minor_units(value: object, currency: str = "USD") -> int:
 
 
 def format_amount(minor: int, currency: str = "USD") -> str:
-    """Minor units as the API's decimal string: 123450 → "1234.50"."""
+    """Minor units as the API's decimal string: 123450 → "1234.50", -5 → "-0.05".
+
+    The integer's digits with the point put in, rather than through Decimal: a page of
+    links formats three amounts a link (tests/unit/test_api_values.py holds this to
+    Decimal's answer)."""
     digits = minor_digits(currency)
-    return str(Decimal(minor).scaleb(-digits).quantize(Decimal(1).scaleb(-digits)))
+    if not digits:
+        return str(minor)
+    if minor < 0:
+        return "-" + format_amount(-minor, currency)
+    text = str(minor).rjust(digits + 1, "0")
+    return f"{text[:-digits]}.{text[-digits:]}"
 
 
 def display_amount(minor: int, currency: str = "USD") -> str:

@@ -449,9 +449,26 @@ def _date_json(value: dt.date | None) -> str | None:
 
 
 def timestamp_json(value: dt.datetime | None) -> str | None:
+    """The API's timestamp: UTC to the second, "2025-03-31T19:04:05Z"."""
     if value is None:
         return None
+    if value.utcoffset() == _NO_OFFSET:
+        # What the databases hand back (UTC already): written straight from its fields, at
+        # half the cost of astimezone and isoformat (a link object has seven timestamps, a
+        # page fifty links); tests/unit/test_api_values.py holds the two to the same answer.
+        return _UTC_SECONDS % (
+            value.year,
+            value.month,
+            value.day,
+            value.hour,
+            value.minute,
+            value.second,
+        )
     return value.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+_NO_OFFSET = dt.timedelta(0)
+_UTC_SECONDS = "%04d-%02d-%02dT%02d:%02d:%02dZ"
 
 
 def _creator_name(link: PaymentLink) -> str | None:

@@ -16,8 +16,9 @@ from clientpay_connect.accounts.models import User
 from clientpay_connect.admin.models import MerchantAccount
 from clientpay_connect.api.errors import FieldErrors
 from clientpay_connect.api.openapi import QUERY_CHECKED
+from clientpay_connect.api.plain_json import NAME as PLAIN_JSON
 from clientpay_connect.db import utcnow
-from clientpay_connect.links.services import link_json, link_url, pay_url, public_base_url
+from clientpay_connect.links.services import link_json, pay_url, public_base_url
 from clientpay_connect.security import STAFF, firm_id
 from clientpay_connect.sent.export import (
     DEFAULT_COLUMNS,
@@ -53,7 +54,7 @@ def checked_query(request: Request, *, export: bool = False) -> tuple[ListQuery,
 @view_config(
     route_name="api.links",
     request_method="GET",
-    renderer="json",
+    renderer=PLAIN_JSON,
     permission=STAFF,
     openapi=QUERY_CHECKED,
 )
@@ -61,8 +62,9 @@ def list_links_view(request: Request) -> dict[str, Any]:
     firm = firm_id(request)
     query, _fields = checked_query(request)
     page = fetch_page(request.dbsession, firm, query)
+    url_of = url_maker(request)
     items = [
-        link_json(link, link_url(request, link), page.balance_links.get(link.id))
+        link_json(link, url_of(link.token_encrypted), page.balance_links.get(link.id))
         for link in page.links
     ]
     return {"items": items, "next_cursor": page.next_cursor, "total": page.total}

@@ -17,12 +17,13 @@ the cursors returns every matching row exactly once, even while links are being 
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
-from collections.abc import Callable, Iterator, Sequence
+import functools
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
-from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
@@ -92,8 +93,8 @@ _UTC = ZoneInfo("UTC")
 
 @dataclass
 class LinkPage:
-    # Each link as plain values (listed_link): read like a PaymentLink, by attribute, by
-    # link_json, link_url and the page's rows; nothing writes to it.
+    # Each link as plain values (listed_links): read like a PaymentLink, by attribute, by
+    # link_json (and its token by sent/api.py's url_maker); nothing writes to it.
     links: list[Any]
     next_cursor: str | None
     total: int
@@ -121,7 +122,7 @@ def fetch_page(dbsession: Session, firm_id: int, query: ListQuery) -> LinkPage:
         last = page[-1]
         next_cursor = encode_cursor(query.sort.param, query.sort.kind, last.sort_key, last.id)
     balance_links = {row.id: row.balance_link_id for row in page if row.balance_link_id}
-    return LinkPage([listed_link(row) for row in page], next_cursor, total, balance_links)
+    return LinkPage(listed_links(page), next_cursor, total, balance_links)
 
 
 def _page_rows(
@@ -252,13 +253,29 @@ class Creator:
     email: str
 
 
-def listed_link(row: Any) -> SimpleNamespace:
-    """A page's row as a read-only stand-in for its PaymentLink: the link's columns by their
-    attribute names, and ``created_by`` (None when the creator is gone)."""
-    values = row._asdict()
-    name, email = values.pop("creator_name"), values.pop("creator_email")
-    creator = Creator(name, email) if email is not None else None
-    return SimpleNamespace(**values, created_by=creator)
+def listed_links(rows: Sequence[Row[Any]]) -> list[tuple[Any, ...]]:
+    """A page's rows as read-only stand-ins for their PaymentLinks: the link's columns by
+    their attribute names, and ``created_by`` (None when the creator is gone).
+
+    Named tuples of the row's own values and one more, of a type made once per shape of row:
+    no dict of each row made and unpacked again (Row._asdict into a SimpleNamespace cost
+    more than the link object; so does asking each row its field names)."""
+    if not rows:
+        return []
+    make = _listed_maker(tuple(rows[0]._fields))
+    return [make((*row, _creator_of(row))) for row in rows]
+
+
+def _creator_of(row: Any) -> Creator | None:
+    email = row.creator_email
+    return Creator(row.creator_name, email) if email is not None else None
+
+
+@functools.lru_cache(maxsize=32)
+def _listed_maker(fields: tuple[str, ...]) -> Callable[[Iterable[Any]], tuple[Any, ...]]:
+    # Its fields are known at run time only, which mypy cannot type.
+    listed: Any = collections.namedtuple("ListedLink", (*fields, "created_by"))  # type: ignore[misc]
+    return cast(Callable[[Iterable[Any]], tuple[Any, ...]], listed._make)
 
 
 _CHILD = aliased(PaymentLink)

@@ -82,17 +82,41 @@ def test_a_page_has_items_next_cursor_and_total(testapp, staff_auth, new_link):
     assert last["next_cursor"] is None and last["total"] == 3
 
 
-def test_items_are_the_same_link_objects_as_get_one(testapp, staff_auth, new_link):
+def test_items_are_the_same_link_objects_as_get_one(testapp, staff, staff_auth, new_link):
     link = new_link(invoice_number="INV-9", emails=["pay@example.test"], recipient_name="Dana")
     parent = new_link(status=STATUS_PARTIALLY_PAID, amount_paid_minor=4_000)
     balance = new_link(parent_link_id=parent.id)
+    # Text beyond ASCII, a creator, every timestamp, another currency's digits.
+    other = new_link(
+        account=MerchantAccountFactory(firm=staff.firm, currency="KWD"),
+        amount_minor=1_234_567,
+        amount_refunded_minor=5,
+        recipient_name="Émile Zoë “Ünï” 名前",
+        message="Merci — à bientôt",
+        creator=staff,
+        due_date=dt.date(2025, 4, 1),
+        **{
+            name: T0 + dt.timedelta(seconds=n, microseconds=999_999)
+            for n, name in enumerate(
+                ("sent_at", "paid_at", "cancelled_at", "first_opened_at", "last_opened_at")
+            )
+        },
+    )
 
-    listed = {item["id"]: item for item in get_list(testapp, staff_auth)["items"]}
+    response = testapp.get(URL, headers=staff_auth)
+    listed = {item["id"]: item for item in response.json["items"]}
 
-    for one in (link, parent, balance):
+    assert response.content_type == "application/json"
+    assert "Émile Zoë “Ünï” 名前".encode() in response.body  # UTF-8 text
+    for one in (link, parent, balance, other):
         single = testapp.get(f"{URL}/{one.id}", headers=staff_auth).json
-        assert listed[one.id] == single
+        # The same fields in the same order, with the same values.
+        assert list(listed[one.id].items()) == list(single.items())
     assert listed[parent.id]["balance_link_id"] == balance.id
+    assert listed[other.id]["amount"] == "1234.567"
+    assert listed[other.id]["amount_refunded"] == "0.005"
+    assert listed[other.id]["created_by"] == (staff.name or staff.email)
+    assert listed[other.id]["last_opened_at"] == "2025-03-01T15:30:04Z"
 
 
 def test_an_empty_list(testapp, staff_auth):
