@@ -66,13 +66,14 @@ def get_engine(settings: dict[str, Any], prefix: str = "sqlalchemy.") -> Engine:
 
 
 # A pooled connection idle longer than this is pinged before it is lent. A busy pool lends
-# its connections back within milliseconds of their last answer, and pinging each time (as
-# pool_pre_ping does) was a round trip on every request, a sixth of a Sent Pages page. What
-# closes a connection under us closes idle ones, after far longer: the server's or a
-# proxy's idle timeouts and firewalls count in minutes, a restart or a failover invalidates
-# the whole pool at the first error it causes (SQLAlchemy's pool invalidation). So 5 s: far
-# above the gaps of a busy pool, where the ping would only cost, and far below any idle
-# timeout; a quiet pool's next request pays the round trip, which it can afford.
+# its connections again within milliseconds of their last answer, and pinging each time (as
+# pool_pre_ping does) cost every request a round trip: one of six for a page of Sent Pages.
+# What closes a connection under us closes idle ones, after far longer: the server's or a
+# proxy's idle timeouts and firewalls count in minutes, and a restart or a failover
+# invalidates the whole pool at the first error it causes (SQLAlchemy's pool invalidation),
+# so only the requests that took a connection before that first error fail. So 5 s: above the
+# gaps of a busy pool, where the ping would only cost, and far below any idle timeout; a
+# quiet pool's next request pays the round trip, which it can afford.
 PING_AFTER_IDLE_SECONDS = 5.0
 # Where a pooled connection's record keeps when it last came back (SQLAlchemy clears the
 # record's info when the connection is replaced: a new one has no entry, and needs no ping).
