@@ -82,6 +82,23 @@ def test_a_page_has_items_next_cursor_and_total(testapp, staff_auth, new_link):
     assert last["next_cursor"] is None and last["total"] == 3
 
 
+def test_items_are_the_same_link_objects_as_get_one(testapp, staff_auth, new_link):
+    link = new_link(invoice_number="INV-9", emails=["pay@example.test"], recipient_name="Dana")
+    parent = new_link(status=STATUS_PARTIALLY_PAID, amount_paid_minor=4_000)
+    balance = new_link(parent_link_id=parent.id)
+
+    listed = {item["id"]: item for item in get_list(testapp, staff_auth)["items"]}
+
+    for one in (link, parent, balance):
+        single = testapp.get(f"{URL}/{one.id}", headers=staff_auth).json
+        assert listed[one.id] == single
+    assert listed[parent.id]["balance_link_id"] == balance.id
+
+
+def test_an_empty_list(testapp, staff_auth):
+    assert get_list(testapp, staff_auth) == {"items": [], "next_cursor": None, "total": 0}
+
+
 # source: on PostgreSQL a page of it is read a value at a time (listing.py _grouped_rows).
 @pytest.mark.parametrize("sort", ["amount", "source"])
 def test_a_page_emptied_since_its_cursor_still_gives_the_total(
@@ -100,23 +117,6 @@ def test_a_page_emptied_since_its_cursor_still_gives_the_total(
 
     assert first["total"] == 3
     assert rest == {"items": [], "next_cursor": None, "total": 2}
-
-
-def test_items_are_the_same_link_objects_as_get_one(testapp, staff_auth, new_link):
-    link = new_link(invoice_number="INV-9", emails=["pay@example.test"], recipient_name="Dana")
-    parent = new_link(status=STATUS_PARTIALLY_PAID, amount_paid_minor=4_000)
-    balance = new_link(parent_link_id=parent.id)
-
-    listed = {item["id"]: item for item in get_list(testapp, staff_auth)["items"]}
-
-    for one in (link, parent, balance):
-        single = testapp.get(f"{URL}/{one.id}", headers=staff_auth).json
-        assert listed[one.id] == single
-    assert listed[parent.id]["balance_link_id"] == balance.id
-
-
-def test_an_empty_list(testapp, staff_auth):
-    assert get_list(testapp, staff_auth) == {"items": [], "next_cursor": None, "total": 0}
 
 
 def test_without_credentials_the_list_is_401(testapp, new_link):
