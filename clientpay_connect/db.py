@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import datetime as dt
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +16,7 @@ from pyramid.httpexceptions import HTTPNotFound
 from pyramid.request import Request
 from sqlalchemy import MetaData, create_engine, event, make_url
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import DateTime, TypeDecorator
 
@@ -58,7 +60,47 @@ def get_engine(settings: dict[str, Any], prefix: str = "sqlalchemy.") -> Engine:
     url = settings[prefix + "url"]
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
-    return create_engine(url, pool_pre_ping=True, future=True)
+    engine = create_engine(url, future=True)
+    ping_when_idle(engine)
+    return engine
+
+
+# A pooled connection idle longer than this is pinged before it is lent. A busy pool lends
+# its connections again within milliseconds of their last answer, and pinging each time (as
+# pool_pre_ping does) cost every request a round trip: one of six for a page of Sent Pages.
+# What closes a connection under us closes idle ones, after far longer: the server's or a
+# proxy's idle timeouts and firewalls count in minutes, and a restart or a failover
+# invalidates the whole pool at the first error it causes (SQLAlchemy's pool invalidation),
+# so only the requests that took a connection before that first error fail. So 5 s: above the
+# gaps of a busy pool, where the ping would only cost, and far below any idle timeout; a
+# quiet pool's next request pays the round trip, which it can afford.
+PING_AFTER_IDLE_SECONDS = 5.0
+# Where a pooled connection's record keeps when it last came back (SQLAlchemy clears the
+# record's info when the connection is replaced: a new one has no entry, and needs no ping).
+RETURNED_AT = "clientpay.returned_at"
+
+
+def ping_when_idle(engine: Engine) -> None:
+    """SQLAlchemy's "pessimistic disconnect handling" with custom checkout logic: ping on
+    checkout only a connection that has been idle longer than PING_AFTER_IDLE_SECONDS; one
+    that fails the ping is replaced (DisconnectionError: the pool opens another and lends
+    that), so the request never sees it."""
+    dialect = engine.dialect
+
+    def returned(_dbapi_connection: Any, record: Any) -> None:
+        record.info[RETURNED_AT] = time.monotonic()
+
+    def lending(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        returned_at = record.info.get(RETURNED_AT)
+        if returned_at is None or time.monotonic() - returned_at <= PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as error:
+            raise DisconnectionError(f"connection failed its ping after idling: {error}") from error
+
+    event.listen(engine.pool, "checkin", returned)
+    event.listen(engine.pool, "checkout", lending)
 
 
 def _sqlite_engine(url: str) -> Engine:

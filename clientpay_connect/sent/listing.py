@@ -88,6 +88,8 @@ NULLABLE_FIELDS = frozenset(
 TEXT_FIELDS = frozenset({"invoice_number", "recipient_name", "source", "email_status", "currency"})
 COLUMNS = {"amount": PaymentLink.amount_minor, "amount_paid": PaymentLink.amount_paid_minor}
 EXPORT_BATCH = 500
+# The column of a page's rows that holds the total (_page_select).
+TOTAL_LABEL = "matching_total"
 _UTC = ZoneInfo("UTC")
 
 
@@ -111,12 +113,19 @@ def fetch_page(dbsession: Session, firm_id: int, query: ListQuery) -> LinkPage:
     ]
     key, nullable = sort_key(query.sort.field, dialect)
     groups = key_groups(dbsession, firm_id, query.sort.field, dialect)
+    on_counts = _on_counts(dbsession, conditions)
+    # The total from the link counts rides along with the page's rows (see _page_select);
+    # counting the links, or a page with no row to carry it, takes a statement of its own.
+    summed = None if on_counts is None else _counted(on_counts).label(TOTAL_LABEL)
     if groups is None:
-        rows = _page_rows(dbsession, conditions, key, nullable, query)
+        rows = _page_rows(dbsession, conditions, key, nullable, query, summed)
     else:
-        rows = _grouped_rows(dbsession, conditions, key, groups, query)
+        rows = _grouped_rows(dbsession, conditions, key, groups, query, summed)
     page = rows[: query.limit]
-    total = _total(dbsession, conditions)
+    if summed is not None and rows:
+        total = int(getattr(rows[0], TOTAL_LABEL))
+    else:
+        total = _total(dbsession, conditions)
     next_cursor = None
     if len(rows) > query.limit:
         last = page[-1]
@@ -131,6 +140,7 @@ def _page_rows(
     key: ColumnElement[Any],
     nullable: bool,
     query: ListQuery,
+    total: Any = None,
 ) -> list[Any]:
     """One row more than the page, so that we know whether another page follows.
 
@@ -143,7 +153,7 @@ def _page_rows(
     cursor, descending = query.cursor, query.sort.descending
     rows: list[Any] = []
     if cursor is None or cursor.value is not None:
-        statement = _page_select(conditions, key, wanted).order_by(
+        statement = _page_select(conditions, key, wanted, total).order_by(
             *(_by(column, descending) for column in (key, PaymentLink.id))
         )
         if nullable:
@@ -154,7 +164,8 @@ def _page_rows(
             statement = statement.where(position < seen if descending else position > seen)
         rows = list(dbsession.execute(statement).all())
     if nullable and len(rows) < wanted:
-        statement = _page_select(conditions, key, wanted - len(rows)).where(key.is_(None))
+        statement = _page_select(conditions, key, wanted - len(rows), total)
+        statement = statement.where(key.is_(None))
         statement = statement.order_by(_by(PaymentLink.id, descending))
         if cursor is not None and cursor.value is None:
             after = PaymentLink.id < cursor.id if descending else PaymentLink.id > cursor.id
@@ -169,6 +180,7 @@ def _grouped_rows(
     key: ColumnElement[Any],
     groups: list[KeyGroup],
     query: ListQuery,
+    total: Any = None,
 ) -> list[Any]:
     """_page_rows for a key of few values (key_groups): one statement per value in the
     sort's order, each walking that value's links by id (its key a constant), until the page
@@ -180,7 +192,7 @@ def _grouped_rows(
     for group in _groups_from(groups, cursor, descending):
         if len(rows) >= wanted:
             break
-        statement = _group_select(conditions, key, group, query, wanted - len(rows))
+        statement = _group_select(conditions, key, group, query, wanted - len(rows), total)
         rows.extend(dbsession.execute(statement).all())
     return rows
 
@@ -191,6 +203,7 @@ def _group_select(
     group: KeyGroup,
     query: ListQuery,
     limit: int,
+    total: Any = None,
 ) -> Any:
     cursor, descending = query.cursor, query.sort.descending
     where = [*conditions, group.condition]
@@ -203,7 +216,7 @@ def _group_select(
         where.append(position < seen if descending else position > seen)
     # A group of one value: that value, rather than the key's expression for every row.
     selected = key if group.by_key else literal(group.value, key.type)
-    statement = _page_select(where, selected, limit)
+    statement = _page_select(where, selected, limit, total)
     return statement.order_by(*(_by(column, descending) for column in order))
 
 
@@ -221,11 +234,17 @@ def _groups_from(groups: list[KeyGroup], cursor: Cursor | None, descending: bool
     return [group for group in ordered if group.comes_after(cursor.value, descending)]
 
 
-def _page_select(conditions: list[ColumnElement[bool]], key: Any, limit: int) -> Any:
-    # The creator and the balance link come in the same statement (a join, and a look-up
-    # per row in the parent_link_id index) rather than in two more round trips. Columns,
-    # not ORM objects: loading 51 PaymentLinks and their creators was the page's largest
-    # cost in Python once openapi-core was out of the way (benchmarks/sent_pages.py --profile).
+def _page_select(
+    conditions: list[ColumnElement[bool]], key: Any, limit: int, total: Any = None
+) -> Any:
+    """The page's statement; with ``total`` (the labelled _counted sum), that column too.
+
+    The creator and the balance link come in the same statement (a join, and a look-up
+    per row in the parent_link_id index) rather than in two more round trips. Columns,
+    not ORM objects: loading 51 PaymentLinks and their creators was the page's largest
+    cost in Python once openapi-core was out of the way (benchmarks/sent_pages.py --profile).
+    The total likewise: a scalar subquery that reads no column of the link is an InitPlan
+    to PostgreSQL, summed once for the statement, and only when a row comes out."""
     return (
         select(
             *PaymentLink.__table__.columns,
@@ -233,6 +252,7 @@ def _page_select(conditions: list[ColumnElement[bool]], key: Any, limit: int) ->
             _CREATOR.email.label("creator_email"),
             key.label("sort_key"),
             _BALANCE_LINK.label("balance_link_id"),
+            *(() if total is None else (total,)),
         )
         .outerjoin(_CREATOR, _CREATOR.id == PaymentLink.created_by_user_id)
         .where(*conditions)
@@ -708,8 +728,12 @@ def _total(dbsession: Session, conditions: list[ColumnElement[bool]]) -> int:
     on_counts = _on_counts(dbsession, conditions)
     if on_counts is None:
         return _count(dbsession, conditions)
-    statement = select(func.coalesce(func.sum(LinkCount.n), 0)).where(*on_counts)
-    return int(dbsession.execute(statement).scalar_one())
+    return int(dbsession.execute(select(_counted(on_counts))).scalar_one())
+
+
+def _counted(on_counts: list[ColumnElement[bool]]) -> Any:
+    """The number of links the link counts hold for ``on_counts`` (_on_counts)."""
+    return select(func.coalesce(func.sum(LinkCount.n), 0)).where(*on_counts).scalar_subquery()
 
 
 def _count(dbsession: Session, conditions: list[ColumnElement[bool]]) -> int:

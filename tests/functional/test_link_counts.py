@@ -23,7 +23,6 @@ from pyramid.router import Router
 from sqlalchemy import create_engine, delete, func, inspect, select, text, update
 from sqlalchemy.orm import Session
 
-from clientpay_connect import main
 from clientpay_connect.accounts.models import Firm
 from clientpay_connect.accounts.services import create_firm
 from clientpay_connect.admin.models import MerchantAccount
@@ -245,13 +244,8 @@ def committed_app(
 ) -> Iterator[Router]:
     if not POSTGRESQL:
         pytest.skip("SQLite keeps no link counts")
-    with databases.fresh_database(tmp_path_factory.mktemp("counts")) as url:
-        databases.migrate(url)
-        app = main({}, **{**base_settings, "sqlalchemy.url": url})
-        try:
-            yield app
-        finally:
-            app.registry["dbengine"].dispose()
+    with databases.app_on_fresh_database(base_settings, tmp_path_factory.mktemp("counts")) as app:
+        yield app
 
 
 def _committed(app: Router) -> tuple[transaction.TransactionManager, Session]:

@@ -14,6 +14,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, make_url, text
 
+from clientpay_connect import main
 from clientpay_connect.cli import MIGRATIONS
 from clientpay_connect.db import get_tm_session
 from tests import factories
@@ -55,6 +56,19 @@ def migrate(url: str) -> None:
     # Through env.py's own engine: on SQLite it turns foreign keys off around the change,
     # which it can only do on a connection not yet in a transaction.
     command.upgrade(alembic_config(url), "head")
+
+
+@contextmanager
+def app_on_fresh_database(settings: dict[str, Any], folder: Path) -> Iterator[Any]:
+    """The app on a migrated database of its own: its own pool, and whatever a test commits
+    seen by no other test."""
+    with fresh_database(folder) as url:
+        migrate(url)
+        app = main({}, **{**settings, "sqlalchemy.url": url})
+        try:
+            yield app
+        finally:
+            app.registry["dbengine"].dispose()
 
 
 @contextmanager
