@@ -37,7 +37,7 @@ from clientpay_connect.bulk.services import (
 from clientpay_connect.bulk.templates_csv import TEMPLATES
 from clientpay_connect.bulk.uploads import save_upload, upload_or_404, uploaded_bytes
 from clientpay_connect.db import MAX_INTEGER_ID
-from clientpay_connect.links.services import public_base_url
+from clientpay_connect.links.services import token_urls
 from clientpay_connect.security import STAFF, firm_id
 
 API = {"renderer": "json", "permission": STAFF, "openapi": True}
@@ -224,7 +224,7 @@ def _links_or_409(request: Request, upload: BulkUpload) -> None:
 def download_links_csv(request: Request) -> Response:
     upload = upload_or_404(request)
     _links_or_409(request, upload)
-    url_of = url_maker(request.encryptor, public_base_url(request.registry.settings, request))
+    url_of = url_maker(token_urls(request))
     body = links_csv(link_lines(request.dbsession, upload), url_of)
     return _download(body, "text/csv", download_name(upload, "links", "csv"))
 
@@ -236,6 +236,6 @@ XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 def download_links_xlsx(request: Request) -> Response:
     upload = upload_or_404(request)
     _links_or_409(request, upload)
-    url_of = url_maker(request.encryptor, public_base_url(request.registry.settings, request))
+    url_of = url_maker(token_urls(request))
     body = links_xlsx(link_lines(request.dbsession, upload), url_of)
     return _download(body, XLSX_TYPE, download_name(upload, "links", "xlsx"))

@@ -23,9 +23,7 @@ from sqlalchemy.orm import Session
 
 from clientpay_connect.bulk.models import BulkRow, BulkUpload
 from clientpay_connect.cells import formula_safe, xlsx_text
-from clientpay_connect.crypto import Encryptor
 from clientpay_connect.links.models import PaymentLink
-from clientpay_connect.links.services import pay_url
 from clientpay_connect.money import format_amount, minor_digits
 
 HEADERS = ("Row", "Invoice Number", "Recipient Name", "Amount", "Email Address", "Payment Link")
@@ -94,11 +92,9 @@ def count_links(dbsession: Session, upload: BulkUpload) -> int:
 UrlOf = Callable[[LinkLine], str]
 
 
-def url_maker(encryptor: Encryptor, base_url: str) -> UrlOf:
-    def url_of(line: LinkLine) -> str:
-        return pay_url(base_url, encryptor.decrypt(line.token_encrypted))
-
-    return url_of
+def url_maker(url_of_token: Callable[[str], str]) -> UrlOf:
+    """A line's URL, from links.services.token_urls (its encrypted token → the URL)."""
+    return lambda line: url_of_token(line.token_encrypted)
 
 
 def link_json(line: LinkLine, url: str) -> dict[str, Any]:

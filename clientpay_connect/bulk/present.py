@@ -13,7 +13,7 @@ from clientpay_connect.bulk.actions import inline_rows
 from clientpay_connect.bulk.exports import link_json, link_lines, url_maker
 from clientpay_connect.bulk.models import BulkUpload
 from clientpay_connect.bulk.services import RowView, issues_json, set_aside_columns, upload_counts
-from clientpay_connect.links.services import public_base_url, timestamp_json
+from clientpay_connect.links.services import timestamp_json, token_urls
 from clientpay_connect.money import format_amount
 
 
@@ -60,7 +60,7 @@ def result_json(request: Request, upload: BulkUpload) -> dict[str, Any]:
     body["links"] = None
     made = body["counts"]["links"]
     if made and made <= inline_rows(request.registry):
-        url_of = url_maker(request.encryptor, public_base_url(request.registry.settings, request))
+        url_of = url_maker(token_urls(request))
         lines = link_lines(request.dbsession, upload)
         body["links"] = [link_json(line, url_of(line)) for line in lines]
     return body

@@ -48,7 +48,7 @@ from clientpay_connect.bulk.services import (
 from clientpay_connect.bulk.uploads import save_upload, upload_or_404, uploaded_bytes
 from clientpay_connect.bulk.validation import WHOLE_ROW, FieldIssue
 from clientpay_connect.links.forms import active_accounts
-from clientpay_connect.links.services import public_base_url
+from clientpay_connect.links.services import token_urls
 from clientpay_connect.money import display_amount
 from clientpay_connect.security import STAFF, firm_id
 from clientpay_connect.sent.present import local_timestamp
@@ -295,7 +295,7 @@ def _result_part(request: Request, upload: BulkUpload) -> dict[str, Any]:
     made = count_links(request.dbsession, upload)
     pages = max((made + PAGE_SIZE - 1) // PAGE_SIZE, 1)
     number = min(_page_number(request), pages)
-    url_of = url_maker(request.encryptor, public_base_url(request.registry.settings, request))
+    url_of = url_maker(token_urls(request))
     lines = link_lines(request.dbsession, upload, offset=(number - 1) * PAGE_SIZE, limit=PAGE_SIZE)
     return {
         "made": made,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -228,6 +229,13 @@ def link_url(request: Any, link: PaymentLink) -> str:
     """The payer's URL of ``link``, for staff to copy again."""
     base = public_base_url(request.registry.settings, request)
     return pay_url(base, link_token(request.encryptor, link))
+
+
+def token_urls(request: Any) -> Callable[[str], str]:
+    """A link's payer URL from its encrypted token (as link_url makes it), with the base URL
+    found once for a page or an export of many links rather than once per link."""
+    base, encryptor = public_base_url(request.registry.settings, request), request.encryptor
+    return lambda token_encrypted: pay_url(base, encryptor.decrypt(token_encrypted))
 
 
 def queue_link_email(work: Work, link: PaymentLink) -> None:

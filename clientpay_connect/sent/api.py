@@ -3,7 +3,6 @@ matching row). Both are documented in links/openapi.yaml, beside the rest of /li
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from pyramid.request import Request
@@ -18,7 +17,7 @@ from clientpay_connect.api.errors import FieldErrors
 from clientpay_connect.api.openapi import QUERY_CHECKED
 from clientpay_connect.api.plain_json import NAME as PLAIN_JSON
 from clientpay_connect.db import utcnow
-from clientpay_connect.links.services import link_json, pay_url, public_base_url
+from clientpay_connect.links.services import link_json, token_urls
 from clientpay_connect.security import STAFF, firm_id
 from clientpay_connect.sent.export import (
     DEFAULT_COLUMNS,
@@ -62,7 +61,7 @@ def list_links_view(request: Request) -> dict[str, Any]:
     firm = firm_id(request)
     query, _fields = checked_query(request)
     page = fetch_page(request.dbsession, firm, query)
-    url_of = url_maker(request)
+    url_of = token_urls(request)
     items = [
         link_json(link, url_of(link.token_encrypted), page.balance_links.get(link.id))
         for link in page.links
@@ -83,7 +82,7 @@ def export_links_view(request: Request) -> Response:
     return xlsx_response(
         lambda target: write_workbook(
             lambda reads: iter_matching(dbsession, firm, query, reads),
-            url_maker(request),
+            token_urls(request),
             zone,
             target,
             fields,
@@ -91,13 +90,6 @@ def export_links_view(request: Request) -> Response:
         ),
         filename,
     )
-
-
-def url_maker(request: Request) -> Callable[[str], str]:
-    """A link's URL from its encrypted token (as link_url makes it), with the base URL found
-    once for a whole export rather than once per link."""
-    base, encryptor = public_base_url(request.registry.settings, request), request.encryptor
-    return lambda token_encrypted: pay_url(base, encryptor.decrypt(token_encrypted))
 
 
 def names_of(dbsession: Session, firm: int) -> Names:

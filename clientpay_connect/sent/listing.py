@@ -96,7 +96,7 @@ _UTC = ZoneInfo("UTC")
 @dataclass
 class LinkPage:
     # Each link as plain values (listed_links): read like a PaymentLink, by attribute, by
-    # link_json (and its token by sent/api.py's url_maker); nothing writes to it.
+    # link_json (and its token by links.services.token_urls); nothing writes to it.
     links: list[Any]
     next_cursor: str | None
     total: int
