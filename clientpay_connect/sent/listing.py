@@ -125,7 +125,7 @@ def fetch_page(dbsession: Session, firm_id: int, query: ListQuery) -> LinkPage:
     if summed is not None and rows:
         total = int(getattr(rows[0], TOTAL_LABEL))
     else:
-        total = _total(dbsession, conditions)
+        total = _total(dbsession, conditions, on_counts)
     next_cursor = None
     if len(rows) > query.limit:
         last = page[-1]
@@ -720,12 +720,16 @@ def _order(key: ColumnElement[Any], nullable: bool, sort: Sort) -> list[Any]:
     return [by_key, _by(PaymentLink.id, sort.descending)]
 
 
-def _total(dbsession: Session, conditions: list[ColumnElement[bool]]) -> int:
+def _total(
+    dbsession: Session,
+    conditions: list[ColumnElement[bool]],
+    on_counts: list[ColumnElement[bool]] | None,
+) -> int:
     """How many links match, on every page (exact, as API.md asks). From the link counts
     (sent/models.py: a sum over the firm's few groups, whatever its number of links) when
-    every condition is on counted columns: no search text, only the Show view and the
-    filters on status, source, account, email status or creator; else the links counted."""
-    on_counts = _on_counts(dbsession, conditions)
+    every condition is on counted columns (``on_counts``, _on_counts' answer): no search
+    text, only the Show view and the filters on status, source, account, email status or
+    creator; else the links counted."""
     if on_counts is None:
         return _count(dbsession, conditions)
     return int(dbsession.execute(select(_counted(on_counts))).scalar_one())

@@ -82,14 +82,8 @@ class StreamingSheet:
     """Write the header with ``__init__``, the rows with ``write_rows`` (each cell written by
     a writer from ``column``), then ``close``."""
 
-    def __init__(
-        self,
-        target: IO[bytes],
-        title: str,
-        columns: list[tuple[str, int]],
-        compress_level: int = COMPRESS_LEVEL,
-    ):
-        self._zip = zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=compress_level)
+    def __init__(self, target: IO[bytes], title: str, columns: list[tuple[str, int]]):
+        self._zip = zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=COMPRESS_LEVEL)
         self._title = title
         self._formats: dict[str, int] = {}
         self._letters = [get_column_letter(n + 1) for n in range(len(columns))]
