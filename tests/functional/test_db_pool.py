@@ -50,20 +50,12 @@ def auth(pool_app: Router) -> dict[str, str]:
 
 
 def app_backends(app: Router) -> set[int]:
-    """The server processes of the app's connections (every other one on its database)."""
-    admin = create_engine(app.registry["dbengine"].url)
-    try:
-        with admin.connect() as connection:
-            return set(
-                connection.execute(
-                    text(
-                        "SELECT pid FROM pg_stat_activity"
-                        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                    )
-                ).scalars()
-            )
-    finally:
-        admin.dispose()
+    """The server processes of the app's pooled connections: asked through the pool itself,
+    so that no other process on the database (an autovacuum worker, a closing connection of
+    another engine) is taken for one of them."""
+    engine = app.registry["dbengine"]
+    with engine.connect() as connection:
+        return {connection.execute(text("SELECT pg_backend_pid()")).scalar_one()}
 
 
 def terminate(app: Router, pids: set[int]) -> None:
