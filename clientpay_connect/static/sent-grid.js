@@ -78,6 +78,10 @@
     loadSeq: 0,
     shownSeq: 0, // the load whose answer is shown (or said to have failed)
     countSeq: 0,
+    // The requests of the load and of the counts in flight: a newer one aborts them, so that
+    // typing in a filter does not leave the server answering every keystroke's query.
+    loadAborter: null,
+    countAborter: null,
   };
 
   var el = {
@@ -699,7 +703,7 @@
 
   // Pages come by cursor: page n needs the cursor that page n - 1 gave. A jump ahead walks the
   // pages between (the cursors stay valid when rows come and go, so they are kept).
-  function loadPage(query, size, page, isCurrent) {
+  function loadPage(query, size, page, isCurrent, signal) {
     var key = queryString(query) + "&limit=" + size;
     if (key !== state.cursorKey) {
       state.cursorKey = key;
@@ -712,7 +716,7 @@
       if (cursors[n - 1]) {
         params.cursor = cursors[n - 1];
       }
-      return window.clientpay.fetchJSON(config.api + "?" + queryString(params)).then(function (answer) {
+      return window.clientpay.fetchJSON(config.api + "?" + queryString(params), { signal: signal }).then(function (answer) {
         if (!isCurrent()) {
           return answer;
         }
@@ -729,8 +733,18 @@
     return step(Math.min(page, cursors.length));
   }
 
+  // Aborts the request(s) that state[key]'s signal went to, if any, and hands out a new one.
+  function renewAborter(key) {
+    if (state[key]) {
+      state[key].abort();
+    }
+    state[key] = new AbortController();
+    return state[key].signal;
+  }
+
   function load(url, ajaxConfig, params) {
     var seq = ++state.loadSeq;
+    var signal = renewAborter("loadAborter");
     function isCurrent() {
       return seq === state.loadSeq;
     }
@@ -742,7 +756,7 @@
     updateClearButton();
     refreshCounts(query);
     el.summary.textContent = "Loading…";
-    return loadPage(query, size, page, isCurrent).then(
+    return loadPage(query, size, page, isCurrent, signal).then(
       function (body) {
         if (!isCurrent()) {
           return overtaken();
@@ -797,7 +811,8 @@
     var params = Object.assign({}, query);
     delete params.status;
     var seq = ++state.countSeq;
-    window.clientpay.fetchJSON(config.counts + "?" + queryString(params)).then(function (answer) {
+    var signal = renewAborter("countAborter");
+    window.clientpay.fetchJSON(config.counts + "?" + queryString(params), { signal: signal }).then(function (answer) {
       if (!answer.ok || seq !== state.countSeq) {
         return;
       }
@@ -807,6 +822,8 @@
           count.textContent = answer.data[view];
         }
       });
+    }, function () {
+      // Overtaken (aborted) or lost on the way: the counts shown stay until the next load.
     });
   }
 
