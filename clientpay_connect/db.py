@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import datetime as dt
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -13,7 +14,9 @@ import transaction
 import zope.sqlalchemy
 from pyramid.config import Configurator
 from pyramid.httpexceptions import HTTPNotFound
+from pyramid.interfaces import IRoutesMapper
 from pyramid.request import Request
+from pyramid_tm import is_tm_active
 from sqlalchemy import MetaData, create_engine, event, make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
@@ -50,6 +53,14 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         if value is not None and value.tzinfo is None:
             return value.replace(tzinfo=dt.UTC)
         return value
+
+    def result_processor(self, dialect: Any, coltype: Any) -> Any:
+        # PostgreSQL's timestamptz comes back aware (every migration makes these columns with
+        # timezone=True): process_result_value would only look at each value and hand it back,
+        # a Python call per timestamp read, eight a link, hundreds a page of Sent Pages.
+        if dialect.name == "postgresql":
+            return self.impl_instance.result_processor(dialect, coltype)
+        return super().result_processor(dialect, coltype)
 
 
 def utcnow() -> dt.datetime:
@@ -216,6 +227,110 @@ def get_tm_session(
     return dbsession
 
 
+# --- Reads outside the transaction manager (house rule 13) ----------------------------------
+#
+# A read-only hot path that pyramid_tm's activate hook leaves out (``outside_tm_for_reads``)
+# still needs a session to read with: ``read_session``. On PostgreSQL its connection is in the
+# driver's autocommit, so each statement is its own transaction: no BEGIN, no ROLLBACK, no
+# registration with a transaction manager (seven event listeners each time), only the
+# statements. Each statement has a snapshot of its own, as under READ COMMITTED inside a
+# transaction: a page whose statement carries its own total stays consistent with itself.
+
+# The registry's engine whose connections are lent in autocommit (PostgreSQL only).
+READ_ENGINE = "dbengine.reads"
+# Where a request outside the transaction manager keeps its read session.
+_READ_SESSION = "_clientpay_read_session"
+
+
+class ReadOnlyError(RuntimeError):
+    """A write through a session that is for reading only."""
+
+
+class ReadOnlySession(Session):
+    """A Session that refuses to write: no flush of a change, no statement but a SELECT.
+    Outside any transaction a write would be committed there and then, or (SQLite) rolled
+    back silently when the session closes; either way not what its caller meant."""
+
+
+@event.listens_for(ReadOnlySession, "before_flush")
+def _refuse_flush(session: Session, *_args: Any) -> None:
+    if session.new or session.dirty or session.deleted:
+        raise ReadOnlyError("this session is for reading only: it cannot flush a change")
+
+
+@event.listens_for(ReadOnlySession, "do_orm_execute")
+def _refuse_write(state: Any) -> None:
+    if not state.is_select:
+        raise ReadOnlyError(f"this session is for reading only: {state.statement!r}")
+
+
+def read_session(request: Request) -> Session:
+    """The session to read with: the request's own (request.dbsession) when pyramid_tm
+    manages the request; else, for a request the activate hook left out, a ReadOnlySession
+    closed when the request is finished."""
+    if is_tm_active(request):
+        session: Session = request.dbsession
+        return session
+    found: Session | None = request.__dict__.get(_READ_SESSION)
+    if found is None:
+        found = _new_read_session(request.registry)
+        setattr(request, _READ_SESSION, found)
+        request.add_finished_callback(_close_read_session)
+    return found
+
+
+def _new_read_session(registry: Any) -> Session:
+    # As the request's session factory is configured now (a host, or the test suite, may have
+    # bound it to one connection: its sessions see what that connection sees).
+    options = dict(registry["dbsession_factory"].kw)
+    if options.get("bind") is registry["dbengine"] and READ_ENGINE in registry:
+        options["bind"] = registry[READ_ENGINE]
+    # On SQLite: the app's engine, whose BEGIN for a GET is DEFERRED (write_intent_tween):
+    # one read snapshot for the request's statements, rolled back (nothing to undo) on close.
+    return ReadOnlySession(**options)
+
+
+def _close_read_session(request: Request) -> None:
+    request.__dict__.pop(_READ_SESSION).close()
+
+
+def read_engine(engine: Engine) -> Engine | None:
+    """``engine`` lending its connections in the driver's autocommit, from the same pool
+    (SQLAlchemy sets the connection's autocommit when it is lent and resets it when it comes
+    back: attributes of psycopg's connection, not round trips); None but on PostgreSQL."""
+    if engine.dialect.name != "postgresql":
+        return None
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+READ_METHODS = frozenset({"GET", "HEAD"})
+
+
+def outside_tm_for_reads(
+    routes: tuple[str, ...], host_hook: Callable[[Request], bool] | None, request: Request
+) -> bool:
+    """pyramid_tm's activate hook: False (no transaction) for a GET or HEAD of one of
+    ``routes``, whose views read through ``read_session`` and write nothing. The tween runs
+    before routing: the path is matched here against the routes (under whatever prefix a
+    host mounted them)."""
+    if request.method in READ_METHODS:
+        mapper = request.registry.getUtility(IRoutesMapper)
+        for name in routes:
+            route = mapper.get_route(name)
+            if route is not None and route.match(request.path_info) is not None:
+                return False
+    return host_hook(request) if host_hook is not None else True
+
+
+def leave_reads_outside_tm(config: Configurator, *routes: str) -> None:
+    """Have pyramid_tm leave GET and HEAD of ``routes`` out (house rule 13: the caller says
+    why beside its call), after whatever activate hook is set already."""
+    settings = config.get_settings()
+    host_hook: Any = config.maybe_dotted(settings.get("tm.activate_hook"))
+    # Read by pyramid_tm's tween factory when the app is made, after every includeme.
+    settings["tm.activate_hook"] = functools.partial(outside_tm_for_reads, routes, host_hook)
+
+
 def includeme(config: Configurator) -> None:
     settings = config.get_settings()
     settings["tm.manager_hook"] = "pyramid_tm.explicit_manager"
@@ -229,6 +344,9 @@ def includeme(config: Configurator) -> None:
     session_factory = get_session_factory(engine)
     config.registry["dbsession_factory"] = session_factory
     config.registry["dbengine"] = engine
+    reads = read_engine(engine)
+    if reads is not None:
+        config.registry[READ_ENGINE] = reads
 
     def dbsession(request: Request) -> Session:
         return get_tm_session(session_factory, request.tm)

@@ -17,13 +17,13 @@ from pyramid.registry import Registry
 from pyramid.request import Request
 from pyramid.security import Allowed, Denied
 from pyramid.session import SignedCookieSessionFactory
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from clientpay_connect.accounts.models import ApiToken, StaffSession, User
 from clientpay_connect.config import as_bool, check_browser_settings, embedding_configured
 from clientpay_connect.crypto import Encryptor, encryption_keys, sha256_hex
-from clientpay_connect.db import sqlite_may_write, utcnow
+from clientpay_connect.db import read_session, sqlite_may_write, utcnow
 from clientpay_connect.work import Work
 
 PUBLIC = "public"
@@ -103,6 +103,21 @@ def session_key(request: Request) -> str | None:
     return parts[2] if parts is not None else None
 
 
+# Each made once, its values bound when it runs: SQLAlchemy works a statement's cache key out
+# once per statement object, and these run on every request.
+# The token and its user in one round trip (row.user would otherwise load it in a second).
+TOKEN_AND_USER = (
+    select(ApiToken, User)
+    .join(User, ApiToken.user_id == User.id)
+    .where(ApiToken.token_hash == bindparam("key_hash"))
+)
+SIGN_IN_AND_USER = (
+    select(StaffSession, User)
+    .join(User, StaffSession.user_id == User.id)
+    .where(StaffSession.key_hash == bindparam("key_hash"), User.id == bindparam("user_id"))
+)
+
+
 def load_user(request: Request) -> User | None:
     """The request's user: from the bearer token when one is sent, else from the session."""
     if uses_bearer_token(request):
@@ -113,12 +128,9 @@ def load_user(request: Request) -> User | None:
 def _user_from_token(request: Request, token: str | None) -> User | None:
     if not token:
         return None
-    # The token and its user in one round trip (row.user would otherwise load it in a second).
-    found = request.dbsession.execute(
-        select(ApiToken, User)
-        .join(User, ApiToken.user_id == User.id)
-        .where(ApiToken.token_hash == sha256_hex(token))
-    ).one_or_none()
+    # Through read_session: a request outside the transaction manager reads on its own.
+    hashed = {"key_hash": sha256_hex(token)}
+    found = read_session(request).execute(TOKEN_AND_USER, hashed).one_or_none()
     if found is None:
         return None
     row, user = found
@@ -177,11 +189,8 @@ def _user_from_session(request: Request) -> User | None:
     user_id, version, key = parts
     # The cookie is signed, but a signature cannot be taken back: the row on the server is
     # what says the sign-in still holds (not signed out, not past its lifetime).
-    found = request.dbsession.execute(
-        select(StaffSession, User)
-        .join(User, StaffSession.user_id == User.id)
-        .where(StaffSession.key_hash == sha256_hex(key), User.id == user_id)
-    ).one_or_none()
+    params = {"key_hash": sha256_hex(key), "user_id": user_id}
+    found = read_session(request).execute(SIGN_IN_AND_USER, params).one_or_none()
     if found is None:
         return None
     staff_session, user = found

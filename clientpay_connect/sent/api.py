@@ -16,7 +16,7 @@ from clientpay_connect.admin.models import MerchantAccount
 from clientpay_connect.api.errors import FieldErrors
 from clientpay_connect.api.openapi import QUERY_CHECKED
 from clientpay_connect.api.plain_json import NAME as PLAIN_JSON
-from clientpay_connect.db import utcnow
+from clientpay_connect.db import read_session, utcnow
 from clientpay_connect.links.services import link_json, token_urls
 from clientpay_connect.security import STAFF, firm_id
 from clientpay_connect.sent.export import (
@@ -60,7 +60,8 @@ def checked_query(request: Request, *, export: bool = False) -> tuple[ListQuery,
 def list_links_view(request: Request) -> dict[str, Any]:
     firm = firm_id(request)
     query, _fields = checked_query(request)
-    page = fetch_page(request.dbsession, firm, query)
+    # Outside the transaction manager (sent/__init__.py): read_session, not request.dbsession.
+    page = fetch_page(read_session(request), firm, query)
     url_of = token_urls(request)
     items = [
         link_json(link, url_of(link.token_encrypted), page.balance_links.get(link.id))
