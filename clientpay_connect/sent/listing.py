@@ -32,6 +32,7 @@ from sqlalchemy import (
     Integer,
     Row,
     String,
+    bindparam,
     case,
     collate,
     func,
@@ -107,25 +108,21 @@ class LinkPage:
 def fetch_page(dbsession: Session, firm_id: int, query: ListQuery) -> LinkPage:
     dialect = _dialect(dbsession)
     zone = filter_zone(dbsession, firm_id, query)
-    conditions = [
-        *match_conditions(query, firm_id, dialect, zone),
-        *_status_condition(query.status),
-    ]
-    key, nullable = sort_key(query.sort.field, dialect)
+    plan = query_plan(
+        dialect, firm_id, query.status, query.q, query.filters, query.sort.field, zone
+    )
     groups = key_groups(dbsession, firm_id, query.sort.field, dialect)
-    on_counts = _on_counts(dbsession, conditions)
+    if groups is None:
+        rows = _page_rows(dbsession, plan, query)
+    else:
+        rows = _grouped_rows(dbsession, plan.conditions, plan.key, groups, query, plan.summed)
+    page = rows[: query.limit]
     # The total from the link counts rides along with the page's rows (see _page_select);
     # counting the links, or a page with no row to carry it, takes a statement of its own.
-    summed = None if on_counts is None else _counted(on_counts).label(TOTAL_LABEL)
-    if groups is None:
-        rows = _page_rows(dbsession, conditions, key, nullable, query, summed)
-    else:
-        rows = _grouped_rows(dbsession, conditions, key, groups, query, summed)
-    page = rows[: query.limit]
-    if summed is not None and rows:
+    if plan.summed is not None and rows:
         total = int(getattr(rows[0], TOTAL_LABEL))
     else:
-        total = _total(dbsession, conditions, on_counts)
+        total = int(dbsession.execute(plan.count).scalar_one())
     next_cursor = None
     if len(rows) > query.limit:
         last = page[-1]
@@ -134,14 +131,90 @@ def fetch_page(dbsession: Session, firm_id: int, query: ListQuery) -> LinkPage:
     return LinkPage(listed_links(page), next_cursor, total, balance_links)
 
 
-def _page_rows(
-    dbsession: Session,
-    conditions: list[ColumnElement[bool]],
-    key: ColumnElement[Any],
-    nullable: bool,
-    query: ListQuery,
-    total: Any = None,
-) -> list[Any]:
+# The bound parameters of a page's statements (QueryPlan): what changes from page to page.
+ROWS_WANTED = "page_rows_wanted"
+AFTER_VALUE = "page_after_value"
+AFTER_ID = "page_after_id"
+# Queries whose statements are kept (query_plan): a firm's staff walk a query page after
+# page, and come back to the same few tabs, sorts and filters.
+PLANS_KEPT = 256
+
+
+@dataclass
+class QueryPlan:
+    """How one query (a firm, a Show view, a search, filters and a sort field) reads its
+    rows: its conditions, its sort key, its total and its page statements, made once and
+    used for every page of it (``query_plan``). What differs from page to page (the cursor
+    and the number of rows) is a bound parameter, so a page's statement is the very object
+    the last page ran: SQLAlchemy keeps a statement's cache key on the statement, and building
+    the statement and working its key out again cost more than SQLAlchemy's running it."""
+
+    conditions: list[ColumnElement[bool]]
+    key: ColumnElement[Any]
+    nullable: bool
+    # The labelled total (_counted) each page statement carries; None: count on its own.
+    summed: Any
+    # The statement of the total, for when no page row carries it.
+    count: Any
+    _statements: dict[tuple[bool, bool, bool], Any] = field(default_factory=dict)
+
+    def page_statement(self, valued: bool, descending: bool, after: bool) -> Any:
+        """The rows with a sort value (``valued``) or the empty ones, in the sort's
+        direction, from the first or ``after`` a cursor (AFTER_VALUE, AFTER_ID); at most
+        ROWS_WANTED of them. Made on first use (a race makes it twice, to the same effect)."""
+        shape = (valued, descending, after)
+        statement = self._statements.get(shape)
+        if statement is None:
+            statement = self._statements[shape] = self._make_statement(*shape)
+        return statement
+
+    def _make_statement(self, valued: bool, descending: bool, after: bool) -> Any:
+        key, wanted = self.key, bindparam(ROWS_WANTED, type_=Integer)
+        statement = _page_select(self.conditions, key, wanted, self.summed)
+        last_id = bindparam(AFTER_ID, type_=Integer)
+        if not valued:
+            statement = statement.where(key.is_(None)).order_by(_by(PaymentLink.id, descending))
+            if after:
+                after_id = PaymentLink.id < last_id if descending else PaymentLink.id > last_id
+                statement = statement.where(after_id)
+            return statement
+        statement = statement.order_by(
+            *(_by(column, descending) for column in (key, PaymentLink.id))
+        )
+        if self.nullable:
+            statement = statement.where(key.is_not(None))
+        if after:
+            position = tuple_(key, PaymentLink.id)
+            seen = tuple_(bindparam(AFTER_VALUE, type_=key.type), last_id)
+            statement = statement.where(position < seen if descending else position > seen)
+        return statement
+
+
+@functools.lru_cache(maxsize=PLANS_KEPT)
+def query_plan(
+    dialect: str,
+    firm_id: int,
+    status: str,
+    q: str,
+    filters: tuple[tuple[str, str], ...],
+    sort_field: str,
+    zone: ZoneInfo,
+) -> QueryPlan:
+    """The plan of a query, kept for the next page. Every value the conditions hold (the
+    firm, the search, the filters) is part of what the plan is kept by: a plan serves the
+    one query, of the one firm, it was made for."""
+    query = ListQuery(status=status, q=q, filters=filters)
+    conditions = [
+        *match_conditions(query, firm_id, dialect, zone),
+        *_status_condition(status),
+    ]
+    key, nullable = sort_key(sort_field, dialect)
+    on_counts = _on_counts(dialect, conditions)
+    summed = None if on_counts is None else _counted(on_counts).label(TOTAL_LABEL)
+    return QueryPlan(conditions, key, nullable, summed, _total_statement(conditions, on_counts))
+
+
+def _page_rows(dbsession: Session, plan: QueryPlan, query: ListQuery) -> list[Any]:
     """One row more than the page, so that we know whether another page follows.
 
     The rows with a value come first, then the empty ones (by id alone): two index range
@@ -153,24 +226,19 @@ def _page_rows(
     cursor, descending = query.cursor, query.sort.descending
     rows: list[Any] = []
     if cursor is None or cursor.value is not None:
-        statement = _page_select(conditions, key, wanted, total).order_by(
-            *(_by(column, descending) for column in (key, PaymentLink.id))
-        )
-        if nullable:
-            statement = statement.where(key.is_not(None))
+        params: dict[str, Any] = {ROWS_WANTED: wanted}
         if cursor is not None:
-            position = tuple_(key, PaymentLink.id)
-            seen = tuple_(literal(cursor.value, key.type), literal(cursor.id))
-            statement = statement.where(position < seen if descending else position > seen)
-        rows = list(dbsession.execute(statement).all())
-    if nullable and len(rows) < wanted:
-        statement = _page_select(conditions, key, wanted - len(rows), total)
-        statement = statement.where(key.is_(None))
-        statement = statement.order_by(_by(PaymentLink.id, descending))
-        if cursor is not None and cursor.value is None:
-            after = PaymentLink.id < cursor.id if descending else PaymentLink.id > cursor.id
-            statement = statement.where(after)
-        rows.extend(dbsession.execute(statement).all())
+            params |= {AFTER_VALUE: cursor.value, AFTER_ID: cursor.id}
+        statement = plan.page_statement(True, descending, cursor is not None)
+        rows = list(dbsession.execute(statement, params).all())
+    if plan.nullable and len(rows) < wanted:
+        params = {ROWS_WANTED: wanted - len(rows)}
+        after = cursor is not None and cursor.value is None
+        if after:
+            assert cursor is not None  # for mypy
+            params[AFTER_ID] = cursor.id
+        statement = plan.page_statement(False, descending, after)
+        rows.extend(dbsession.execute(statement, params).all())
     return rows
 
 
@@ -235,7 +303,10 @@ def _groups_from(groups: list[KeyGroup], cursor: Cursor | None, descending: bool
 
 
 def _page_select(
-    conditions: list[ColumnElement[bool]], key: Any, limit: int, total: Any = None
+    conditions: list[ColumnElement[bool]],
+    key: Any,
+    limit: int | ColumnElement[int],
+    total: Any = None,
 ) -> Any:
     """The page's statement; with ``total`` (the labelled _counted sum), that column too.
 
@@ -336,8 +407,9 @@ def count_by_view(dbsession: Session, firm_id: int, query: ListQuery) -> dict[st
     """How many links each status view would show for this search and these filters: from
     the link counts when they can tell (see _total), else counted."""
     zone = filter_zone(dbsession, firm_id, query)
-    conditions = match_conditions(query, firm_id, _dialect(dbsession), zone)
-    on_counts = _on_counts(dbsession, conditions)
+    dialect = _dialect(dbsession)
+    conditions = match_conditions(query, firm_id, dialect, zone)
+    on_counts = _on_counts(dialect, conditions)
     if on_counts is None:
         statement = select(PaymentLink.status, func.count()).where(*conditions)
         statement = statement.group_by(PaymentLink.status)
@@ -720,19 +792,17 @@ def _order(key: ColumnElement[Any], nullable: bool, sort: Sort) -> list[Any]:
     return [by_key, _by(PaymentLink.id, sort.descending)]
 
 
-def _total(
-    dbsession: Session,
-    conditions: list[ColumnElement[bool]],
-    on_counts: list[ColumnElement[bool]] | None,
-) -> int:
+def _total_statement(
+    conditions: list[ColumnElement[bool]], on_counts: list[ColumnElement[bool]] | None
+) -> Any:
     """How many links match, on every page (exact, as API.md asks). From the link counts
     (sent/models.py: a sum over the firm's few groups, whatever its number of links) when
     every condition is on counted columns (``on_counts``, _on_counts' answer): no search
     text, only the Show view and the filters on status, source, account, email status or
     creator; else the links counted."""
     if on_counts is None:
-        return _count(dbsession, conditions)
-    return int(dbsession.execute(select(_counted(on_counts))).scalar_one())
+        return select(func.count()).select_from(PaymentLink).where(*conditions)
+    return select(_counted(on_counts))
 
 
 def _counted(on_counts: list[ColumnElement[bool]]) -> Any:
@@ -740,24 +810,19 @@ def _counted(on_counts: list[ColumnElement[bool]]) -> Any:
     return select(func.coalesce(func.sum(LinkCount.n), 0)).where(*on_counts).scalar_subquery()
 
 
-def _count(dbsession: Session, conditions: list[ColumnElement[bool]]) -> int:
-    statement = select(func.count()).select_from(PaymentLink).where(*conditions)
-    return int(dbsession.execute(statement).scalar_one())
-
-
 _LINKS = PaymentLink.__table__
 _COUNTS = LinkCount.__table__
 
 
 def _on_counts(
-    dbsession: Session, conditions: list[ColumnElement[bool]]
+    dialect: str, conditions: list[ColumnElement[bool]]
 ) -> list[ColumnElement[bool]] | None:
     """``conditions`` on link_counts' columns instead of the links', or None when one needs
     more of a link than its counted columns (a search, a date, an amount) or the database
     keeps no counts (SQLite). The same expressions, columns swapped: a condition that reads
     only a link's counted columns holds for every link of a group or for none, so summing
     the groups it holds for is exactly counting the links it holds for."""
-    if _dialect(dbsession) != "postgresql":
+    if dialect != "postgresql":
         return None
     answerable = True
 
