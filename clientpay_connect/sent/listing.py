@@ -115,7 +115,7 @@ def fetch_page(dbsession: Session, firm_id: int, query: ListQuery) -> LinkPage:
     if groups is None:
         rows = _page_rows(dbsession, plan, query)
     else:
-        rows = _grouped_rows(dbsession, plan.conditions, plan.key, groups, query, plan.summed)
+        rows = _grouped_rows(dbsession, plan, groups, query)
     page = rows[: query.limit]
     # The total from the link counts rides along with the page's rows (see _page_select);
     # counting the links, or a page with no row to carry it, takes a statement of its own.
@@ -138,6 +138,8 @@ AFTER_ID = "page_after_id"
 # Queries whose statements are kept (query_plan): a firm's staff walk a query page after
 # page, and come back to the same few tabs, sorts and filters.
 PLANS_KEPT = 256
+# A plan's statements: a few per direction, and a few per group of a grouped key.
+STATEMENTS_KEPT = 64
 
 
 @dataclass
@@ -156,7 +158,7 @@ class QueryPlan:
     summed: Any
     # The statement of the total, for when no page row carries it.
     count: Any
-    _statements: dict[tuple[bool, bool, bool], Any] = field(default_factory=dict)
+    _statements: dict[tuple[Any, ...], Any] = field(default_factory=dict)
 
     def page_statement(self, valued: bool, descending: bool, after: bool) -> Any:
         """The rows with a sort value (``valued``) or the empty ones, in the sort's
@@ -165,7 +167,25 @@ class QueryPlan:
         shape = (valued, descending, after)
         statement = self._statements.get(shape)
         if statement is None:
-            statement = self._statements[shape] = self._make_statement(*shape)
+            statement = self._keep(shape, self._make_statement(*shape))
+        return statement
+
+    def group_statement(
+        self, groups: KeyGroups, group: KeyGroup, descending: bool, after: bool
+    ) -> Any:
+        """The rows of one of ``groups`` (key_groups), as page_statement's."""
+        shape = (groups.basis, group, descending, after)
+        statement = self._statements.get(shape)
+        if statement is None:
+            statement = self._keep(shape, _group_select(self, group, descending, after))
+        return statement
+
+    def _keep(self, shape: tuple[Any, ...], statement: Any) -> Any:
+        # A firm whose users or accounts keep changing makes new groups each time: start
+        # again rather than keep the statements of groups gone.
+        if len(self._statements) >= STATEMENTS_KEPT:
+            self._statements.clear()
+        self._statements[shape] = statement
         return statement
 
     def _make_statement(self, valued: bool, descending: bool, after: bool) -> Any:
@@ -222,6 +242,8 @@ def _page_rows(dbsession: Session, plan: QueryPlan, query: ListQuery) -> list[An
     "NULLS LAST" in a descending sort no ascending index gives; and the cursor is a row value,
     ``(key, id) > (value, id)``, which an index on (firm_id, key, id) seeks to at any depth.
     """
+    # Through the session's connection: columns, not ORM objects, which the ORM's loading
+    # would only copy row by row into rows of the same values.
     wanted = query.limit + 1
     cursor, descending = query.cursor, query.sort.descending
     rows: list[Any] = []
@@ -230,7 +252,7 @@ def _page_rows(dbsession: Session, plan: QueryPlan, query: ListQuery) -> list[An
         if cursor is not None:
             params |= {AFTER_VALUE: cursor.value, AFTER_ID: cursor.id}
         statement = plan.page_statement(True, descending, cursor is not None)
-        rows = list(dbsession.execute(statement, params).all())
+        rows = list(dbsession.connection().execute(statement, params).all())
     if plan.nullable and len(rows) < wanted:
         params = {ROWS_WANTED: wanted - len(rows)}
         after = cursor is not None and cursor.value is None
@@ -238,17 +260,12 @@ def _page_rows(dbsession: Session, plan: QueryPlan, query: ListQuery) -> list[An
             assert cursor is not None  # for mypy
             params[AFTER_ID] = cursor.id
         statement = plan.page_statement(False, descending, after)
-        rows.extend(dbsession.execute(statement, params).all())
+        rows.extend(dbsession.connection().execute(statement, params).all())
     return rows
 
 
 def _grouped_rows(
-    dbsession: Session,
-    conditions: list[ColumnElement[bool]],
-    key: ColumnElement[Any],
-    groups: list[KeyGroup],
-    query: ListQuery,
-    total: Any = None,
+    dbsession: Session, plan: QueryPlan, groups: KeyGroups, query: ListQuery
 ) -> list[Any]:
     """_page_rows for a key of few values (key_groups): one statement per value in the
     sort's order, each walking that value's links by id (its key a constant), until the page
@@ -257,34 +274,33 @@ def _grouped_rows(
     wanted = query.limit + 1
     cursor, descending = query.cursor, query.sort.descending
     rows: list[Any] = []
-    for group in _groups_from(groups, cursor, descending):
+    for group in _groups_from(groups.groups, cursor, descending):
         if len(rows) >= wanted:
             break
-        statement = _group_select(conditions, key, group, query, wanted - len(rows), total)
-        rows.extend(dbsession.execute(statement).all())
+        params: dict[str, Any] = {ROWS_WANTED: wanted - len(rows)}
+        after = cursor is not None and group.holds(cursor.value)
+        if after:
+            assert cursor is not None  # for mypy
+            params |= {AFTER_VALUE: cursor.value, AFTER_ID: cursor.id}
+        statement = plan.group_statement(groups, group, descending, after)
+        rows.extend(dbsession.connection().execute(statement, params).all())
     return rows
 
 
-def _group_select(
-    conditions: list[ColumnElement[bool]],
-    key: ColumnElement[Any],
-    group: KeyGroup,
-    query: ListQuery,
-    limit: int,
-    total: Any = None,
-) -> Any:
-    cursor, descending = query.cursor, query.sort.descending
-    where = [*conditions, group.condition]
+def _group_select(plan: QueryPlan, group: KeyGroup, descending: bool, after: bool) -> Any:
+    key = plan.key
+    where = [*plan.conditions, group.condition]
     order: list[Any] = [key, PaymentLink.id] if group.by_key else [PaymentLink.id]
-    if cursor is not None and group.holds(cursor.value):
+    if after:
+        last_id = bindparam(AFTER_ID, type_=Integer)
         position: Any = tuple_(*order)
-        seen: Any = tuple_(literal(cursor.value, key.type), literal(cursor.id))
+        seen: Any = tuple_(bindparam(AFTER_VALUE, type_=key.type), last_id)
         if not group.by_key:
-            position, seen = PaymentLink.id, cursor.id
+            position, seen = PaymentLink.id, last_id
         where.append(position < seen if descending else position > seen)
     # A group of one value: that value, rather than the key's expression for every row.
     selected = key if group.by_key else literal(group.value, key.type)
-    statement = _page_select(where, selected, limit, total)
+    statement = _page_select(where, selected, bindparam(ROWS_WANTED, type_=Integer), plan.summed)
     return statement.order_by(*(_by(column, descending) for column in order))
 
 
@@ -680,7 +696,8 @@ def _folded_text(expression: Any, dialect: str) -> ColumnElement[Any]:
 MAX_GROUPS = 20
 
 
-@dataclass(frozen=True)
+# Compared and hashed as itself (its condition is SQL, whose == makes more SQL).
+@dataclass(frozen=True, eq=False)
 class KeyGroup:
     """The links whose sort key is ``value`` (None: the empty ones); with ``by_key``, those
     from ``value`` up, walked by (key, id) in an index of their own."""
@@ -705,14 +722,32 @@ class KeyGroup:
         return self.by_key or bool(self.value >= value)
 
 
-def key_groups(dbsession: Session, firm_id: int, field: str, dialect: str) -> list[KeyGroup] | None:
+@dataclass(frozen=True)
+class KeyGroups:
+    """A key's groups, and what they were made from (``basis``: the firm's accounts or
+    users as read, or nothing for a key whose values the code fixes): the same basis makes
+    the same groups, kept (_groups_of) with the statements that read them (QueryPlan)."""
+
+    basis: tuple[Any, ...]
+    groups: list[KeyGroup]
+
+
+def key_groups(dbsession: Session, firm_id: int, field: str, dialect: str) -> KeyGroups | None:
     """The groups of a key of few values, in ascending order; None: the plain statement."""
     if dialect != "postgresql" or field not in _GROUPS_OF:
         return None
-    return _GROUPS_OF[field](dbsession, firm_id)
+    read, _make = _GROUPS_OF[field]
+    return _groups_of(field, read(dbsession, firm_id))
 
 
-def _folded_groups(column: Any, values: list[tuple[Any, str | None]]) -> list[KeyGroup] | None:
+@functools.lru_cache(maxsize=PLANS_KEPT)
+def _groups_of(field: str, basis: tuple[Any, ...]) -> KeyGroups | None:
+    _read, make = _GROUPS_OF[field]
+    groups = make(basis)
+    return None if groups is None else KeyGroups((field, *basis), groups)
+
+
+def _folded_groups(column: Any, values: Iterable[tuple[Any, str | None]]) -> list[KeyGroup] | None:
     """A group per folded value (a raw value and its fold, as the sort key folds it), the
     blank ones last; None when there are too many."""
     by_fold: dict[str | None, list[Any]] = {}
@@ -730,26 +765,35 @@ def _fold(text: Any) -> Any:
     return func.nullif(func.lower(text), "")
 
 
+def _no_basis(_dbsession: Session, _firm_id: int) -> tuple[Any, ...]:
+    return ()
+
+
 def _choice_groups(column: Any, choices: tuple[str, ...]) -> list[KeyGroup] | None:
     # The code writes only these values (ASCII: Python's lower() is the database's).
     return _folded_groups(column, [(choice, choice.lower() or None) for choice in choices])
 
 
-def _currency_groups(dbsession: Session, firm_id: int) -> list[KeyGroup] | None:
+def _firm_currencies(dbsession: Session, firm_id: int) -> tuple[Any, ...]:
     # A link takes its merchant account's currency when it is made (links/services.py), and
     # an account's currency never changes: the firm's accounts' currencies are all there is.
     rows = dbsession.execute(
         select(MerchantAccount.currency, _fold(MerchantAccount.currency))
         .where(MerchantAccount.firm_id == firm_id)
         .distinct()
+        .order_by(MerchantAccount.currency)
     ).all()
-    return _folded_groups(PaymentLink.currency, [tuple(row) for row in rows])
+    return tuple(tuple(row) for row in rows)
 
 
-def _creator_groups(dbsession: Session, firm_id: int) -> list[KeyGroup] | None:
+def _firm_creators(dbsession: Session, firm_id: int) -> tuple[Any, ...]:
     name = func.coalesce(func.nullif(User.name, ""), User.email)
-    rows = dbsession.execute(select(User.id, _fold(name)).where(User.firm_id == firm_id)).all()
-    groups = _folded_groups(PaymentLink.created_by_user_id, [tuple(row) for row in rows])
+    statement = select(User.id, _fold(name)).where(User.firm_id == firm_id).order_by(User.id)
+    return tuple(tuple(row) for row in dbsession.execute(statement).all())
+
+
+def _creator_groups(basis: tuple[Any, ...]) -> list[KeyGroup] | None:
+    groups = _folded_groups(PaymentLink.created_by_user_id, basis)
     if groups is None:
         return None
     # No creator (a user deleted since) sorts as a blank name.
@@ -759,29 +803,42 @@ def _creator_groups(dbsession: Session, firm_id: int) -> list[KeyGroup] | None:
     return [*groups, KeyGroup(None, column.is_(None))]
 
 
-def _account_groups(dbsession: Session, firm_id: int) -> list[KeyGroup] | None:
-    rows = dbsession.execute(
-        select(MerchantAccount.id, _fold(MerchantAccount.name)).where(
-            MerchantAccount.firm_id == firm_id
-        )
-    ).all()
-    return _folded_groups(PaymentLink.merchant_account_id, [tuple(row) for row in rows])
+def _firm_accounts(dbsession: Session, firm_id: int) -> tuple[Any, ...]:
+    statement = (
+        select(MerchantAccount.id, _fold(MerchantAccount.name))
+        .where(MerchantAccount.firm_id == firm_id)
+        .order_by(MerchantAccount.id)
+    )
+    return tuple(tuple(row) for row in dbsession.execute(statement).all())
 
 
-def _reminder_groups(_dbsession: Session, _firm_id: int) -> list[KeyGroup]:
+def _reminder_groups(_basis: tuple[Any, ...]) -> list[KeyGroup]:
     # Most links have had no reminder: those by id; the others by their own partial index
     # (links/models.py), which a new link (none sent yet) costs nothing.
     column = PaymentLink.reminders_sent
     return [KeyGroup(0, column == 0), KeyGroup(1, column > 0, by_key=True)]
 
 
-_GROUPS_OF: dict[str, Callable[[Session, int], list[KeyGroup] | None]] = {
-    "source": lambda _s, _f: _choice_groups(PaymentLink.source, SOURCES),
-    "email_status": lambda _s, _f: _choice_groups(PaymentLink.email_status, EMAIL_STATUSES),
-    "currency": _currency_groups,
-    "created_by": _creator_groups,
-    "merchant_account": _account_groups,
-    "reminders_sent": _reminder_groups,
+# Each key's groups: what they are made from (read for the firm), and how.
+_GROUPS_OF: dict[
+    str,
+    tuple[
+        Callable[[Session, int], tuple[Any, ...]],
+        Callable[[tuple[Any, ...]], list[KeyGroup] | None],
+    ],
+] = {
+    "source": (_no_basis, lambda _b: _choice_groups(PaymentLink.source, SOURCES)),
+    "email_status": (
+        _no_basis,
+        lambda _b: _choice_groups(PaymentLink.email_status, EMAIL_STATUSES),
+    ),
+    "currency": (_firm_currencies, lambda basis: _folded_groups(PaymentLink.currency, basis)),
+    "created_by": (_firm_creators, _creator_groups),
+    "merchant_account": (
+        _firm_accounts,
+        lambda basis: _folded_groups(PaymentLink.merchant_account_id, basis),
+    ),
+    "reminders_sent": (_no_basis, _reminder_groups),
 }
 
 
