@@ -10,7 +10,7 @@ import os
 import re
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import transaction
@@ -21,8 +21,8 @@ from pyramid.interfaces import IRoutesMapper
 from pyramid.request import Request
 from pyramid_tm import is_tm_active
 from sqlalchemy import MetaData, create_engine, event, make_url
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import DateTime, TypeDecorator
 
@@ -322,6 +322,80 @@ def read_engine(engine: Engine) -> Engine | None:
     if engine.dialect.name != "postgresql":
         return None
     return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+class DriverStatement:
+    """A Core SELECT compiled once for a dialect and run straight on the DBAPI cursor of a
+    SQLAlchemy Connection, inside whatever transaction that connection is in; its rows as
+    plain tuples of the statement's ``fields``.
+
+    SQLAlchemy's own execution of a statement it has cached (looking the compiled form up by
+    the statement's cache key, an execution context, the cursor's description, Result and
+    Row objects) cost a page of Sent Pages 0.3 ms, a third of the database's time for it.
+    Here the SQL (its IN lists expanded), the parameters' order and every bind's and
+    column's type processing come from SQLAlchemy's compiler, once; a run converts the
+    parameters given, runs the SQL and converts the values. Parameters the statement was
+    made without a value for are bindparam(name, None, type_=...) ones. The engine's
+    before_cursor_execute listeners still see each statement (logs, tests, benchmarks), and
+    a driver's error comes out as SQLAlchemy's would (a lost connection invalidated)."""
+
+    def __init__(self, statement: Any, dialect: Any):
+        compiled = statement.compile(dialect=dialect)
+        state = compiled.construct_expanded_state()
+        self.sql: str = state.statement
+        self.fields = tuple(statement.selected_columns.keys())
+        self._positions: Any = state.positiontup
+        self._bind_processors: dict[str, Any] = dict(state.processors)
+        for name, bind in compiled.binds.items():
+            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if name in state.parameters and process is not None:
+                self._bind_processors[name] = process
+        self._parameters = self._processed(dict(state.parameters))
+        processors = [
+            column.type.dialect_impl(dialect).result_processor(dialect, None)
+            for column in statement.selected_columns
+        ]
+        self._result_processors = tuple(
+            (index, process) for index, process in enumerate(processors) if process is not None
+        )
+
+    def _processed(self, values: dict[str, Any]) -> dict[str, Any]:
+        for name, process in self._bind_processors.items():
+            if name in values:
+                values[name] = process(values[name])
+        return values
+
+    def rows(self, connection: Connection, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        values = {**self._parameters, **self._processed(dict(params))}
+        parameters: Any = values
+        if self._positions:
+            parameters = tuple(values[name] for name in self._positions)
+        pooled = connection.connection
+        cursor = pooled.cursor()
+        try:
+            connection.dispatch.before_cursor_execute(
+                connection, cursor, self.sql, parameters, None, False
+            )
+            cursor.execute(self.sql, parameters)
+            rows = cursor.fetchall()
+        except connection.dialect.loaded_dbapi.Error as error:
+            lost = connection.dialect.is_disconnect(error, pooled.driver_connection, cursor)
+            if lost:
+                connection.invalidate(error)
+            raise DBAPIError.instance(
+                self.sql, parameters, error, connection.dialect.loaded_dbapi.Error, lost
+            ) from error
+        finally:
+            cursor.close()
+        if not self._result_processors:
+            return cast(list[tuple[Any, ...]], rows)
+        return [self._converted(row) for row in rows]
+
+    def _converted(self, row: Any) -> tuple[Any, ...]:
+        values = list(row)
+        for index, process in self._result_processors:
+            values[index] = process(values[index])
+        return tuple(values)
 
 
 READ_METHODS = frozenset({"GET", "HEAD"})

@@ -42,6 +42,7 @@ from sqlalchemy import (
     select,
     tuple_,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnClause, TextClause
 from sqlalchemy.sql.visitors import replacement_traverse
@@ -49,6 +50,7 @@ from sqlalchemy.sql.visitors import replacement_traverse
 from clientpay_connect.accounts.models import User
 from clientpay_connect.admin.models import MerchantAccount
 from clientpay_connect.connect.models import LinkInvoice
+from clientpay_connect.db import DriverStatement
 from clientpay_connect.links.models import (
     SOURCES,
     PaymentLink,
@@ -108,27 +110,32 @@ class LinkPage:
 def fetch_page(dbsession: Session, firm_id: int, query: ListQuery) -> LinkPage:
     dialect = _dialect(dbsession)
     zone = filter_zone(dbsession, firm_id, query)
+    engine_dialect = dbsession.get_bind().dialect
     plan = query_plan(
-        dialect, firm_id, query.status, query.q, query.filters, query.sort.field, zone
+        engine_dialect, firm_id, query.status, query.q, query.filters, query.sort.field, zone
     )
     groups = key_groups(dbsession, firm_id, query.sort.field, dialect)
+    # Through the session's connection, straight to the driver (db.DriverStatement): the
+    # page's values, not ORM objects or SQLAlchemy's rows, which would only be copied again.
+    connection = dbsession.connection()
     if groups is None:
-        rows = _page_rows(dbsession, plan, query)
+        rows = _page_rows(connection, plan, query)
     else:
-        rows = _grouped_rows(dbsession, plan, groups, query)
-    page = rows[: query.limit]
+        rows = _grouped_rows(connection, plan, groups, query)
+    links = listed_links(plan.fields, rows)
+    page = links[: query.limit]
     # The total from the link counts rides along with the page's rows (see _page_select);
     # counting the links, or a page with no row to carry it, takes a statement of its own.
-    if plan.summed is not None and rows:
-        total = int(getattr(rows[0], TOTAL_LABEL))
+    if plan.summed is not None and links:
+        total = int(getattr(links[0], TOTAL_LABEL))
     else:
         total = int(dbsession.execute(plan.count).scalar_one())
     next_cursor = None
-    if len(rows) > query.limit:
+    if len(links) > query.limit:
         last = page[-1]
         next_cursor = encode_cursor(query.sort.param, query.sort.kind, last.sort_key, last.id)
-    balance_links = {row.id: row.balance_link_id for row in page if row.balance_link_id}
-    return LinkPage(listed_links(page), next_cursor, total, balance_links)
+    balance_links = {link.id: link.balance_link_id for link in page if link.balance_link_id}
+    return LinkPage(page, next_cursor, total, balance_links)
 
 
 # The bound parameters of a page's statements (QueryPlan): what changes from page to page.
@@ -151,6 +158,7 @@ class QueryPlan:
     the last page ran: SQLAlchemy keeps a statement's cache key on the statement, and building
     the statement and working its key out again cost more than SQLAlchemy's running it."""
 
+    dialect: Any
     conditions: list[ColumnElement[bool]]
     key: ColumnElement[Any]
     nullable: bool
@@ -158,9 +166,14 @@ class QueryPlan:
     summed: Any
     # The statement of the total, for when no page row carries it.
     count: Any
-    _statements: dict[tuple[Any, ...], Any] = field(default_factory=dict)
+    _statements: dict[tuple[Any, ...], DriverStatement] = field(default_factory=dict)
 
-    def page_statement(self, valued: bool, descending: bool, after: bool) -> Any:
+    @functools.cached_property
+    def fields(self) -> tuple[str, ...]:
+        """The names of the columns every page statement reads (_page_select's)."""
+        return tuple(_page_select([], self.key, 1, self.summed).selected_columns.keys())
+
+    def page_statement(self, valued: bool, descending: bool, after: bool) -> DriverStatement:
         """The rows with a sort value (``valued``) or the empty ones, in the sort's
         direction, from the first or ``after`` a cursor (AFTER_VALUE, AFTER_ID); at most
         ROWS_WANTED of them. Made on first use (a race makes it twice, to the same effect)."""
@@ -172,7 +185,7 @@ class QueryPlan:
 
     def group_statement(
         self, groups: KeyGroups, group: KeyGroup, descending: bool, after: bool
-    ) -> Any:
+    ) -> DriverStatement:
         """The rows of one of ``groups`` (key_groups), as page_statement's."""
         shape = (groups.basis, group, descending, after)
         statement = self._statements.get(shape)
@@ -180,18 +193,18 @@ class QueryPlan:
             statement = self._keep(shape, _group_select(self, group, descending, after))
         return statement
 
-    def _keep(self, shape: tuple[Any, ...], statement: Any) -> Any:
+    def _keep(self, shape: tuple[Any, ...], statement: Any) -> DriverStatement:
         # A firm whose users or accounts keep changing makes new groups each time: start
         # again rather than keep the statements of groups gone.
         if len(self._statements) >= STATEMENTS_KEPT:
             self._statements.clear()
-        self._statements[shape] = statement
-        return statement
+        driver = self._statements[shape] = DriverStatement(statement, self.dialect)
+        return driver
 
     def _make_statement(self, valued: bool, descending: bool, after: bool) -> Any:
-        key, wanted = self.key, bindparam(ROWS_WANTED, type_=Integer)
+        key, wanted = self.key, bindparam(ROWS_WANTED, None, type_=Integer)
         statement = _page_select(self.conditions, key, wanted, self.summed)
-        last_id = bindparam(AFTER_ID, type_=Integer)
+        last_id = bindparam(AFTER_ID, None, type_=Integer)
         if not valued:
             statement = statement.where(key.is_(None)).order_by(_by(PaymentLink.id, descending))
             if after:
@@ -205,14 +218,14 @@ class QueryPlan:
             statement = statement.where(key.is_not(None))
         if after:
             position = tuple_(key, PaymentLink.id)
-            seen = tuple_(bindparam(AFTER_VALUE, type_=key.type), last_id)
+            seen = tuple_(bindparam(AFTER_VALUE, None, type_=key.type), last_id)
             statement = statement.where(position < seen if descending else position > seen)
         return statement
 
 
 @functools.lru_cache(maxsize=PLANS_KEPT)
 def query_plan(
-    dialect: str,
+    dialect: Any,
     firm_id: int,
     status: str,
     q: str,
@@ -222,19 +235,22 @@ def query_plan(
 ) -> QueryPlan:
     """The plan of a query, kept for the next page. Every value the conditions hold (the
     firm, the search, the filters) is part of what the plan is kept by: a plan serves the
-    one query, of the one firm, it was made for."""
+    one query, of the one firm, it was made for. ``dialect``: the engine's own (its driver's
+    SQL is what the statements are compiled to)."""
     query = ListQuery(status=status, q=q, filters=filters)
+    name = str(dialect.name)
     conditions = [
-        *match_conditions(query, firm_id, dialect, zone),
+        *match_conditions(query, firm_id, name, zone),
         *_status_condition(status),
     ]
-    key, nullable = sort_key(sort_field, dialect)
-    on_counts = _on_counts(dialect, conditions)
+    key, nullable = sort_key(sort_field, name)
+    on_counts = _on_counts(name, conditions)
     summed = None if on_counts is None else _counted(on_counts).label(TOTAL_LABEL)
-    return QueryPlan(conditions, key, nullable, summed, _total_statement(conditions, on_counts))
+    count = _total_statement(conditions, on_counts)
+    return QueryPlan(dialect, conditions, key, nullable, summed, count)
 
 
-def _page_rows(dbsession: Session, plan: QueryPlan, query: ListQuery) -> list[Any]:
+def _page_rows(connection: Connection, plan: QueryPlan, query: ListQuery) -> list[Any]:
     """One row more than the page, so that we know whether another page follows.
 
     The rows with a value come first, then the empty ones (by id alone): two index range
@@ -242,8 +258,6 @@ def _page_rows(dbsession: Session, plan: QueryPlan, query: ListQuery) -> list[An
     "NULLS LAST" in a descending sort no ascending index gives; and the cursor is a row value,
     ``(key, id) > (value, id)``, which an index on (firm_id, key, id) seeks to at any depth.
     """
-    # Through the session's connection: columns, not ORM objects, which the ORM's loading
-    # would only copy row by row into rows of the same values.
     wanted = query.limit + 1
     cursor, descending = query.cursor, query.sort.descending
     rows: list[Any] = []
@@ -252,7 +266,7 @@ def _page_rows(dbsession: Session, plan: QueryPlan, query: ListQuery) -> list[An
         if cursor is not None:
             params |= {AFTER_VALUE: cursor.value, AFTER_ID: cursor.id}
         statement = plan.page_statement(True, descending, cursor is not None)
-        rows = list(dbsession.connection().execute(statement, params).all())
+        rows = statement.rows(connection, params)
     if plan.nullable and len(rows) < wanted:
         params = {ROWS_WANTED: wanted - len(rows)}
         after = cursor is not None and cursor.value is None
@@ -260,12 +274,12 @@ def _page_rows(dbsession: Session, plan: QueryPlan, query: ListQuery) -> list[An
             assert cursor is not None  # for mypy
             params[AFTER_ID] = cursor.id
         statement = plan.page_statement(False, descending, after)
-        rows.extend(dbsession.connection().execute(statement, params).all())
+        rows.extend(statement.rows(connection, params))
     return rows
 
 
 def _grouped_rows(
-    dbsession: Session, plan: QueryPlan, groups: KeyGroups, query: ListQuery
+    connection: Connection, plan: QueryPlan, groups: KeyGroups, query: ListQuery
 ) -> list[Any]:
     """_page_rows for a key of few values (key_groups): one statement per value in the
     sort's order, each walking that value's links by id (its key a constant), until the page
@@ -283,7 +297,7 @@ def _grouped_rows(
             assert cursor is not None  # for mypy
             params |= {AFTER_VALUE: cursor.value, AFTER_ID: cursor.id}
         statement = plan.group_statement(groups, group, descending, after)
-        rows.extend(dbsession.connection().execute(statement, params).all())
+        rows.extend(statement.rows(connection, params))
     return rows
 
 
@@ -292,15 +306,16 @@ def _group_select(plan: QueryPlan, group: KeyGroup, descending: bool, after: boo
     where = [*plan.conditions, group.condition]
     order: list[Any] = [key, PaymentLink.id] if group.by_key else [PaymentLink.id]
     if after:
-        last_id = bindparam(AFTER_ID, type_=Integer)
+        last_id = bindparam(AFTER_ID, None, type_=Integer)
         position: Any = tuple_(*order)
-        seen: Any = tuple_(bindparam(AFTER_VALUE, type_=key.type), last_id)
+        seen: Any = tuple_(bindparam(AFTER_VALUE, None, type_=key.type), last_id)
         if not group.by_key:
             position, seen = PaymentLink.id, last_id
         where.append(position < seen if descending else position > seen)
     # A group of one value: that value, rather than the key's expression for every row.
     selected = key if group.by_key else literal(group.value, key.type)
-    statement = _page_select(where, selected, bindparam(ROWS_WANTED, type_=Integer), plan.summed)
+    wanted = bindparam(ROWS_WANTED, None, type_=Integer)
+    statement = _page_select(where, selected, wanted, plan.summed)
     return statement.order_by(*(_by(column, descending) for column in order))
 
 
@@ -360,22 +375,23 @@ class Creator:
     email: str
 
 
-def listed_links(rows: Sequence[Row[Any]]) -> list[tuple[Any, ...]]:
-    """A page's rows as read-only stand-ins for their PaymentLinks: the link's columns by
-    their attribute names, and ``created_by`` (None when the creator is gone).
+def listed_links(fields: tuple[str, ...], rows: Sequence[tuple[Any, ...]]) -> list[Any]:
+    """A page's rows (of ``fields``) as read-only stand-ins for their PaymentLinks: the
+    link's columns by their attribute names, the page's own columns (sort_key, ...), and
+    ``created_by`` (None when the creator is gone).
 
     Named tuples of the row's own values and one more, of a type made once per shape of row:
     no dict of each row made and unpacked again (Row._asdict into a SimpleNamespace cost
-    more than the link object; so does asking each row its field names)."""
+    more than the link object)."""
     if not rows:
         return []
-    make = _listed_maker(tuple(rows[0]._fields))
-    return [make((*row, _creator_of(row))) for row in rows]
+    make = _listed_maker(fields)
+    name_at, email_at = fields.index("creator_name"), fields.index("creator_email")
+    return [make((*row, _creator_of(row[name_at], row[email_at]))) for row in rows]
 
 
-def _creator_of(row: Any) -> Creator | None:
-    email = row.creator_email
-    return Creator(row.creator_name, email) if email is not None else None
+def _creator_of(name: str, email: str | None) -> Creator | None:
+    return Creator(name, email) if email is not None else None
 
 
 @functools.lru_cache(maxsize=32)
