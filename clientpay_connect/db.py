@@ -9,8 +9,8 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable
-from typing import Any, cast
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar, cast
 
 import orjson
 import transaction
@@ -21,9 +21,10 @@ from pyramid.interfaces import IRoutesMapper
 from pyramid.request import Request
 from pyramid_tm import is_tm_active
 from sqlalchemy import MetaData, create_engine, event, make_url
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Session, make_transient_to_detached, sessionmaker
 from sqlalchemy.types import DateTime, TypeDecorator
 
 NAMING_CONVENTION = {
@@ -396,6 +397,38 @@ class DriverStatement:
         for index, process in self._result_processors:
             values[index] = process(values[index])
         return tuple(values)
+
+
+E = TypeVar("E")
+
+
+def as_loaded(session: Session, entity: type[E], values: Sequence[Any]) -> E:
+    """``values`` (one per column of ``entity``'s table, in the table's order) as an instance
+    of ``entity`` in ``session``, as though a query had loaded it there (SQLAlchemy's
+    make_transient_to_detached: no history, the identity of its primary key, then added);
+    or the instance ``session`` holds for that identity already, as a query would give.
+
+    For a row read by a DriverStatement: the ORM's loading of an object costs more than the
+    round trip that read it."""
+    keys, primary = _column_keys(cast(Any, entity))
+    attributes = dict(zip(keys, values, strict=True))
+    identity = sa_inspect(entity).identity_key_from_primary_key([attributes[k] for k in primary])
+    found = session.identity_map.get(identity)
+    if found is not None:
+        return cast(E, found)
+    instance = entity(**attributes)
+    make_transient_to_detached(instance)
+    session.add(instance)
+    return instance
+
+
+@functools.cache
+def _column_keys(entity: type[Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The attribute of each column of ``entity``'s table, in order; those of its key."""
+    mapper = sa_inspect(entity)
+    keys = tuple(mapper.get_property_by_column(c).key for c in mapper.local_table.columns)
+    primary = tuple(mapper.get_property_by_column(c).key for c in mapper.primary_key)
+    return keys, primary
 
 
 READ_METHODS = frozenset({"GET", "HEAD"})

@@ -1,5 +1,6 @@
 """db.DriverStatement: a Core SELECT run straight on the driver's cursor answers as
-SQLAlchemy's own execution of it would, on SQLite and on PostgreSQL."""
+SQLAlchemy's own execution of it would, on SQLite and on PostgreSQL; and db.as_loaded makes
+such a row the object a query would have loaded."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Integer, bindparam, event, select
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import DBAPIError
 
-from clientpay_connect.db import DriverStatement
+from clientpay_connect.accounts.models import User
+from clientpay_connect.db import DriverStatement, as_loaded
 from clientpay_connect.links.models import STATUS_CANCELLED, STATUS_OUTSTANDING, PaymentLink
 from tests.factories import MerchantAccountFactory, UserFactory
 from tests.support.sent import T0, make_link
@@ -89,3 +92,30 @@ def test_a_drivers_error_is_sqlalchemys(dbsession):
     driver.sql = driver.sql.replace("payment_links", "no_such_table")
     with pytest.raises(DBAPIError):
         driver.rows(connection, {"id": 1})
+
+
+def user_columns(dbsession: Any, user_id: int) -> list[Any]:
+    connection = dbsession.connection()
+    query = select(*User.__table__.columns).where(User.id == bindparam("id", None, type_=Integer))
+    return list(DriverStatement(query, connection.dialect).rows(connection, {"id": user_id})[0])
+
+
+def test_a_row_made_an_object_is_as_a_query_would_load_it(app, dbsession):
+    made = UserFactory(name="Ada")
+    dbsession.flush()
+    user_id, firm_id = made.id, made.firm_id
+    columns = user_columns(dbsession, user_id)
+    dbsession.expunge_all()
+    user = as_loaded(dbsession, User, columns)
+    assert sa_inspect(user).persistent and not dbsession.dirty and not dbsession.new
+    assert (user.id, user.name, user.firm_id) == (user_id, "Ada", firm_id)
+    assert user.firm.id == firm_id  # a relationship loads through the session, as any
+    # The same identity: the object the session holds already, as a query would give.
+    assert as_loaded(dbsession, User, columns) is user
+    assert dbsession.get(User, user_id) is user
+    # A change is a change like any other: flushed, and read back.
+    user.name = "Ada L."
+    assert user in dbsession.dirty
+    dbsession.flush()
+    dbsession.expire_all()
+    assert dbsession.get(User, user_id).name == "Ada L."
