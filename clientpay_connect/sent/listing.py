@@ -129,7 +129,7 @@ def fetch_page(dbsession: Session, firm_id: int, query: ListQuery) -> LinkPage:
     if plan.summed is not None and links:
         total = int(getattr(links[0], TOTAL_LABEL))
     else:
-        total = int(dbsession.execute(plan.count).scalar_one())
+        total = int(plan.count.rows(connection, {})[0][0])
     next_cursor = None
     if len(links) > query.limit:
         last = page[-1]
@@ -165,7 +165,7 @@ class QueryPlan:
     # The labelled total (_counted) each page statement carries; None: count on its own.
     summed: Any
     # The statement of the total, for when no page row carries it.
-    count: Any
+    count: DriverStatement
     _statements: dict[tuple[Any, ...], DriverStatement] = field(default_factory=dict)
 
     @functools.cached_property
@@ -246,7 +246,7 @@ def query_plan(
     key, nullable = sort_key(sort_field, name)
     on_counts = _on_counts(name, conditions)
     summed = None if on_counts is None else _counted(on_counts).label(TOTAL_LABEL)
-    count = _total_statement(conditions, on_counts)
+    count = DriverStatement(_total_statement(conditions, on_counts), dialect)
     return QueryPlan(dialect, conditions, key, nullable, summed, count)
 
 
@@ -790,22 +790,39 @@ def _choice_groups(column: Any, choices: tuple[str, ...]) -> list[KeyGroup] | No
     return _folded_groups(column, [(choice, choice.lower() or None) for choice in choices])
 
 
-def _firm_currencies(dbsession: Session, firm_id: int) -> tuple[Any, ...]:
-    # A link takes its merchant account's currency when it is made (links/services.py), and
-    # an account's currency never changes: the firm's accounts' currencies are all there is.
-    rows = dbsession.execute(
-        select(MerchantAccount.currency, _fold(MerchantAccount.currency))
-        .where(MerchantAccount.firm_id == firm_id)
-        .distinct()
-        .order_by(MerchantAccount.currency)
-    ).all()
-    return tuple(tuple(row) for row in rows)
+FIRM = bindparam("firm_id", None, type_=Integer)
+_CREATOR_NAME = func.coalesce(func.nullif(User.name, ""), User.email)
+# A link takes its merchant account's currency when it is made (links/services.py), and an
+# account's currency never changes: the firm's accounts' currencies are all there is.
+_FIRM_CURRENCIES = (
+    select(MerchantAccount.currency, _fold(MerchantAccount.currency))
+    .where(MerchantAccount.firm_id == FIRM)
+    .distinct()
+    .order_by(MerchantAccount.currency)
+)
+_FIRM_CREATORS = select(User.id, _fold(_CREATOR_NAME)).where(User.firm_id == FIRM).order_by(User.id)
+_FIRM_ACCOUNTS = (
+    select(MerchantAccount.id, _fold(MerchantAccount.name))
+    .where(MerchantAccount.firm_id == FIRM)
+    .order_by(MerchantAccount.id)
+)
 
 
-def _firm_creators(dbsession: Session, firm_id: int) -> tuple[Any, ...]:
-    name = func.coalesce(func.nullif(User.name, ""), User.email)
-    statement = select(User.id, _fold(name)).where(User.firm_id == firm_id).order_by(User.id)
-    return tuple(tuple(row) for row in dbsession.execute(statement).all())
+@functools.lru_cache(maxsize=32)
+def _driver_statement(statement: Any, dialect: Any) -> DriverStatement:
+    return DriverStatement(statement, dialect)
+
+
+def _basis_reader(statement: Any) -> Callable[[Session, int], tuple[Any, ...]]:
+    """What a key's groups are made from: ``statement``'s rows for the firm (straight on the
+    driver, as the page's own statements)."""
+
+    def read(dbsession: Session, firm_id: int) -> tuple[Any, ...]:
+        connection = dbsession.connection()
+        driver = _driver_statement(statement, connection.dialect)
+        return tuple(tuple(row) for row in driver.rows(connection, {"firm_id": firm_id}))
+
+    return read
 
 
 def _creator_groups(basis: tuple[Any, ...]) -> list[KeyGroup] | None:
@@ -817,15 +834,6 @@ def _creator_groups(basis: tuple[Any, ...]) -> list[KeyGroup] | None:
     if groups and groups[-1].value is None:
         return [*groups[:-1], KeyGroup(None, or_(groups[-1].condition, column.is_(None)))]
     return [*groups, KeyGroup(None, column.is_(None))]
-
-
-def _firm_accounts(dbsession: Session, firm_id: int) -> tuple[Any, ...]:
-    statement = (
-        select(MerchantAccount.id, _fold(MerchantAccount.name))
-        .where(MerchantAccount.firm_id == firm_id)
-        .order_by(MerchantAccount.id)
-    )
-    return tuple(tuple(row) for row in dbsession.execute(statement).all())
 
 
 def _reminder_groups(_basis: tuple[Any, ...]) -> list[KeyGroup]:
@@ -848,10 +856,13 @@ _GROUPS_OF: dict[
         _no_basis,
         lambda _b: _choice_groups(PaymentLink.email_status, EMAIL_STATUSES),
     ),
-    "currency": (_firm_currencies, lambda basis: _folded_groups(PaymentLink.currency, basis)),
-    "created_by": (_firm_creators, _creator_groups),
+    "currency": (
+        _basis_reader(_FIRM_CURRENCIES),
+        lambda basis: _folded_groups(PaymentLink.currency, basis),
+    ),
+    "created_by": (_basis_reader(_FIRM_CREATORS), _creator_groups),
     "merchant_account": (
-        _firm_accounts,
+        _basis_reader(_FIRM_ACCOUNTS),
         lambda basis: _folded_groups(PaymentLink.merchant_account_id, basis),
     ),
     "reminders_sent": (_no_basis, _reminder_groups),
