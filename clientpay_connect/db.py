@@ -341,6 +341,8 @@ class DriverStatement:
     a driver's error comes out as SQLAlchemy's would (a lost connection invalidated)."""
 
     def __init__(self, statement: Any, dialect: Any):
+        if not statement.is_select:
+            raise ValueError("a DriverStatement only reads: give it a SELECT")
         compiled = statement.compile(dialect=dialect)
         state = compiled.construct_expanded_state()
         self.sql: str = state.statement

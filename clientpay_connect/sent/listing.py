@@ -144,9 +144,11 @@ AFTER_VALUE = "page_after_value"
 AFTER_ID = "page_after_id"
 # Queries whose statements are kept (query_plan): a firm's staff walk a query page after
 # page, and come back to the same few tabs, sorts and filters.
-PLANS_KEPT = 256
-# A plan's statements: a few per direction, and a few per group of a grouped key.
-STATEMENTS_KEPT = 64
+PLANS_KEPT = 128
+# A plan's statements: four per direction, and four per group of a grouped key (at most
+# MAX_GROUPS). A statement kept is its SQL and its parameters, a few kilobytes: the most all
+# plans could hold is some tens of megabytes, a few hundred kilobytes the usual.
+STATEMENTS_KEPT = 96
 
 
 @dataclass
