@@ -156,9 +156,9 @@ class QueryPlan:
     """How one query (a firm, a Show view, a search, filters and a sort field) reads its
     rows: its conditions, its sort key, its total and its page statements, made once and
     used for every page of it (``query_plan``). What differs from page to page (the cursor
-    and the number of rows) is a bound parameter, so a page's statement is the very object
-    the last page ran: SQLAlchemy keeps a statement's cache key on the statement, and building
-    the statement and working its key out again cost more than SQLAlchemy's running it."""
+    and the number of rows) is a bound parameter, so a page runs the very statement the last
+    page ran, compiled once (db.DriverStatement): building the statement and working its
+    cache key out again, each page, had cost more than running it."""
 
     dialect: Any
     conditions: list[ColumnElement[bool]]
