@@ -288,9 +288,10 @@ def _refuse_write(state: Any) -> None:
 
 def read_session(request: Request) -> Session:
     """The session to read with: the request's own (request.dbsession) when pyramid_tm
-    manages the request; else, for a request the activate hook left out, a ReadOnlySession
-    closed when the request is finished."""
-    if is_tm_active(request):
+    manages the request or the request has one already (a job's blank request is given its
+    work's); else, for a request the activate hook left out, a ReadOnlySession closed when
+    the request is finished."""
+    if is_tm_active(request) or "dbsession" in request.__dict__:
         session: Session = request.dbsession
         return session
     found: Session | None = request.__dict__.get(_READ_SESSION)
