@@ -7,6 +7,7 @@ side and the login page; ``STAFF`` needs any active user; ``ADMIN`` needs an adm
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from typing import Any
 
@@ -17,13 +18,19 @@ from pyramid.registry import Registry
 from pyramid.request import Request
 from pyramid.security import Allowed, Denied
 from pyramid.session import SignedCookieSessionFactory
-from sqlalchemy import or_, select, update
+from sqlalchemy import String, bindparam, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from clientpay_connect.accounts.models import ApiToken, StaffSession, User
 from clientpay_connect.config import as_bool, check_browser_settings, embedding_configured
 from clientpay_connect.crypto import Encryptor, encryption_keys, sha256_hex
-from clientpay_connect.db import sqlite_may_write, utcnow
+from clientpay_connect.db import (
+    DriverStatement,
+    as_loaded,
+    read_session,
+    sqlite_may_write,
+    utcnow,
+)
 from clientpay_connect.work import Work
 
 PUBLIC = "public"
@@ -103,6 +110,30 @@ def session_key(request: Request) -> str | None:
     return parts[2] if parts is not None else None
 
 
+# The token and its user in one round trip, run straight on the driver (db.DriverStatement),
+# the user made an object as a query would have made it (db.as_loaded): the ORM's loading
+# of the token and the user as objects took longer than the look-up's round trip.
+TOKEN_AND_USER = (
+    select(ApiToken.id, ApiToken.revoked_at, ApiToken.last_used_at, *User.__table__.columns)
+    .join(User, ApiToken.user_id == User.id)
+    .where(ApiToken.token_hash == bindparam("key_hash", None, type_=String))
+)
+
+
+@functools.lru_cache(maxsize=8)
+def _token_lookup(dialect: Any) -> DriverStatement:
+    return DriverStatement(TOKEN_AND_USER, dialect)
+
+
+# Made once, its values bound when it runs: SQLAlchemy works a statement's cache key out
+# once per statement object, and it runs on every request signed in.
+SIGN_IN_AND_USER = (
+    select(StaffSession, User)
+    .join(User, StaffSession.user_id == User.id)
+    .where(StaffSession.key_hash == bindparam("key_hash"), User.id == bindparam("user_id"))
+)
+
+
 def load_user(request: Request) -> User | None:
     """The request's user: from the bearer token when one is sent, else from the session."""
     if uses_bearer_token(request):
@@ -113,31 +144,28 @@ def load_user(request: Request) -> User | None:
 def _user_from_token(request: Request, token: str | None) -> User | None:
     if not token:
         return None
-    # The token and its user in one round trip (row.user would otherwise load it in a second).
-    found = request.dbsession.execute(
-        select(ApiToken, User)
-        .join(User, ApiToken.user_id == User.id)
-        .where(ApiToken.token_hash == sha256_hex(token))
-    ).one_or_none()
-    if found is None:
+    # Through read_session: a request outside the transaction manager reads on its own.
+    session = read_session(request)
+    connection = session.connection()
+    found = _token_lookup(connection.dialect).rows(connection, {"key_hash": sha256_hex(token)})
+    if not found:
         return None
-    row, user = found
-    if row.revoked_at is not None or not user.active:
+    token_id, revoked_at, last_used_at, *columns = found[0]
+    user = as_loaded(session, User, columns)
+    if revoked_at is not None or not user.active:
         return None
-    _note_use(request, row)
-    checked: User = user
-    return checked
+    _note_use(request, token_id, last_used_at)
+    return user
 
 
-def _note_use(request: Request, row: ApiToken) -> None:
+def _note_use(request: Request, token_id: int, last_used_at: dt.datetime | None) -> None:
     """Record when the token was last used: at most once a minute, in a short write of its
     own once the request is done. Never in the request's transaction, which for a read must
     not write: on SQLite it began DEFERRED, and upgrading it to a writer fails ("database is
     locked") whenever a job has written since it began."""
     now = utcnow()
-    if row.last_used_at is not None and now - row.last_used_at < LAST_USED_RESOLUTION:
+    if last_used_at is not None and now - last_used_at < LAST_USED_RESOLUTION:
         return
-    token_id = row.id
 
     def record(request: Request) -> None:
         # After the request's transaction, so that a thread holds one connection at a time.
@@ -177,11 +205,8 @@ def _user_from_session(request: Request) -> User | None:
     user_id, version, key = parts
     # The cookie is signed, but a signature cannot be taken back: the row on the server is
     # what says the sign-in still holds (not signed out, not past its lifetime).
-    found = request.dbsession.execute(
-        select(StaffSession, User)
-        .join(User, StaffSession.user_id == User.id)
-        .where(StaffSession.key_hash == sha256_hex(key), User.id == user_id)
-    ).one_or_none()
+    params = {"key_hash": sha256_hex(key), "user_id": user_id}
+    found = read_session(request).execute(SIGN_IN_AND_USER, params).one_or_none()
     if found is None:
         return None
     staff_session, user = found

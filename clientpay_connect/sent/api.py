@@ -3,8 +3,6 @@ matching row). Both are documented in links/openapi.yaml, beside the rest of /li
 
 from __future__ import annotations
 
-from typing import Any
-
 from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.view import view_config
@@ -15,8 +13,8 @@ from clientpay_connect.accounts.models import User
 from clientpay_connect.admin.models import MerchantAccount
 from clientpay_connect.api.errors import FieldErrors
 from clientpay_connect.api.openapi import QUERY_CHECKED
-from clientpay_connect.api.plain_json import NAME as PLAIN_JSON
-from clientpay_connect.db import utcnow
+from clientpay_connect.api.plain_json import json_response
+from clientpay_connect.db import read_session, utcnow
 from clientpay_connect.links.services import link_json, token_urls
 from clientpay_connect.security import STAFF, firm_id
 from clientpay_connect.sent.export import (
@@ -53,20 +51,20 @@ def checked_query(request: Request, *, export: bool = False) -> tuple[ListQuery,
 @view_config(
     route_name="api.links",
     request_method="GET",
-    renderer=PLAIN_JSON,
     permission=STAFF,
     openapi=QUERY_CHECKED,
 )
-def list_links_view(request: Request) -> dict[str, Any]:
+def list_links_view(request: Request) -> Response:
     firm = firm_id(request)
     query, _fields = checked_query(request)
-    page = fetch_page(request.dbsession, firm, query)
+    # Outside the transaction manager (sent/__init__.py): read_session, not request.dbsession.
+    page = fetch_page(read_session(request), firm, query)
     url_of = token_urls(request)
     items = [
         link_json(link, url_of(link.token_encrypted), page.balance_links.get(link.id))
         for link in page.links
     ]
-    return {"items": items, "next_cursor": page.next_cursor, "total": page.total}
+    return json_response({"items": items, "next_cursor": page.next_cursor, "total": page.total})
 
 
 @view_config(

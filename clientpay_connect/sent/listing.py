@@ -32,6 +32,7 @@ from sqlalchemy import (
     Integer,
     Row,
     String,
+    bindparam,
     case,
     collate,
     func,
@@ -41,6 +42,7 @@ from sqlalchemy import (
     select,
     tuple_,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnClause, TextClause
 from sqlalchemy.sql.visitors import replacement_traverse
@@ -48,6 +50,7 @@ from sqlalchemy.sql.visitors import replacement_traverse
 from clientpay_connect.accounts.models import User
 from clientpay_connect.admin.models import MerchantAccount
 from clientpay_connect.connect.models import LinkInvoice
+from clientpay_connect.db import DriverStatement
 from clientpay_connect.links.models import (
     SOURCES,
     PaymentLink,
@@ -107,41 +110,149 @@ class LinkPage:
 def fetch_page(dbsession: Session, firm_id: int, query: ListQuery) -> LinkPage:
     dialect = _dialect(dbsession)
     zone = filter_zone(dbsession, firm_id, query)
-    conditions = [
-        *match_conditions(query, firm_id, dialect, zone),
-        *_status_condition(query.status),
-    ]
-    key, nullable = sort_key(query.sort.field, dialect)
+    engine_dialect = dbsession.get_bind().dialect
+    plan = query_plan(
+        engine_dialect, firm_id, query.status, query.q, query.filters, query.sort.field, zone
+    )
     groups = key_groups(dbsession, firm_id, query.sort.field, dialect)
-    on_counts = _on_counts(dbsession, conditions)
+    # Through the session's connection, straight to the driver (db.DriverStatement): the
+    # page's values, not ORM objects or SQLAlchemy's rows, which would only be copied again.
+    connection = dbsession.connection()
+    if groups is None:
+        rows = _page_rows(connection, plan, query)
+    else:
+        rows = _grouped_rows(connection, plan, groups, query)
+    links = listed_links(plan.fields, rows)
+    page = links[: query.limit]
     # The total from the link counts rides along with the page's rows (see _page_select);
     # counting the links, or a page with no row to carry it, takes a statement of its own.
-    summed = None if on_counts is None else _counted(on_counts).label(TOTAL_LABEL)
-    if groups is None:
-        rows = _page_rows(dbsession, conditions, key, nullable, query, summed)
+    if plan.summed is not None and links:
+        total = int(getattr(links[0], TOTAL_LABEL))
     else:
-        rows = _grouped_rows(dbsession, conditions, key, groups, query, summed)
-    page = rows[: query.limit]
-    if summed is not None and rows:
-        total = int(getattr(rows[0], TOTAL_LABEL))
-    else:
-        total = _total(dbsession, conditions, on_counts)
+        total = int(plan.count.rows(connection, {})[0][0])
     next_cursor = None
-    if len(rows) > query.limit:
+    if len(links) > query.limit:
         last = page[-1]
         next_cursor = encode_cursor(query.sort.param, query.sort.kind, last.sort_key, last.id)
-    balance_links = {row.id: row.balance_link_id for row in page if row.balance_link_id}
-    return LinkPage(listed_links(page), next_cursor, total, balance_links)
+    balance_links = {link.id: link.balance_link_id for link in page if link.balance_link_id}
+    return LinkPage(page, next_cursor, total, balance_links)
 
 
-def _page_rows(
-    dbsession: Session,
-    conditions: list[ColumnElement[bool]],
-    key: ColumnElement[Any],
-    nullable: bool,
-    query: ListQuery,
-    total: Any = None,
-) -> list[Any]:
+# The bound parameters of a page's statements (QueryPlan): what changes from page to page.
+ROWS_WANTED = "page_rows_wanted"
+AFTER_VALUE = "page_after_value"
+AFTER_ID = "page_after_id"
+# Queries whose statements are kept (query_plan): a firm's staff walk a query page after
+# page, and come back to the same few tabs, sorts and filters.
+PLANS_KEPT = 128
+# A plan's statements: four per direction, and four per group of a grouped key (at most
+# MAX_GROUPS). A statement kept is its SQL and its parameters, a few kilobytes: the most all
+# plans could hold is some tens of megabytes, a few hundred kilobytes the usual.
+STATEMENTS_KEPT = 96
+
+
+@dataclass
+class QueryPlan:
+    """How one query (a firm, a Show view, a search, filters and a sort field) reads its
+    rows: its conditions, its sort key, its total and its page statements, made once and
+    used for every page of it (``query_plan``). What differs from page to page (the cursor
+    and the number of rows) is a bound parameter, so a page runs the very statement the last
+    page ran, compiled once (db.DriverStatement): building the statement and working its
+    cache key out again, each page, had cost more than running it."""
+
+    dialect: Any
+    conditions: list[ColumnElement[bool]]
+    key: ColumnElement[Any]
+    nullable: bool
+    # The labelled total (_counted) each page statement carries; None: count on its own.
+    summed: Any
+    # The statement of the total, for when no page row carries it.
+    count: DriverStatement
+    _statements: dict[tuple[Any, ...], DriverStatement] = field(default_factory=dict)
+
+    @functools.cached_property
+    def fields(self) -> tuple[str, ...]:
+        """The names of the columns every page statement reads (_page_select's)."""
+        return tuple(_page_select([], self.key, 1, self.summed).selected_columns.keys())
+
+    def page_statement(self, valued: bool, descending: bool, after: bool) -> DriverStatement:
+        """The rows with a sort value (``valued``) or the empty ones, in the sort's
+        direction, from the first or ``after`` a cursor (AFTER_VALUE, AFTER_ID); at most
+        ROWS_WANTED of them. Made on first use (a race makes it twice, to the same effect)."""
+        shape = (valued, descending, after)
+        statement = self._statements.get(shape)
+        if statement is None:
+            statement = self._keep(shape, self._make_statement(*shape))
+        return statement
+
+    def group_statement(
+        self, groups: KeyGroups, group: KeyGroup, descending: bool, after: bool
+    ) -> DriverStatement:
+        """The rows of one of ``groups`` (key_groups), as page_statement's."""
+        shape = (groups.basis, group, descending, after)
+        statement = self._statements.get(shape)
+        if statement is None:
+            statement = self._keep(shape, _group_select(self, group, descending, after))
+        return statement
+
+    def _keep(self, shape: tuple[Any, ...], statement: Any) -> DriverStatement:
+        # A firm whose users or accounts keep changing makes new groups each time: start
+        # again rather than keep the statements of groups gone.
+        if len(self._statements) >= STATEMENTS_KEPT:
+            self._statements.clear()
+        driver = self._statements[shape] = DriverStatement(statement, self.dialect)
+        return driver
+
+    def _make_statement(self, valued: bool, descending: bool, after: bool) -> Any:
+        key, wanted = self.key, bindparam(ROWS_WANTED, None, type_=Integer)
+        statement = _page_select(self.conditions, key, wanted, self.summed)
+        last_id = bindparam(AFTER_ID, None, type_=Integer)
+        if not valued:
+            statement = statement.where(key.is_(None)).order_by(_by(PaymentLink.id, descending))
+            if after:
+                after_id = PaymentLink.id < last_id if descending else PaymentLink.id > last_id
+                statement = statement.where(after_id)
+            return statement
+        statement = statement.order_by(
+            *(_by(column, descending) for column in (key, PaymentLink.id))
+        )
+        if self.nullable:
+            statement = statement.where(key.is_not(None))
+        if after:
+            position = tuple_(key, PaymentLink.id)
+            seen = tuple_(bindparam(AFTER_VALUE, None, type_=key.type), last_id)
+            statement = statement.where(position < seen if descending else position > seen)
+        return statement
+
+
+@functools.lru_cache(maxsize=PLANS_KEPT)
+def query_plan(
+    dialect: Any,
+    firm_id: int,
+    status: str,
+    q: str,
+    filters: tuple[tuple[str, str], ...],
+    sort_field: str,
+    zone: ZoneInfo,
+) -> QueryPlan:
+    """The plan of a query, kept for the next page. Every value the conditions hold (the
+    firm, the search, the filters) is part of what the plan is kept by: a plan serves the
+    one query, of the one firm, it was made for. ``dialect``: the engine's own (its driver's
+    SQL is what the statements are compiled to)."""
+    query = ListQuery(status=status, q=q, filters=filters)
+    name = str(dialect.name)
+    conditions = [
+        *match_conditions(query, firm_id, name, zone),
+        *_status_condition(status),
+    ]
+    key, nullable = sort_key(sort_field, name)
+    on_counts = _on_counts(name, conditions)
+    summed = None if on_counts is None else _counted(on_counts).label(TOTAL_LABEL)
+    count = DriverStatement(_total_statement(conditions, on_counts), dialect)
+    return QueryPlan(dialect, conditions, key, nullable, summed, count)
+
+
+def _page_rows(connection: Connection, plan: QueryPlan, query: ListQuery) -> list[Any]:
     """One row more than the page, so that we know whether another page follows.
 
     The rows with a value come first, then the empty ones (by id alone): two index range
@@ -153,34 +264,24 @@ def _page_rows(
     cursor, descending = query.cursor, query.sort.descending
     rows: list[Any] = []
     if cursor is None or cursor.value is not None:
-        statement = _page_select(conditions, key, wanted, total).order_by(
-            *(_by(column, descending) for column in (key, PaymentLink.id))
-        )
-        if nullable:
-            statement = statement.where(key.is_not(None))
+        params: dict[str, Any] = {ROWS_WANTED: wanted}
         if cursor is not None:
-            position = tuple_(key, PaymentLink.id)
-            seen = tuple_(literal(cursor.value, key.type), literal(cursor.id))
-            statement = statement.where(position < seen if descending else position > seen)
-        rows = list(dbsession.execute(statement).all())
-    if nullable and len(rows) < wanted:
-        statement = _page_select(conditions, key, wanted - len(rows), total)
-        statement = statement.where(key.is_(None))
-        statement = statement.order_by(_by(PaymentLink.id, descending))
-        if cursor is not None and cursor.value is None:
-            after = PaymentLink.id < cursor.id if descending else PaymentLink.id > cursor.id
-            statement = statement.where(after)
-        rows.extend(dbsession.execute(statement).all())
+            params |= {AFTER_VALUE: cursor.value, AFTER_ID: cursor.id}
+        statement = plan.page_statement(True, descending, cursor is not None)
+        rows = statement.rows(connection, params)
+    if plan.nullable and len(rows) < wanted:
+        params = {ROWS_WANTED: wanted - len(rows)}
+        after = cursor is not None and cursor.value is None
+        if after:
+            assert cursor is not None  # for mypy
+            params[AFTER_ID] = cursor.id
+        statement = plan.page_statement(False, descending, after)
+        rows.extend(statement.rows(connection, params))
     return rows
 
 
 def _grouped_rows(
-    dbsession: Session,
-    conditions: list[ColumnElement[bool]],
-    key: ColumnElement[Any],
-    groups: list[KeyGroup],
-    query: ListQuery,
-    total: Any = None,
+    connection: Connection, plan: QueryPlan, groups: KeyGroups, query: ListQuery
 ) -> list[Any]:
     """_page_rows for a key of few values (key_groups): one statement per value in the
     sort's order, each walking that value's links by id (its key a constant), until the page
@@ -189,34 +290,34 @@ def _grouped_rows(
     wanted = query.limit + 1
     cursor, descending = query.cursor, query.sort.descending
     rows: list[Any] = []
-    for group in _groups_from(groups, cursor, descending):
+    for group in _groups_from(groups.groups, cursor, descending):
         if len(rows) >= wanted:
             break
-        statement = _group_select(conditions, key, group, query, wanted - len(rows), total)
-        rows.extend(dbsession.execute(statement).all())
+        params: dict[str, Any] = {ROWS_WANTED: wanted - len(rows)}
+        after = cursor is not None and group.holds(cursor.value)
+        if after:
+            assert cursor is not None  # for mypy
+            params |= {AFTER_VALUE: cursor.value, AFTER_ID: cursor.id}
+        statement = plan.group_statement(groups, group, descending, after)
+        rows.extend(statement.rows(connection, params))
     return rows
 
 
-def _group_select(
-    conditions: list[ColumnElement[bool]],
-    key: ColumnElement[Any],
-    group: KeyGroup,
-    query: ListQuery,
-    limit: int,
-    total: Any = None,
-) -> Any:
-    cursor, descending = query.cursor, query.sort.descending
-    where = [*conditions, group.condition]
+def _group_select(plan: QueryPlan, group: KeyGroup, descending: bool, after: bool) -> Any:
+    key = plan.key
+    where = [*plan.conditions, group.condition]
     order: list[Any] = [key, PaymentLink.id] if group.by_key else [PaymentLink.id]
-    if cursor is not None and group.holds(cursor.value):
+    if after:
+        last_id = bindparam(AFTER_ID, None, type_=Integer)
         position: Any = tuple_(*order)
-        seen: Any = tuple_(literal(cursor.value, key.type), literal(cursor.id))
+        seen: Any = tuple_(bindparam(AFTER_VALUE, None, type_=key.type), last_id)
         if not group.by_key:
-            position, seen = PaymentLink.id, cursor.id
+            position, seen = PaymentLink.id, last_id
         where.append(position < seen if descending else position > seen)
     # A group of one value: that value, rather than the key's expression for every row.
     selected = key if group.by_key else literal(group.value, key.type)
-    statement = _page_select(where, selected, limit, total)
+    wanted = bindparam(ROWS_WANTED, None, type_=Integer)
+    statement = _page_select(where, selected, wanted, plan.summed)
     return statement.order_by(*(_by(column, descending) for column in order))
 
 
@@ -235,7 +336,10 @@ def _groups_from(groups: list[KeyGroup], cursor: Cursor | None, descending: bool
 
 
 def _page_select(
-    conditions: list[ColumnElement[bool]], key: Any, limit: int, total: Any = None
+    conditions: list[ColumnElement[bool]],
+    key: Any,
+    limit: int | ColumnElement[int],
+    total: Any = None,
 ) -> Any:
     """The page's statement; with ``total`` (the labelled _counted sum), that column too.
 
@@ -273,22 +377,23 @@ class Creator:
     email: str
 
 
-def listed_links(rows: Sequence[Row[Any]]) -> list[tuple[Any, ...]]:
-    """A page's rows as read-only stand-ins for their PaymentLinks: the link's columns by
-    their attribute names, and ``created_by`` (None when the creator is gone).
+def listed_links(fields: tuple[str, ...], rows: Sequence[tuple[Any, ...]]) -> list[Any]:
+    """A page's rows (of ``fields``) as read-only stand-ins for their PaymentLinks: the
+    link's columns by their attribute names, the page's own columns (sort_key, ...), and
+    ``created_by`` (None when the creator is gone).
 
     Named tuples of the row's own values and one more, of a type made once per shape of row:
     no dict of each row made and unpacked again (Row._asdict into a SimpleNamespace cost
-    more than the link object; so does asking each row its field names)."""
+    more than the link object)."""
     if not rows:
         return []
-    make = _listed_maker(tuple(rows[0]._fields))
-    return [make((*row, _creator_of(row))) for row in rows]
+    make = _listed_maker(fields)
+    name_at, email_at = fields.index("creator_name"), fields.index("creator_email")
+    return [make((*row, _creator_of(row[name_at], row[email_at]))) for row in rows]
 
 
-def _creator_of(row: Any) -> Creator | None:
-    email = row.creator_email
-    return Creator(row.creator_name, email) if email is not None else None
+def _creator_of(name: str, email: str | None) -> Creator | None:
+    return Creator(name, email) if email is not None else None
 
 
 @functools.lru_cache(maxsize=32)
@@ -336,8 +441,9 @@ def count_by_view(dbsession: Session, firm_id: int, query: ListQuery) -> dict[st
     """How many links each status view would show for this search and these filters: from
     the link counts when they can tell (see _total), else counted."""
     zone = filter_zone(dbsession, firm_id, query)
-    conditions = match_conditions(query, firm_id, _dialect(dbsession), zone)
-    on_counts = _on_counts(dbsession, conditions)
+    dialect = _dialect(dbsession)
+    conditions = match_conditions(query, firm_id, dialect, zone)
+    on_counts = _on_counts(dialect, conditions)
     if on_counts is None:
         statement = select(PaymentLink.status, func.count()).where(*conditions)
         statement = statement.group_by(PaymentLink.status)
@@ -608,7 +714,8 @@ def _folded_text(expression: Any, dialect: str) -> ColumnElement[Any]:
 MAX_GROUPS = 20
 
 
-@dataclass(frozen=True)
+# Compared and hashed as itself (its condition is SQL, whose == makes more SQL).
+@dataclass(frozen=True, eq=False)
 class KeyGroup:
     """The links whose sort key is ``value`` (None: the empty ones); with ``by_key``, those
     from ``value`` up, walked by (key, id) in an index of their own."""
@@ -633,14 +740,32 @@ class KeyGroup:
         return self.by_key or bool(self.value >= value)
 
 
-def key_groups(dbsession: Session, firm_id: int, field: str, dialect: str) -> list[KeyGroup] | None:
+@dataclass(frozen=True)
+class KeyGroups:
+    """A key's groups, and what they were made from (``basis``: the firm's accounts or
+    users as read, or nothing for a key whose values the code fixes): the same basis makes
+    the same groups, kept (_groups_of) with the statements that read them (QueryPlan)."""
+
+    basis: tuple[Any, ...]
+    groups: list[KeyGroup]
+
+
+def key_groups(dbsession: Session, firm_id: int, field: str, dialect: str) -> KeyGroups | None:
     """The groups of a key of few values, in ascending order; None: the plain statement."""
     if dialect != "postgresql" or field not in _GROUPS_OF:
         return None
-    return _GROUPS_OF[field](dbsession, firm_id)
+    read, _make = _GROUPS_OF[field]
+    return _groups_of(field, read(dbsession, firm_id))
 
 
-def _folded_groups(column: Any, values: list[tuple[Any, str | None]]) -> list[KeyGroup] | None:
+@functools.lru_cache(maxsize=PLANS_KEPT)
+def _groups_of(field: str, basis: tuple[Any, ...]) -> KeyGroups | None:
+    _read, make = _GROUPS_OF[field]
+    groups = make(basis)
+    return None if groups is None else KeyGroups((field, *basis), groups)
+
+
+def _folded_groups(column: Any, values: Iterable[tuple[Any, str | None]]) -> list[KeyGroup] | None:
     """A group per folded value (a raw value and its fold, as the sort key folds it), the
     blank ones last; None when there are too many."""
     by_fold: dict[str | None, list[Any]] = {}
@@ -658,26 +783,52 @@ def _fold(text: Any) -> Any:
     return func.nullif(func.lower(text), "")
 
 
+def _no_basis(_dbsession: Session, _firm_id: int) -> tuple[Any, ...]:
+    return ()
+
+
 def _choice_groups(column: Any, choices: tuple[str, ...]) -> list[KeyGroup] | None:
     # The code writes only these values (ASCII: Python's lower() is the database's).
     return _folded_groups(column, [(choice, choice.lower() or None) for choice in choices])
 
 
-def _currency_groups(dbsession: Session, firm_id: int) -> list[KeyGroup] | None:
-    # A link takes its merchant account's currency when it is made (links/services.py), and
-    # an account's currency never changes: the firm's accounts' currencies are all there is.
-    rows = dbsession.execute(
-        select(MerchantAccount.currency, _fold(MerchantAccount.currency))
-        .where(MerchantAccount.firm_id == firm_id)
-        .distinct()
-    ).all()
-    return _folded_groups(PaymentLink.currency, [tuple(row) for row in rows])
+FIRM = bindparam("firm_id", None, type_=Integer)
+_CREATOR_NAME = func.coalesce(func.nullif(User.name, ""), User.email)
+# A link takes its merchant account's currency when it is made (links/services.py), and an
+# account's currency never changes: the firm's accounts' currencies are all there is.
+_FIRM_CURRENCIES = (
+    select(MerchantAccount.currency, _fold(MerchantAccount.currency))
+    .where(MerchantAccount.firm_id == FIRM)
+    .distinct()
+    .order_by(MerchantAccount.currency)
+)
+_FIRM_CREATORS = select(User.id, _fold(_CREATOR_NAME)).where(User.firm_id == FIRM).order_by(User.id)
+_FIRM_ACCOUNTS = (
+    select(MerchantAccount.id, _fold(MerchantAccount.name))
+    .where(MerchantAccount.firm_id == FIRM)
+    .order_by(MerchantAccount.id)
+)
 
 
-def _creator_groups(dbsession: Session, firm_id: int) -> list[KeyGroup] | None:
-    name = func.coalesce(func.nullif(User.name, ""), User.email)
-    rows = dbsession.execute(select(User.id, _fold(name)).where(User.firm_id == firm_id)).all()
-    groups = _folded_groups(PaymentLink.created_by_user_id, [tuple(row) for row in rows])
+@functools.lru_cache(maxsize=32)
+def _driver_statement(statement: Any, dialect: Any) -> DriverStatement:
+    return DriverStatement(statement, dialect)
+
+
+def _basis_reader(statement: Any) -> Callable[[Session, int], tuple[Any, ...]]:
+    """What a key's groups are made from: ``statement``'s rows for the firm (straight on the
+    driver, as the page's own statements)."""
+
+    def read(dbsession: Session, firm_id: int) -> tuple[Any, ...]:
+        connection = dbsession.connection()
+        driver = _driver_statement(statement, connection.dialect)
+        return tuple(tuple(row) for row in driver.rows(connection, {"firm_id": firm_id}))
+
+    return read
+
+
+def _creator_groups(basis: tuple[Any, ...]) -> list[KeyGroup] | None:
+    groups = _folded_groups(PaymentLink.created_by_user_id, basis)
     if groups is None:
         return None
     # No creator (a user deleted since) sorts as a blank name.
@@ -687,29 +838,36 @@ def _creator_groups(dbsession: Session, firm_id: int) -> list[KeyGroup] | None:
     return [*groups, KeyGroup(None, column.is_(None))]
 
 
-def _account_groups(dbsession: Session, firm_id: int) -> list[KeyGroup] | None:
-    rows = dbsession.execute(
-        select(MerchantAccount.id, _fold(MerchantAccount.name)).where(
-            MerchantAccount.firm_id == firm_id
-        )
-    ).all()
-    return _folded_groups(PaymentLink.merchant_account_id, [tuple(row) for row in rows])
-
-
-def _reminder_groups(_dbsession: Session, _firm_id: int) -> list[KeyGroup]:
+def _reminder_groups(_basis: tuple[Any, ...]) -> list[KeyGroup]:
     # Most links have had no reminder: those by id; the others by their own partial index
     # (links/models.py), which a new link (none sent yet) costs nothing.
     column = PaymentLink.reminders_sent
     return [KeyGroup(0, column == 0), KeyGroup(1, column > 0, by_key=True)]
 
 
-_GROUPS_OF: dict[str, Callable[[Session, int], list[KeyGroup] | None]] = {
-    "source": lambda _s, _f: _choice_groups(PaymentLink.source, SOURCES),
-    "email_status": lambda _s, _f: _choice_groups(PaymentLink.email_status, EMAIL_STATUSES),
-    "currency": _currency_groups,
-    "created_by": _creator_groups,
-    "merchant_account": _account_groups,
-    "reminders_sent": _reminder_groups,
+# Each key's groups: what they are made from (read for the firm), and how.
+_GROUPS_OF: dict[
+    str,
+    tuple[
+        Callable[[Session, int], tuple[Any, ...]],
+        Callable[[tuple[Any, ...]], list[KeyGroup] | None],
+    ],
+] = {
+    "source": (_no_basis, lambda _b: _choice_groups(PaymentLink.source, SOURCES)),
+    "email_status": (
+        _no_basis,
+        lambda _b: _choice_groups(PaymentLink.email_status, EMAIL_STATUSES),
+    ),
+    "currency": (
+        _basis_reader(_FIRM_CURRENCIES),
+        lambda basis: _folded_groups(PaymentLink.currency, basis),
+    ),
+    "created_by": (_basis_reader(_FIRM_CREATORS), _creator_groups),
+    "merchant_account": (
+        _basis_reader(_FIRM_ACCOUNTS),
+        lambda basis: _folded_groups(PaymentLink.merchant_account_id, basis),
+    ),
+    "reminders_sent": (_no_basis, _reminder_groups),
 }
 
 
@@ -720,19 +878,17 @@ def _order(key: ColumnElement[Any], nullable: bool, sort: Sort) -> list[Any]:
     return [by_key, _by(PaymentLink.id, sort.descending)]
 
 
-def _total(
-    dbsession: Session,
-    conditions: list[ColumnElement[bool]],
-    on_counts: list[ColumnElement[bool]] | None,
-) -> int:
+def _total_statement(
+    conditions: list[ColumnElement[bool]], on_counts: list[ColumnElement[bool]] | None
+) -> Any:
     """How many links match, on every page (exact, as API.md asks). From the link counts
     (sent/models.py: a sum over the firm's few groups, whatever its number of links) when
     every condition is on counted columns (``on_counts``, _on_counts' answer): no search
     text, only the Show view and the filters on status, source, account, email status or
     creator; else the links counted."""
     if on_counts is None:
-        return _count(dbsession, conditions)
-    return int(dbsession.execute(select(_counted(on_counts))).scalar_one())
+        return select(func.count()).select_from(PaymentLink).where(*conditions)
+    return select(_counted(on_counts))
 
 
 def _counted(on_counts: list[ColumnElement[bool]]) -> Any:
@@ -740,24 +896,19 @@ def _counted(on_counts: list[ColumnElement[bool]]) -> Any:
     return select(func.coalesce(func.sum(LinkCount.n), 0)).where(*on_counts).scalar_subquery()
 
 
-def _count(dbsession: Session, conditions: list[ColumnElement[bool]]) -> int:
-    statement = select(func.count()).select_from(PaymentLink).where(*conditions)
-    return int(dbsession.execute(statement).scalar_one())
-
-
 _LINKS = PaymentLink.__table__
 _COUNTS = LinkCount.__table__
 
 
 def _on_counts(
-    dbsession: Session, conditions: list[ColumnElement[bool]]
+    dialect: str, conditions: list[ColumnElement[bool]]
 ) -> list[ColumnElement[bool]] | None:
     """``conditions`` on link_counts' columns instead of the links', or None when one needs
     more of a link than its counted columns (a search, a date, an amount) or the database
     keeps no counts (SQLite). The same expressions, columns swapped: a condition that reads
     only a link's counted columns holds for every link of a group or for none, so summing
     the groups it holds for is exactly counting the links it holds for."""
-    if _dialect(dbsession) != "postgresql":
+    if dialect != "postgresql":
         return None
     answerable = True
 
