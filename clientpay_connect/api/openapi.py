@@ -187,6 +187,10 @@ class _AppRequest(PyramidOpenAPIRequest):
     wherever a URL map mounts it (a host's route prefix is in the document's server URL)."""
 
     @property
+    def method(self) -> str:
+        return _document_method(self.request).lower()
+
+    @property
     def path_pattern(self) -> str:
         route = self.request.matched_route
         pattern: str = route.pattern if route is not None else self.request.path_info
@@ -213,6 +217,12 @@ def served_document(request: Request) -> bytes:
 ROUTE_PLACEHOLDER = re.compile(r"\{(\w+)(?::[^}]*)?\}")
 
 
+def _document_method(request: Request) -> str:
+    """The operation a request is checked against: a HEAD is its GET without the body, as
+    Pyramid serves it (a GET view answers HEAD), and the document lists no HEAD of its own."""
+    return "GET" if request.method == "HEAD" else request.method
+
+
 def _document_path(request: Request) -> str:
     route = request.matched_route
     pattern: str = route.pattern if route is not None else request.path_info
@@ -235,7 +245,7 @@ def _unmarshal_request(request: Request, api: OpenAPI) -> Any:
     uploads = request.registry["clientpay.openapi.multipart"]
     if (
         request.content_type == "multipart/form-data"
-        and (request.method, _document_path(request)) in uploads
+        and (_document_method(request), _document_path(request)) in uploads
     ):
         if "boundary=" not in request.headers.get("Content-Type", "").lower():
             # WebOb cannot split such a form into its fields (it raised: a 500).
@@ -395,7 +405,7 @@ def _query_checked(request: Request) -> bool:
     if request.body:
         return False
     checks: dict[tuple[str, str], QueryCheck] = request.registry["clientpay.openapi.queries"]
-    check = checks.get((request.method, _document_path(request)))
+    check = checks.get((_document_method(request), _document_path(request)))
     return check is not None and check.passes(request.GET)
 
 

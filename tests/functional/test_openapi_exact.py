@@ -29,6 +29,34 @@ def test_a_method_the_address_does_not_have_is_405_with_allow(
     testapp.get("/api/v1/nothing-here", headers=staff_auth, status=404)
 
 
+@pytest.fixture
+def account(staff: Any) -> Any:
+    return factories.MerchantAccountFactory(firm=staff.firm)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "/api/v1/links",
+        "/api/v1/links?sort=-amount&limit=5",
+        "/api/v1/links?status=outstanding&filter%5Bamount_min%5D=10",
+    ],
+)
+def test_head_answers_as_the_get_it_is_without_a_body(
+    testapp: webtest.TestApp, staff_auth: dict[str, str], new_link: Any, address: str
+) -> None:
+    new_link(amount_minor=5_000)
+    new_link(amount_minor=1_500)
+    got = testapp.get(address, headers=staff_auth, status=200)
+    head = testapp.head(address, headers=staff_auth, status=200)
+    assert head.content_type == got.content_type
+    assert head.body == b""
+    # And a HEAD's bad query is the GET's 422.
+    bad = address + ("&" if "?" in address else "?") + "limit=0"
+    assert testapp.head(bad, headers=staff_auth, status=422).body == b""
+    testapp.get(bad, headers=staff_auth, status=422)
+
+
 def test_a_sql_connection_without_a_url_is_refused_on_its_settings(
     testapp: webtest.TestApp, admin_auth: dict[str, str], dbsession: Session
 ) -> None:
