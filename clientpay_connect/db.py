@@ -19,6 +19,8 @@ from pyramid.config import Configurator
 from pyramid.httpexceptions import HTTPNotFound
 from pyramid.interfaces import IRoutesMapper
 from pyramid.request import Request
+from pyramid.tweens import EXCVIEW
+from pyramid_retry import mark_error_retryable
 from pyramid_tm import is_tm_active
 from sqlalchemy import MetaData, create_engine, event, make_url
 from sqlalchemy import inspect as sa_inspect
@@ -199,6 +201,26 @@ def write_intent_tween_factory(handler: Callable[[Request], Any], registry: Any)
             sqlite_may_write.reset(token)
 
     return write_intent_tween
+
+
+def retry_lost_connection_tween_factory(handler: Callable[[Request], Any], registry: Any) -> Any:
+    """A GET or HEAD whose connection was found lost (a server restart, a failover, a backend
+    killed less than PING_AFTER_IDLE_SECONDS after its last use, so not pinged) is tried
+    again by pyramid_retry on a new connection, rather than answering 500: SQLAlchemy has by
+    then invalidated the pool's connections made before the loss. Only reads: a write lost
+    mid-transaction was rolled back by the server, but a view's other effects (a call to a
+    processor) must not run twice. A loss while committing happens outside this tween (in
+    pyramid_tm's) and is never retried: whether it committed is unknown."""
+
+    def retry_lost_connection_tween(request: Request) -> Any:
+        try:
+            return handler(request)
+        except DBAPIError as error:
+            if error.connection_invalidated and request.method in READ_METHODS:
+                mark_error_retryable(error)
+            raise
+
+    return retry_lost_connection_tween
 
 
 # The largest value an Integer column holds on every database we run on (PostgreSQL's integer
@@ -387,7 +409,13 @@ class DriverStatement:
             if lost:
                 connection.invalidate(error)
             raise DBAPIError.instance(
-                self.sql, parameters, error, connection.dialect.loaded_dbapi.Error, lost
+                self.sql,
+                parameters,
+                error,
+                connection.dialect.loaded_dbapi.Error,
+                hide_parameters=connection.engine.hide_parameters,
+                connection_invalidated=lost,
+                dialect=connection.dialect,
             ) from error
         finally:
             cursor.close()
@@ -486,6 +514,9 @@ def includeme(config: Configurator) -> None:
     config.add_tween(
         "clientpay_connect.db.write_intent_tween_factory", over="pyramid_tm.tm_tween_factory"
     )
+    # Below the exception view, which would make the error a 500 page before pyramid_retry
+    # asked whether it may try again.
+    config.add_tween("clientpay_connect.db.retry_lost_connection_tween_factory", under=EXCVIEW)
     # After the security check (a stranger gets 401, not 404), before the rate limit and the
     # OpenAPI validation (api/openapi.py, throttle/deriver.py).
     config.add_view_deriver(ids_in_range_view, over=("rate_limited_view", "openapi_view_deriver"))

@@ -94,18 +94,35 @@ def test_a_connection_killed_while_idle_is_replaced_before_a_request_uses_it(
     assert app_backends(pool_app).isdisjoint(idle)  # served by a new connection
 
 
-def test_a_connection_killed_within_the_threshold_fails_one_request_then_the_pool_recovers(
+def test_a_read_whose_connection_was_lost_within_the_threshold_is_served_on_a_new_one(
     pool_app, auth, monkeypatch
 ):
     """What the threshold trades: a connection lost less than PING_AFTER_IDLE_SECONDS after
-    its last use is not pinged, so the request that gets it fails; that failure invalidates
-    the pool (SQLAlchemy), and the next request succeeds on a new connection."""
+    its last use is not pinged, and the request that gets it finds it lost. That invalidates
+    the pool (SQLAlchemy), and a GET is then tried again (db.retry_lost_connection_tween) on a
+    new connection."""
     monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 3600.0)
     client = webtest.TestApp(pool_app, extra_environ={"HTTP_HOST": "localhost"})
     client.get(URL, headers=auth)
     idle = app_backends(pool_app)
     terminate(pool_app, idle)
 
-    assert client.get(URL, headers=auth, status=500).json["error"] == "server_error"
+    assert client.get(URL, headers=auth).json["total"] == 0
+    assert app_backends(pool_app).isdisjoint(idle)
+
+
+def test_a_write_whose_connection_was_lost_fails_once_then_the_pool_recovers(
+    pool_app, auth, monkeypatch
+):
+    """A POST is not tried again (a view's effects beyond the database must not run twice):
+    it answers 500, and the next request is served on a new connection."""
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 3600.0)
+    client = webtest.TestApp(pool_app, extra_environ={"HTTP_HOST": "localhost"})
+    client.get(URL, headers=auth)
+    idle = app_backends(pool_app)
+    terminate(pool_app, idle)
+
+    answer = client.post_json(URL + "/cancel", {"ids": [1]}, headers=auth, status=500)
+    assert answer.json["error"] == "server_error"
     assert client.get(URL, headers=auth).json["total"] == 0
     assert app_backends(pool_app).isdisjoint(idle)
