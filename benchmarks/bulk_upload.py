@@ -24,9 +24,9 @@ ru_maxrss or VmHWM, is its own):
 Prints a table of phases for each database, the ratio of each path to its baseline, and the
 peak memory (after each step too). Beside each step of the HTTP path, the CPU seconds the
 server process spent in it and, on PostgreSQL, those of the database's server processes
-(``database_cpu_seconds``: a step whose wall time is mostly the database's shows it there,
-and the two together against the wall time show the waiting for a core). The upload's and the job's own phases come from their
-log lines (views.py, tasks.py); the job begins as soon as
+(``database_cpu_seconds``): a step whose wall time is mostly the database's shows it there,
+and the two against the wall time show the waiting for a core. The upload's and the job's
+own phases come from their log lines (views.py, tasks.py); the job begins as soon as
 Generate commits, before Generate's page has been fetched, so what the wait holds beyond the
 job can come out below zero. Targets (issue #13): through HTTP <= 15x the baseline on both
 databases; peak memory < 300 MB. On a machine shared with other work, wall time includes
