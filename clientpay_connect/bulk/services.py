@@ -22,7 +22,13 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session
 
 from clientpay_connect.admin.models import MerchantAccount
-from clientpay_connect.bulk.fastwrite import TableWriter, json_strings, json_text, wrote_with_core
+from clientpay_connect.bulk.fastwrite import (
+    TableWriter,
+    json_strings,
+    json_text,
+    refresh_statistics,
+    wrote_with_core,
+)
 from clientpay_connect.bulk.models import (
     UPLOAD_FAILED,
     UPLOAD_PROCESSING,
@@ -55,6 +61,11 @@ from clientpay_connect.links.models import STATUS_OUTSTANDING, PaymentLink
 
 MAX_FILENAME = 255
 ROWS_TABLE = cast(Table, BulkRow.__table__)
+# From this many rows on, an upload's rows have their statistics gathered before the commit
+# (refresh_statistics): the review's first page must not be planned for an empty table.
+ANALYZE_AFTER_ROWS = 10_000
+# The columns every page of an upload finds its rows by (the review, the counts, the links).
+ROWS_LOOKED_UP_BY = {ROWS_TABLE: ("upload_id", "deleted", "row_number")}
 # Only rows under review may change; once Send All or Generate has begun they are the links'.
 EDITABLE_STATUSES = (UPLOAD_REVIEW, UPLOAD_FAILED)
 
@@ -209,6 +220,11 @@ def store_upload(
     dbsession.add(upload)
     dbsession.flush()
     insert_rows(dbsession, upload.id, rows)
+    # Planned with the statistics of before the load, the review's page of 100 rows sorted
+    # all 100,000 (58 ms; 0.1 ms once analyzed, which takes 30 ms), and so did every page
+    # after it, and each chunk of the links' job read the index entries of every row.
+    if len(rows) >= ANALYZE_AFTER_ROWS:
+        refresh_statistics(dbsession, ROWS_LOOKED_UP_BY)
     return upload
 
 
