@@ -1,7 +1,8 @@
 """Where PostgreSQL spends the time of making 100,000 bulk links: the writing transaction of
 the links' job, timed with every index and foreign key of payment_links, then without each in
-turn (and without the triggers that keep link_counts), with the WAL it wrote; and EXPLAIN
-(ANALYZE, BUFFERS, WAL) of its first chunk.
+turn (and without the triggers that keep link_counts), with the WAL it wrote; EXPLAIN
+(ANALYZE, BUFFERS, WAL) of its first chunk; and the upload's store of its rows, with and
+without bulk_rows' foreign key and unique index.
 
     CLIENTPAY_BENCH_DATABASE_URL=postgresql+psycopg://… .venv/bin/python \\
         benchmarks/bulk_links_pg.py [--rows 100000] [--repeat 2]
@@ -27,7 +28,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -35,8 +36,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from sqlalchemy import select  # noqa: E402
+
 from benchmarks._setup import bench_settings  # noqa: E402
 from benchmarks.bulk_upload import make_csv, seed  # noqa: E402
+from clientpay_connect.bulk.services import check_file  # noqa: E402
 
 EXPLAIN = "EXPLAIN (ANALYZE, BUFFERS, WAL) "
 
@@ -152,6 +156,45 @@ def make_links_once(app: Any, upload_id: int, drops: list[str]) -> tuple[float, 
     return seconds, cpu, int(wal)
 
 
+# What the upload's store of its rows pays for, besides the rows themselves.
+ROW_VARIANTS = [
+    ("nothing (as in production)", []),
+    (
+        "fk_bulk_rows_upload_id_bulk_uploads",
+        ["ALTER TABLE bulk_rows DROP CONSTRAINT fk_bulk_rows_upload_id_bulk_uploads"],
+    ),
+    ("ix_bulk_rows_upload_row", ["DROP INDEX ix_bulk_rows_upload_row"]),
+]
+
+
+def store_rows_once(app: Any, checked: Any, drops: list[str]) -> tuple[float, float, int]:
+    """Seconds, the server's CPU seconds and WAL bytes of storing an upload's rows (with
+    their statistics), after ``drops``, rolled back."""
+    from clientpay_connect.admin.models import MerchantAccount
+    from clientpay_connect.bulk.services import store_upload
+
+    parsed, rows = checked
+    with rolled_back(app) as work:
+        connection = work.dbsession.connection()
+        for statement in drops:
+            connection.exec_driver_sql(statement)
+        account = work.dbsession.execute(select(MerchantAccount)).scalars().first()
+        backend = int(connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+        wal_before = connection.exec_driver_sql("SELECT pg_current_wal_insert_lsn()").scalar()
+        cpu_before = backend_cpu_seconds(backend)
+        started = time.perf_counter()
+        store_upload(
+            work.dbsession, firm_id=account.firm_id, user_id=None, account=account,
+            filename="bench.csv", parsed=parsed, rows=rows,
+        )  # fmt: skip
+        seconds = time.perf_counter() - started
+        cpu = backend_cpu_seconds(backend) - cpu_before
+        wal = connection.exec_driver_sql(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %(lsn)s)", {"lsn": wal_before}
+        ).scalar()
+    return seconds, cpu, int(wal)
+
+
 def explain_first_chunk(app: Any, upload_id: int) -> list[str]:
     """The plan of the first INSERT … SELECT of the links, as it ran (EXPLAIN ANALYZE runs
     it), with its buffers, its WAL and each foreign key's trigger time."""
@@ -205,23 +248,36 @@ def main() -> None:
         with app.registry["dbengine"].connect() as connection:
             tried = variants(connection)
         print(f"\nMaking {args.rows:,} links (the writing transaction), leaving out:")
-        print(f"  {'':<50} {'wall':>8} {'server CPU':>11} {'CPU saved':>10} {'WAL':>9}")
-        # Round after round of every variant, rather than one variant's repeats in a row: a
-        # burst of others' load then weighs on every variant alike.
-        runs: dict[str, list[tuple[float, float, int]]] = {label: [] for label, _ in tried}
-        for _ in range(args.repeat):
-            for label, drops in tried:
-                runs[label].append(make_links_once(app, upload_id, drops))
-        full = min(cpu for _, cpu, _ in runs[tried[0][0]])
-        for label, _ in tried:
-            seconds = min(wall for wall, _, _ in runs[label])
-            cpu = min(cpu for _, cpu, _ in runs[label])
-            wal = min(wal for _, _, wal in runs[label])
-            print(
-                f"  {label:<50} {seconds:6.2f} s {cpu:9.2f} s {full - cpu:8.2f} s "
-                f"{wal / 2**20:6.1f} MB"
-            )
-        print(f"  (the least of {args.repeat} of each; load average {os.getloadavg()[0]:.1f})")
+        print_variants(tried, args.repeat, lambda drops: make_links_once(app, upload_id, drops))
+        print(f"\nStoring {args.rows:,} rows (the upload's transaction), leaving out:")
+        checked = check_file(make_csv(args.rows), currency="USD", outstanding=())
+        print_variants(
+            ROW_VARIANTS, args.repeat, lambda drops: store_rows_once(app, checked, drops)
+        )
+
+
+def print_variants(
+    tried: list[tuple[str, list[str]]],
+    repeat: int,
+    run: Callable[[list[str]], tuple[float, float, int]],
+) -> None:
+    """Each variant's wall time, server CPU time and WAL, the least of ``repeat`` runs."""
+    print(f"  {'':<50} {'wall':>8} {'server CPU':>11} {'CPU saved':>10} {'WAL':>9}")
+    # Round after round of every variant, rather than one variant's repeats in a row: a
+    # burst of others' load then weighs on every variant alike.
+    runs: dict[str, list[tuple[float, float, int]]] = {label: [] for label, _ in tried}
+    for _ in range(repeat):
+        for label, drops in tried:
+            runs[label].append(run(drops))
+    full = min(cpu for _, cpu, _ in runs[tried[0][0]])
+    for label, _ in tried:
+        seconds = min(wall for wall, _, _ in runs[label])
+        cpu = min(cpu for _, cpu, _ in runs[label])
+        wal = min(wal for _, _, wal in runs[label])
+        print(
+            f"  {label:<50} {seconds:6.2f} s {cpu:9.2f} s {full - cpu:8.2f} s {wal / 2**20:6.1f} MB"
+        )
+    print(f"  (the least of {repeat} of each; load average {os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":
