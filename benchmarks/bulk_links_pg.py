@@ -30,6 +30,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +129,33 @@ def backend_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+@dataclass
+class Spent:
+    """What a block cost: wall seconds, the CPU seconds of the server process serving the
+    connection, and the WAL the server wrote meanwhile (bytes)."""
+
+    seconds: float = 0.0
+    cpu: float = 0.0
+    wal: int = 0
+
+
+@contextmanager
+def measured(connection: Any) -> Iterator[Spent]:
+    spent = Spent()
+    backend = int(connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+    wal_before = connection.exec_driver_sql("SELECT pg_current_wal_insert_lsn()").scalar()
+    cpu_before = backend_cpu_seconds(backend)
+    started = time.perf_counter()
+    yield spent
+    spent.seconds = time.perf_counter() - started
+    spent.cpu = backend_cpu_seconds(backend) - cpu_before
+    spent.wal = int(
+        connection.exec_driver_sql(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %(lsn)s)", {"lsn": wal_before}
+        ).scalar()
+    )
+
+
 def make_links_once(app: Any, upload_id: int, drops: list[str]) -> tuple[float, float, int]:
     """Seconds, the server's CPU seconds and WAL bytes of the links' writing, after
     ``drops``, rolled back."""
@@ -143,17 +171,9 @@ def make_links_once(app: Any, upload_id: int, drops: list[str]) -> tuple[float, 
         upload.action = "generate"
         row_ids = live_row_ids(work.dbsession, upload_id)
         secrets = prepare_secrets(app.registry, len(row_ids))
-        backend = int(connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
-        wal_before = connection.exec_driver_sql("SELECT pg_current_wal_insert_lsn()").scalar()
-        cpu_before = backend_cpu_seconds(backend)
-        started = time.perf_counter()
-        make_links(work, upload, row_ids, secrets, None)
-        seconds = time.perf_counter() - started
-        cpu = backend_cpu_seconds(backend) - cpu_before
-        wal = connection.exec_driver_sql(
-            "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %(lsn)s)", {"lsn": wal_before}
-        ).scalar()
-    return seconds, cpu, int(wal)
+        with measured(connection) as spent:
+            make_links(work, upload, row_ids, secrets, None)
+    return spent.seconds, spent.cpu, spent.wal
 
 
 # What the upload's store of its rows pays for, besides the rows themselves.
@@ -179,20 +199,12 @@ def store_rows_once(app: Any, checked: Any, drops: list[str]) -> tuple[float, fl
         for statement in drops:
             connection.exec_driver_sql(statement)
         account = work.dbsession.execute(select(MerchantAccount)).scalars().first()
-        backend = int(connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
-        wal_before = connection.exec_driver_sql("SELECT pg_current_wal_insert_lsn()").scalar()
-        cpu_before = backend_cpu_seconds(backend)
-        started = time.perf_counter()
-        store_upload(
-            work.dbsession, firm_id=account.firm_id, user_id=None, account=account,
-            filename="bench.csv", parsed=parsed, rows=rows,
-        )  # fmt: skip
-        seconds = time.perf_counter() - started
-        cpu = backend_cpu_seconds(backend) - cpu_before
-        wal = connection.exec_driver_sql(
-            "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %(lsn)s)", {"lsn": wal_before}
-        ).scalar()
-    return seconds, cpu, int(wal)
+        with measured(connection) as spent:
+            store_upload(
+                work.dbsession, firm_id=account.firm_id, user_id=None, account=account,
+                filename="bench.csv", parsed=parsed, rows=rows,
+            )  # fmt: skip
+    return spent.seconds, spent.cpu, spent.wal
 
 
 def explain_first_chunk(app: Any, upload_id: int) -> list[str]:
