@@ -18,7 +18,7 @@ ru_maxrss or VmHWM, is its own):
   for Download is pressed, and the upload's status is polled through the API (as bulk.js
   does, every --poll seconds instead of every second, so that the wait is not rounded up to
   the next second) until the links are made; then the page of links is opened;
-- in process, the same work called directly (read and validate, store the rows, then the
+- in process, the same work called directly (read, check and store the rows, then the
   links' job): what the HTTP path costs beyond it is the web and the queue.
 
 Prints a table of phases for each database, the ratio of each path to its baseline, and the
@@ -79,7 +79,7 @@ JOB_LOG = re.compile(
 )
 # The upload's own account of its time (views.py logs it).
 UPLOAD_LOG = re.compile(
-    r"bulk upload (\d+): (\d+) rows read and checked in ([\d.]+) s, stored in ([\d.]+) s"
+    r"bulk upload (\d+): (\d+) rows read in ([\d.]+) s, checked and stored in ([\d.]+) s"
 )
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -608,10 +608,13 @@ def table_lines(results: dict[str, dict[str, Any]]) -> list[tuple[str, list[str]
             each(lambda r: with_cpu(r[http]["upload_seconds"], r[http].get("uploaded_cpu"))),
         ),
         (
-            "    read and check the file",
+            "    read the file",
             each(lambda r: seconds(r[http].get("upload_check_seconds"))),
         ),
-        ("    store the rows", each(lambda r: seconds(r[http].get("upload_store_seconds")))),
+        (
+            "    check and store the rows",
+            each(lambda r: seconds(r[http].get("upload_store_seconds"))),
+        ),
         (
             "    beyond: body, form, commit",
             each(
@@ -686,8 +689,8 @@ def table_lines(results: dict[str, dict[str, Any]]) -> list[tuple[str, list[str]
             ),
         ),
         ("in process (no web, no queue):", each(lambda r: "")),
-        ("  read + validate", each(lambda r: seconds(r[ours]["read_validate_seconds"]))),
-        ("  store rows", each(lambda r: seconds(r[ours]["store_seconds"]))),
+        ("  read the file", each(lambda r: seconds(r[ours]["read_validate_seconds"]))),
+        ("  check and store the rows", each(lambda r: seconds(r[ours]["store_seconds"]))),
         ("  make links (the job)", each(lambda r: seconds(r[ours]["links_seconds"]))),
         ("  total", each(lambda r: seconds(r[ours]["seconds"]))),
         ("  ratio to the baseline", each(ratio(ours))),

@@ -47,13 +47,13 @@ from clientpay_connect.bulk.reader import (
 from clientpay_connect.bulk.validation import (
     MAX_INVOICE_NUMBER_LENGTH,
     MAX_RECIPIENT_NAME_LENGTH,
+    CheckedRows,
     FieldIssue,
     ReportLine,
     RowChecker,
     ValidatedRow,
     error_report_csv,
     flag_duplicate_invoice_numbers,
-    validate_rows,
 )
 from clientpay_connect.db import possible_id, utcnow
 from clientpay_connect.links.forms import active_accounts
@@ -160,14 +160,17 @@ def today() -> dt.date:
 
 def check_file(
     data: bytes, *, currency: str, outstanding: Iterable[str]
-) -> tuple[ParsedFile, list[ValidatedRow]]:
-    """Read and check the file; ``UnreadableFile`` when it cannot be read at all.
+) -> tuple[ParsedFile, CheckedRows]:
+    """Read the file, and the rows to check; ``UnreadableFile`` when it cannot be read at all.
+
+    The rows are checked as they are first read (CheckedRows): by store_upload, while the
+    database stores the rows before them.
 
     Email addresses are not required here: Generate needs none, and Send All checks that
     every row has one when it is pressed.
     """
     parsed = read_invoice_file(data)
-    rows = validate_rows(
+    rows = CheckedRows(
         parsed.rows,
         currency=currency,
         require_email=False,
