@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from clientpay_connect.admin.models import MerchantAccount
 from clientpay_connect.bulk.fastwrite import (
     TableWriter,
+    is_postgresql,
     json_strings,
     json_text,
     refresh_statistics,
@@ -41,6 +42,7 @@ from clientpay_connect.bulk.reader import (
     ParsedFile,
     RawRow,
     SetAside,
+    garbage_collection_paused,
     match_columns,
     read_invoice_file,
 )
@@ -163,8 +165,8 @@ def check_file(
 ) -> tuple[ParsedFile, CheckedRows]:
     """Read the file, and the rows to check; ``UnreadableFile`` when it cannot be read at all.
 
-    The rows are checked as they are first read (CheckedRows): by store_upload, while the
-    database stores the rows before them.
+    The rows are checked as they are first read (CheckedRows): on PostgreSQL by
+    store_upload, while the server stores the rows before them.
 
     Email addresses are not required here: Generate needs none, and Send All checks that
     every row has one when it is pressed.
@@ -207,6 +209,7 @@ def store_upload(
     parsed: ParsedFile,
     rows: Sequence[ValidatedRow],
 ) -> BulkUpload:
+    rows = _checked_before_writing(dbsession, rows)
     upload = BulkUpload(
         firm_id=firm_id,
         merchant_account_id=account.id,
@@ -229,6 +232,19 @@ def store_upload(
     if len(rows) >= ANALYZE_AFTER_ROWS:
         refresh_statistics(dbsession, ROWS_LOOKED_UP_BY)
     return upload
+
+
+def _checked_before_writing(
+    dbsession: Session, rows: Sequence[ValidatedRow]
+) -> Sequence[ValidatedRow]:
+    """``rows`` checked now, before the upload's first write, on SQLite: it writes in this
+    process, so checking the rows as they are stored (CheckedRows) overlaps nothing there,
+    and would only hold the database's one write lock for as long as the checks take.
+    PostgreSQL's server stores the rows meanwhile: there they are checked as they go."""
+    if is_postgresql(dbsession):
+        return rows
+    with garbage_collection_paused():
+        return list(rows)
 
 
 ROW_COLUMNS = (

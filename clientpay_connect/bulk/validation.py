@@ -137,7 +137,7 @@ def validate_rows(
 
 class CheckedRows(Sequence[ValidatedRow]):
     """validate_rows's rows, each checked when it is first read: a large upload's rows are
-    checked while the database stores the ones before them (services.insert_rows streams
+    checked while PostgreSQL stores the ones before them (services.insert_rows streams
     them), rather than all of them first while the database waits.
 
     A row's warnings name the other rows of its invoice number, which only the whole file
