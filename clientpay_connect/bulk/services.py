@@ -22,7 +22,14 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session
 
 from clientpay_connect.admin.models import MerchantAccount
-from clientpay_connect.bulk.fastwrite import TableWriter, json_strings, json_text, wrote_with_core
+from clientpay_connect.bulk.fastwrite import (
+    TableWriter,
+    is_postgresql,
+    json_strings,
+    json_text,
+    refresh_statistics,
+    wrote_with_core,
+)
 from clientpay_connect.bulk.models import (
     UPLOAD_FAILED,
     UPLOAD_PROCESSING,
@@ -35,19 +42,20 @@ from clientpay_connect.bulk.reader import (
     ParsedFile,
     RawRow,
     SetAside,
+    garbage_collection_paused,
     match_columns,
     read_invoice_file,
 )
 from clientpay_connect.bulk.validation import (
     MAX_INVOICE_NUMBER_LENGTH,
     MAX_RECIPIENT_NAME_LENGTH,
+    CheckedRows,
     FieldIssue,
     ReportLine,
     RowChecker,
     ValidatedRow,
     error_report_csv,
     flag_duplicate_invoice_numbers,
-    validate_rows,
 )
 from clientpay_connect.db import possible_id, utcnow
 from clientpay_connect.links.forms import active_accounts
@@ -55,6 +63,11 @@ from clientpay_connect.links.models import STATUS_OUTSTANDING, PaymentLink
 
 MAX_FILENAME = 255
 ROWS_TABLE = cast(Table, BulkRow.__table__)
+# From this many rows on, an upload's rows have their statistics gathered before the commit
+# (refresh_statistics): the review's first page must not be planned for an empty table.
+ANALYZE_AFTER_ROWS = 10_000
+# The columns every page of an upload finds its rows by (the review, the counts, the links).
+ROWS_LOOKED_UP_BY = {ROWS_TABLE: ("upload_id", "deleted", "row_number")}
 # Only rows under review may change; once Send All or Generate has begun they are the links'.
 EDITABLE_STATUSES = (UPLOAD_REVIEW, UPLOAD_FAILED)
 
@@ -149,14 +162,17 @@ def today() -> dt.date:
 
 def check_file(
     data: bytes, *, currency: str, outstanding: Iterable[str]
-) -> tuple[ParsedFile, list[ValidatedRow]]:
-    """Read and check the file; ``UnreadableFile`` when it cannot be read at all.
+) -> tuple[ParsedFile, CheckedRows]:
+    """Read the file, and the rows to check; ``UnreadableFile`` when it cannot be read at all.
+
+    The rows are checked as they are first read (CheckedRows): on PostgreSQL by
+    store_upload, while the server stores the rows before them.
 
     Email addresses are not required here: Generate needs none, and Send All checks that
     every row has one when it is pressed.
     """
     parsed = read_invoice_file(data)
-    rows = validate_rows(
+    rows = CheckedRows(
         parsed.rows,
         currency=currency,
         require_email=False,
@@ -193,6 +209,7 @@ def store_upload(
     parsed: ParsedFile,
     rows: Sequence[ValidatedRow],
 ) -> BulkUpload:
+    rows = _checked_before_writing(dbsession, rows)
     upload = BulkUpload(
         firm_id=firm_id,
         merchant_account_id=account.id,
@@ -209,7 +226,25 @@ def store_upload(
     dbsession.add(upload)
     dbsession.flush()
     insert_rows(dbsession, upload.id, rows)
+    # Planned with the statistics of before the load, the review's page of 100 rows sorted
+    # all 100,000 (58 ms; 0.1 ms once analyzed, which takes 30 ms), and so did every page
+    # after it, and each chunk of the links' job read the index entries of every row.
+    if len(rows) >= ANALYZE_AFTER_ROWS:
+        refresh_statistics(dbsession, ROWS_LOOKED_UP_BY)
     return upload
+
+
+def _checked_before_writing(
+    dbsession: Session, rows: Sequence[ValidatedRow]
+) -> Sequence[ValidatedRow]:
+    """``rows`` checked now, before the upload's first write, on SQLite: it writes in this
+    process, so checking the rows as they are stored (CheckedRows) overlaps nothing there,
+    and would only hold the database's one write lock for as long as the checks take.
+    PostgreSQL's server stores the rows meanwhile: there they are checked as they go."""
+    if is_postgresql(dbsession):
+        return rows
+    with garbage_collection_paused():
+        return list(rows)
 
 
 ROW_COLUMNS = (

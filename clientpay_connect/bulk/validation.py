@@ -32,10 +32,10 @@ import calendar
 import csv
 import io
 import re
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, overload
 
 from clientpay_connect.accounts.services import is_valid_email, normalize_email
 from clientpay_connect.bulk.reader import (
@@ -124,11 +124,96 @@ def validate_rows(
     ``require_email`` is for Send All, which emails every link; ``existing_invoice_numbers``
     are those of the firm's outstanding links.
     """
-    checker = RowChecker(currency=currency, require_email=require_email, today=today)
+    checked = CheckedRows(
+        rows if isinstance(rows, Sequence) else list(rows),
+        currency=currency,
+        require_email=require_email,
+        existing_invoice_numbers=existing_invoice_numbers,
+        today=today,
+    )
     with garbage_collection_paused():
-        validated = [checker.check(row) for row in rows]
-    flag_duplicate_invoice_numbers(validated, existing_invoice_numbers)
-    return validated
+        return list(checked)
+
+
+class CheckedRows(Sequence[ValidatedRow]):
+    """validate_rows's rows, each checked when it is first read: a large upload's rows are
+    checked while PostgreSQL stores the ones before them (services.insert_rows streams
+    them), rather than all of them first while the database waits.
+
+    A row's warnings name the other rows of its invoice number, which only the whole file
+    tells: they are worked out first, from the invoice numbers alone (a row's checked number
+    is its text single-spaced, and the comparison ignores spacing and case, so the texts
+    give the same answer), for the rows that share a number only."""
+
+    def __init__(
+        self,
+        rows: Sequence[RawRow],
+        *,
+        currency: str = "USD",
+        require_email: bool,
+        existing_invoice_numbers: Collection[str] = frozenset(),
+        today: date,
+    ) -> None:
+        self._raw = rows
+        self._checker = RowChecker(currency=currency, require_email=require_email, today=today)
+        self._warnings = _shared_number_warnings(rows, existing_invoice_numbers)
+        self._checked: list[ValidatedRow] = []
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def __iter__(self) -> Iterator[ValidatedRow]:
+        checked = self._checked
+        for index in range(len(self._raw)):
+            if index == len(checked):
+                checked.append(self._check(index))
+            yield checked[index]
+
+    @overload
+    def __getitem__(self, index: int) -> ValidatedRow: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[ValidatedRow]: ...
+    def __getitem__(self, index: int | slice) -> ValidatedRow | list[ValidatedRow]:
+        if len(self._checked) < len(self._raw):
+            for _ in self:  # the rest checked, in order
+                pass
+        return self._checked[index]
+
+    def _check(self, index: int) -> ValidatedRow:
+        row = self._checker.check(self._raw[index])
+        warnings = self._warnings.get(index)
+        if warnings:
+            row.warnings = warnings
+        return row
+
+
+def _shared_number_warnings(
+    rows: Sequence[RawRow], existing_invoice_numbers: Collection[str]
+) -> dict[int, tuple[FieldIssue, ...]]:
+    """flag_duplicate_invoice_numbers's warnings of the rows (by index) whose invoice number
+    another row or an outstanding link has, from the rows' texts."""
+    outstanding = {_invoice_key(number) for number in existing_invoice_numbers}
+    first_with: dict[str, int] = {}
+    flagged: set[str] = set()
+    for index, row in enumerate(rows):
+        key = _invoice_key(row.values[0])
+        if not key:
+            continue
+        if first_with.setdefault(key, index) != index or key in outstanding:
+            flagged.add(key)
+    if not flagged:
+        return {}
+    indexes = [i for i, row in enumerate(rows) if _invoice_key(row.values[0]) in flagged]
+    sharing = [
+        ValidatedRow(
+            RawRow(rows[i].row_number, ()),
+            _single_spaced(rows[i].values[0]),
+            None, None, "", None, (), "",
+        )
+        for i in indexes
+    ]  # fmt: skip
+    flag_duplicate_invoice_numbers(sharing, existing_invoice_numbers)
+    return {i: row.warnings for i, row in zip(indexes, sharing, strict=True)}
 
 
 class RowChecker:

@@ -52,7 +52,7 @@ from clientpay_connect.bulk.models import (
     BulkUpload,
 )
 from clientpay_connect.bulk.reader import garbage_collection_paused
-from clientpay_connect.bulk.services import ROWS_TABLE, Refused, live_rows
+from clientpay_connect.bulk.services import Refused, live_rows
 from clientpay_connect.crypto import new_token, sha256_hex
 from clientpay_connect.db import utcnow
 from clientpay_connect.links.forms import default_message
@@ -75,12 +75,10 @@ WRITE_CHUNK = 10_000
 # page of links must not be planned as if the tables were as small as before.
 ANALYZE_AFTER_LINKS = 10_000
 LINKS_TABLE = cast(Table, PaymentLink.__table__)
-# The columns the pages of an upload find its rows and their links by (exports.py,
-# services.py): those whose statistics the links' job refreshes (refresh_statistics).
-LOOKED_UP_BY = {
-    ROWS_TABLE: ("upload_id", "deleted", "row_number"),
-    LINKS_TABLE: ("bulk_row_id", "firm_id"),
-}
+# The columns the pages of an upload find its links by (exports.py, services.py): those
+# whose statistics the links' job refreshes (refresh_statistics). The rows' were gathered when
+# they were stored (services.store_upload), and the review changes a few rows at most.
+LOOKED_UP_BY = {LINKS_TABLE: ("bulk_row_id", "firm_id")}
 
 
 class PreparedSecret(NamedTuple):

@@ -10,7 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clientpay_connect.bulk.reader import FIELDS, RawRow
-from clientpay_connect.bulk.validation import WHOLE_ROW, error_report_csv, validate_rows
+from clientpay_connect.bulk.validation import (
+    WHOLE_ROW,
+    CheckedRows,
+    RowChecker,
+    error_report_csv,
+    flag_duplicate_invoice_numbers,
+    validate_rows,
+)
 from clientpay_connect.money import AmountError, parse_amount
 
 any_text = st.text(max_size=40)
@@ -89,3 +96,26 @@ def test_amounts_are_exactly_what_parse_amount_says(text, currency):
         assert (result.amount_minor, amount_errors) == (None, [str(exc)])
     else:
         assert (result.amount_minor, amount_errors) == (expected, [])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    raw_rows(),
+    st.sets(st.sampled_from(["A", "b", "", " a"]) | any_text, max_size=3),
+    st.integers(min_value=0, max_value=4),
+)
+def test_rows_checked_as_they_are_read_are_the_rows_checked_all_at_once(rows, existing, read):
+    """CheckedRows works out the shared invoice numbers' warnings from the texts, before any
+    row is checked: the same rows, errors and warnings as checking every row first and then
+    flagging the numbers they share."""
+    today = date(2025, 6, 1)
+    checker = RowChecker(currency="USD", require_email=False, today=today)
+    at_once = [checker.check(row) for row in rows]
+    flag_duplicate_invoice_numbers(at_once, existing)
+    checked = CheckedRows(rows, require_email=False, existing_invoice_numbers=existing, today=today)
+    assert len(checked) == len(rows)
+    # Some read one by one (as they are stored), then all of them again, in any order.
+    first = [row for row, _ in zip(checked, range(read), strict=False)]
+    assert first == at_once[:read]
+    assert list(checked) == at_once
+    assert list(reversed(checked)) == at_once[::-1]
