@@ -28,8 +28,10 @@ DEFAULTS: dict[str, str] = {
     "clientpay.jobs.immediate": "false",
     "clientpay.jobs.name": "clientpay",
     "clientpay.jobs.workers": "2",
-    # The longest an idle worker sleeps between looks at the SQLite queue (Redis wakes it).
-    "clientpay.jobs.max_poll_seconds": "1",
+    # The longest an idle worker sleeps between looks at the SQLite queue (Redis wakes it):
+    # a look costs tens of microseconds, and a person waits on the job it finds (a large
+    # upload's links began on average half this late).
+    "clientpay.jobs.max_poll_seconds": "0.25",
     "clientpay.cookie_secure": "true",
     "clientpay.cookie_samesite": "Lax",
     # A session unused this long ends (seconds)...

@@ -221,7 +221,7 @@ def test_an_idle_worker_looks_at_the_queue_again_within_the_setting(queue_app):
     """Huey's own backoff lets an idle worker sleep up to 10 s between looks at a SQLite
     queue: a large upload's links waited that long to begin after a quiet spell."""
     queue: JobQueue = queue_app.registry["clientpay.jobs"]
-    assert queue.consumer(workers=1).max_delay == 1.0
+    assert queue.consumer(workers=1).max_delay == 0.25
     registry = Registry("max-poll")
-    registry.settings = {"clientpay.jobs.max_poll_seconds": "0.25"}
-    assert JobQueue(queue.huey, registry).consumer(workers=2).max_delay == 0.25
+    registry.settings = {"clientpay.jobs.max_poll_seconds": "2"}
+    assert JobQueue(queue.huey, registry).consumer(workers=2).max_delay == 2.0
