@@ -44,6 +44,8 @@ PAGE_ROUTE = "pay.page"
 READ_METHODS = frozenset({"GET", "HEAD"})
 # Where the app's DriverReads is kept (one per process: its compiled statements with it).
 READS = "clientpay.pay.driver_reads"
+# Where a request's environ keeps whether it is a read of the payment page (is_page_read).
+PAGE_READ = "clientpay.pay.page_read"
 
 
 def page_outside_tm(host_hook: Callable[[Request], bool] | None, request: Request) -> bool:
@@ -51,9 +53,32 @@ def page_outside_tm(host_hook: Callable[[Request], bool] | None, request: Reques
 
     The tween runs before routing, so the path is matched here against the page's own route
     (under whatever prefix a host mounted it)."""
-    if request.method in READ_METHODS and _is_payment_page(request):
+    if is_page_read(request):
         return False
     return host_hook(request) if host_hook is not None else True
+
+
+def page_read_attempts(
+    host_hook: Callable[[Request], int | None] | None, request: Request
+) -> int | None:
+    """pyramid_retry's activate hook: one attempt for a read of the payment page. Retrying is
+    for a transaction that lost a conflict, and this request runs none (its read makes its
+    own second try on a dead connection, DriverReads.read); one attempt also spares it the
+    copy of its body pyramid_retry makes for a second. Anything else: what the hook it wraps
+    says (body_limits.retry_attempts, and a host's own)."""
+    if is_page_read(request):
+        return 1
+    return host_hook(request) if host_hook is not None else None
+
+
+def is_page_read(request: Request) -> bool:
+    """Whether this is a GET or HEAD of the payment page; decided once per request, for the
+    retry policy first and for pyramid_tm's tween after it."""
+    environ = request.environ
+    verdict = environ.get(PAGE_READ)
+    if verdict is None:
+        verdict = environ[PAGE_READ] = request.method in READ_METHODS and _is_payment_page(request)
+    return bool(verdict)
 
 
 def _is_payment_page(request: Request) -> bool:
@@ -254,3 +279,7 @@ def includeme(config: Configurator) -> None:
     host_hook: Any = config.maybe_dotted(settings.get("tm.activate_hook"))
     # Read by pyramid_tm's tween factory when the app is made, after every includeme.
     settings["tm.activate_hook"] = functools.partial(page_outside_tm, host_hook)
+    # Read by pyramid_retry's deferred action, after every includeme too: the hook it wraps is
+    # body_limits' (set by the foundation), itself wrapping a host's.
+    retry_hook: Any = config.maybe_dotted(settings.get("retry.activate_hook"))
+    settings["retry.activate_hook"] = functools.partial(page_read_attempts, retry_hook)
