@@ -330,7 +330,7 @@ def test_the_drivers_read_gives_the_facts_the_session_gives(served):
         assert facts_with(run, "x" * 43) is None
 
 
-@pytest.mark.parametrize(
+PAGE_READS = pytest.mark.parametrize(
     ("method", "path", "outside"),
     [
         ("GET", "/pay/abc", True),
@@ -341,6 +341,9 @@ def test_the_drivers_read_gives_the_facts_the_session_gives(served):
         ("GET", "/sent", False),
     ],
 )
+
+
+@PAGE_READS
 def test_only_reads_of_the_payment_page_leave_the_transaction_manager(
     served, method, path, outside
 ):
@@ -350,6 +353,19 @@ def test_only_reads_of_the_payment_page_leave_the_transaction_manager(
     assert page_outside_tm(None, request) is not outside
     # A host's own hook still decides for everything else.
     assert page_outside_tm(lambda request: False, request) is False
+
+
+@PAGE_READS
+def test_only_reads_of_the_payment_page_get_a_single_attempt(served, method, path, outside):
+    """No transaction, nothing for pyramid_retry to try again (nor a body to copy for it);
+    everything else keeps its attempts."""
+    _url, app = served
+    request = Request.blank(path, method=method)
+    request.registry = app.registry
+    attempts = app.registry.settings["retry.activate_hook"](request)
+    assert (attempts == 1) is outside
+    if not outside:
+        assert attempts is None  # pyramid_retry's own number (retry.attempts)
 
 
 def test_a_failed_statement_leaves_the_pages_connections_fit_for_the_next_page(served):
