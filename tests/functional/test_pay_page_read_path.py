@@ -330,6 +330,31 @@ def test_the_drivers_read_gives_the_facts_the_session_gives(served):
         assert facts_with(run, "x" * 43) is None
 
 
+@pytest.mark.parametrize(
+    ("emails", "first"),
+    [
+        (["first@example.test", "second@example.test"], "first@example.test"),
+        (["ñandú@example.test"], "ñandú@example.test"),
+        ([], ""),
+    ],
+)
+def test_the_first_email_is_read_by_the_database(served, emails, first):
+    """The page shows the first address only; the database hands that one over (as text, not
+    the whole JSON list), on either read path."""
+    _url, app = served
+    link_id, token = committed_link(app)
+    change_link(app, link_id, emails=emails)
+    reads: DriverReads = app.registry[READS]
+    with reads.session() as run:
+        through_driver = facts_with(run, token)
+    tm = transaction.TransactionManager(explicit=True)
+    with tm:
+        session = get_tm_session(app.registry["dbsession_factory"], tm)
+        through_session = link_facts(session, token)
+    assert through_driver is not None and through_session is not None
+    assert through_driver.first_email == through_session.first_email == first
+
+
 PAGE_READS = pytest.mark.parametrize(
     ("method", "path", "outside"),
     [
