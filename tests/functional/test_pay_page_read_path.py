@@ -21,7 +21,7 @@ import transaction
 from bs4 import BeautifulSoup
 from pyramid.request import Request
 from pyramid.router import Router
-from sqlalchemy import column, event, select, table, text
+from sqlalchemy import column, event, func, select, table, text
 
 from clientpay_connect.connect.models import LinkInvoice
 from clientpay_connect.db import get_tm_session, utcnow
@@ -73,7 +73,8 @@ def has_form(body: str) -> bool:
 @contextmanager
 def watching(app: Router) -> Iterator[dict[str, list[Any]]]:
     """The statements the app's connections run meanwhile, and whether each connection that
-    went back to the pool was inside a transaction then (what the pool would roll back).
+    went back to the pool was inside a transaction then (what the pool would roll back), or
+    is, for those the page's own pool keeps between reads (PostgreSQL), when the block ends.
 
     On SQLite, every statement the driver runs (its trace callback: BEGIN included, and
     statements run on the driver's own cursors); on PostgreSQL, those run through
@@ -108,6 +109,8 @@ def watching(app: Router) -> Iterator[dict[str, list[Any]]]:
             event.listen(engine, name, listener)
     try:
         yield seen
+        kept = app.registry[READS].kept_connections()
+        seen["left_in_transaction"] += [in_transaction(connection) for connection in kept]
     finally:
         for engine in engines:
             for name, listener in listeners:
@@ -139,8 +142,9 @@ def test_the_page_reads_one_row_and_leaves_no_transaction(served):
     with watching(app) as seen:
         page = requests.get(f"{url}/pay/{token}", timeout=TIMEOUT)
     assert page.status_code == 200 and has_form(page.text)
-    # Outside any transaction when it went back to the pool (psycopg: IDLE, no BEGIN sent).
-    assert seen["left_in_transaction"] == [False]
+    # Outside any transaction when it went back to the pool, or now that the page's own pool
+    # keeps it (psycopg: IDLE, no BEGIN sent).
+    assert seen["left_in_transaction"] and not any(seen["left_in_transaction"])
     if app.registry["dbengine"].dialect.name == "sqlite":
         # One SELECT: no BEGIN, COMMIT, ROLLBACK, no write (the open waits for its batch).
         assert len(seen["statements"]) == 1, seen["statements"]
@@ -403,7 +407,7 @@ def test_a_failed_statement_leaves_the_pages_connections_fit_for_the_next_page(s
             with pytest.raises(app.registry["dbengine"].dialect.loaded_dbapi.Error):
                 reads.read(lambda run: run(missing, {}))
     # The pool does not roll back what it takes back from the page: nothing may be open.
-    assert seen["left_in_transaction"] == [False, False]
+    assert seen["left_in_transaction"] and not any(seen["left_in_transaction"])
     for _ in range(3):
         page = requests.get(f"{url}/pay/{token}", timeout=TIMEOUT)
         assert page.status_code == 200 and has_form(page.text)
@@ -415,3 +419,47 @@ def test_the_page_reads_postgresql_only_through_its_own_pool(served):
     with pytest.raises(ValueError, match="own pool"):
         DriverReads(app.registry["dbengine"])
     assert app.registry[READS].engine is not app.registry["dbengine"]
+
+
+BACKEND_PID = select(func.pg_backend_pid())
+
+
+@pytest.mark.skipif(not using_postgresql(), reason="PostgreSQL only: SQLite's pool is shared")
+def test_the_page_keeps_its_connections_between_reads_and_never_lends_one_twice(served):
+    _url, app = served
+    reads: DriverReads = app.registry[READS]
+    with reads.session() as outer, reads.session() as inner:
+        outer_pid, inner_pid = outer(BACKEND_PID, {})[0][0], inner(BACKEND_PID, {})[0][0]
+    assert outer_pid != inner_pid  # two reads at once: two connections
+    # Both kept for the next reads, the last given back lent first.
+    with reads.session() as run:
+        assert run(BACKEND_PID, {})[0][0] == outer_pid
+    kept = {connection.info.backend_pid for connection in reads.kept_connections()}
+    assert {outer_pid, inner_pid} <= kept
+
+
+@pytest.mark.skipif(not using_postgresql(), reason="PostgreSQL only: SQLite's pool is shared")
+def test_disposing_the_apps_engine_closes_the_connections_the_page_keeps(
+    base_settings, tmp_path_factory
+):
+    settings = {**base_settings, "clientpay.pay.opens_flush_seconds": "3600"}
+    folder = tmp_path_factory.mktemp("kept")
+    with served_app(settings, folder, threads=2) as (url, app):
+        try:
+            _link_id, token = committed_link(app)
+            for _ in range(3):
+                assert requests.get(f"{url}/pay/{token}", timeout=TIMEOUT).status_code == 200
+            reads: DriverReads = app.registry[READS]
+            kept = reads.kept_connections()
+            pids = [connection.info.backend_pid for connection in kept]
+            assert kept
+            app.registry["dbengine"].dispose()
+            assert reads.kept_connections() == []
+            assert all(connection.closed for connection in kept)
+            gone = f"pid IN ({', '.join(map(str, pids))})"
+            deadline = time.monotonic() + TIMEOUT
+            while backends(app, "count(*)", gone) and time.monotonic() < deadline:
+                time.sleep(0.05)  # a backend ends a moment after its client has gone
+            assert backends(app, "count(*)", gone) == 0
+        finally:
+            app.registry[BATCH].close()
