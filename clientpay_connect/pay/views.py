@@ -39,6 +39,7 @@ from clientpay_connect.pay.i18n import (
     LANG_PARAM,
     LANGUAGE_NAMES,
     _,
+    asked_language,
     choose_locale,
     day,
     moment,
@@ -144,7 +145,7 @@ def _page_basics(request: Request, locale: str, firm_name: str) -> dict[str, Any
 
 def _lang_query(request: Request, locale: str) -> dict[str, str]:
     """Carry the payer's explicit choice of language on to the next page."""
-    return {LANG_PARAM: locale} if request.GET.get(LANG_PARAM) in LOCALES else {}
+    return {LANG_PARAM: locale} if asked_language(request) in LOCALES else {}
 
 
 def _link_summary(found: _Lookup) -> dict[str, Any]:
@@ -196,9 +197,21 @@ def _page_key(request: Request, found: _Lookup, state: str) -> Hashable:
         found.locale,
         # Whether the payer chose the language: the receipt's address then carries it on.
         bool(_lang_query(request, found.locale)),
-        # Links to static files and to the API are built from the address served at.
-        request.application_url,
+        # Links to static files and to the API are built from the address served at: the
+        # parts of the request that address is made of (request.application_url would spend
+        # more than the rest of the key putting them together).
+        _served_at(request.environ),
         dt.date.today().year,
+    )
+
+
+def _served_at(environ: dict[str, Any]) -> tuple[Any, ...]:
+    return (
+        environ.get("wsgi.url_scheme"),
+        environ.get("HTTP_HOST"),
+        environ.get("SERVER_NAME"),
+        environ.get("SERVER_PORT"),
+        environ.get("SCRIPT_NAME", ""),
     )
 
 
