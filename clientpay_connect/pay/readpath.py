@@ -387,7 +387,14 @@ class _Compiled:
             return f"${names.index(name) + 1}"
 
         self.numbered_sql = _PYFORMAT.sub(number, sql).encode()
-        self._names = tuple(names)
+        # The caller's names (SQLAlchemy escapes some in the SQL), and the values the
+        # statement itself holds for those the caller need not give.
+        original = {escaped: name for name, escaped in self._compiled.escaped_bind_names.items()}
+        self._names = tuple(original.get(name, name) for name in names)
+        binds = self._compiled.binds
+        self._fixed = {
+            name: binds[name].effective_value for name in self._names if not binds[name].required
+        }
         self.text_formats = [PyFormat.TEXT] * len(names)
 
     def parameters(self, params: dict[str, Any]) -> Any:
@@ -397,8 +404,10 @@ class _Compiled:
         return values
 
     def numbered_parameters(self, params: dict[str, Any]) -> list[Any]:
-        values = self._compiled.construct_params(params)
-        return [values[name] for name in self._names]
+        """The values for $1, $2…, as construct_params would give them, without its walk over
+        every bound parameter of the statement (a missing one is a KeyError)."""
+        fixed = self._fixed
+        return [params[name] if name in params else fixed[name] for name in self._names]
 
     def values(self, row: Any) -> tuple[Any, ...]:
         values = list(row)
@@ -418,13 +427,24 @@ def process_service(request: Request, iface: Any) -> Any:
     The factory registered for ``iface`` is found and called as find_service would, but
     without the request's service container, which pyramid_services builds on a request's
     first find_service (a registry of its own, the request registered in it, a subscriber
-    notified): on the page that was a quarter of the view's time, for two look-ups."""
-    return request.find_service_factory(iface)(None, request)
+    notified): on the page that was a quarter of the view's time, for two look-ups. The
+    factory is looked up once per app (the first request's look-up, after the configuration
+    was committed, so whatever a host registered in its place is the one found)."""
+    factories: dict[Any, Any] = request.registry[SERVICE_FACTORIES]
+    factory = factories.get(iface)
+    if factory is None:
+        factory = factories[iface] = request.find_service_factory(iface)
+    return factory(None, request)
+
+
+# Where the app keeps the factories process_service found.
+SERVICE_FACTORIES = "clientpay.pay.service_factories"
 
 
 def includeme(config: Configurator) -> None:
     settings = config.get_settings()
     config.registry[READS] = DriverReads.for_app(config.registry["dbengine"])
+    config.registry[SERVICE_FACTORIES] = {}
     host_hook: Any = config.maybe_dotted(settings.get("tm.activate_hook"))
     # Read by pyramid_tm's tween factory when the app is made, after every includeme.
     settings["tm.activate_hook"] = functools.partial(page_outside_tm, host_hook)
