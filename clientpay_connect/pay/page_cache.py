@@ -38,9 +38,8 @@ class CachedPage:
     charset: str | None
     body: bytes
     headers: tuple[tuple[str, str], ...]
-    # The answer's status line and headers, worked out once from the fields above: every
-    # answer made from the page starts from a copy of them (see ``response``).
-    _status_line: str = field(init=False, repr=False, compare=False)
+    # The answer's headers, worked out once from the fields above: every answer made from
+    # the page starts from a copy of them (see ``response``).
     _headerlist: tuple[tuple[str, str], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -52,7 +51,6 @@ class CachedPage:
         )
         for name, value in self.headers:
             response.headers[name] = value
-        object.__setattr__(self, "_status_line", response.status)
         object.__setattr__(self, "_headerlist", tuple(response.headerlist))
 
     @classmethod
@@ -67,9 +65,8 @@ class CachedPage:
     def response(self) -> Response:
         """A new answer with the page: its headers copied as they were worked out (a list of
         its own, as the tweens add to it), the body shared (bytes never change)."""
-        return Response(
-            app_iter=[self.body], status=self._status_line, headerlist=list(self._headerlist)
-        )
+        # The status as its number: WebOb parses a status line by failing int() on it first.
+        return Response(app_iter=[self.body], status=self.status, headerlist=list(self._headerlist))
 
 
 @implementer(IPageCache)
