@@ -52,6 +52,8 @@ READ_METHODS = frozenset({"GET", "HEAD"})
 READS = "clientpay.pay.driver_reads"
 # Where a request's environ keeps whether it is a read of the payment page (is_page_read).
 PAGE_READ = "clientpay.pay.page_read"
+# Where the app keeps the payment page's route, once found.
+PAGE_ROUTE_FOUND = "clientpay.pay.page_route"
 
 
 def page_outside_tm(host_hook: Callable[[Request], bool] | None, request: Request) -> bool:
@@ -88,7 +90,12 @@ def is_page_read(request: Request) -> bool:
 
 
 def _is_payment_page(request: Request) -> bool:
-    route = request.registry.getUtility(IRoutesMapper).get_route(PAGE_ROUTE)
+    registry = request.registry
+    route = registry.get(PAGE_ROUTE_FOUND)
+    if route is None:
+        # Found on the first request, once every route is in place (a host's prefix too).
+        route = registry.getUtility(IRoutesMapper).get_route(PAGE_ROUTE)
+        registry[PAGE_ROUTE_FOUND] = route
     return route is not None and route.match(request.path_info) is not None
 
 
