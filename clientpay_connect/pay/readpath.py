@@ -42,6 +42,7 @@ from pyramid.request import Request
 from pyramid_tm import is_tm_active
 from sqlalchemy import Connection, Executable, create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from clientpay_connect.pay.facts import LinkFacts, Run, facts_with, link_facts, read_link_facts
 
@@ -115,6 +116,14 @@ def page_facts(request: Request) -> LinkFacts | None:
     return reads.read(functools.partial(facts_with, token=token))
 
 
+# How long a read waits for a connection when as many as the pool holds are lent (QueuePool's
+# own default).
+LEND_TIMEOUT_SECONDS = 30
+# More than a server's threads: QueuePool closes a connection that comes back when it already
+# holds pool_size, and the next burst of pages would open a new backend (a fork) for it.
+PAGE_POOL_SIZE = 16
+
+
 class DisconnectedError(Exception):
     """The pooled connection was dead (read again on a new one)."""
 
@@ -138,13 +147,20 @@ class DriverReads:
     begin a transaction that nothing ends.
     """
 
-    def __init__(self, engine: Engine, *, autocommit_pool: bool = False):
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        autocommit_pool: bool = False,
+        most_connections: int = 2 * PAGE_POOL_SIZE,
+    ):
         if engine.dialect.name == "postgresql" and not autocommit_pool:
             raise ValueError("on PostgreSQL, the page reads through its own pool (for_app)")
         self._engine = engine
         self._compiled: dict[Executable, _Compiled] = {}
-        # On the page's own pool: the connections between two reads, kept out of the pool.
-        self._kept = _KeptConnections() if autocommit_pool else None
+        # On the page's own pool: the connections between two reads, kept out of the pool, at
+        # most as many lent at once as the pool holds (its size and overflow).
+        self._kept = _KeptConnections(most_connections) if autocommit_pool else None
 
     @property
     def engine(self) -> Engine:
@@ -193,9 +209,16 @@ class DriverReads:
     def session(self) -> Iterator[Run]:
         """One pooled connection for the statements run in the block, each on its own."""
         kept = self._kept
-        pooled = kept.take() if kept is not None else None
-        if pooled is None:
+        if kept is None:
             pooled = self._engine.raw_connection()
+        else:
+            pooled = kept.take()
+            if pooled is None:
+                try:
+                    pooled = self._engine.raw_connection()
+                except BaseException:
+                    kept.release()
+                    raise
         try:
             if self._engine.dialect.name == "postgresql":
                 yield functools.partial(self._run_prepared, pooled)
@@ -208,10 +231,10 @@ class DriverReads:
             pooled.invalidate(error)
             raise DisconnectedError() from error
         finally:
-            if kept is not None and pooled.is_valid:
-                kept.keep(pooled)
-            else:
+            if kept is None:
                 pooled.close()  # back to the pool
+            else:
+                kept.keep(pooled)
 
     def _compiled_for(self, statement: Executable) -> _Compiled:
         compiled = self._compiled.get(statement)
@@ -273,20 +296,43 @@ class _KeptConnections:
     nothing on return either), and it is never pinged (a dead one is found by the read). A
     dead connection is invalidated and not kept; when one is found dead, the others are
     dropped too, as the pool was disposed before. Every connection goes back to the pool when
-    the app's engine is disposed, or when this is collected or the process exits."""
+    the app's engine is disposed, or when this is collected or the process exits.
 
-    def __init__(self) -> None:
+    As the connections never go back to SQLAlchemy's pool, a read that found none kept would
+    wait in that pool for one that never comes back there: so no more are lent at once than
+    the pool can open (``most``), and a read beyond that waits here, for the first one kept
+    again, as long as the pool would have made it wait."""
+
+    def __init__(self, most: int):
         self._connections: list[Any] = []
         self._lock = threading.Lock()
+        self._lendable = threading.BoundedSemaphore(most)
         weakref.finalize(self, _give_back, self._connections, self._lock)
 
     def take(self) -> Any:
+        """A kept connection, None to open one (to be given back with ``keep`` either way)."""
+        if not self._lendable.acquire(timeout=LEND_TIMEOUT_SECONDS):
+            raise PoolTimeoutError(
+                f"no connection of the page's pool came back within {LEND_TIMEOUT_SECONDS} s"
+            )
         with self._lock:
             return self._connections.pop() if self._connections else None
 
+    def release(self) -> None:
+        """Give back what ``take`` allowed when no connection came of it."""
+        self._lendable.release()
+
     def keep(self, pooled: Any) -> None:
-        with self._lock:
-            self._connections.append(pooled)
+        """Keep ``pooled`` for the next read, or give it back to the pool if it was found
+        dead (invalidated)."""
+        try:
+            if pooled.is_valid:
+                with self._lock:
+                    self._connections.append(pooled)
+            else:
+                pooled.close()
+        finally:
+            self._lendable.release()
 
     def driver_connections(self) -> list[Any]:
         with self._lock:
@@ -324,11 +370,6 @@ def _checked(driver: Any, result: Any) -> Any:
     if result.status not in _SUCCEEDED:
         raise psycopg_errors.error_from_result(result, encoding=driver.info.encoding)
     return result
-
-
-# More than a server's threads: QueuePool closes a connection that comes back when it already
-# holds pool_size, and the next burst of pages would open a new backend (a fork) for it.
-PAGE_POOL_SIZE = 16
 
 
 def own_pool(engine: Engine) -> Engine:

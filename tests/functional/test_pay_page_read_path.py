@@ -10,6 +10,7 @@ CLIENTPAY_TEST_DATABASE_URL is set.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,7 +22,7 @@ import transaction
 from bs4 import BeautifulSoup
 from pyramid.request import Request
 from pyramid.router import Router
-from sqlalchemy import column, event, func, select, table, text
+from sqlalchemy import column, create_engine, event, func, select, table, text
 
 from clientpay_connect.connect.models import LinkInvoice
 from clientpay_connect.db import get_tm_session, utcnow
@@ -463,3 +464,32 @@ def test_disposing_the_apps_engine_closes_the_connections_the_page_keeps(
             assert backends(app, "count(*)", gone) == 0
         finally:
             app.registry[BATCH].close()
+
+
+@pytest.mark.skipif(not using_postgresql(), reason="PostgreSQL only: SQLite's pool is shared")
+def test_a_read_beyond_the_pools_connections_waits_for_the_first_one_kept(served):
+    """The kept connections never go back to SQLAlchemy's pool: a read that found its pool
+    all lent must get the first one kept again, not wait in the pool for nothing."""
+    _url, app = served
+    engine = create_engine(
+        app.registry[READS].engine.url, isolation_level="AUTOCOMMIT", pool_size=1, max_overflow=1
+    )
+    reads = DriverReads(engine, autocommit_pool=True, most_connections=2)
+    third: list[Any] = []
+    try:
+        with reads.session() as first, reads.session() as second:
+            lent = {backend_pid(first), backend_pid(second)}
+            waiting = threading.Thread(target=lambda: third.append(reads.read(backend_pid)))
+            waiting.start()
+            waiting.join(0.3)
+            assert waiting.is_alive() and not third  # both connections are lent
+        waiting.join(TIMEOUT)
+        # Within the pool's own 30 s: it waited for one of the two, not for a third.
+        assert not waiting.is_alive()
+        assert third and third[0] in lent
+    finally:
+        reads.dispose()
+
+
+def backend_pid(run: Any) -> int:
+    return int(run(BACKEND_PID, {})[0][0])
