@@ -44,7 +44,7 @@ from sqlalchemy import Connection, Executable, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from clientpay_connect.pay.facts import LinkFacts, Run, facts_with, link_facts, read_link_facts
+from clientpay_connect.pay.facts import LinkRead, Run, read_link, read_with
 
 T = TypeVar("T")
 PAGE_ROUTE = "pay.page"
@@ -100,20 +100,20 @@ def _is_payment_page(request: Request) -> bool:
     return route is not None and route.match(request.path_info) is not None
 
 
-def page_facts(request: Request) -> LinkFacts | None:
-    """The facts of the link the page's URL names: on the read path when the transaction
+def page_read(request: Request) -> LinkRead | None:
+    """The link the page's URL names (facts.LinkRead): on the read path when the transaction
     manager left this request out, else (a transaction is active all the same: a host that
     runs one around our app) through the request's session like any other view."""
     token = request.matchdict["token"]
     if is_tm_active(request):
-        return link_facts(request.dbsession, token)
+        return read_link(request.dbsession.connection(), token)
     bind = request.registry["dbsession_factory"].kw.get("bind")
     if isinstance(bind, Connection):
         # A host (or the test suite) binds every session to one connection: read on it, to
         # see what those sessions see.
-        return read_link_facts(bind, token)
+        return read_link(bind, token)
     reads: DriverReads = request.registry[READS]
-    return reads.read(functools.partial(facts_with, token=token))
+    return reads.read(functools.partial(read_with, token=token))
 
 
 # How long a read waits for a connection when as many as the pool holds are lent (QueuePool's

@@ -34,7 +34,7 @@ from clientpay_connect.links.models import (
     STATUS_PROCESSING,
     PaymentLink,
 )
-from clientpay_connect.pay.facts import facts_with, link_facts
+from clientpay_connect.pay.facts import facts_with, link_facts, read_with
 from clientpay_connect.pay.opens import BATCH, OpenBatch
 from clientpay_connect.pay.readpath import READS, DriverReads, page_outside_tm
 from tests.support.databases import using_postgresql
@@ -358,6 +358,28 @@ def test_the_first_email_is_read_by_the_database(served, emails, first):
         through_session = link_facts(session, token)
     assert through_driver is not None and through_session is not None
     assert through_driver.first_email == through_session.first_email == first
+
+
+def test_the_pages_key_is_the_row_but_the_last_open(served):
+    """LinkRead.key, the rendered page's key: every column the facts are made of counts, the
+    last open does not (it is not shown, and changes once a minute for a reloading payer)."""
+    _url, app = served
+    link_id, token = committed_link(app)
+    reads: DriverReads = app.registry[READS]
+
+    def read() -> Any:
+        with reads.session() as run:
+            return read_with(run, token)
+
+    first = read()
+    change_link(app, link_id, last_opened_at=utcnow())
+    opened = read()
+    assert opened.key == first.key and opened.last_opened_at != first.last_opened_at
+    assert opened.facts == first.facts
+    change_link(app, link_id, recipient_name="Someone Else")
+    renamed = read()
+    assert renamed.key != opened.key and renamed.facts != opened.facts
+    assert (renamed.link_id, renamed.status, renamed.locale) == (link_id, "outstanding", "en")
 
 
 PAGE_READS = pytest.mark.parametrize(
