@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import re
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -306,33 +307,54 @@ class _KeptConnections:
     def __init__(self, most: int):
         self._connections: list[Any] = []
         self._lock = threading.Lock()
-        self._lendable = threading.BoundedSemaphore(most)
+        # How many are lent now (kept or not), how many more may be, and the reads waiting.
+        self._lent = 0
+        self._most = most
+        self._waiting = 0
+        self._returned = threading.Condition(self._lock)
         weakref.finalize(self, _give_back, self._connections, self._lock)
 
     def take(self) -> Any:
         """A kept connection, None to open one (to be given back with ``keep`` either way)."""
-        if not self._lendable.acquire(timeout=LEND_TIMEOUT_SECONDS):
-            raise PoolTimeoutError(
-                f"no connection of the page's pool came back within {LEND_TIMEOUT_SECONDS} s"
-            )
         with self._lock:
+            if not self._connections and self._lent >= self._most:
+                self._wait_for_one()
+            self._lent += 1
             return self._connections.pop() if self._connections else None
+
+    def _wait_for_one(self) -> None:
+        deadline = time.monotonic() + LEND_TIMEOUT_SECONDS
+        self._waiting += 1
+        try:
+            while not self._connections and self._lent >= self._most:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._returned.wait(left):
+                    raise PoolTimeoutError(
+                        "no connection of the page's pool came back within "
+                        f"{LEND_TIMEOUT_SECONDS} s"
+                    )
+        finally:
+            self._waiting -= 1
 
     def release(self) -> None:
         """Give back what ``take`` allowed when no connection came of it."""
-        self._lendable.release()
+        with self._lock:
+            self._given_back()
 
     def keep(self, pooled: Any) -> None:
         """Keep ``pooled`` for the next read, or give it back to the pool if it was found
         dead (invalidated)."""
-        try:
+        if not pooled.is_valid:
+            pooled.close()
+        with self._lock:
             if pooled.is_valid:
-                with self._lock:
-                    self._connections.append(pooled)
-            else:
-                pooled.close()
-        finally:
-            self._lendable.release()
+                self._connections.append(pooled)
+            self._given_back()
+
+    def _given_back(self) -> None:
+        self._lent -= 1
+        if self._waiting:
+            self._returned.notify()
 
     def driver_connections(self) -> list[Any]:
         with self._lock:
