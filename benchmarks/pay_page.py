@@ -22,14 +22,19 @@ the ratios, which are measured in the same run, rather than the rates between ru
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +57,10 @@ SERVER_CPU = 0
 CLIENT_CPU = 1
 # How many of the costliest calls --profile lists.
 PROFILE_LINES = 70
+# How often --profile's sampler looks at the stack (seconds of the process's CPU time; the
+# kernel rounds it up to its tick), and how many samples it takes.
+SAMPLE_SECONDS = 0.0001
+SAMPLES = 3000
 
 
 def hello_app() -> object:
@@ -305,36 +314,131 @@ def run_on(label: str, server_url: str | None, clients: int, duration: float) ->
     sys.stdout.flush()
 
 
-def profile_requests(count: int) -> None:
-    """Where one request's time goes: cProfile over ``count`` requests made straight into the
-    WSGI application (no server, no network), for the empty view and for the page."""
-    import cProfile
-    import io
-    import pstats
+def wsgi_get(app: Any, path: str) -> None:
+    """GET ``path`` straight from the WSGI application, with the environ a server gives (no
+    server, no network, no test client: only the application's own work is measured)."""
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "SCRIPT_NAME": "",
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8080",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "REMOTE_PORT": "40000",
+        "HTTP_HOST": "127.0.0.1:8080",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(b""),
+        "wsgi.errors": sys.stderr,
+        "wsgi.version": (1, 0),
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+    }
+    statuses: list[str] = []
+    body = app(environ, lambda status, headers, exc_info=None: statuses.append(status))
+    b"".join(body)
+    if statuses[0][:3] != "200":
+        raise RuntimeError(f"{path} answered {statuses[0]}")
 
-    from webtest import TestApp
+
+def cpu_per_request(app: Any, path: str, count: int) -> float:
+    """Microseconds of this thread's CPU a request: the best of five runs of ``count``."""
+    best = float("inf")
+    for _ in range(5):
+        started = time.thread_time()
+        for _ in range(count):
+            wsgi_get(app, path)
+        best = min(best, (time.thread_time() - started) / count * 1e6)
+    return best
+
+
+class Sampler:
+    """Where the CPU goes, sampled: every SAMPLE_SECONDS of the process's CPU time the stack
+    being run is noted. Unlike cProfile, which adds its own cost to every call (and so
+    inflates the steps made of many small calls several times over), this leaves the
+    figures as they are: each function's share of the samples in which it is on the stack."""
+
+    def __init__(self) -> None:
+        self.samples = 0
+        self.inclusive: Counter[str] = Counter()
+
+    def _sample(self, _signum: int, frame: Any) -> None:
+        self.samples += 1
+        seen = set()
+        while frame is not None:
+            code = frame.f_code
+            name = f"{Path(code.co_filename).name}:{code.co_firstlineno}({code.co_name})"
+            if name not in seen:
+                seen.add(name)
+                self.inclusive[name] += 1
+            frame = frame.f_back
+
+    @contextmanager
+    def sampling(self) -> Iterator[None]:
+        previous = signal.signal(signal.SIGPROF, self._sample)
+        signal.setitimer(signal.ITIMER_PROF, SAMPLE_SECONDS, SAMPLE_SECONDS)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_PROF, 0, 0)
+            signal.signal(signal.SIGPROF, previous)
+
+    def table(self, per_request_us: float, lines: int) -> str:
+        rows = [
+            f"  {count / self.samples * per_request_us:7.1f} us  {name}"
+            for name, count in self.inclusive.most_common(lines)
+            if name.split(":", 1)[0] != Path(__file__).name
+        ]
+        return "\n".join(rows)
+
+
+def profile_requests(count: int) -> None:
+    """Where one request's CPU goes, in process (no server, no network): the CPU a request of
+    hello-world, of our stack's empty view and of the page; then, for the empty view and the
+    page, each function's CPU a request, sampled (``Sampler``), and cProfile's table (whose
+    own cost inflates it, most for the steps made of many small calls)."""
+    import cProfile
+    import pstats
 
     from clientpay_connect import main as app_main
 
     with tempfile.TemporaryDirectory() as tmp, bench_settings(Path(tmp)) as settings:
         token = seed_link(settings)
+        database = settings["sqlalchemy.url"].split(":", 1)[0]
+        hello = hello_app()
+        print(f"== in process, on {database}; load average {load_average()}")
+        print(
+            f"hello-world       : {cpu_per_request(hello, '/hello', count):6.0f} us CPU a request"
+        )
         for kind, path in (("floor", "/bench/empty"), ("app", f"/pay/{token}")):
-            app = floor_app(settings) if kind == "floor" else app_main({}, **settings)
-            client = TestApp(app, extra_environ={"REMOTE_ADDR": "127.0.0.1"})
-            client.get(path, status=200)  # warm: compiled statements, templates, the cache
-            profiler = cProfile.Profile()
-            started = time.perf_counter()
+            app: Any = floor_app(settings) if kind == "floor" else app_main({}, **settings)
+            for _ in range(200):
+                wsgi_get(app, path)  # warm: compiled statements, templates, the page cache
+            each = cpu_per_request(app, path, count)
+            label = "our stack, empty  " if kind == "floor" else "GET /pay/{token}  "
+            print(f"{label}: {each:6.0f} us CPU a request")
+            sampler = Sampler()
+            with sampler.sampling():
+                # The kernel's timer ticks every few milliseconds: enough requests for
+                # SAMPLES samples.
+                while sampler.samples < SAMPLES:
+                    for _ in range(count):
+                        wsgi_get(app, path)
+            print(f"-- {path}: CPU a request by function (inclusive), {sampler.samples} samples")
+            print(sampler.table(each, PROFILE_LINES))
+            profiler = cProfile.Profile(time.thread_time)
             profiler.enable()
             for _ in range(count):
-                client.get(path, status=200)
+                wsgi_get(app, path)
             profiler.disable()
-            each = (time.perf_counter() - started) / count * 1e6
             out = io.StringIO()
             stats = pstats.Stats(profiler, stream=out).strip_dirs().sort_stats("cumulative")
             stats.print_stats(PROFILE_LINES)
-            print(f"== {path}: {each:.0f} us a request under the profiler (webtest included)")
+            print(f"-- {path}: cProfile over {count} requests (CPU time; inflated by the profiler)")
             print(out.getvalue())
-            app.registry["dbengine"].dispose()  # type: ignore[attr-defined]
+            app.registry["dbengine"].dispose()
 
 
 def load_average() -> str:
@@ -358,7 +462,8 @@ def main() -> None:
         "--profile",
         type=int,
         metavar="N",
-        help="instead: profile N requests of the empty view and of the page, in process",
+        help="instead: the CPU a request of the empty view and of the page, in process, and"
+        " where it goes (sampled, and cProfile's table), over N requests",
     )
     args = parser.parse_args()
     if args.serve:

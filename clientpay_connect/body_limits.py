@@ -122,11 +122,14 @@ def body_too_large(request: Request, registry: Registry) -> bool:
 
 
 def _screen(request: Request, registry: Registry) -> bool:
+    if not request.is_body_readable:
+        # No body at all (no length, or 0, and not chunked): most requests, every GET.
+        return False
     limit = body_limit(request, registry)
     length = request.content_length
     if length is not None and length > limit:
         return True
-    if not request.is_body_readable or request.is_body_seekable:
+    if request.is_body_seekable:
         return False
     if limit > int(registry.settings[JSON_LIMIT]):
         # A file: read by its view, after the security check, and no further than its limit.

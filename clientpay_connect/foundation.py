@@ -26,6 +26,8 @@ def includeme(config: Configurator) -> None:
     # After the ini's logging configuration, which pserve and `clientpay` read first.
     quiet_secret_loggers()
     config.include("pyramid_services")
+    # Every request method the configuration adds, on one request class (request_type.py).
+    config.include(".request_type")
     config.include(".templating")
     # The template helpers every staff page writes dates and names with.
     config.include(".present")

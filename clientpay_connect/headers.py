@@ -89,9 +89,65 @@ def _personal(request: Any, route_name: str) -> bool:
     this runs on every response, static files included."""
     return (
         route_name.startswith((NO_REFERRER_ROUTE_PREFIX, API_ROUTE_PREFIX))
-        or SESSION_COOKIE in request.cookies
-        or "Authorization" in request.headers
+        or "HTTP_AUTHORIZATION" in request.environ
+        or ("HTTP_COOKIE" in request.environ and SESSION_COOKIE in request.cookies)
     )
+
+
+# What a route is, for its headers.
+PAYMENT_PAGE, PAYER_ANSWER, OTHER_ANSWER = "payment page", "payer", "other"
+
+
+class SecurityHeaders:
+    """The headers each kind of answer gets, worked out once per process: they depend only on
+    the settings and on what kind of answer it is (the payment page, another answer under a
+    "pay" route, anything else; over https or not; personal or not). Each is added unless the
+    answer set it already (a page that widens its own Content-Security-Policy keeps it)."""
+
+    def __init__(self, csp: str, frame_options: str | None):
+        self._sets = {
+            (kind, https, personal): self._headers(csp, frame_options, kind, https, personal)
+            for kind in (PAYMENT_PAGE, PAYER_ANSWER, OTHER_ANSWER)
+            for https in (False, True)
+            for personal in (False, True)
+        }
+
+    @staticmethod
+    def _headers(
+        csp: str, frame_options: str | None, kind: str, https: bool, personal: bool
+    ) -> tuple[tuple[str, str, str], ...]:
+        headers = [("Content-Security-Policy", csp), ("X-Content-Type-Options", "nosniff")]
+        if frame_options is not None:
+            headers.append(("X-Frame-Options", frame_options))
+        # The payer's page carries the link's secret in its URL: never let it leak onward.
+        referrer = "same-origin" if kind == OTHER_ANSWER else "no-referrer"
+        headers.append(("Referrer-Policy", referrer))
+        features = PAYER_PERMISSIONS if kind == PAYMENT_PAGE else STAFF_PERMISSIONS
+        headers.append(("Permissions-Policy", features))
+        if https:
+            headers.append(("Strict-Transport-Security", "max-age=31536000"))
+        if personal:
+            headers.append(("Cache-Control", "no-store"))
+        return tuple((name.lower(), name, value) for name, value in headers)
+
+    def add(self, event: Any) -> None:
+        """The NewResponse subscriber."""
+        request = event.request
+        route = request.matched_route
+        route_name = route.name if route is not None else ""
+        if route_name == PAYMENT_PAGE_ROUTE:
+            kind = PAYMENT_PAGE
+        elif route_name.startswith(NO_REFERRER_ROUTE_PREFIX):
+            kind = PAYER_ANSWER
+        else:
+            kind = OTHER_ANSWER
+        https = request.environ.get("wsgi.url_scheme") == "https"
+        headers = self._sets[kind, https, _personal(request, route_name)]
+        # The response's own list, as its headers' setdefault would append to, in one pass
+        # over what it holds rather than one per header.
+        headerlist = event.response.headerlist
+        present = {name.lower() for name, _value in headerlist}
+        headerlist.extend((name, value) for lower, name, value in headers if lower not in present)
 
 
 def includeme(config: Configurator) -> None:
@@ -102,26 +158,4 @@ def includeme(config: Configurator) -> None:
     # it can name no other origin (ALLOW-FROM is gone from browsers) and, sent, would forbid in
     # those browsers what frame-ancestors allows (newer ones ignore it beside frame-ancestors).
     frame_options = None if embedding_configured(settings) else "SAMEORIGIN"
-
-    def add_security_headers(event: Any) -> None:
-        response = event.response
-        headers = response.headers
-        headers.setdefault("Content-Security-Policy", csp)
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        if frame_options is not None:
-            headers.setdefault("X-Frame-Options", frame_options)
-        # The payer's page carries the link's secret in its URL: never let it leak onward.
-        route = event.request.matched_route
-        route_name = route.name if route is not None else ""
-        on_pay_page = route_name.startswith(NO_REFERRER_ROUTE_PREFIX)
-        headers.setdefault("Referrer-Policy", "no-referrer" if on_pay_page else "same-origin")
-        headers.setdefault(
-            "Permissions-Policy",
-            PAYER_PERMISSIONS if route_name == PAYMENT_PAGE_ROUTE else STAFF_PERMISSIONS,
-        )
-        if event.request.scheme == "https":
-            headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-        if _personal(event.request, route_name):
-            headers.setdefault("Cache-Control", "no-store")
-
-    config.add_subscriber(add_security_headers, NewResponse)
+    config.add_subscriber(SecurityHeaders(csp, frame_options).add, NewResponse)

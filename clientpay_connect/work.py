@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import transaction
+from pyramid.interfaces import IRequestFactory
 from pyramid.registry import Registry
 from pyramid.request import Request, apply_request_extensions
 from sqlalchemy.orm import Session
@@ -69,7 +70,8 @@ class Work:
         session and this transaction manager, so that service factories find what a view
         would give them."""
         if self._request is None:
-            request = Request.blank("/")
+            # The app's own request class (request_type.py): it carries the extensions.
+            request = self.registry.queryUtility(IRequestFactory, default=Request).blank("/")
             request.registry = self.registry
             apply_request_extensions(request)
             request.tm = self.tm

@@ -27,6 +27,10 @@ def includeme(config: Configurator) -> None:
         config.register_service_factory(
             type(processor).create_service, IPaymentProcessor, name=name
         )
+    # The payer's page first of all the feature's routes (and so of every feature's): the
+    # router tries them in order on each request, and this is the one the public loads, again
+    # and again. Its pattern matches none of the others' paths.
+    config.add_route("pay.page", "/pay/{token}")
     config.add_route("pay.api", "/api/v1/pay/{token}")
     config.scan(".api")
     if SandboxProcessor.name in offered:
@@ -45,7 +49,6 @@ def includeme(config: Configurator) -> None:
     cache_class = config.maybe_dotted(settings["clientpay.pay.page_cache"])
     config.registry["clientpay.pay.page_cache"] = cache_class.from_settings(settings)
     config.register_service_factory(cache_class.create_service, IPageCache)
-    config.add_route("pay.page", "/pay/{token}")
     # When payers open their links: batched, written off the page's requests.
     config.include(".opens")
     # The page's read needs no transaction: pyramid_tm leaves it out (readpath.py says why).

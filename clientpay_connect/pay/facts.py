@@ -2,9 +2,9 @@
 
 The payment page is the one page anyone on the internet may load, and payers reload it: it
 reads the link, its firm, the firm's settings and the merchant account in one joined
-statement instead of an ORM object and three lazy loads. The result is a frozen value, so
-that it can also serve as the key of the rendered page (page_cache.py): whatever the page
-shows comes from here, the request's language and address, and the clock.
+statement instead of an ORM object and three lazy loads. The row itself (LinkRead.key) is the
+key of the rendered page (page_cache.py): whatever the page shows comes from it (through the
+frozen LinkFacts made from it), the request's language and address, and the clock.
 
 A Connect link also lists its invoices: a second small query, made only for those links
 (a join would repeat the link's row once per invoice for every link).
@@ -17,15 +17,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Executable, and_, bindparam, select
+from sqlalchemy import Connection, Executable, String, and_, bindparam, select
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from clientpay_connect.accounts.models import Firm
 from clientpay_connect.admin.models import METHOD_CARD, METHOD_ECHECK, FirmSettings, MerchantAccount
 from clientpay_connect.connect.models import LinkInvoice
 from clientpay_connect.crypto import sha256_hex
 from clientpay_connect.links.models import SOURCE_CONNECT, STATUS_EXPIRED, PaymentLink
-from clientpay_connect.links.services import is_past_expiry, possible_token
+from clientpay_connect.links.services import Expiring, is_past_expiry, possible_token
 
 DEFAULT_TIME_ZONE = "America/New_York"
 
@@ -71,8 +74,8 @@ class LinkFacts:
     # only while this instance offers it).
     processor: str = ""
     # When the payer last opened the page (pay/opens.py decides from it whether to record this
-    # open). Not part of the page's cache key: the page does not show it, and with it every
-    # recorded open would make the next view render the page afresh.
+    # open). Not compared (nor in LinkRead.key, the page's cache key): the page does not show
+    # it, and with it every recorded open would make the next view render the page afresh.
     last_opened_at: dt.datetime | None = field(default=None, compare=False)
 
     @property
@@ -81,10 +84,39 @@ class LinkFacts:
 
     def state(self, now: dt.datetime) -> str:
         """The link's status as the payer should see it at ``now``."""
-        # The expiry job runs periodically; between its runs an overdue link is still expired.
-        if is_past_expiry(self, now):
-            return STATUS_EXPIRED
-        return self.status
+        return state_at(self, now)
+
+
+def state_at(link: Expiring, now: dt.datetime) -> str:
+    """A link's status as the payer should see it at ``now``."""
+    # The expiry job runs periodically; between its runs an overdue link is still expired.
+    if is_past_expiry(link, now):
+        return STATUS_EXPIRED
+    return link.status
+
+
+class FirstEmail(ColumnElement[str]):
+    """The first address of a link's list of emails (a JSON array), as the database reads it:
+    the page shows only that one, and parsing the whole JSON document in Python on every
+    request cost more than the rest of its row together."""
+
+    type = String()
+    inherit_cache = True
+    # What SQLAlchemy's statement cache keys it by (and what it walks): the emails column.
+    _traverse_internals = [("emails", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, emails: Any):
+        self.emails = emails
+
+
+@compiles(FirstEmail, "postgresql")
+def _first_email_postgresql(element: FirstEmail, compiler: Any, **kw: Any) -> str:
+    return f"({compiler.process(element.emails, **kw)} ->> 0)"
+
+
+@compiles(FirstEmail, "sqlite")
+def _first_email_sqlite(element: FirstEmail, compiler: Any, **kw: Any) -> str:
+    return f"json_extract({compiler.process(element.emails, **kw)}, '$[0]')"
 
 
 _FACTS = (
@@ -99,7 +131,7 @@ _FACTS = (
         PaymentLink.invoice_date,
         PaymentLink.due_date,
         PaymentLink.recipient_name,
-        PaymentLink.emails,
+        FirstEmail(PaymentLink.emails).label("first_email"),
         PaymentLink.locale,
         PaymentLink.expires_at,
         PaymentLink.paid_at,
@@ -150,10 +182,66 @@ _INVOICES = (
 # session's connection for most views, the driver's own for the payment page (readpath.py).
 Run = Callable[[Executable, dict[str, Any]], Sequence[Sequence[Any]]]
 
-# Where the link's source is in a row of _FACTS: a Connect link's invoices are read too.
-_SOURCE_AT = next(
-    index for index, column in enumerate(_FACTS.selected_columns) if column.key == "source"
-)
+
+def _at(key: str) -> int:
+    """Where the column ``key`` is in a row of _FACTS."""
+    [index] = [i for i, column in enumerate(_FACTS.selected_columns) if column.key == key]
+    return index
+
+
+# Where the columns the page needs on every request are in a row of _FACTS (the link's source:
+# a Connect link's invoices are read too).
+_SOURCE_AT = _at("source")
+_ID_AT = _at("id")
+_STATUS_AT = _at("status")
+_LOCALE_AT = _at("locale")
+_EXPIRES_AT = _at("expires_at")
+_LAST_OPENED_AT = _at("last_opened_at")
+
+
+def _column(index: int) -> Any:
+    """A LinkRead attribute: the value at ``index`` of its row."""
+    return property(lambda read: read._row[index])
+
+
+class LinkRead:
+    """A link as the payment page read it: the row of _FACTS (and a Connect link's invoices).
+
+    What the page needs on every request comes straight from the row: the link's id, status,
+    expiry, language and last open, and ``key``, the whole row but the last open (everything
+    the facts are made of). The LinkFacts are made from it only when asked for: a page served
+    from the page cache, keyed by ``key``, never needs them, and making them (25 fields of a
+    frozen dataclass, then hashing and comparing them as the cache's key) cost about a tenth
+    of that page's view."""
+
+    __slots__ = ("_facts", "_invoices", "_row")
+
+    def __init__(self, row: Sequence[Any], invoices: tuple[InvoiceLine, ...]):
+        self._row = tuple(row)
+        self._invoices = invoices
+        self._facts: LinkFacts | None = None
+
+    link_id: int = _column(_ID_AT)
+    status: str = _column(_STATUS_AT)
+    expires_at: dt.datetime | None = _column(_EXPIRES_AT)
+    locale: str = _column(_LOCALE_AT)
+    last_opened_at: dt.datetime | None = _column(_LAST_OPENED_AT)
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        """The row and invoices, but the last open (as LinkFacts compares: see there)."""
+        row = self._row
+        return (row[:_LAST_OPENED_AT], row[_LAST_OPENED_AT + 1 :], self._invoices)
+
+    def state(self, now: dt.datetime) -> str:
+        """As LinkFacts.state."""
+        return state_at(self, now)
+
+    @property
+    def facts(self) -> LinkFacts:
+        if self._facts is None:
+            self._facts = _facts_of(self._row, self._invoices)
+        return self._facts
 
 
 def link_facts(dbsession: Session, token: str) -> LinkFacts | None:
@@ -163,16 +251,28 @@ def link_facts(dbsession: Session, token: str) -> LinkFacts | None:
 
 def read_link_facts(connection: Connection, token: str) -> LinkFacts | None:
     """The same, on ``connection`` as it is (in its transaction, if it has one)."""
+    read = read_link(connection, token)
+    return read.facts if read is not None else None
+
+
+def read_link(connection: Connection, token: str) -> LinkRead | None:
+    """The link as the page reads it, on ``connection`` as it is."""
 
     # Core rows: no ORM objects are wanted, only values.
     def run(statement: Executable, params: dict[str, Any]) -> Sequence[Sequence[Any]]:
         return connection.execute(statement, params).all()
 
-    return facts_with(run, token)
+    return read_with(run, token)
 
 
 def facts_with(run: Run, token: str) -> LinkFacts | None:
-    """The same, with ``run`` running the statements."""
+    """The facts, with ``run`` running the statements."""
+    read = read_with(run, token)
+    return read.facts if read is not None else None
+
+
+def read_with(run: Run, token: str) -> LinkRead | None:
+    """The link as the page reads it, with ``run`` running the statements."""
     if not possible_token(token):
         return None
     rows = run(_FACTS, {"token_hash": sha256_hex(token)})
@@ -181,9 +281,9 @@ def facts_with(run: Run, token: str) -> LinkFacts | None:
     row = rows[0]  # token_hash is unique
     invoices: tuple[InvoiceLine, ...] = ()
     if row[_SOURCE_AT] == SOURCE_CONNECT:
-        lines = run(_INVOICES, {"link_id": row[0]})
+        lines = run(_INVOICES, {"link_id": row[_ID_AT]})
         invoices = tuple(InvoiceLine(*line) for line in lines)
-    return _facts_of(row, invoices)
+    return LinkRead(row, invoices)
 
 
 def _facts_of(row: Any, invoices: tuple[InvoiceLine, ...]) -> LinkFacts:
@@ -198,7 +298,7 @@ def _facts_of(row: Any, invoices: tuple[InvoiceLine, ...]) -> LinkFacts:
         invoice_date,
         due_date,
         recipient_name,
-        emails,
+        first_email,
         locale,
         expires_at,
         paid_at,
@@ -228,7 +328,7 @@ def _facts_of(row: Any, invoices: tuple[InvoiceLine, ...]) -> LinkFacts:
         invoice_date=invoice_date,
         due_date=due_date,
         recipient_name=recipient_name,
-        first_email=emails[0] if emails else "",
+        first_email=first_email or "",
         locale=locale,
         expires_at=expires_at,
         paid_at=paid_at,

@@ -46,12 +46,20 @@ _ = TranslationStringFactory(DOMAIN)
 def choose_locale(request: Request, link_locale: str | None) -> str:
     """The payer's switch (``?lang=es``) wins; then the link's own locale; then the browser's
     preference (only when there is no link to go by, e.g. a mistyped address)."""
-    asked = request.GET.get(LANG_PARAM, "")
+    asked = asked_language(request)
     if asked in LOCALES:
         return asked
     if link_locale is not None:
         return link_locale if link_locale in LOCALES else DEFAULT_LOCALE
     return str(request.accept_language.lookup(LOCALES, default=DEFAULT_LOCALE))
+
+
+def asked_language(request: Request) -> str:
+    """The language the payer's switch asked for (``?lang=``), or "". The query string is
+    parsed only when there is one: most requests carry none."""
+    if not request.environ.get("QUERY_STRING"):
+        return ""
+    return str(request.GET.get(LANG_PARAM, ""))
 
 
 def use_locale(request: Request, locale: str) -> None:

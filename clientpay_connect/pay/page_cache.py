@@ -16,11 +16,11 @@ the payer's browser does; they are never written anywhere.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from cachetools import LRUCache
 from pyramid.response import Response
 from zope.interface import implementer
 
@@ -38,6 +38,20 @@ class CachedPage:
     charset: str | None
     body: bytes
     headers: tuple[tuple[str, str], ...]
+    # The answer's headers, worked out once from the fields above: every answer made from
+    # the page starts from a copy of them (see ``response``).
+    _headerlist: tuple[tuple[str, str], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        response = Response(
+            body=self.body,
+            status=self.status,
+            content_type=self.content_type,
+            charset=self.charset,
+        )
+        for name, value in self.headers:
+            response.headers[name] = value
+        object.__setattr__(self, "_headerlist", tuple(response.headerlist))
 
     @classmethod
     def of(cls, response: Response) -> CachedPage:
@@ -49,22 +63,20 @@ class CachedPage:
         )
 
     def response(self) -> Response:
-        response = Response(
-            body=self.body,
-            status=self.status,
-            content_type=self.content_type,
-            charset=self.charset,
-        )
-        for name, value in self.headers:
-            response.headers[name] = value
-        return response
+        """A new answer with the page: its headers copied as they were worked out (a list of
+        its own, as the tweens add to it), the body shared (bytes never change)."""
+        # The status as its number: WebOb parses a status line by failing int() on it first.
+        return Response(app_iter=[self.body], status=self.status, headerlist=list(self._headerlist))
 
 
 @implementer(IPageCache)
 class PageCache:
     def __init__(self, size: int):
-        self._pages: LRUCache[Hashable, CachedPage] = LRUCache(maxsize=max(size, 1))
-        # waitress serves from several threads; the LRU's bookkeeping is not thread-safe.
+        self._size = max(size, 1)
+        # Least recently used first; an OrderedDict keeps the order in C (cachetools' LRUCache
+        # did it in Python, at several times the cost of the page's look-up).
+        self._pages: OrderedDict[Hashable, CachedPage] = OrderedDict()
+        # waitress serves from several threads; the order's bookkeeping is not thread-safe.
         self._lock = threading.Lock()
 
     @classmethod
@@ -78,11 +90,17 @@ class PageCache:
 
     def get(self, key: Hashable) -> CachedPage | None:
         with self._lock:
-            return self._pages.get(key)
+            page = self._pages.get(key)
+            if page is not None:
+                self._pages.move_to_end(key)
+            return page
 
     def put(self, key: Hashable, page: CachedPage) -> None:
         with self._lock:
             self._pages[key] = page
+            self._pages.move_to_end(key)
+            while len(self._pages) > self._size:
+                self._pages.popitem(last=False)
 
 
 @implementer(IPageCache)

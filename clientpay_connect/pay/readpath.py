@@ -26,24 +26,36 @@ manager, and this is the only one:
 from __future__ import annotations
 
 import functools
+import re
+import threading
+import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+from psycopg import errors as psycopg_errors
+from psycopg.adapt import PyFormat, Transformer
+from psycopg.pq import ExecStatus
 from pyramid.config import Configurator
 from pyramid.interfaces import IRoutesMapper
 from pyramid.request import Request
 from pyramid_tm import is_tm_active
 from sqlalchemy import Connection, Executable, create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from clientpay_connect.pay.facts import LinkFacts, Run, facts_with, link_facts, read_link_facts
+from clientpay_connect.pay.facts import LinkRead, Run, read_link, read_with
 
 T = TypeVar("T")
 PAGE_ROUTE = "pay.page"
 READ_METHODS = frozenset({"GET", "HEAD"})
 # Where the app's DriverReads is kept (one per process: its compiled statements with it).
 READS = "clientpay.pay.driver_reads"
+# Where a request's environ keeps whether it is a read of the payment page (is_page_read).
+PAGE_READ = "clientpay.pay.page_read"
+# Where the app keeps the payment page's route, once found.
+PAGE_ROUTE_FOUND = "clientpay.pay.page_route"
 
 
 def page_outside_tm(host_hook: Callable[[Request], bool] | None, request: Request) -> bool:
@@ -51,30 +63,66 @@ def page_outside_tm(host_hook: Callable[[Request], bool] | None, request: Reques
 
     The tween runs before routing, so the path is matched here against the page's own route
     (under whatever prefix a host mounted it)."""
-    if request.method in READ_METHODS and _is_payment_page(request):
+    if is_page_read(request):
         return False
     return host_hook(request) if host_hook is not None else True
 
 
+def page_read_attempts(
+    host_hook: Callable[[Request], int | None] | None, request: Request
+) -> int | None:
+    """pyramid_retry's activate hook: one attempt for a read of the payment page. Retrying is
+    for a transaction that lost a conflict, and this request runs none (its read makes its
+    own second try on a dead connection, DriverReads.read); one attempt also spares it the
+    copy of its body pyramid_retry makes for a second. Anything else: what the hook it wraps
+    says (body_limits.retry_attempts, and a host's own)."""
+    if is_page_read(request):
+        return 1
+    return host_hook(request) if host_hook is not None else None
+
+
+def is_page_read(request: Request) -> bool:
+    """Whether this is a GET or HEAD of the payment page; decided once per request, for the
+    retry policy first and for pyramid_tm's tween after it."""
+    environ = request.environ
+    verdict = environ.get(PAGE_READ)
+    if verdict is None:
+        verdict = environ[PAGE_READ] = request.method in READ_METHODS and _is_payment_page(request)
+    return bool(verdict)
+
+
 def _is_payment_page(request: Request) -> bool:
-    route = request.registry.getUtility(IRoutesMapper).get_route(PAGE_ROUTE)
+    registry = request.registry
+    route = registry.get(PAGE_ROUTE_FOUND)
+    if route is None:
+        # Found on the first request, once every route is in place (a host's prefix too).
+        route = registry.getUtility(IRoutesMapper).get_route(PAGE_ROUTE)
+        registry[PAGE_ROUTE_FOUND] = route
     return route is not None and route.match(request.path_info) is not None
 
 
-def page_facts(request: Request) -> LinkFacts | None:
-    """The facts of the link the page's URL names: on the read path when the transaction
+def page_read(request: Request) -> LinkRead | None:
+    """The link the page's URL names (facts.LinkRead): on the read path when the transaction
     manager left this request out, else (a transaction is active all the same: a host that
     runs one around our app) through the request's session like any other view."""
     token = request.matchdict["token"]
     if is_tm_active(request):
-        return link_facts(request.dbsession, token)
+        return read_link(request.dbsession.connection(), token)
     bind = request.registry["dbsession_factory"].kw.get("bind")
     if isinstance(bind, Connection):
         # A host (or the test suite) binds every session to one connection: read on it, to
         # see what those sessions see.
-        return read_link_facts(bind, token)
+        return read_link(bind, token)
     reads: DriverReads = request.registry[READS]
-    return reads.read(functools.partial(facts_with, token=token))
+    return reads.read(functools.partial(read_with, token=token))
+
+
+# How long a read waits for a connection when as many as the pool holds are lent (QueuePool's
+# own default).
+LEND_TIMEOUT_SECONDS = 30
+# More than a server's threads: QueuePool closes a connection that comes back when it already
+# holds pool_size, and the next burst of pages would open a new backend (a fork) for it.
+PAGE_POOL_SIZE = 16
 
 
 class DisconnectedError(Exception):
@@ -91,18 +139,29 @@ class DriverReads:
     one), the SQL and its parameter order come from SQLAlchemy's compiler, and each column's
     value goes through its type's own result processor, as in any other read; only the
     per-call machinery is left out. Parameters are passed as they are (no bind processors):
-    for statements whose parameters are plain strings and integers.
+    for statements whose parameters are plain strings and integers. On PostgreSQL each
+    statement is prepared once per connection and run through libpq itself
+    (``_run_prepared``); on SQLite through sqlite3's cursor.
 
     Made by ``for_app``: on PostgreSQL the engine must be the page's own (``own_pool``), whose
     connections are all in autocommit; a cursor of a connection outside autocommit would
     begin a transaction that nothing ends.
     """
 
-    def __init__(self, engine: Engine, *, autocommit_pool: bool = False):
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        autocommit_pool: bool = False,
+        most_connections: int = 2 * PAGE_POOL_SIZE,
+    ):
         if engine.dialect.name == "postgresql" and not autocommit_pool:
             raise ValueError("on PostgreSQL, the page reads through its own pool (for_app)")
         self._engine = engine
         self._compiled: dict[Executable, _Compiled] = {}
+        # On the page's own pool: the connections between two reads, kept out of the pool, at
+        # most as many lent at once as the pool holds (its size and overflow).
+        self._kept = _KeptConnections(most_connections) if autocommit_pool else None
 
     @property
     def engine(self) -> Engine:
@@ -116,9 +175,20 @@ class DriverReads:
         used as it is."""
         if engine.dialect.name != "postgresql":
             return cls(engine)
-        own = own_pool(engine)
-        event.listen(engine, "engine_disposed", lambda _engine: own.dispose())
-        return cls(own, autocommit_pool=True)
+        reads = cls(own_pool(engine), autocommit_pool=True)
+        event.listen(engine, "engine_disposed", lambda _engine: reads.dispose())
+        return reads
+
+    def kept_connections(self) -> list[Any]:
+        """The DBAPI connections the page's own pool keeps between reads (none on SQLite): to
+        look at their state."""
+        return self._kept.driver_connections() if self._kept is not None else []
+
+    def dispose(self) -> None:
+        """Close every connection of the page's (the app's engine was disposed)."""
+        if self._kept is not None:
+            self._kept.give_all_back()
+        self._engine.dispose()
 
     def read(self, work: Callable[[Run], T]) -> T:
         """``work(run)`` on one pooled connection; once more on a new connection if the first
@@ -126,7 +196,10 @@ class DriverReads:
         try:
             return self._read(work)
         except DisconnectedError:
-            self._engine.dispose()  # the rest of the pool is as dead: connect afresh
+            # The rest of the pool is as dead: connect afresh.
+            if self._kept is not None:
+                self._kept.drop_all()
+            self._engine.dispose()
             return self._read(work)
 
     def _read(self, work: Callable[[Run], T]) -> T:
@@ -136,10 +209,20 @@ class DriverReads:
     @contextmanager
     def session(self) -> Iterator[Run]:
         """One pooled connection for the statements run in the block, each on its own."""
-        pooled = self._engine.raw_connection()
+        kept = self._kept
+        if kept is None:
+            pooled = self._engine.raw_connection()
+        else:
+            pooled = kept.take()
+            if pooled is None:
+                try:
+                    pooled = self._engine.raw_connection()
+                except BaseException:
+                    kept.release()
+                    raise
         try:
             if self._engine.dialect.name == "postgresql":
-                yield functools.partial(self._run, _cursor_of(pooled))
+                yield functools.partial(self._run_prepared, pooled)
             else:
                 with _sqlite_cursor(pooled) as cursor:
                     yield functools.partial(self._run, cursor)
@@ -149,24 +232,166 @@ class DriverReads:
             pooled.invalidate(error)
             raise DisconnectedError() from error
         finally:
-            pooled.close()  # back to the pool
+            if kept is None:
+                pooled.close()  # back to the pool
+            else:
+                kept.keep(pooled)
+
+    def _compiled_for(self, statement: Executable) -> _Compiled:
+        compiled = self._compiled.get(statement)
+        if compiled is None:
+            name = f"clientpay_read_{len(self._compiled)}"
+            compiled = self._compiled[statement] = _Compiled(statement, self._engine.dialect, name)
+        return compiled
 
     def _run(
         self, cursor: Any, statement: Executable, params: dict[str, Any]
     ) -> list[tuple[Any, ...]]:
-        compiled = self._compiled.get(statement)
-        if compiled is None:
-            compiled = self._compiled[statement] = _Compiled(statement, self._engine.dialect)
+        compiled = self._compiled_for(statement)
         cursor.execute(compiled.sql, compiled.parameters(params))
         return [compiled.values(row) for row in cursor.fetchall()]
 
+    def _run_prepared(
+        self, pooled: Any, statement: Executable, params: dict[str, Any]
+    ) -> list[tuple[Any, ...]]:
+        """The statement as a prepared statement of the connection's own, run with libpq's
+        blocking call (which lets go of the GIL while it waits); its rows loaded by psycopg's
+        own loaders for the connection, as a cursor would load them.
 
-# Where a pooled connection of the page's own pool keeps its cursor (the pool record's info:
-# SQLAlchemy clears it when the connection is replaced).
-CURSOR = "clientpay.pay.cursor"
-# More than a server's threads: QueuePool closes a connection that comes back when it already
-# holds pool_size, and the next burst of pages would open a new backend (a fork) for it.
-PAGE_POOL_SIZE = 16
+        A psycopg cursor's execute cost three times the CPU of the call underneath it, on the
+        page's one statement: its non-blocking send and the Python loop that waits on the
+        socket (several system calls), its query conversion and its prepare bookkeeping.
+        Prepared once per connection (the pool record's info forgets it with the
+        connection); errors raise what psycopg raises for them."""
+        compiled = self._compiled_for(statement)
+        driver = pooled.driver_connection
+        pgconn = driver.pgconn
+        # This connection's Transformer for this statement: None until it is prepared here.
+        transformers: dict[str, Any] = pooled.info.setdefault(TRANSFORMERS, {})
+        transformer = transformers.get(compiled.name)
+        if transformer is None:
+            _checked(driver, pgconn.prepare(compiled.name_bytes, compiled.numbered_sql))
+            transformer = transformers[compiled.name] = Transformer(driver)
+            loaders_set = False
+        else:
+            loaders_set = True
+        values = transformer.dump_sequence(
+            compiled.numbered_parameters(params), compiled.text_formats
+        )
+        result = _checked(driver, pgconn.exec_prepared(compiled.name_bytes, values))
+        # A prepared statement's columns are the same on every run: their loaders are looked
+        # up on its first.
+        transformer.set_pgresult(result, set_loaders=not loaders_set)
+        rows = transformer.load_rows(0, result.ntuples, tuple)
+        return [compiled.values(row) for row in rows]
+
+
+class _KeptConnections:
+    """The page's own pool's connections between two reads, lent by SQLAlchemy's pool once and
+    kept here rather than given back after each read (last in, first out).
+
+    Checking a connection out of SQLAlchemy's pool and back in cost the page ~17 us of CPU a
+    request (its queue, the connection record's bookkeeping), several times the list's. It
+    needs none of what that bookkeeping is for here: a connection of this pool is in
+    autocommit, so it comes back from a read with no transaction open (the pool resets
+    nothing on return either), and it is never pinged (a dead one is found by the read). A
+    dead connection is invalidated and not kept; when one is found dead, the others are
+    dropped too, as the pool was disposed before. Every connection goes back to the pool when
+    the app's engine is disposed, or when this is collected or the process exits.
+
+    As the connections never go back to SQLAlchemy's pool, a read that found none kept would
+    wait in that pool for one that never comes back there: so no more are lent at once than
+    the pool can open (``most``), and a read beyond that waits here, for the first one kept
+    again, as long as the pool would have made it wait."""
+
+    def __init__(self, most: int):
+        self._connections: list[Any] = []
+        self._lock = threading.Lock()
+        # How many are lent now (kept or not), how many more may be, and the reads waiting.
+        self._lent = 0
+        self._most = most
+        self._waiting = 0
+        self._returned = threading.Condition(self._lock)
+        weakref.finalize(self, _give_back, self._connections, self._lock)
+
+    def take(self) -> Any:
+        """A kept connection, None to open one (to be given back with ``keep`` either way)."""
+        with self._lock:
+            if not self._connections and self._lent >= self._most:
+                self._wait_for_one()
+            self._lent += 1
+            return self._connections.pop() if self._connections else None
+
+    def _wait_for_one(self) -> None:
+        deadline = time.monotonic() + LEND_TIMEOUT_SECONDS
+        self._waiting += 1
+        try:
+            while not self._connections and self._lent >= self._most:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._returned.wait(left):
+                    raise PoolTimeoutError(
+                        "no connection of the page's pool came back within "
+                        f"{LEND_TIMEOUT_SECONDS} s"
+                    )
+        finally:
+            self._waiting -= 1
+
+    def release(self) -> None:
+        """Give back what ``take`` allowed when no connection came of it."""
+        with self._lock:
+            self._given_back()
+
+    def keep(self, pooled: Any) -> None:
+        """Keep ``pooled`` for the next read, or give it back to the pool if it was found
+        dead (invalidated)."""
+        if not pooled.is_valid:
+            pooled.close()
+        with self._lock:
+            if pooled.is_valid:
+                self._connections.append(pooled)
+            self._given_back()
+
+    def _given_back(self) -> None:
+        self._lent -= 1
+        if self._waiting:
+            self._returned.notify()
+
+    def driver_connections(self) -> list[Any]:
+        with self._lock:
+            return [pooled.driver_connection for pooled in self._connections]
+
+    def give_all_back(self) -> None:
+        _give_back(self._connections, self._lock)
+
+    def drop_all(self) -> None:
+        """Invalidate every kept connection (found dead, as the one that was just read on)."""
+        with self._lock:
+            dropped = self._connections[:]
+            self._connections.clear()
+        for pooled in dropped:
+            pooled.invalidate()
+
+
+def _give_back(connections: list[Any], lock: threading.Lock) -> None:
+    with lock:
+        given = connections[:]
+        connections.clear()
+    for pooled in given:
+        pooled.close()
+
+
+# Where a pooled connection of the page's own pool keeps, for each statement prepared on it,
+# a psycopg Transformer with the loaders of its columns (the pool record's info: SQLAlchemy
+# clears it when the connection is replaced, and the server's prepared statements go with it).
+TRANSFORMERS = "clientpay.pay.transformers"
+_SUCCEEDED = (ExecStatus.COMMAND_OK, ExecStatus.TUPLES_OK)
+
+
+def _checked(driver: Any, result: Any) -> Any:
+    """``result``, unless the statement failed: then the error psycopg would raise for it."""
+    if result.status not in _SUCCEEDED:
+        raise psycopg_errors.error_from_result(result, encoding=driver.info.encoding)
+    return result
 
 
 def own_pool(engine: Engine) -> Engine:
@@ -187,16 +412,6 @@ def own_pool(engine: Engine) -> Engine:
     )
 
 
-def _cursor_of(pooled: Any) -> Any:
-    """The pooled connection's own cursor, made on its first read and used by every later
-    one: a new psycopg cursor cost a third of running the statement."""
-    driver = pooled.driver_connection
-    cursor = pooled.info.get(CURSOR)
-    if cursor is None or cursor.closed or cursor.connection is not driver:
-        cursor = pooled.info[CURSOR] = driver.cursor()
-    return cursor
-
-
 @contextmanager
 def _sqlite_cursor(pooled: Any) -> Iterator[Any]:
     """A cursor for the block (sqlite3 is in autocommit already: db.py turned its own
@@ -210,8 +425,10 @@ def _sqlite_cursor(pooled: Any) -> Iterator[Any]:
 
 
 class _Compiled:
-    def __init__(self, statement: Any, dialect: Any):
+    def __init__(self, statement: Any, dialect: Any, name: str):
         compiled = statement.compile(dialect=dialect)
+        self.name = name
+        self.name_bytes = name.encode()
         self.sql: str = compiled.string
         self._compiled = compiled
         self._positions: Any = compiled.positiontup
@@ -223,6 +440,32 @@ class _Compiled:
         self._processors = tuple(
             (index, process) for index, process in enumerate(processors) if process is not None
         )
+        if dialect.name == "postgresql":
+            self._numbered_as_prepared(self.sql)
+
+    def _numbered_as_prepared(self, sql: str) -> None:
+        """The SQL with $1, $2… where the dialect's %(name)s placeholders are (and %% back to
+        %), as libpq prepares it, and the names in that order."""
+        names: list[str] = []
+
+        def number(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name is None:
+                return "%"
+            if name not in names:
+                names.append(name)
+            return f"${names.index(name) + 1}"
+
+        self.numbered_sql = _PYFORMAT.sub(number, sql).encode()
+        # The caller's names (SQLAlchemy escapes some in the SQL), and the values the
+        # statement itself holds for those the caller need not give.
+        original = {escaped: name for name, escaped in self._compiled.escaped_bind_names.items()}
+        self._names = tuple(original.get(name, name) for name in names)
+        binds = self._compiled.binds
+        self._fixed = {
+            name: binds[name].effective_value for name in self._names if not binds[name].required
+        }
+        self.text_formats = [PyFormat.TEXT] * len(names)
 
     def parameters(self, params: dict[str, Any]) -> Any:
         values = self._compiled.construct_params(params)
@@ -230,11 +473,21 @@ class _Compiled:
             return tuple(values[name] for name in self._positions)
         return values
 
+    def numbered_parameters(self, params: dict[str, Any]) -> list[Any]:
+        """The values for $1, $2…, as construct_params would give them, without its walk over
+        every bound parameter of the statement (a missing one is a KeyError)."""
+        fixed = self._fixed
+        return [params[name] if name in params else fixed[name] for name in self._names]
+
     def values(self, row: Any) -> tuple[Any, ...]:
         values = list(row)
         for index, process in self._processors:
             values[index] = process(values[index])
         return tuple(values)
+
+
+# A bound parameter as the PostgreSQL dialect writes it for psycopg, or an escaped percent.
+_PYFORMAT = re.compile(r"%\((\w+)\)s|%%")
 
 
 def process_service(request: Request, iface: Any) -> Any:
@@ -244,13 +497,28 @@ def process_service(request: Request, iface: Any) -> Any:
     The factory registered for ``iface`` is found and called as find_service would, but
     without the request's service container, which pyramid_services builds on a request's
     first find_service (a registry of its own, the request registered in it, a subscriber
-    notified): on the page that was a quarter of the view's time, for two look-ups."""
-    return request.find_service_factory(iface)(None, request)
+    notified): on the page that was a quarter of the view's time, for two look-ups. The
+    factory is looked up once per app (the first request's look-up, after the configuration
+    was committed, so whatever a host registered in its place is the one found)."""
+    factories: dict[Any, Any] = request.registry[SERVICE_FACTORIES]
+    factory = factories.get(iface)
+    if factory is None:
+        factory = factories[iface] = request.find_service_factory(iface)
+    return factory(None, request)
+
+
+# Where the app keeps the factories process_service found.
+SERVICE_FACTORIES = "clientpay.pay.service_factories"
 
 
 def includeme(config: Configurator) -> None:
     settings = config.get_settings()
     config.registry[READS] = DriverReads.for_app(config.registry["dbengine"])
+    config.registry[SERVICE_FACTORIES] = {}
     host_hook: Any = config.maybe_dotted(settings.get("tm.activate_hook"))
     # Read by pyramid_tm's tween factory when the app is made, after every includeme.
     settings["tm.activate_hook"] = functools.partial(page_outside_tm, host_hook)
+    # Read by pyramid_retry's deferred action, after every includeme too: the hook it wraps is
+    # body_limits' (set by the foundation), itself wrapping a host's.
+    retry_hook: Any = config.maybe_dotted(settings.get("retry.activate_hook"))
+    settings["retry.activate_hook"] = functools.partial(page_read_attempts, retry_hook)

@@ -34,11 +34,12 @@ from clientpay_connect.links.models import (
 from clientpay_connect.links.services import payment_refusal
 from clientpay_connect.money import format_amount, minor_digits
 from clientpay_connect.pay import processors
-from clientpay_connect.pay.facts import LinkFacts
+from clientpay_connect.pay.facts import LinkFacts, LinkRead
 from clientpay_connect.pay.i18n import (
     LANG_PARAM,
     LANGUAGE_NAMES,
     _,
+    asked_language,
     choose_locale,
     day,
     moment,
@@ -51,7 +52,7 @@ from clientpay_connect.pay.models import PAYMENT_SUCCEEDED, Payment
 from clientpay_connect.pay.opens import note_open
 from clientpay_connect.pay.page_cache import CachedPage
 from clientpay_connect.pay.processor import SandboxProcessor
-from clientpay_connect.pay.readpath import page_facts, process_service
+from clientpay_connect.pay.readpath import page_read, process_service
 from clientpay_connect.pay.stripe_page import (
     STRIPE_NAME,
     StripeFields,
@@ -83,10 +84,14 @@ EXPIRY_YEARS_AHEAD = 15
 class _Lookup:
     """A link found by its token, and the language to speak."""
 
-    def __init__(self, request: Request, facts: LinkFacts):
-        self.facts = facts
-        self.locale = choose_locale(request, facts.locale)
+    def __init__(self, request: Request, read: LinkRead):
+        self.read = read
+        self.locale = choose_locale(request, read.locale)
         use_locale(request, self.locale)
+
+    @property
+    def facts(self) -> LinkFacts:
+        return self.read.facts
 
 
 def _find(request: Request) -> _Lookup | Response:
@@ -98,11 +103,11 @@ def _find(request: Request) -> _Lookup | Response:
     key = f"pay-page-miss:{request.client_addr}"
     if not limiter.allowed(limit, key):
         return _unknown(request, status=429)
-    facts = page_facts(request)
-    if facts is None:
+    read = page_read(request)
+    if read is None:
         limiter.hit(limit, key)
         return _unknown(request, status=404)
-    return _Lookup(request, facts)
+    return _Lookup(request, read)
 
 
 def _unknown(request: Request, status: int) -> Response:
@@ -144,7 +149,7 @@ def _page_basics(request: Request, locale: str, firm_name: str) -> dict[str, Any
 
 def _lang_query(request: Request, locale: str) -> dict[str, str]:
     """Carry the payer's explicit choice of language on to the next page."""
-    return {LANG_PARAM: locale} if request.GET.get(LANG_PARAM) in LOCALES else {}
+    return {LANG_PARAM: locale} if asked_language(request) in LOCALES else {}
 
 
 def _link_summary(found: _Lookup) -> dict[str, Any]:
@@ -176,8 +181,8 @@ def payment_page(request: Request) -> Response:
     # Before the cache is asked: a page served from it is an open too. A HEAD shows nobody
     # anything (link checkers and mail scanners send them), so it is no open.
     if request.method == "GET":
-        note_open(request, found.facts.link_id, found.facts.last_opened_at, now)
-    state = found.facts.state(now)
+        note_open(request, found.read.link_id, found.read.last_opened_at, now)
+    state = found.read.state(now)
     key = _page_key(request, found, state)
     cache = process_service(request, IPageCache)
     page = cache.get(key)
@@ -191,14 +196,27 @@ def payment_page(request: Request) -> Response:
 def _page_key(request: Request, found: _Lookup, state: str) -> Hashable:
     """Everything the rendered page depends on (see page_cache.py): keep it complete."""
     return (
-        found.facts,
+        # What the facts are made of: the link's row (facts.LinkRead).
+        found.read.key,
         state,
         found.locale,
         # Whether the payer chose the language: the receipt's address then carries it on.
         bool(_lang_query(request, found.locale)),
-        # Links to static files and to the API are built from the address served at.
-        request.application_url,
+        # Links to static files and to the API are built from the address served at: the
+        # parts of the request that address is made of (request.application_url would spend
+        # more than the rest of the key putting them together).
+        _served_at(request.environ),
         dt.date.today().year,
+    )
+
+
+def _served_at(environ: dict[str, Any]) -> tuple[Any, ...]:
+    return (
+        environ.get("wsgi.url_scheme"),
+        environ.get("HTTP_HOST"),
+        environ.get("SERVER_NAME"),
+        environ.get("SERVER_PORT"),
+        environ.get("SCRIPT_NAME", ""),
     )
 
 

@@ -124,6 +124,13 @@ def test_each_language_and_address_gets_its_own_page(testapp, link_and_token):
     elsewhere = testapp.get(f"/pay/{token}", extra_environ={"HTTP_HOST": "pay.example.test"})
     [stylesheet, *_] = elsewhere.html.find_all("link", rel="stylesheet")
     assert stylesheet["href"].startswith("http://pay.example.test/")
+    # Every part the address is made of: the scheme, and the prefix it is mounted under.
+    secure = testapp.get(f"/pay/{token}", extra_environ={"wsgi.url_scheme": "https"})
+    [stylesheet, *_] = secure.html.find_all("link", rel="stylesheet")
+    assert stylesheet["href"].startswith("https://localhost/")
+    mounted = testapp.get(f"/pay/{token}", extra_environ={"SCRIPT_NAME": "/billing"})
+    [stylesheet, *_] = mounted.html.find_all("link", rel="stylesheet")
+    assert stylesheet["href"].startswith("http://localhost/billing/")
 
 
 def test_two_links_with_the_same_details_keep_their_own_addresses(app, testapp, dbsession, account):
@@ -162,6 +169,20 @@ def test_the_null_cache_keeps_nothing():
     cache = NullPageCache()
     cache.put("a", page("A"))
     assert cache.get("a") is None
+
+
+def test_each_answer_from_a_kept_page_has_headers_of_its_own():
+    kept = CachedPage(200, "text/html", "UTF-8", b"<p>hi</p>", (("Content-Security-Policy", "x"),))
+    first = kept.response()
+    first.headers["Cache-Control"] = "no-store"  # as the tweens add theirs to an answer
+    second = kept.response()
+    assert "Cache-Control" not in second.headers
+    assert second.headerlist == [
+        ("Content-Type", "text/html; charset=UTF-8"),
+        ("Content-Length", "9"),
+        ("Content-Security-Policy", "x"),
+    ]
+    assert second.status == "200 OK" and second.body == b"<p>hi</p>"
 
 
 def test_a_kept_page_answers_as_it_was_rendered():

@@ -10,6 +10,7 @@ CLIENTPAY_TEST_DATABASE_URL is set.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,7 +22,7 @@ import transaction
 from bs4 import BeautifulSoup
 from pyramid.request import Request
 from pyramid.router import Router
-from sqlalchemy import column, event, select, table, text
+from sqlalchemy import column, create_engine, event, func, select, table, text
 
 from clientpay_connect.connect.models import LinkInvoice
 from clientpay_connect.db import get_tm_session, utcnow
@@ -33,7 +34,7 @@ from clientpay_connect.links.models import (
     STATUS_PROCESSING,
     PaymentLink,
 )
-from clientpay_connect.pay.facts import facts_with, link_facts
+from clientpay_connect.pay.facts import facts_with, link_facts, read_with
 from clientpay_connect.pay.opens import BATCH, OpenBatch
 from clientpay_connect.pay.readpath import READS, DriverReads, page_outside_tm
 from tests.support.databases import using_postgresql
@@ -73,7 +74,8 @@ def has_form(body: str) -> bool:
 @contextmanager
 def watching(app: Router) -> Iterator[dict[str, list[Any]]]:
     """The statements the app's connections run meanwhile, and whether each connection that
-    went back to the pool was inside a transaction then (what the pool would roll back).
+    went back to the pool was inside a transaction then (what the pool would roll back), or
+    is, for those the page's own pool keeps between reads (PostgreSQL), when the block ends.
 
     On SQLite, every statement the driver runs (its trace callback: BEGIN included, and
     statements run on the driver's own cursors); on PostgreSQL, those run through
@@ -108,6 +110,8 @@ def watching(app: Router) -> Iterator[dict[str, list[Any]]]:
             event.listen(engine, name, listener)
     try:
         yield seen
+        kept = app.registry[READS].kept_connections()
+        seen["left_in_transaction"] += [in_transaction(connection) for connection in kept]
     finally:
         for engine in engines:
             for name, listener in listeners:
@@ -139,8 +143,9 @@ def test_the_page_reads_one_row_and_leaves_no_transaction(served):
     with watching(app) as seen:
         page = requests.get(f"{url}/pay/{token}", timeout=TIMEOUT)
     assert page.status_code == 200 and has_form(page.text)
-    # Outside any transaction when it went back to the pool (psycopg: IDLE, no BEGIN sent).
-    assert seen["left_in_transaction"] == [False]
+    # Outside any transaction when it went back to the pool, or now that the page's own pool
+    # keeps it (psycopg: IDLE, no BEGIN sent).
+    assert seen["left_in_transaction"] and not any(seen["left_in_transaction"])
     if app.registry["dbengine"].dialect.name == "sqlite":
         # One SELECT: no BEGIN, COMMIT, ROLLBACK, no write (the open waits for its batch).
         assert len(seen["statements"]) == 1, seen["statements"]
@@ -331,6 +336,53 @@ def test_the_drivers_read_gives_the_facts_the_session_gives(served):
 
 
 @pytest.mark.parametrize(
+    ("emails", "first"),
+    [
+        (["first@example.test", "second@example.test"], "first@example.test"),
+        (["ñandú@example.test"], "ñandú@example.test"),
+        ([], ""),
+    ],
+)
+def test_the_first_email_is_read_by_the_database(served, emails, first):
+    """The page shows the first address only; the database hands that one over (as text, not
+    the whole JSON list), on either read path."""
+    _url, app = served
+    link_id, token = committed_link(app)
+    change_link(app, link_id, emails=emails)
+    reads: DriverReads = app.registry[READS]
+    with reads.session() as run:
+        through_driver = facts_with(run, token)
+    tm = transaction.TransactionManager(explicit=True)
+    with tm:
+        session = get_tm_session(app.registry["dbsession_factory"], tm)
+        through_session = link_facts(session, token)
+    assert through_driver is not None and through_session is not None
+    assert through_driver.first_email == through_session.first_email == first
+
+
+def test_the_pages_key_is_the_row_but_the_last_open(served):
+    """LinkRead.key, the rendered page's key: every column the facts are made of counts, the
+    last open does not (it is not shown, and changes once a minute for a reloading payer)."""
+    _url, app = served
+    link_id, token = committed_link(app)
+    reads: DriverReads = app.registry[READS]
+
+    def read() -> Any:
+        with reads.session() as run:
+            return read_with(run, token)
+
+    first = read()
+    change_link(app, link_id, last_opened_at=utcnow())
+    opened = read()
+    assert opened.key == first.key and opened.last_opened_at != first.last_opened_at
+    assert opened.facts == first.facts
+    change_link(app, link_id, recipient_name="Someone Else")
+    renamed = read()
+    assert renamed.key != opened.key and renamed.facts != opened.facts
+    assert (renamed.link_id, renamed.status, renamed.locale) == (link_id, "outstanding", "en")
+
+
+PAGE_READS = pytest.mark.parametrize(
     ("method", "path", "outside"),
     [
         ("GET", "/pay/abc", True),
@@ -341,6 +393,9 @@ def test_the_drivers_read_gives_the_facts_the_session_gives(served):
         ("GET", "/sent", False),
     ],
 )
+
+
+@PAGE_READS
 def test_only_reads_of_the_payment_page_leave_the_transaction_manager(
     served, method, path, outside
 ):
@@ -350,6 +405,19 @@ def test_only_reads_of_the_payment_page_leave_the_transaction_manager(
     assert page_outside_tm(None, request) is not outside
     # A host's own hook still decides for everything else.
     assert page_outside_tm(lambda request: False, request) is False
+
+
+@PAGE_READS
+def test_only_reads_of_the_payment_page_get_a_single_attempt(served, method, path, outside):
+    """No transaction, nothing for pyramid_retry to try again (nor a body to copy for it);
+    everything else keeps its attempts."""
+    _url, app = served
+    request = Request.blank(path, method=method)
+    request.registry = app.registry
+    attempts = app.registry.settings["retry.activate_hook"](request)
+    assert (attempts == 1) is outside
+    if not outside:
+        assert attempts is None  # pyramid_retry's own number (retry.attempts)
 
 
 def test_a_failed_statement_leaves_the_pages_connections_fit_for_the_next_page(served):
@@ -362,7 +430,7 @@ def test_a_failed_statement_leaves_the_pages_connections_fit_for_the_next_page(s
             with pytest.raises(app.registry["dbengine"].dialect.loaded_dbapi.Error):
                 reads.read(lambda run: run(missing, {}))
     # The pool does not roll back what it takes back from the page: nothing may be open.
-    assert seen["left_in_transaction"] == [False, False]
+    assert seen["left_in_transaction"] and not any(seen["left_in_transaction"])
     for _ in range(3):
         page = requests.get(f"{url}/pay/{token}", timeout=TIMEOUT)
         assert page.status_code == 200 and has_form(page.text)
@@ -374,3 +442,76 @@ def test_the_page_reads_postgresql_only_through_its_own_pool(served):
     with pytest.raises(ValueError, match="own pool"):
         DriverReads(app.registry["dbengine"])
     assert app.registry[READS].engine is not app.registry["dbengine"]
+
+
+BACKEND_PID = select(func.pg_backend_pid())
+
+
+@pytest.mark.skipif(not using_postgresql(), reason="PostgreSQL only: SQLite's pool is shared")
+def test_the_page_keeps_its_connections_between_reads_and_never_lends_one_twice(served):
+    _url, app = served
+    reads: DriverReads = app.registry[READS]
+    with reads.session() as outer, reads.session() as inner:
+        outer_pid, inner_pid = outer(BACKEND_PID, {})[0][0], inner(BACKEND_PID, {})[0][0]
+    assert outer_pid != inner_pid  # two reads at once: two connections
+    # Both kept for the next reads, the last given back lent first.
+    with reads.session() as run:
+        assert run(BACKEND_PID, {})[0][0] == outer_pid
+    kept = {connection.info.backend_pid for connection in reads.kept_connections()}
+    assert {outer_pid, inner_pid} <= kept
+
+
+@pytest.mark.skipif(not using_postgresql(), reason="PostgreSQL only: SQLite's pool is shared")
+def test_disposing_the_apps_engine_closes_the_connections_the_page_keeps(
+    base_settings, tmp_path_factory
+):
+    settings = {**base_settings, "clientpay.pay.opens_flush_seconds": "3600"}
+    folder = tmp_path_factory.mktemp("kept")
+    with served_app(settings, folder, threads=2) as (url, app):
+        try:
+            _link_id, token = committed_link(app)
+            for _ in range(3):
+                assert requests.get(f"{url}/pay/{token}", timeout=TIMEOUT).status_code == 200
+            reads: DriverReads = app.registry[READS]
+            kept = reads.kept_connections()
+            pids = [connection.info.backend_pid for connection in kept]
+            assert kept
+            app.registry["dbengine"].dispose()
+            assert reads.kept_connections() == []
+            assert all(connection.closed for connection in kept)
+            gone = f"pid IN ({', '.join(map(str, pids))})"
+            deadline = time.monotonic() + TIMEOUT
+            while backends(app, "count(*)", gone) and time.monotonic() < deadline:
+                time.sleep(0.05)  # a backend ends a moment after its client has gone
+            assert backends(app, "count(*)", gone) == 0
+        finally:
+            app.registry[BATCH].close()
+
+
+@pytest.mark.skipif(not using_postgresql(), reason="PostgreSQL only: SQLite's pool is shared")
+def test_a_read_beyond_the_pools_connections_waits_for_the_first_one_kept(served):
+    """The kept connections never go back to SQLAlchemy's pool: a read that found its pool
+    all lent must get the first one kept again, not wait in the pool for nothing."""
+    _url, app = served
+    engine = create_engine(
+        app.registry[READS].engine.url, isolation_level="AUTOCOMMIT", pool_size=1, max_overflow=1
+    )
+    reads = DriverReads(engine, autocommit_pool=True, most_connections=2)
+    third: list[Any] = []
+    try:
+        with reads.session() as first, reads.session() as second:
+            lent = {backend_pid(first), backend_pid(second)}
+            waiting = threading.Thread(target=lambda: third.append(reads.read(backend_pid)))
+            waiting.start()
+            waiting.join(0.3)
+            assert waiting.is_alive() and not third  # both connections are lent
+        waiting.join(TIMEOUT)
+        # Within the pool's own 30 s: it waited for one of the two, not for a third.
+        assert not waiting.is_alive()
+        assert third and third[0] in lent
+    finally:
+        reads.dispose()
+
+
+def backend_pid(run: Any) -> int:
+    return int(run(BACKEND_PID, {})[0][0])
