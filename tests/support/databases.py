@@ -76,13 +76,15 @@ def sharing_connection(app: Any, connection: Any) -> Iterator[None]:
     """Let ``app`` work inside the test's connection, so that it sees the test's rows and
     everything is rolled back with the test (on SQLite a second writer would wait forever)."""
     factory = app.registry["dbsession_factory"]
+    # Put back as it was, not as named here: SQLAlchemy 2.1 renamed the default mode
+    # (conservative_savepoint became conditional_savepoint) and refuses the old name.
+    configured = dict(factory.kw)
     factory.configure(bind=connection, join_transaction_mode="create_savepoint")
     try:
         yield
     finally:
-        factory.configure(
-            bind=app.registry["dbengine"], join_transaction_mode="conservative_savepoint"
-        )
+        factory.kw.clear()
+        factory.kw.update(configured)
 
 
 @contextmanager
