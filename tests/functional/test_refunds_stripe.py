@@ -65,8 +65,12 @@ def db(
 
 
 @pytest.fixture
-def web(refunds_app: Router, db: Session) -> webtest.TestApp:
-    return webtest.TestApp(refunds_app, extra_environ={"HTTP_HOST": "localhost"})
+def web(refunds_app: Router, db: Session, client_ip: str) -> webtest.TestApp:
+    # Each test its own address: the payer's rate limit counts per address, and this module's
+    # payments (nine tests, faster than a minute) would otherwise share one.
+    return webtest.TestApp(
+        refunds_app, extra_environ={"REMOTE_ADDR": client_ip, "HTTP_HOST": "localhost"}
+    )
 
 
 def stripe_account(app: Router, **fields: Any) -> Any:
