@@ -348,6 +348,27 @@ def read_engine(engine: Engine) -> Engine | None:
     return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
+class RowValues:
+    """A row of ``statement``'s, read straight from the driver, as SQLAlchemy's execution
+    would give it: each selected column's result processor (from its type, for the dialect)
+    applied, for the columns that have one (dates and times; most are text and integers)."""
+
+    def __init__(self, statement: Any, dialect: Any):
+        processors = [
+            column.type.dialect_impl(dialect).result_processor(dialect, None)
+            for column in statement.selected_columns
+        ]
+        self.processors = tuple(
+            (index, process) for index, process in enumerate(processors) if process is not None
+        )
+
+    def __call__(self, row: Any) -> tuple[Any, ...]:
+        values = list(row)
+        for index, process in self.processors:
+            values[index] = process(values[index])
+        return tuple(values)
+
+
 class DriverStatement:
     """A Core SELECT compiled once for a dialect and run straight on the DBAPI cursor of a
     SQLAlchemy Connection, inside whatever transaction that connection is in; its rows as
@@ -377,13 +398,7 @@ class DriverStatement:
             if name in state.parameters and process is not None:
                 self._bind_processors[name] = process
         self._parameters = self._processed(dict(state.parameters))
-        processors = [
-            column.type.dialect_impl(dialect).result_processor(dialect, None)
-            for column in statement.selected_columns
-        ]
-        self._result_processors = tuple(
-            (index, process) for index, process in enumerate(processors) if process is not None
-        )
+        self._values = RowValues(statement, dialect)
 
     def _processed(self, values: dict[str, Any]) -> dict[str, Any]:
         for name, process in self._bind_processors.items():
@@ -419,15 +434,9 @@ class DriverStatement:
             ) from error
         finally:
             cursor.close()
-        if not self._result_processors:
+        if not self._values.processors:
             return cast(list[tuple[Any, ...]], rows)
-        return [self._converted(row) for row in rows]
-
-    def _converted(self, row: Any) -> tuple[Any, ...]:
-        values = list(row)
-        for index, process in self._result_processors:
-            values[index] = process(values[index])
-        return tuple(values)
+        return [self._values(row) for row in rows]
 
 
 E = TypeVar("E")

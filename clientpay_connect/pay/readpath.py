@@ -45,6 +45,7 @@ from sqlalchemy import Connection, Executable, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
+from clientpay_connect.db import RowValues
 from clientpay_connect.pay.facts import LinkRead, Run, read_link, read_with
 
 T = TypeVar("T")
@@ -432,14 +433,7 @@ class _Compiled:
         self.sql: str = compiled.string
         self._compiled = compiled
         self._positions: Any = compiled.positiontup
-        processors = [
-            column.type.dialect_impl(dialect).result_processor(dialect, None)
-            for column in statement.selected_columns
-        ]
-        # Only the columns that have one (dates, times; most are strings and integers).
-        self._processors = tuple(
-            (index, process) for index, process in enumerate(processors) if process is not None
-        )
+        self.values = RowValues(statement, dialect)
         if dialect.name == "postgresql":
             self._numbered_as_prepared(self.sql)
 
@@ -478,12 +472,6 @@ class _Compiled:
         every bound parameter of the statement (a missing one is a KeyError)."""
         fixed = self._fixed
         return [params[name] if name in params else fixed[name] for name in self._names]
-
-    def values(self, row: Any) -> tuple[Any, ...]:
-        values = list(row)
-        for index, process in self._processors:
-            values[index] = process(values[index])
-        return tuple(values)
 
 
 # A bound parameter as the PostgreSQL dialect writes it for psycopg, or an escaped percent.
