@@ -15,7 +15,7 @@ from clientpay_connect.api.errors import FieldErrors
 from clientpay_connect.api.openapi import QUERY_CHECKED
 from clientpay_connect.api.plain_json import json_response
 from clientpay_connect.db import read_session, utcnow
-from clientpay_connect.links.services import link_json, token_urls
+from clientpay_connect.links.services import link_values, token_urls
 from clientpay_connect.security import STAFF, firm_id
 from clientpay_connect.sent.export import (
     DEFAULT_COLUMNS,
@@ -61,7 +61,7 @@ def list_links_view(request: Request) -> Response:
     page = fetch_page(read_session(request), firm, query)
     url_of = token_urls(request)
     items = [
-        link_json(link, url_of(link.token_encrypted), page.balance_links.get(link.id))
+        link_values(link, url_of(link.token_encrypted), page.balance_links.get(link.id))
         for link in page.links
     ]
     return json_response({"items": items, "next_cursor": page.next_cursor, "total": page.total})

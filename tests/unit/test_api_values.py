@@ -7,10 +7,12 @@ import datetime as dt
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from clientpay_connect.links.services import timestamp_json
+from clientpay_connect.api.plain_json import OPTIONS
+from clientpay_connect.links.services import in_utc, timestamp_json
 from clientpay_connect.money import MINOR_DIGITS, format_amount, minor_digits
 
 CURRENCIES = st.one_of(
@@ -77,3 +79,22 @@ def test_timestamps_in_utc_and_elsewhere():
         "0009-01-02T00:00:00Z"
     )
     assert timestamp_json(None) is None
+
+
+@given(TIMESTAMPS)
+def test_orjson_writes_a_timestamp_in_utc_as_timestamp_json_writes_it(value):
+    # The list of links leaves its timestamps to orjson (links.services.link_values).
+    assert orjson.dumps(in_utc(value), option=OPTIONS) == orjson.dumps(timestamp_json(value))
+
+
+@given(st.dates(min_value=dt.date(1, 1, 1)))
+def test_orjson_writes_a_date_as_isoformat_writes_it(value):
+    assert orjson.dumps(value, option=OPTIONS) == orjson.dumps(value.isoformat())
+
+
+def test_in_utc_keeps_a_utc_timestamp_and_moves_any_other():
+    moment = dt.datetime(2025, 3, 31, 19, 4, 5, tzinfo=ZoneInfo("Etc/UTC"))
+    assert in_utc(moment) is moment
+    elsewhere = moment.astimezone(ZoneInfo("America/New_York"))
+    assert in_utc(elsewhere) == moment and in_utc(elsewhere).utcoffset() == dt.timedelta(0)
+    assert in_utc(None) is None
