@@ -7,8 +7,9 @@ largest-remainder method, so the parts always add up to the whole.
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 # Minor digits per currency (ISO 4217). Currencies not listed have two.
@@ -98,18 +99,31 @@ def minor_units(value: object, currency: str = "USD") -> int:
 
 
 def format_amount(minor: int, currency: str = "USD") -> str:
-    """Minor units as the API's decimal string: 123450 → "1234.50", -5 → "-0.05".
+    """Minor units as the API's decimal string: 123450 → "1234.50", -5 → "-0.05"."""
+    return amount_writer(currency)(minor)
 
-    The integer's digits with the point put in, rather than through Decimal: a page of
-    links formats three amounts a link (tests/unit/test_api_values.py holds this to
-    Decimal's answer)."""
+
+@functools.lru_cache(maxsize=64)
+def amount_writer(currency: str) -> Callable[[int], str]:
+    """format_amount for one currency, its digits looked up once: a page of links writes
+    three amounts a link, most of them nothing paid and nothing refunded.
+
+    The integer's digits with the point put in, rather than through Decimal
+    (tests/unit/test_api_values.py holds this to Decimal's answer)."""
     digits = minor_digits(currency)
     if not digits:
-        return str(minor)
-    if minor < 0:
-        return "-" + format_amount(-minor, currency)
-    text = str(minor).rjust(digits + 1, "0")
-    return f"{text[:-digits]}.{text[-digits:]}"
+        return str
+    zero = "0." + "0" * digits
+
+    def write(minor: int) -> str:
+        if not minor:
+            return zero
+        if minor < 0:
+            return "-" + write(-minor)
+        text = str(minor).rjust(digits + 1, "0")
+        return f"{text[:-digits]}.{text[-digits:]}"
+
+    return write
 
 
 def display_amount(minor: int, currency: str = "USD") -> str:

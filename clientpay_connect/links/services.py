@@ -29,7 +29,7 @@ from clientpay_connect.links.models import (
 )
 from clientpay_connect.mail.models import KIND_LINK
 from clientpay_connect.mail.outbox import queue_email
-from clientpay_connect.money import format_amount
+from clientpay_connect.money import amount_writer
 from clientpay_connect.notifications.services import LinkFacts
 from clientpay_connect.work import Work
 
@@ -446,15 +446,16 @@ def link_values(link: PaymentLink, url: str, balance_link_id: int | None = None)
     text of seven timestamps and two dates a link, fifty links a page of Sent Pages, was a
     tenth of the page's time (tests/unit/test_api_values.py holds the two to one answer)."""
     currency = link.currency
+    amount = amount_writer(currency)
     return {
         "id": link.id,
         "url": url,
         "status": link.status,
         "source": link.source,
         "merchant_account_id": link.merchant_account_id,
-        "amount": format_amount(link.amount_minor, currency),
-        "amount_paid": format_amount(link.amount_paid_minor, currency),
-        "amount_refunded": format_amount(link.amount_refunded_minor, currency),
+        "amount": amount(link.amount_minor),
+        "amount_paid": amount(link.amount_paid_minor),
+        "amount_refunded": amount(link.amount_refunded_minor),
         "currency": currency,
         "invoice_number": link.invoice_number,
         "invoice_date": link.invoice_date,
