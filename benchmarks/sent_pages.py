@@ -10,7 +10,8 @@ for a status view with a filter, three pages of 50: the first, one in the middle
 last. A deep page needs a cursor: it is made from the SQL side (the sort key and id of the
 row just before that page, found with OFFSET, untimed) as the API would have handed it out.
 
-- ours: the page through the API (WebTest, the whole app: token check, query, count, JSON);
+- ours: the page through the API (the whole app: token check, query, count, JSON), called
+  as a WSGI server calls it (benchmarks/_wsgi.py: no test client's work in the time);
 - bare: the statements that page's rows came from (captured from the engine as the API ran
   them: the keyset query, without the count and the JSON), run again straight through the
   driver's cursor.
@@ -59,6 +60,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks._recorder import Recorder, run_raw  # noqa: E402
 from benchmarks._setup import bench_session, bench_settings, seed_firm  # noqa: E402
+from benchmarks._wsgi import wsgi_get  # noqa: E402
 
 TARGET_P95_MS = 50.0
 TARGET_RATIO = 3.0
@@ -293,11 +295,11 @@ def bench_pages(app: Any, ids: dict[str, Any], repeats: int, sorts: list[str] | 
                 params["cursor"] = cursor_at(app, ids["firm"], sort, where, offset)
 
             def ours(p: dict[str, str] = params) -> Any:
-                return testapp.get("/api/v1/links", p, headers=headers)
+                return wsgi_get(app, "/api/v1/links", p, headers)
 
             statements = keyset_statements(recorder.capture(ours))  # also warms up
             assert statements, f"no keyset statement captured for {sort} {label}"
-            body = ours().json
+            body = json.loads(ours())
             if label == "last":
                 assert body["next_cursor"] is None and len(body["items"]) == LIMIT, sort
             t: dict[str, list[float]] = {"ours": [], "bare": []}
@@ -345,12 +347,12 @@ def profile_page(app: Any, ids: dict[str, Any], sort: str, requests: int, out: s
     params = {"sort": sort, "limit": str(LIMIT)}
     params["cursor"] = cursor_at(app, ids["firm"], sort, {}, total // 2)
     for _ in range(20):
-        testapp.get("/api/v1/links", params, headers=headers)
+        wsgi_get(app, "/api/v1/links", params, headers)
     profiler = cProfile.Profile()
     started = time.perf_counter()
     profiler.enable()
     for _ in range(requests):
-        testapp.get("/api/v1/links", params, headers=headers)
+        wsgi_get(app, "/api/v1/links", params, headers)
     profiler.disable()
     each = (time.perf_counter() - started) * 1000 / requests
     print(
