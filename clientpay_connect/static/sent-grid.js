@@ -370,7 +370,9 @@
 
   function textEditor(cell, onRendered, success) {
     var title = cell.getColumn().getDefinition().title;
-    var input = labelled("input", "Filter " + title + " (contains)", { type: "search", placeholder: "Contains…", maxlength: "254" });
+    // Its placeholder is the column's headerFilterPlaceholder: Tabulator sets it on the
+    // element an editor returns, over any the editor gave.
+    var input = labelled("input", "Filter " + title + " (contains)", { type: "search", maxlength: "254" });
     input.value = cell.getValue() || "";
     input.addEventListener("input", debounced(function () {
       success(input.value.trim());
@@ -586,6 +588,7 @@
         headerSortStartingDir: spec.firstDir || "asc",
         formatter: formatter(spec.field),
         headerFilter: spec.filter ? EDITORS[spec.filter] : false,
+        headerFilterPlaceholder: spec.filter === "text" ? "Contains…" : "",
         headerFilterLiveFilter: false,
       });
     });

@@ -314,6 +314,7 @@ def test_an_older_filter_or_page_still_loading_is_aborted_by_the_newer_one(
         page, lambda params: params.get("filter[recipient_name_contains]") == ["acme"]
     )
     recipient = page.get_by_label("Filter Recipient (contains)")
+    expect(recipient).to_have_attribute("placeholder", "Contains…")
     recipient.fill("acme")
     expect(summary).to_have_text("Loading…")
     recipient.fill("zed")
