@@ -2,12 +2,13 @@
 orjson, as a Response.
 
 A list of links is some thirty plain values (str, int, bool, None, lists and dicts with text
-keys, dates and timestamps) per link, fifty links a page: the standard library's encoder took about 0.27 ms to
-write a page, orjson a tenth of that. It writes the same JSON: keys in the dict's order,
-the same numbers and text (UTF-8 rather than \\u escapes, no spaces between tokens), never
-NaN. Returned by the view rather than through a renderer: Pyramid's renderer machinery (its
-system values, the BeforeRender event, the response made from request.response) cost a page
-more than orjson's writing it; the Content-Type is the JSON renderer's, application/json.
+keys, dates and timestamps) per link, fifty links a page: the standard library's encoder
+took about 0.27 ms to write a page, orjson a tenth of that. It writes the same JSON: keys
+in the dict's order, the same numbers and text (UTF-8 rather than \\u escapes, no spaces
+between tokens), never NaN. Returned by the view rather than through a renderer: Pyramid's
+renderer machinery (its system values, the BeforeRender event, the response made from
+request.response) cost a page more than orjson's writing it; the Content-Type is the JSON
+renderer's, application/json.
 """
 
 from __future__ import annotations
