@@ -262,10 +262,13 @@ class PaymentLink(Base):
         ForeignKey("payment_links.id", ondelete="SET NULL"), nullable=True
     )
 
-    # The Bulk Upload row this link was made from.
-    bulk_row_id: Mapped[int | None] = mapped_column(
-        ForeignKey("bulk_rows.id", ondelete="SET NULL"), nullable=True
-    )
+    # The Bulk Upload row this link was made from. No foreign key: its check cost a bulk
+    # upload's writing transaction more than any other (a lock on each row, a WAL record per
+    # link), and it guards nothing: the links' job writes this from the upload's own rows in
+    # the very INSERT … SELECT that reads them (bulk/writer.py), and the app never deletes a
+    # row (the review's "delete" marks it deleted); only a firm's deletion does, which takes
+    # the firm's links too.
+    bulk_row_id: Mapped[int | None] = mapped_column(nullable=True)
     # The matter-system connection a Connect link's invoices come from.
     connection_id: Mapped[int | None] = mapped_column(
         ForeignKey("connections.id", ondelete="SET NULL"), nullable=True
