@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from clientpay_connect.accounts.models import Firm, User
@@ -78,6 +78,8 @@ class NotificationRecipient(Base):
 
 class MerchantAccount(Base):
     __tablename__ = "merchant_accounts"
+    # What a link's foreign key names (links/models.py): an account of the link's own firm.
+    __table_args__ = (UniqueConstraint("firm_id", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     firm_id: Mapped[int] = mapped_column(ForeignKey("firms.id", ondelete="CASCADE"), index=True)

@@ -10,13 +10,14 @@ from sqlalchemy import (
     Boolean,
     Date,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     String,
     Text,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, foreign, mapped_column, relationship
 
 from clientpay_connect.accounts.models import Firm, User
 from clientpay_connect.admin.models import MerchantAccount
@@ -196,6 +197,15 @@ class PaymentLink(Base):
             postgresql_where=text(PARENT_SET),
         ),
         *_sort_indexes(),
+        # The link's account is one of the link's firm's: the database refuses any other
+        # (tenant isolation), and one check a link written stands for two (the firm and the
+        # account each had a key of their own). Deleting a firm deletes its accounts, and
+        # their links with them; the app never deletes an account (it deactivates it).
+        ForeignKeyConstraint(
+            ["firm_id", "merchant_account_id"],
+            ["merchant_accounts.firm_id", "merchant_accounts.id"],
+            ondelete="CASCADE",
+        ),
         # Room on each page for a row's new version: an update that changes no indexed
         # column (an email's status, a refund claimed) then stays on its page and writes none
         # of the table's many indexes (PostgreSQL's "HOT" update). A page opened or a
@@ -205,8 +215,9 @@ class PaymentLink(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    firm_id: Mapped[int] = mapped_column(ForeignKey("firms.id", ondelete="CASCADE"))
-    merchant_account_id: Mapped[int] = mapped_column(ForeignKey("merchant_accounts.id"))
+    # Both in the foreign key to the firm's merchant account (__table_args__).
+    firm_id: Mapped[int]
+    merchant_account_id: Mapped[int]
     source: Mapped[str] = mapped_column(String(16), default=SOURCE_QUICK)
     # SHA-256 of the URL's secret: how a payer's request finds the link.
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
@@ -251,17 +262,27 @@ class PaymentLink(Base):
         ForeignKey("payment_links.id", ondelete="SET NULL"), nullable=True
     )
 
-    # The Bulk Upload row this link was made from.
-    bulk_row_id: Mapped[int | None] = mapped_column(
-        ForeignKey("bulk_rows.id", ondelete="SET NULL"), nullable=True
-    )
+    # The Bulk Upload row this link was made from. No foreign key: its check cost a bulk
+    # upload's writing transaction more than any other (a lock on each row, a WAL record per
+    # link), and it guards nothing: the links' job writes this from the upload's own rows in
+    # the very INSERT … SELECT that reads them (bulk/writer.py), and the app never deletes a
+    # row (the review's "delete" marks it deleted); only a firm's deletion does, which takes
+    # the firm's links too.
+    bulk_row_id: Mapped[int | None] = mapped_column(nullable=True)
     # The matter-system connection a Connect link's invoices come from.
     connection_id: Mapped[int | None] = mapped_column(
         ForeignKey("connections.id", ondelete="SET NULL"), nullable=True
     )
 
-    firm: Mapped[Firm] = relationship()
-    merchant_account: Mapped[MerchantAccount] = relationship()
+    # Joined by the firm's id alone (no foreign key names firms): read-only.
+    firm: Mapped[Firm] = relationship(
+        primaryjoin=lambda: foreign(PaymentLink.firm_id) == Firm.id, viewonly=True
+    )
+    # Joined by the account's id alone, its primary key, so that loading it finds an account
+    # already in the session without a query (the key's firm_id is the link's own).
+    merchant_account: Mapped[MerchantAccount] = relationship(
+        primaryjoin=lambda: foreign(PaymentLink.merchant_account_id) == MerchantAccount.id
+    )
     created_by: Mapped[User | None] = relationship()
 
     @property
