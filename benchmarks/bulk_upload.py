@@ -703,6 +703,35 @@ def table_lines(results: dict[str, dict[str, Any]]) -> list[tuple[str, list[str]
     ]
 
 
+def server_activity(url: str) -> tuple[int, int, int]:
+    """The PostgreSQL server's checkpoints so far (all, and those WAL volume asked for) and
+    its WAL position in bytes: read before and after a run, what the server did meanwhile for
+    every database. A checkpoint during a load makes the first change of each page after it
+    write the whole page to the WAL, which the database's times then carry."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            timed, requested, wal = connection.execute(
+                text(
+                    "SELECT checkpoints_timed, checkpoints_req,"
+                    " pg_current_wal_lsn() - '0/0'::pg_lsn FROM pg_stat_bgwriter"
+                )
+            ).one()
+    finally:
+        engine.dispose()
+    return int(timed) + int(requested), int(requested), int(wal)
+
+
+def print_server_activity(before: tuple[int, int, int], after: tuple[int, int, int]) -> None:
+    checkpoints, requested, wal = (a - b for a, b in zip(after, before, strict=True))
+    print(
+        f"PostgreSQL server during its runs: {checkpoints} checkpoints ({requested} asked for"
+        f" by WAL volume), {wal / 2**20:,.0f} MB of WAL (every database on the server)."
+    )
+
+
 def print_report(rows: int, results: dict[str, dict[str, Any]]) -> None:
     lines = table_lines(results)
     width = max(len(label) for label, _ in lines) + 2
@@ -738,9 +767,15 @@ def main() -> None:
     if args.part:
         child(args.part, Path(args.file))
         return
-    kinds = ["SQLite"] + (["PostgreSQL"] if os.environ.get(SERVER_ENV) else [])
-    results = {kind: measure(kind, args.rows, args.poll) for kind in kinds}
+    server = os.environ.get(SERVER_ENV)
+    results = {"SQLite": measure("SQLite", args.rows, args.poll)}
+    if server:
+        before = server_activity(server)
+        results["PostgreSQL"] = measure("PostgreSQL", args.rows, args.poll)
+        after = server_activity(server)
     print_report(args.rows, results)
+    if server:
+        print_server_activity(before, after)
 
 
 if __name__ == "__main__":
