@@ -59,7 +59,10 @@ def app_backends(app: Router) -> set[int]:
 
 
 def terminate(app: Router, pids: set[int]) -> None:
-    admin = create_engine(app.registry["dbengine"].url)
+    # Autocommit: within one transaction PostgreSQL shows pg_stat_activity as it was at the
+    # transaction's first look, so a backend seen alive then stayed "alive" to the loop below
+    # however long it waited (the test failed whenever the first look beat the exit).
+    admin = create_engine(app.registry["dbengine"].url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as connection:
             for pid in pids:
