@@ -100,7 +100,6 @@ def first_email_sort_sql(dialect: str) -> str:
 SORTED_COLUMNS = (
     "created_at",
     "amount_minor",
-    "amount_paid_minor",
     "due_date",
     "invoice_date",
     "expires_at",
@@ -121,8 +120,9 @@ SORTED_LATER = {
     "cancelled_at": "cancelled_at IS NOT NULL",
     "first_opened_at": "first_opened_at IS NOT NULL",
     "last_opened_at": "last_opened_at IS NOT NULL",
-    # A new link has had no reminder; those without are read by id too.
+    # A new link has had no reminder and no payment; those without are read by id too.
     "reminders_sent": "reminders_sent > 0",
+    "amount_paid_minor": "amount_paid_minor > 0",
 }
 
 

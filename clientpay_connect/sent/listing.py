@@ -838,11 +838,15 @@ def _creator_groups(basis: tuple[Any, ...]) -> list[KeyGroup] | None:
     return [*groups, KeyGroup(None, column.is_(None))]
 
 
-def _reminder_groups(_basis: tuple[Any, ...]) -> list[KeyGroup]:
-    # Most links have had no reminder: those by id; the others by their own partial index
-    # (links/models.py), which a new link (none sent yet) costs nothing.
-    column = PaymentLink.reminders_sent
-    return [KeyGroup(0, column == 0), KeyGroup(1, column > 0, by_key=True)]
+def _zero_then_by_key(column: Any) -> Callable[[tuple[Any, ...]], list[KeyGroup]]:
+    """Links at 0 by id; the others by their own partial index (links/models.py), which a
+    new link (no reminder sent, nothing paid yet) costs nothing: a bulk upload's 100,000
+    links write no entry there."""
+
+    def groups(_basis: tuple[Any, ...]) -> list[KeyGroup]:
+        return [KeyGroup(0, column == 0), KeyGroup(1, column > 0, by_key=True)]
+
+    return groups
 
 
 # Each key's groups: what they are made from (read for the firm), and how.
@@ -867,7 +871,8 @@ _GROUPS_OF: dict[
         _basis_reader(_FIRM_ACCOUNTS),
         lambda basis: _folded_groups(PaymentLink.merchant_account_id, basis),
     ),
-    "reminders_sent": (_no_basis, _reminder_groups),
+    "reminders_sent": (_no_basis, _zero_then_by_key(PaymentLink.reminders_sent)),
+    "amount_paid": (_no_basis, _zero_then_by_key(PaymentLink.amount_paid_minor)),
 }
 
 
