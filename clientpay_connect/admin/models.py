@@ -79,10 +79,11 @@ class NotificationRecipient(Base):
 class MerchantAccount(Base):
     __tablename__ = "merchant_accounts"
     # What a link's foreign key names (links/models.py): an account of the link's own firm.
+    # Its index, beginning with firm_id, also serves the lookups of a firm's accounts.
     __table_args__ = (UniqueConstraint("firm_id", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    firm_id: Mapped[int] = mapped_column(ForeignKey("firms.id", ondelete="CASCADE"), index=True)
+    firm_id: Mapped[int] = mapped_column(ForeignKey("firms.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(16), default=KIND_OPERATING)
     processor: Mapped[str] = mapped_column(String(32), default="sandbox")
