@@ -70,7 +70,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 typecheck: setup
-	$(BIN)/mypy clientpay_connect adapters
+	$(BIN)/mypy clientpay_connect adapters benchmarks
 
 # The benchmarks load the server as a user measuring would: Debian's wrk, pinned to one core
 # with taskset (util-linux), the server to the other. Never a downloaded or hand-built wrk.

@@ -58,6 +58,7 @@ def app_with_upload(folder: Path, rows: int) -> Iterator[tuple[Any, int]]:
         app = main({}, **settings)
         with Work.fresh(app.registry) as work:
             account = work.dbsession.get(MerchantAccount, ids["account_id"])
+            assert account is not None
             parsed, checked = check_file(make_csv(rows), currency="USD", outstanding=())
             upload = store_upload(
                 work.dbsession, firm_id=ids["firm_id"], user_id=ids["user_id"],

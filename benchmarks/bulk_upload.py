@@ -299,6 +299,7 @@ def ours(settings: dict[str, str], ids: dict[str, int], path: Path) -> dict[str,
     started = time.perf_counter()
     with Work.fresh(registry) as work:
         account = work.dbsession.get(MerchantAccount, ids["account_id"])
+        assert account is not None
         outstanding = outstanding_invoice_numbers(work.dbsession, ids["firm_id"])
         parsed, rows = check_file(path.read_bytes(), currency="USD", outstanding=outstanding)
         checked = time.perf_counter()
@@ -316,8 +317,9 @@ def ours(settings: dict[str, str], ids: dict[str, int], path: Path) -> dict[str,
         del parsed, rows
     stored = time.perf_counter()
     with Work.fresh(registry) as work:
-        upload = firm_upload(work.dbsession, ids["firm_id"], upload_id, lock=True)
-        assert upload is not None
+        locked = firm_upload(work.dbsession, ids["firm_id"], upload_id, lock=True)
+        assert locked is not None
+        upload = locked
         outcome = take_action(
             work, upload, ACTION_GENERATE, user_id=ids["user_id"], confirm_warnings=True
         )

@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +115,7 @@ def bench(url: str, count: int) -> list[tuple[str, Timings]]:
     for kind, queries in samples(url, count).items():
         t: Timings = {"ours": [], "raw": [], "ours cpu": [], "raw cpu": []}
         for n, q in enumerate(queries):
-            statements = recorder.capture(lambda q=q: adapter.search(q))  # also warms up
+            statements = recorder.capture(partial(adapter.search, q))  # also warms up
             assert statements and adapter.search(q).clients, f"{kind} {q!r} found nothing"
             # Alternate which goes first, so neither always runs on the warmer cache.
             pair = [

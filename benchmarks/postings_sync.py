@@ -185,6 +185,7 @@ def worker_run(
     finally:
         for worker in workers:
             worker.stop()
+    assert last is not None, "every posting was posted"
     return count / (last.timestamp() - started)
 
 

@@ -113,6 +113,7 @@ def the_firm(settings: dict[str, str]) -> dict[str, int]:
     with bench_session(settings) as session:
         seeded = seed_firm(session)
         firm_settings = session.get(FirmSettings, seeded["firm"].id)
+        assert firm_settings is not None
         firm_settings.time_zone = ZONE.key
         firm_settings.reminders = SCHEDULE
         return {"firm": seeded["firm"].id, "account": seeded["account"].id}
@@ -165,8 +166,9 @@ def bare_query(app: Any, ids: dict[str, int], now: dt.datetime, explain: bool) -
         started = time.perf_counter()
         rows = session.execute(query).all()
         seconds = time.perf_counter() - started
-        if explain and session.bind.dialect.name == "postgresql":
-            compiled = query.compile(session.bind, compile_kwargs={"render_postcompile": True})
+        bind = session.get_bind()
+        if explain and bind.dialect.name == "postgresql":
+            compiled = query.compile(bind, compile_kwargs={"render_postcompile": True})
             connection = session.connection()
             plan = connection.exec_driver_sql(f"EXPLAIN {compiled}", compiled.params).scalars()
             print("  plan of the candidate query:")

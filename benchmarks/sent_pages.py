@@ -52,7 +52,7 @@ import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 CODE_VARIABLE = "CLIENTPAY_BENCH_CODE"
 
@@ -134,7 +134,7 @@ def percentile(values: list[float], p: float) -> float:
 
 def seed(settings: dict[str, str], count: int, encrypted_token: str) -> dict[str, Any]:
     import zope.sqlalchemy
-    from sqlalchemy import text
+    from sqlalchemy import Table, text
 
     from clientpay_connect.accounts.services import create_api_token, create_user
     from clientpay_connect.admin.models import MerchantAccount
@@ -153,7 +153,8 @@ def seed(settings: dict[str, str], count: int, encrypted_token: str) -> dict[str
         started = time.perf_counter()
         # A million rows go in faster with the table's plain indexes made afterwards, in one
         # sort each, than kept up to date row by row.
-        indexes = [ix for ix in PaymentLink.__table__.indexes if not ix.unique]
+        table = cast(Table, PaymentLink.__table__)
+        indexes = [ix for ix in table.indexes if not ix.unique]
         for index in indexes:
             index.drop(session.connection())
         session.execute(

@@ -21,7 +21,9 @@ ALL_FACTORIES: list[type[factory.alchemy.SQLAlchemyModelFactory]] = []
 
 def bind(session: Session | None) -> None:
     for model_factory in ALL_FACTORIES:
-        model_factory._meta.sqlalchemy_session = session
+        # factory_boy's options object carries the session; its stubs do not name it.
+        options: Any = model_factory._meta
+        options.sqlalchemy_session = session
 
 
 def _register(cls: Any) -> Any:

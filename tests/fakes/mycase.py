@@ -129,7 +129,9 @@ class _Fault:
 class FakeMyCase(FakeHTTPServer):
     name = "fake-mycase"
 
-    def __init__(self, *, access_ttl: float = 86400.0, rate_limit: tuple[int, float] = (25, 1.0)):
+    def __init__(
+        self, *, access_ttl: float = 86400.0, rate_limit: tuple[int, float] | None = (25, 1.0)
+    ):
         super().__init__()
         self.oauth = FakeOAuthProvider(
             CLIENT_ID,

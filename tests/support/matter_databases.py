@@ -75,6 +75,7 @@ class MatterRows:
     def add(self, table: Any, **values: Any) -> str:
         with self.engine.begin() as conn:
             key = conn.execute(insert(table).values(**values)).inserted_primary_key
+        assert key is not None
         return str(key[0])
 
     def client(self, name: str, email: str = "") -> str:

@@ -197,7 +197,8 @@ def drain(app: Router, dbsession: Session, ids: list[int], seconds: float = 60) 
         )
         if not queued:
             return
-        due = [posting_id for posting_id, at in queued if at <= utcnow()]
+        # The query asked for a time: none is None.
+        due = [posting_id for posting_id, at in queued if at is not None and at <= utcnow()]
         for posting_id in due:
             run_sync(app, posting_id)
         if not due:
@@ -223,14 +224,14 @@ def written_once(fake: FakeMyCase, session: Session, posting_ids: Sequence[int])
             continue
         where = (match.group(1), str(payment.invoice_id))
         written[where] += 1
-        allocation = expected.get(where)
-        if allocation is None:
+        asked = expected.get(where)
+        if asked is None:
             problems.append(f"{where} was written but no posting asked for it")
             continue
-        if payment.amount != Decimal(allocation["amount"]) / 100:
+        if payment.amount != Decimal(asked["amount"]) / 100:
             problems.append(f"{where} was written for {payment.amount}")
-        if allocation.get("external_id") not in (None, str(payment.id)):
-            problems.append(f"{where} records {allocation['external_id']}, not {payment.id}")
+        if asked.get("external_id") not in (None, str(payment.id)):
+            problems.append(f"{where} records {asked['external_id']}, not {payment.id}")
     for where in expected:
         if written[where] != 1:
             problems.append(f"{where} was written {written[where]} times")
