@@ -23,6 +23,16 @@ from typing import Any, Self, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 
+class LoopbackServer(ThreadingHTTPServer):
+    """A thread per request, and room for as many waiting connections as a test's crowd
+    opens at once: the standard library's backlog of 5 refused some of fifty payers' calls
+    on a loaded machine (the kernel drops a connection the full backlog has no room for),
+    which the real services they stand for would have taken."""
+
+    daemon_threads = True
+    request_queue_size = 128
+
+
 @dataclass(frozen=True)
 class FakeRequest:
     method: str
@@ -97,8 +107,7 @@ class FakeHTTPServer:
 
     def __init__(self) -> None:
         self._stopping = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
+        self._server = LoopbackServer(("127.0.0.1", 0), self._handler_class())
         # A short poll: stopping waits for the loop to notice, once per test.
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), name=self.name, daemon=True

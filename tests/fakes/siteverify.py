@@ -13,8 +13,10 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs
+
+from tests.fakes.httpserver import LoopbackServer
 
 SECRET = "siteverify-test-secret"
 GOOD_RESPONSE = "the-one-good-response-token"
@@ -34,8 +36,7 @@ class FakeSiteverify:
         self.requests: list[RecordedRequest] = []
         self.mode = "normal"
         self._release = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
+        self._server = LoopbackServer(("127.0.0.1", 0), self._handler_class())
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="fake-siteverify", daemon=True
         )
