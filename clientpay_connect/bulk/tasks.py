@@ -5,8 +5,13 @@ The job works in two phases, each ending with a checkpoint:
 
 1. preparing: the links' secrets are drawn, hashed and encrypted, with the progress
    committed (at most every half second) in a short transaction of its own;
-2. writing: every link and email in one transaction (writer.py); meanwhile the page shows
-   the preparation complete and says the links are being saved.
+2. writing: every link and email in one transaction (writer.py; on PostgreSQL a large
+   upload's in two, committed one just before the other); meanwhile the page shows the
+   preparation complete and says the links are being saved.
+
+A job that fails leaves nothing, and the upload goes back to its review with a message;
+unless it failed between the two commits: the links made then stay, the upload stays
+processing, and the sweep queues the job again, which makes the other rows' links.
 """
 
 from __future__ import annotations
@@ -22,9 +27,10 @@ from clientpay_connect.bulk.fastwrite import checkpoint, commit_without_checkpoi
 from clientpay_connect.bulk.models import UPLOAD_FAILED, UPLOAD_PROCESSING, BulkUpload
 from clientpay_connect.bulk.writer import (
     PreparedSecret,
-    live_row_ids,
+    live_rows_without_links,
     make_links,
     prepare_secrets,
+    upload_has_links,
 )
 from clientpay_connect.db import utcnow
 from clientpay_connect.jobs import job, periodic_job
@@ -135,13 +141,25 @@ def _write_links(
     ).scalar_one_or_none()
     if upload is None or upload.status != UPLOAD_PROCESSING:
         return "skipped"
-    row_ids = live_row_ids(work.dbsession, upload_id)
-    make_links(work, upload, row_ids, secrets[: len(row_ids)], user_id)
+    row_ids = live_rows_without_links(work.dbsession, upload_id)
+    make_links(work, upload, row_ids, secrets[: len(row_ids)], user_id, beside=True)
     return "done"
 
 
 def _mark_failed(work: Work, upload_id: int) -> None:
-    """Back to review with a message: nothing was made, and the action may be taken again."""
+    """Back to review with a message: nothing was made, and the action may be taken again.
+    Unless some links were made (committed beside the job's own transaction, writer.py):
+    those stay, and the upload stays processing, its clock restarted, for the sweep to
+    queue the job again, which makes the rest."""
+    if upload_has_links(work.dbsession, upload_id):
+        log.warning("bulk upload %s: some links were made; the sweep will make the rest", upload_id)
+        work.dbsession.execute(
+            update(BulkUpload)
+            .where(BulkUpload.id == upload_id, BulkUpload.status == UPLOAD_PROCESSING)
+            .values(progress_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        return
     work.dbsession.execute(
         update(BulkUpload)
         .where(BulkUpload.id == upload_id, BulkUpload.status == UPLOAD_PROCESSING)

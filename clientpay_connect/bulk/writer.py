@@ -9,6 +9,14 @@ needs no lock, so progress shows on both databases (tasks.py), and the writing t
 holds only the writes (a few seconds for 100,000 links: the secrets go to a temporary table
 by the driver's bulk path in fastwrite.py, then one INSERT … SELECT makes the links from the
 rows inside the database).
+
+On PostgreSQL a large upload's links are written on two connections at once (make_links,
+_write_beside): the database's work is its indexes' (Sent Pages sorts by every column), one
+backend can use only one of the machine's cores, and two wrote 100,000 links in about three
+quarters of the time. The second connection's transaction commits just before the caller's,
+once both halves are written: a failure before then leaves nothing; a crash between the two
+commits leaves that half's links with the upload still processing, and the job the sweep
+queues again makes the links of the rows that have none (tasks.py).
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from typing import Any, NamedTuple, cast
 
 from pyramid.registry import Registry
 from sqlalchemy import (
+    BigInteger,
     Column,
     Integer,
     MetaData,
@@ -38,6 +47,7 @@ from sqlalchemy.orm import Session
 from clientpay_connect.admin.models import MerchantAccount
 from clientpay_connect.bulk.fastwrite import (
     TableWriter,
+    is_postgresql,
     larger_page_cache,
     more_sort_memory,
     refresh_statistics,
@@ -74,6 +84,10 @@ WRITE_CHUNK = 10_000
 # From this many links on, the tables' statistics are gathered before the commit: the first
 # page of links must not be planned as if the tables were as small as before.
 ANALYZE_AFTER_LINKS = 10_000
+# From this many links on (a setting, so that tests can write a few that way), a job on
+# PostgreSQL writes them on two connections (_write_beside).
+BESIDE_SETTING = "clientpay.bulk.links_beside_from"
+BESIDE_FROM = 20_000
 LINKS_TABLE = cast(Table, PaymentLink.__table__)
 # The columns the pages of an upload find its links by (exports.py, services.py): those
 # whose statistics the links' job refreshes (refresh_statistics). The rows' were gathered when
@@ -130,11 +144,34 @@ SECRETS_TABLE = Table(
     "bulk_link_secrets",
     MetaData(),
     Column("row_id", Integer, primary_key=True),
+    # The link's id, when drawn beforehand (_write_beside); else the column's default.
+    Column("link_id", BigInteger, nullable=True),
     Column("token_hash", String(64), nullable=False),
     Column("token_encrypted", Text, nullable=False),
     prefixes=["TEMPORARY"],
     postgresql_on_commit="DROP",
 )
+
+
+def live_rows_without_links(dbsession: Session, upload_id: int) -> list[int]:
+    """live_row_ids less the rows that have their link already: those a job cut short
+    between its two commits made (see the module's docstring)."""
+    made = select(PaymentLink.id).where(PaymentLink.bulk_row_id == BulkRow.id)
+    query = (
+        select(BulkRow.id).where(live_rows(upload_id), ~made.exists()).order_by(BulkRow.row_number)
+    )
+    return list(dbsession.connection().execute(query).scalars())
+
+
+def upload_has_links(dbsession: Session, upload_id: int) -> bool:
+    """Whether any of the upload's rows has its link."""
+    query = select(
+        select(PaymentLink.id)
+        .join(BulkRow, BulkRow.id == PaymentLink.bulk_row_id)
+        .where(BulkRow.upload_id == upload_id)
+        .exists()
+    )
+    return bool(dbsession.connection().execute(query).scalar())
 
 
 def make_links(
@@ -143,9 +180,13 @@ def make_links(
     row_ids: Sequence[int],
     ready: Sequence[PreparedSecret],
     user_id: int | None,
+    *,
+    beside: bool = False,
 ) -> int:
-    """Insert a link per row (and for Send All queue its email), all in ``work``'s
-    transaction; mark the upload done. Returns how many links were made.
+    """Insert a link per row (and for Send All queue its email) in ``work``'s transaction;
+    mark the upload done. Returns how many links were made. With ``beside`` (the links'
+    job, whose upload and rows are committed), a large upload on PostgreSQL has half of
+    them written in a transaction of their own alongside (_write_beside).
 
     The links are made WRITE_CHUNK rows at a time by an INSERT … SELECT from the rows, so
     the database copies the rows' values itself: none of them travels to Python and back.
@@ -153,64 +194,154 @@ def make_links(
     the database writes (see _secrets_in_chunks)."""
     dbsession = work.dbsession
     account = upload_account(dbsession, upload)
-    sending = upload.action == ACTION_SEND
+    plan = LinkPlan.of(dbsession, upload, account, user_id)
+    if beside and is_postgresql(dbsession) and len(row_ids) >= beside_from(work.registry):
+        half = len(row_ids) // 2
+        # Drawn now, in row order: two connections drawing as they insert would interleave
+        # the halves' ids, and a page sorted by time (ties by id) would mix the file's rows.
+        ids = reserve_link_ids(dbsession, len(row_ids))
+        _write_beside(
+            work,
+            plan,
+            Part(row_ids[:half], ready[:half], ids[:half]),
+            Part(row_ids[half:], ready[half:], ids[half:]),
+        )
+    else:
+        _write_rows(work, plan, Part(row_ids, ready, None))
+    if len(row_ids) >= ANALYZE_AFTER_LINKS:
+        refresh_statistics(dbsession, LOOKED_UP_BY)
+    # A link per live row: the rows cannot change meanwhile (the upload is locked and no
+    # longer under review), and each row has its secret; those a cut-short job made count.
+    _finish(dbsession, upload, upload.progress_total)
+    return len(row_ids)
+
+
+def reserve_link_ids(dbsession: Session, count: int) -> list[int]:
+    """``count`` new ids from payment_links' own sequence (PostgreSQL), in ascending order."""
+    drawn = dbsession.connection().exec_driver_sql(
+        "SELECT nextval(pg_get_serial_sequence('payment_links', 'id')) AS id"
+        " FROM generate_series(1, %(count)s) ORDER BY id",
+        {"count": count},
+    )
+    return [int(link_id) for (link_id,) in drawn]
+
+
+def beside_from(registry: Registry) -> int:
+    return int(registry.settings.get(BESIDE_SETTING) or BESIDE_FROM)
+
+
+class LinkPlan(NamedTuple):
+    """What makes a chunk's links from its rows and secrets, and what names them after."""
+
+    firm_id: int
+    sending: bool
+    make: Any
+    # The same, with the ids drawn beforehand (the secrets' link_id).
+    make_with_ids: Any
+    made: Any
+
+    @classmethod
+    def of(
+        cls, dbsession: Session, upload: BulkUpload, account: MerchantAccount, user_id: int | None
+    ) -> LinkPlan:
+        sending = upload.action == ACTION_SEND
+        shared = _shared_values(dbsession, upload, account, sending, user_id)
+        # A blank message is the firm's own words, fixed now (as Quick Link does), so that
+        # reminders and the link's page show what the payer received.
+        fallback = default_message(dbsession, upload.firm_id)
+        from_rows = {
+            "token_hash": SECRETS_TABLE.c.token_hash,
+            "token_encrypted": SECRETS_TABLE.c.token_encrypted,
+            "amount_minor": BulkRow.amount_minor,
+            "invoice_number": BulkRow.invoice_number,
+            "invoice_date": BulkRow.invoice_date,
+            "due_date": BulkRow.due_date,
+            "recipient_name": BulkRow.recipient_name,
+            "emails": BulkRow.emails,
+            "message": func.coalesce(func.nullif(BulkRow.message, ""), fallback),
+            "bulk_row_id": BulkRow.id,
+        }
+        values = {
+            **from_rows,
+            **{name: literal(value, LINKS_TABLE.c[name].type) for name, value in shared.items()},
+        }
+        source = (
+            select(*values.values())
+            .join(SECRETS_TABLE, SECRETS_TABLE.c.row_id == BulkRow.id)
+            .where(
+                live_rows(upload.id),
+                # The chunk's span of ids, so that each chunk reads its own rows, not the
+                # upload's every row (the join alone decides which rows take part).
+                BulkRow.id.between(bindparam("first_id"), bindparam("last_id")),
+            )
+            .order_by(BulkRow.row_number)
+        )
+        # The chunk's links, in row order: those whose secret the chunk's table holds.
+        made = (
+            select(PaymentLink.id, PaymentLink.emails)
+            .join(SECRETS_TABLE, SECRETS_TABLE.c.token_hash == PaymentLink.token_hash)
+            .join(BulkRow, BulkRow.id == PaymentLink.bulk_row_id)
+            .order_by(BulkRow.row_number)
+        )
+        make = insert(LINKS_TABLE).from_select(list(values), source)
+        with_ids = {"id": SECRETS_TABLE.c.link_id, **values}
+        make_with_ids = insert(LINKS_TABLE).from_select(
+            list(with_ids), source.with_only_columns(*with_ids.values())
+        )
+        return cls(upload.firm_id, sending, make, make_with_ids, made)
+
+
+class Part(NamedTuple):
+    """Rows to make links for, the secrets ready for the first of them, and (beside) the
+    links' ids drawn for them."""
+
+    row_ids: Sequence[int]
+    ready: Sequence[PreparedSecret]
+    link_ids: Sequence[int] | None
+
+
+def _write_beside(work: Work, plan: LinkPlan, first: Part, second: Part) -> None:
+    """``first`` in ``work``'s transaction, ``second`` at the same time in one of its own on
+    another connection, which commits once both are written: just before ``work``'s, so
+    that the upload is never marked done without every link (the module's docstring says
+    what a crash between the two commits leaves). Either half's failure undoes both."""
+    with (
+        Work.fresh(work.registry) as alongside,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="links-beside") as pool,
+    ):
+        later = pool.submit(_write_rows, alongside, plan, second)
+        try:
+            _write_rows(work, plan, first)
+        finally:
+            # Waited for whatever happened here; its own failure is raised from here.
+            later.result()
+
+
+def _write_rows(work: Work, plan: LinkPlan, part: Part) -> None:
+    """A link per row (and for Send All its email), a chunk at a time, in ``work``'s
+    transaction."""
+    dbsession = work.dbsession
     connection = dbsession.connection()
     SECRETS_TABLE.create(connection)
     secrets_writer = TableWriter(
-        dbsession, SECRETS_TABLE, ("row_id", "token_hash", "token_encrypted")
+        dbsession, SECRETS_TABLE, ("row_id", "link_id", "token_hash", "token_encrypted")
     )
-    shared = _shared_values(dbsession, upload, account, sending, user_id)
-    # A blank message is the firm's own words, fixed now (as Quick Link does), so that
-    # reminders and the link's page show what the payer received.
-    fallback = default_message(dbsession, upload.firm_id)
-    from_rows = {
-        "token_hash": SECRETS_TABLE.c.token_hash,
-        "token_encrypted": SECRETS_TABLE.c.token_encrypted,
-        "amount_minor": BulkRow.amount_minor,
-        "invoice_number": BulkRow.invoice_number,
-        "invoice_date": BulkRow.invoice_date,
-        "due_date": BulkRow.due_date,
-        "recipient_name": BulkRow.recipient_name,
-        "emails": BulkRow.emails,
-        "message": func.coalesce(func.nullif(BulkRow.message, ""), fallback),
-        "bulk_row_id": BulkRow.id,
-    }
-    values = {
-        **from_rows,
-        **{name: literal(value, LINKS_TABLE.c[name].type) for name, value in shared.items()},
-    }
-    source = (
-        select(*values.values())
-        .join(SECRETS_TABLE, SECRETS_TABLE.c.row_id == BulkRow.id)
-        .where(
-            live_rows(upload.id),
-            # The chunk's span of ids, so that each chunk reads its own rows, not the
-            # upload's every row (the join alone decides which rows take part).
-            BulkRow.id.between(bindparam("first_id"), bindparam("last_id")),
-        )
-        .order_by(BulkRow.row_number)
-    )
-    make = insert(LINKS_TABLE).from_select(list(values), source)
+    make = plan.make if part.link_ids is None else plan.make_with_ids
+    link_ids = iter(part.link_ids) if part.link_ids is not None else None
     wrote_with_core(dbsession)
     more_sort_memory(connection)
     with larger_page_cache(connection):
-        for chunk_ids, secrets in _secrets_in_chunks(work.registry, row_ids, ready):
+        for chunk_ids, secrets in _secrets_in_chunks(work.registry, part.row_ids, part.ready):
             secrets_writer.insert(
-                (row_id, secret.token_hash, secret.token_encrypted)
+                (row_id, next(link_ids) if link_ids else None, *secret)
                 for row_id, secret in zip(chunk_ids, secrets, strict=True)
             )
             # The join with this chunk's secrets makes this chunk's links, in row order.
             connection.execute(make, {"first_id": min(chunk_ids), "last_id": max(chunk_ids)})
+            if plan.sending:
+                queue_link_emails(work, firm_id=plan.firm_id, links=plan.made)
             connection.execute(delete(SECRETS_TABLE))
     SECRETS_TABLE.drop(connection)
-    if len(row_ids) >= ANALYZE_AFTER_LINKS:
-        refresh_statistics(dbsession, LOOKED_UP_BY)
-    if sending:
-        _queue_emails(work, upload)
-    # A link per row: the rows cannot change meanwhile (the upload is locked and no longer
-    # under review), and each row has its secret.
-    _finish(dbsession, upload, len(row_ids))
-    return len(row_ids)
 
 
 def _secrets_in_chunks(
@@ -266,17 +397,6 @@ def _shared_values(
         "reminders_sent": 0,
         "reminders_off": False,
     }
-
-
-def _queue_emails(work: Work, upload: BulkUpload) -> None:
-    queue_link_emails(
-        work,
-        firm_id=upload.firm_id,
-        links=select(PaymentLink.id, PaymentLink.emails)
-        .join(BulkRow, PaymentLink.bulk_row_id == BulkRow.id)
-        .where(live_rows(upload.id))
-        .order_by(BulkRow.row_number),
-    )
 
 
 def _finish(dbsession: Session, upload: BulkUpload, made: int) -> None:

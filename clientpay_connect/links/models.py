@@ -65,7 +65,6 @@ LOCALES = ("en", "es")
 
 # The conditions of the partial indexes below (as in migration 0024).
 SENT = "sent_at IS NOT NULL"
-PARENT_SET = "parent_link_id IS NOT NULL"
 
 
 # Sent Pages' sort keys that are not a plain column (sent/listing.py sorts by these very
@@ -164,6 +163,13 @@ def _sort_indexes() -> list[Index]:
     )
 
 
+def _one_per_set(column: str) -> Index:
+    """At most one link per value of ``column``; the links without one (NULL) left out."""
+    where = text(f"{column} IS NOT NULL")
+    name = f"uq_payment_links_{column}"
+    return Index(name, column, unique=True, sqlite_where=where, postgresql_where=where)
+
+
 class PaymentLink(Base):
     __tablename__ = "payment_links"
     __table_args__ = (
@@ -171,7 +177,9 @@ class PaymentLink(Base):
         # those columns (migration 0024); (firm_id, created_at) ones the sort index on
         # created_at (migration 0025): one index fewer each for every link written.
         Index("ix_payment_links_status_expires", "status", "expires_at"),
-        Index("ix_payment_links_bulk_row_id", "bulk_row_id"),
+        # A bulk row's one link (bulk/writer.py): the job that makes an upload's links finds
+        # the rows still without one by it, and it refuses a second.
+        _one_per_set("bulk_row_id"),
         # Smart Reminders pick their candidates by a window of due dates (or of send times,
         # for links without one) among a firm's outstanding links: the job's work grows with
         # the reminders due, not with every link the firm ever made.
@@ -189,13 +197,7 @@ class PaymentLink(Base):
         # One balance link per link: the parent's row lock makes the second click wait and
         # find the first; this is the backstop should any path ever skip the lock. Links
         # without a parent (nearly all) are left out: NULLs never collide anyway.
-        Index(
-            "uq_payment_links_parent_link_id",
-            "parent_link_id",
-            unique=True,
-            sqlite_where=text(PARENT_SET),
-            postgresql_where=text(PARENT_SET),
-        ),
+        _one_per_set("parent_link_id"),
         *_sort_indexes(),
         # The link's account is one of the link's firm's: the database refuses any other
         # (tenant isolation), and one check a link written stands for two (the firm and the
