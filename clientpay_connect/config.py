@@ -126,6 +126,7 @@ DEFAULTS: dict[str, str] = {
     "clientpay.clio.rate_limit": "",
     "clientpay.bulk.inline_rows": "2000",
     "clientpay.bulk.stuck_after_seconds": "600",
+    "clientpay.bulk.links_beside_from": "20000",
     "clientpay.postings.max_attempts": "8",
     "clientpay.postings.backoff_base_seconds": "30",
     "clientpay.postings.backoff_cap_seconds": "3600",
