@@ -505,8 +505,10 @@ def counts(dbsession: Session, upload_id: int, *, links: bool = True) -> Counts:
     """One pass over the rows in the database (the page polls this while links are made).
 
     ``links=False`` counts no links (0) and leaves the links out of the query: for an upload
-    whose links are being made, which has none yet, since its links are committed together
-    with its new status (writer.py). Its polls then stay off the index the job is filling:
+    whose links are being made, which has none yet (its links are committed with its new
+    status, or, on PostgreSQL, half of them a moment before; writer.py) or, after a job cut
+    short between those two commits, half of them. Its polls then stay off the index the job
+    is filling:
     on PostgreSQL each poll otherwise checked the visibility of every link not yet
     committed, a second of the database's time per poll for 100,000 links.
 

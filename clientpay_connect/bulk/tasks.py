@@ -153,12 +153,7 @@ def _mark_failed(work: Work, upload_id: int) -> None:
     queue the job again, which makes the rest."""
     if upload_has_links(work.dbsession, upload_id):
         log.warning("bulk upload %s: some links were made; the sweep will make the rest", upload_id)
-        work.dbsession.execute(
-            update(BulkUpload)
-            .where(BulkUpload.id == upload_id, BulkUpload.status == UPLOAD_PROCESSING)
-            .values(progress_at=utcnow())
-            .execution_options(synchronize_session=False)
-        )
+        _restart_clock(work, upload_id, utcnow())
         return
     work.dbsession.execute(
         update(BulkUpload)
@@ -183,14 +178,20 @@ def resume_stuck_uploads(work: Work, now: dt.datetime, quiet_for: dt.timedelta) 
     for upload_id, user_id in stuck:
         # Conditional, and it restarts the clock: one new job per quiet period, not one per
         # sweep, and none if the upload finished meanwhile.
-        restarted = work.dbsession.execute(
-            update(BulkUpload)
-            .where(BulkUpload.id == upload_id, BulkUpload.status == UPLOAD_PROCESSING)
-            .values(progress_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        if restarted.rowcount == 1:  # type: ignore[attr-defined]
+        if _restart_clock(work, upload_id, now):
             log.warning("bulk upload %s: its job went quiet; queued it again", upload_id)
             work.enqueue_after_commit(CREATE_LINKS_JOB, upload_id, user_id)
             resumed.append(upload_id)
     return resumed
+
+
+def _restart_clock(work: Work, upload_id: int, now: dt.datetime) -> bool:
+    """The sweep's clock of a processing upload starts again at ``now``; False if the upload
+    is no longer processing."""
+    restarted = work.dbsession.execute(
+        update(BulkUpload)
+        .where(BulkUpload.id == upload_id, BulkUpload.status == UPLOAD_PROCESSING)
+        .values(progress_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(restarted.rowcount == 1)  # type: ignore[attr-defined]

@@ -121,7 +121,18 @@ def upload_account(dbsession: Session, upload: BulkUpload) -> MerchantAccount:
 
 def live_row_ids(dbsession: Session, upload_id: int) -> list[int]:
     """The ids of the rows under review, in row order: one link each."""
-    query = select(BulkRow.id).where(live_rows(upload_id)).order_by(BulkRow.row_number)
+    return _row_ids(dbsession, live_rows(upload_id))
+
+
+def live_rows_without_links(dbsession: Session, upload_id: int) -> list[int]:
+    """live_row_ids less the rows that have their link already: those a job cut short
+    between its two commits made (see the module's docstring)."""
+    made = select(PaymentLink.id).where(PaymentLink.bulk_row_id == BulkRow.id)
+    return _row_ids(dbsession, live_rows(upload_id), ~made.exists())
+
+
+def _row_ids(dbsession: Session, *where: Any) -> list[int]:
+    query = select(BulkRow.id).where(*where).order_by(BulkRow.row_number)
     return list(dbsession.connection().execute(query).scalars())
 
 
@@ -151,16 +162,6 @@ SECRETS_TABLE = Table(
     prefixes=["TEMPORARY"],
     postgresql_on_commit="DROP",
 )
-
-
-def live_rows_without_links(dbsession: Session, upload_id: int) -> list[int]:
-    """live_row_ids less the rows that have their link already: those a job cut short
-    between its two commits made (see the module's docstring)."""
-    made = select(PaymentLink.id).where(PaymentLink.bulk_row_id == BulkRow.id)
-    query = (
-        select(BulkRow.id).where(live_rows(upload_id), ~made.exists()).order_by(BulkRow.row_number)
-    )
-    return list(dbsession.connection().execute(query).scalars())
 
 
 def upload_has_links(dbsession: Session, upload_id: int) -> bool:
@@ -210,9 +211,7 @@ def make_links(
         _write_rows(work, plan, Part(row_ids, ready, None))
     if len(row_ids) >= ANALYZE_AFTER_LINKS:
         refresh_statistics(dbsession, LOOKED_UP_BY)
-    # A link per live row: the rows cannot change meanwhile (the upload is locked and no
-    # longer under review), and each row has its secret; those a cut-short job made count.
-    _finish(dbsession, upload, upload.progress_total)
+    _finish(dbsession, upload)
     return len(row_ids)
 
 
@@ -399,14 +398,16 @@ def _shared_values(
     }
 
 
-def _finish(dbsession: Session, upload: BulkUpload, made: int) -> None:
+def _finish(dbsession: Session, upload: BulkUpload) -> None:
+    """Done: a link per live row, counted when the action was claimed (progress_total). The
+    rows cannot change meanwhile (the upload is locked and no longer under review), each
+    has its secret, and the links a job cut short made count too."""
     dbsession.execute(
         update(BulkUpload)
         .where(BulkUpload.id == upload.id)
         .values(
             status=DONE_STATUS[upload.action or ACTION_GENERATE],
-            progress_done=made,
-            progress_total=made,
+            progress_done=BulkUpload.progress_total,
             completed_at=utcnow(),
             error_message="",
         )
