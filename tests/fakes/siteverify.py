@@ -3,7 +3,10 @@
 It answers ``{"success": true}`` only for ``GOOD_RESPONSE`` sent with ``SECRET``, and records
 every request it receives. ``mode`` makes it misbehave: ``"error"`` answers HTTP 500,
 ``"slow"`` holds the answer back until the server stops (longer than any client timeout),
-``"garbage"`` answers 200 with a body that is not JSON.
+``"garbage"`` answers 200 with a body that is not JSON. ``hold_answers_until(count)`` makes
+every answer wait until that many requests have arrived (or a timeout passed), so that a test
+of a race can be sure that many callers were in flight at once, however the machine schedules
+them.
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ class FakeSiteverify:
         self.requests: list[RecordedRequest] = []
         self.mode = "normal"
         self._release = threading.Event()
+        self._arrived = threading.Condition()
+        self._hold_until = 0
+        self._hold_seconds = 0.0
         self._server = LoopbackServer(("127.0.0.1", 0), self._handler_class())
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="fake-siteverify", daemon=True
@@ -54,6 +60,18 @@ class FakeSiteverify:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+    def hold_answers_until(self, count: int, timeout: float = 30.0) -> None:
+        self._hold_until = count
+        self._hold_seconds = timeout
+
+    def _record(self, request: RecordedRequest) -> None:
+        with self._arrived:
+            self.requests.append(request)
+            self._arrived.notify_all()
+            self._arrived.wait_for(
+                lambda: len(self.requests) >= self._hold_until, timeout=self._hold_seconds
+            )
 
     def answer(self, form: dict[str, str]) -> tuple[int, bytes]:
         if self.mode == "error":
@@ -83,7 +101,7 @@ class FakeSiteverify:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length).decode("utf-8")
                 form = {key: values[-1] for key, values in parse_qs(raw).items()}
-                fake.requests.append(
+                fake._record(
                     RecordedRequest("POST", self.path, self.headers.get("Content-Type", ""), form)
                 )
                 status, body = fake.answer(form)
