@@ -2,7 +2,7 @@
 inside one process, against inserting the same rows with the raw database driver, on SQLite
 and on PostgreSQL in the same run.
 
-    .venv/bin/python benchmarks/bulk_upload.py [--rows 100000] [--poll 0.25]
+    .venv/bin/python benchmarks/bulk_upload.py [--rows 100000] [--poll 0.25] [--bare]
 
 Set CLIENTPAY_BENCH_DATABASE_URL to a PostgreSQL server URL (postgresql+psycopg://…) to add
 PostgreSQL; a fresh database is made on it (and on SQLite) and dropped afterwards.
@@ -32,6 +32,11 @@ job can come out below zero. Targets (issue #13): through HTTP <= 15x the baseli
 databases; peak memory < 300 MB. On a machine shared with other work, wall time includes
 waiting for a core: the CPU seconds and the load average are printed beside it; where
 PostgreSQL's own time goes inside the links' job is benchmarks/bulk_links_pg.py's to show.
+
+``--bare`` adds a third column: PostgreSQL again, with payment_links and bulk_rows stripped of
+every secondary index, unique constraint and foreign key (STRIPPED), so nothing checks a
+link's account or finds a payer's link by its token. The app is not fit to run like that; the
+column is the floor that no choice of indexes on those tables can go below.
 """
 
 from __future__ import annotations
@@ -191,6 +196,40 @@ def settle(settings: dict[str, str]) -> None:
         engine.dispose()
 
 
+# The tables a bulk upload writes, and every index and constraint of theirs but the primary key.
+STRIPPED = ("payment_links", "bulk_rows")
+
+
+def strip_tables(settings: dict[str, str]) -> None:
+    """--bare: drop the indexes and constraints of STRIPPED (the primary keys stay)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(settings["sqlalchemy.url"])
+    try:
+        with engine.begin() as connection:
+            for table in STRIPPED:
+                constraints = connection.execute(
+                    text(
+                        "SELECT conname FROM pg_constraint"
+                        " WHERE conrelid = CAST(:table AS regclass) AND contype IN ('f', 'u')"
+                    ),
+                    {"table": table},
+                ).scalars()
+                for name in list(constraints):
+                    connection.exec_driver_sql(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
+                indexes = connection.execute(
+                    text(
+                        "SELECT CAST(indexrelid AS regclass) FROM pg_index"
+                        " WHERE indrelid = CAST(:table AS regclass) AND NOT indisprimary"
+                    ),
+                    {"table": table},
+                ).scalars()
+                for name in list(indexes):
+                    connection.exec_driver_sql(f"DROP INDEX {name}")
+    finally:
+        engine.dispose()
+
+
 def run_part(part: str, settings: dict[str, str], ids: dict[str, int], path: Path) -> Any:
     """Run one side in a child process; its JSON answer and its own peak memory."""
     env = {**os.environ, "BENCH": json.dumps({"settings": settings, "ids": ids})}
@@ -205,16 +244,20 @@ def run_part(part: str, settings: dict[str, str], ids: dict[str, int], path: Pat
     return json.loads(child.stdout.strip().splitlines()[-1])
 
 
-def measure(kind: str, rows: int, poll: float) -> dict[str, Any]:
+def measure(kind: str, rows: int, poll: float, bare: bool = False) -> dict[str, Any]:
     """Each of our paths on a database of its own, as fresh as the baseline's."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         with prepared(folder / "http", kind, rows) as (settings, ids, path):
+            if bare:
+                strip_tables(settings)
             settle(settings)
             baseline_side = run_part("baseline", settings, ids, path)
             settle(settings)
             http_side = through_http(folder / "http", settings, ids, path, poll)
         with prepared(folder / "direct", kind, rows) as (settings, ids, path):
+            if bare:
+                strip_tables(settings)
             settle(settings)
             in_process = run_part("ours", settings, ids, path)
     return {"baseline": baseline_side, "http": http_side, "ours": in_process}
@@ -799,6 +842,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--poll", type=float, default=0.25, help="seconds between status polls")
+    parser.add_argument(
+        "--bare",
+        action="store_true",
+        help="add PostgreSQL with the tables' indexes and constraints dropped (the floor)",
+    )
     parser.add_argument("--part", choices=["baseline", "ours"])
     parser.add_argument("--file")
     args = parser.parse_args()
@@ -810,6 +858,8 @@ def main() -> None:
     if server:
         before = server_activity(server)
         results["PostgreSQL"] = measure("PostgreSQL", args.rows, args.poll)
+        if args.bare:
+            results["PostgreSQL, bare"] = measure("PostgreSQL", args.rows, args.poll, bare=True)
         after = server_activity(server)
     print_report(args.rows, results)
     if server:
