@@ -108,8 +108,8 @@ def submit_payment(request: Request) -> Response:
         client_addr=request.client_addr,
         user_agent=request.user_agent or "",
     )
-    payment = services.submit_payment(Work.from_request(request), submission)
-    return _json(*services.payment_answer(payment))
+    outcome = services.submit_payment(Work.from_request(request), submission)
+    return _json(*services.payment_answer(outcome.payment, outcome.authentication_secret))
 
 
 @exception_view_config(PaymentRefused)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from clientpay_connect.db import Base, UTCDateTime, utcnow
@@ -64,6 +64,10 @@ class Payment(Base):
     # micro-deposits): the page where they do, and when the deposits should arrive.
     verification_url: Mapped[str] = mapped_column(Text, default="", server_default="")
     verification_arrives_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # A card payment the card's bank wants the payer to confirm first (3-D Secure), on our
+    # page through Stripe.js, before anything is charged. The payer's page sends the same
+    # submission again once they have: it is then settled by what Stripe says.
+    awaiting_authentication: Mapped[bool] = mapped_column(Boolean, default=False)
 
     link: Mapped[PaymentLink] = relationship()
 

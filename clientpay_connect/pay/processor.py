@@ -45,6 +45,11 @@ class ChargeResult:
     # (Stripe's micro-deposits) on its page at this URL; the deposits arrive about then.
     verification_url: str = ""
     verification_arrives_at: dt.datetime | None = None
+    # Not yet charged either: the card's bank wants the payer to confirm the payment first
+    # (3-D Secure). What the payer's Stripe.js needs for it (the PaymentIntent's client
+    # secret): handed to that payer's page in the answer, never stored (Stripe asks that it
+    # not be) nor logged.
+    authentication_secret: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -146,6 +151,10 @@ DECLINE_MESSAGES: dict[str, str] = {
     "bank_account_unverified": (
         "This bank account was not verified, so nothing was debited. Please pay by card or "
         "with another bank account, or contact the firm."
+    ),
+    "authentication_failed": (
+        "Your card's bank did not confirm the payment, so nothing was charged. Please try "
+        "again, or use another card."
     ),
     "method_not_accepted": "This payment method is not accepted for this invoice.",
     "invalid_payment_token": (

@@ -209,10 +209,22 @@ class Submission:
     user_agent: str = ""
 
 
-def submit_payment(work: Work, submission: Submission) -> Payment:
+@dataclass(frozen=True)
+class Outcome:
+    """Where a payer's submission stands: its stored payment and, while the card's bank
+    wants the payer's check (3-D Secure), what their page needs for it, which is never
+    stored (payment_answer tells the payer both)."""
+
+    payment: Payment
+    authentication_secret: str = ""
+
+
+def submit_payment(work: Work, submission: Submission) -> Outcome:
     """Pay a link once for ``submission``; the stored payment whose answer (payment_answer)
     the payer gets: succeeded, declined (the link payable again), or an earlier attempt with
-    the same key, as it stands.
+    the same key, as it stands. A card payment waiting for the payer's bank check is asked
+    for again, with the same key, once the payer's page has done it: it is then settled by
+    what the processor says became of it (_after_authentication).
 
     Commits twice: after claiming the link and recording the attempt (no other payer can
     claim it, and a crash leaves a trace for the resolver), then with the processor's answer,
@@ -225,8 +237,10 @@ def submit_payment(work: Work, submission: Submission) -> Payment:
     key = submission.idempotency_key
     request_hash = submission_hash(submission.body)
     earlier = find_attempt(dbsession, link.id, key, request_hash)
+    if earlier is not None and is_awaiting_authentication(earlier):
+        return Outcome(_after_authentication(work, link, earlier))
     if earlier is not None:
-        return earlier
+        return Outcome(earlier)
     _refuse_unpayable(work, link)
     processor = _offered_processor(work, link)
     attempt = read_attempt(submission.body, link)
@@ -236,7 +250,7 @@ def submit_payment(work: Work, submission: Submission) -> Payment:
     _check_captcha(work, link, submission)
     payment = start_payment(dbsession, link, attempt, key, request_hash, processor)
     if payment is None:
-        return _lost_the_claim(dbsession, link.id, key, request_hash)
+        return Outcome(_lost_the_claim(dbsession, link.id, key, request_hash))
     payment_id, processor_key = payment.id, payment.processor_key
     metadata = {"firm": str(link.firm_id), "link": str(link.id), "payment": str(payment_id)}
     work.checkpoint()
@@ -245,6 +259,25 @@ def submit_payment(work: Work, submission: Submission) -> Payment:
         processor, processor_key, attempt, currency, methods, account, metadata, acceptance
     )
     return _charge(work, payment_id, charge)
+
+
+def is_awaiting_authentication(payment: Payment) -> bool:
+    return payment.status == PAYMENT_PROCESSING and payment.awaiting_authentication
+
+
+def _after_authentication(work: Work, link: PaymentLink, payment: Payment) -> Payment:
+    """Settle a card payment whose bank wanted the payer's check, now that their page has
+    asked again: succeeded, or declined (authentication_failed when the check failed or
+    was never finished: the processor cancels the attempt, and the link is payable again)."""
+    account = processor_account(work, link.merchant_account)
+    payment_id, processor_key, processor = payment.id, payment.processor_key, payment.processor
+    # The processor is asked outside any transaction of ours, as the charge was.
+    work.checkpoint()
+    try:
+        return settle_from_processor(work, payment_id, processor_key, account, processor)
+    except (ProcessorUnavailable, ProcessorNotOffered) as unknown:
+        # Still processing: the resolver job asks the processor again later.
+        raise PaymentOutcomeUnknown(payment_id) from unknown
 
 
 def processor_account(work: Work, merchant_account: MerchantAccount) -> ProcessorAccount:
@@ -338,7 +371,7 @@ class Charge:
     acceptance: OnlineAcceptance | None = None
 
 
-def _charge(work: Work, payment_id: int, charge: Charge) -> Payment:
+def _charge(work: Work, payment_id: int, charge: Charge) -> Outcome:
     processor = work.find_service(IPaymentProcessor, name=charge.processor)
     try:
         result = processor.charge(
@@ -352,12 +385,15 @@ def _charge(work: Work, payment_id: int, charge: Charge) -> Payment:
             acceptance=charge.acceptance,
         )
     except Declined as declined:
-        return fail_payment(work, payment_id, declined.code, declined.message)
+        return Outcome(fail_payment(work, payment_id, declined.code, declined.message))
     except ProcessorUnavailable as unavailable:
         # The link stays claimed: only the resolver job, asking the processor later, may
         # decide whether it was paid.
         raise PaymentOutcomeUnknown(payment_id) from unavailable
-    return record_result(work, payment_id, result)
+    payment = record_result(work, payment_id, result)
+    if is_awaiting_authentication(payment):
+        return Outcome(payment, result.authentication_secret)
+    return Outcome(payment)
 
 
 def record_result(work: Work, payment_id: int, result: ChargeResult) -> Payment:
@@ -374,7 +410,10 @@ def accept_payment(work: Work, payment_id: int, result: ChargeResult) -> Payment
 
     No receipt yet: a payer is told "processing" and gets the receipt when it succeeds. A
     debit the processor holds until the payer verifies the account is processing too; the
-    payer is emailed the verification page's link (once: only the writer that won).
+    payer is emailed the verification page's link (once: only the writer that won). So is a
+    card payment the card's bank wants the payer to confirm first (3-D Secure), awaiting
+    their check on our page; the link stays claimed meanwhile, and the resolver declines it
+    if they never finish.
     """
     dbsession = work.dbsession
     won = dbsession.execute(
@@ -384,6 +423,7 @@ def accept_payment(work: Work, payment_id: int, result: ChargeResult) -> Payment
             status=PAYMENT_PROCESSING,
             verification_url=result.verification_url,
             verification_arrives_at=result.verification_arrives_at,
+            awaiting_authentication=bool(result.authentication_secret),
             **_charged_with(result),
         )
         .execution_options(synchronize_session=False)
@@ -511,12 +551,25 @@ def notice_recipients(dbsession: Session, firm_id: int) -> list[str]:
     return subscribers(dbsession, firm_id, NOTICE_EVENT)
 
 
-def payment_answer(payment: Payment) -> tuple[int, dict[str, Any]]:
+def payment_answer(payment: Payment, authentication_secret: str = "") -> tuple[int, dict[str, Any]]:
     """The HTTP status and body that tell a payer how this attempt went.
 
-    Built only from the stored payment, so that a replayed Idempotency-Key gets the very
-    answer the first request got.
+    Built from the stored payment, so that a replayed Idempotency-Key gets the very answer
+    the first request got; but for the card's bank check (3-D Secure), asked for only in the
+    answer to the request that charged (its secret is not stored): a replay settles it
+    instead (submit_payment).
     """
+    if is_awaiting_authentication(payment) and authentication_secret:
+        return 202, {
+            **_charged_answer(payment),
+            "status": "requires_action",
+            "link_status": STATUS_PROCESSING,
+            "client_secret": authentication_secret,
+            "message": (
+                "Your card's bank asks you to confirm this payment. Nothing has been charged "
+                "until you do."
+            ),
+        }
     if payment.status == PAYMENT_SUCCEEDED:
         return 201, {
             **_charged_answer(payment),
@@ -545,7 +598,7 @@ def payment_answer(payment: Payment) -> tuple[int, dict[str, Any]]:
                 "goes through."
             ),
         }
-    if payment.status == PAYMENT_PROCESSING:
+    if payment.status == PAYMENT_PROCESSING and not payment.awaiting_authentication:
         return 202, {
             **_charged_answer(payment),
             "link_status": STATUS_PROCESSING,

@@ -17,6 +17,16 @@ PaymentIntent waits in ``requires_action`` (next_action ``verify_with_microdepos
 the payer confirms the deposits on Stripe's hosted page. That too answers a result that is
 not settled, carrying the page's URL; once verified the debit goes on as any other. Verified
 wrongly, or never (Stripe cancels it after 10 days), it is declined: ``bank_account_unverified``.
+
+A card whose bank wants the payer to confirm the payment (3-D Secure) leaves the confirmed
+PaymentIntent in ``requires_action`` too (next_action ``use_stripe_sdk``, since we confirm with
+``use_stripe_sdk``): nothing is charged yet. The charge answers a result that is not settled,
+carrying the PaymentIntent's client secret, with which the payer's Stripe.js shows the bank's
+check (``stripe.handleNextAction``). The payer's page then asks us again, and ``lookup`` reads
+what became of it: succeeded, or refused by the bank (``authentication_failed``). One still
+waiting there is the payer's no more: ``lookup`` cancels it (the payer gave up, or the
+resolver's timeout passed), and so it does one the bank refused, so that the client secret
+the payer's page held can never charge it later.
 """
 
 from __future__ import annotations
@@ -70,6 +80,13 @@ UNVERIFIED = "bank_account_unverified"
 # Stripe's codes for a verification by micro-deposits that failed (wrong amounts or code,
 # too many tries, never done in time): to a payer, a bank account that was not verified.
 MICRODEPOSIT_FAILURE_PREFIX = "payment_method_microdeposit_"
+# Stripe's codes that are ours under another name: the card's bank refused, or the payer never
+# finished, the check it asked for (3-D Secure).
+AUTHENTICATION_FAILED = "authentication_failed"
+STRIPE_CODES = {"payment_intent_authentication_failure": AUTHENTICATION_FAILED}
+# How Stripe asks for the payer's check of a card: in Stripe.js's frame on our page (what
+# confirming with use_stripe_sdk asks for), or on the bank's page.
+AUTHENTICATION_ACTIONS = ("use_stripe_sdk", "redirect_to_url")
 # A PaymentIntent in one of these was never (and now can never be) charged.
 NEVER_CHARGED = ("requires_confirmation", "requires_action", "canceled")
 
@@ -80,6 +97,8 @@ def decline_code(code: str | None, stripe_decline_code: str | None) -> str:
     for candidate in (stripe_decline_code, code):
         if candidate in OUR_DECLINE_CODES:
             return str(candidate)
+        if candidate in STRIPE_CODES:
+            return STRIPE_CODES[candidate]
     if (code or "").startswith(MICRODEPOSIT_FAILURE_PREFIX):
         return UNVERIFIED
     return "card_declined"
@@ -186,6 +205,10 @@ class StripeProcessor:
         client = self.client(account)
         with _unavailable_on_outage():
             intent = client.v1.payment_intents.retrieve(intent_id)
+            if awaiting_authentication(intent) or is_refused_card(intent):
+                # The payer's bank check, never finished or refused: nothing was charged,
+                # and the client secret their page held must never charge it later.
+                return self._cancelled_for_the_payer(client, intent)
             if intent.status == "requires_confirmation" or (
                 intent.status == "requires_action" and awaiting_verification(intent) is None
             ):
@@ -299,6 +322,11 @@ class StripeProcessor:
         error = intent.last_payment_error
         if intent.status == "requires_payment_method" and error is not None:
             raise Declined(decline_code(error.code, getattr(error, "decline_code", None)))
+        if awaiting_authentication(intent):
+            # The card's bank wants the payer's check first; nothing is charged until then.
+            return self._result(
+                client, intent, settled=False, authentication_secret=intent.client_secret or ""
+            )
         verification = awaiting_verification(intent)
         if verification is not None:
             # Stripe sends micro-deposits first; nothing is debited until the payer confirms
@@ -328,6 +356,7 @@ class StripeProcessor:
         settled: bool = True,
         verification_url: str = "",
         arrives_at: dt.datetime | None = None,
+        authentication_secret: str = "",
     ) -> ChargeResult:
         method_id = intent.payment_method
         method_id = method_id if isinstance(method_id, str) else method_id.id  # type: ignore[union-attr]
@@ -343,7 +372,23 @@ class StripeProcessor:
             settled=settled,
             verification_url=verification_url,
             verification_arrives_at=arrives_at,
+            authentication_secret=authentication_secret,
         )
+
+    def _cancelled_for_the_payer(
+        self, client: stripe.StripeClient, intent: stripe.PaymentIntent
+    ) -> ChargeResult:
+        """Cancel a card's PaymentIntent that the payer's bank check (or the bank) left
+        uncharged, and decline it; if the payer passed the check at this very moment (it can
+        no longer be cancelled), what became of it."""
+        code = refusal_code(intent)
+        try:
+            client.v1.payment_intents.cancel(intent.id)
+        except stripe.InvalidRequestError:
+            moved_on = client.v1.payment_intents.retrieve(intent.id)
+            if moved_on.status != "canceled":
+                return self._answer(client, moved_on)
+        raise Declined(code)
 
     def _intent_id(self, idempotency_key: str) -> str | None:
         try:
@@ -378,6 +423,30 @@ def awaiting_verification(intent: stripe.PaymentIntent) -> tuple[str, dt.datetim
     return url, dt.datetime.fromtimestamp(int(arrival), dt.UTC) if arrival else None
 
 
+def awaiting_authentication(intent: stripe.PaymentIntent) -> bool:
+    """A card's PaymentIntent waiting for the payer to pass their bank's check (3-D Secure)."""
+    if intent.status != "requires_action" or is_bank_debit(intent):
+        return False
+    action = getattr(intent, "next_action", None)
+    return getattr(action, "type", None) in AUTHENTICATION_ACTIONS
+
+
+def refusal_code(intent: stripe.PaymentIntent) -> str:
+    """Our decline code for a card's PaymentIntent left uncharged by the payer's bank check."""
+    if awaiting_authentication(intent):
+        return AUTHENTICATION_FAILED
+    error = intent.last_payment_error
+    if error is None:
+        return "processing_error"
+    return decline_code(error.code, getattr(error, "decline_code", None))
+
+
+def is_refused_card(intent: stripe.PaymentIntent) -> bool:
+    """A card's PaymentIntent that was refused and waits for another card: Stripe.js could
+    still confirm it with one, given its client secret."""
+    return intent.status == "requires_payment_method" and not is_bank_debit(intent)
+
+
 def was_confirmed_debit(intent: stripe.PaymentIntent) -> bool:
     # A mandate is made only when a debit is confirmed: a cancelled one without it was ours,
     # cancelled before Stripe heard of the confirmation (nothing was ever asked of the payer).
@@ -388,9 +457,13 @@ def confirmation(
     intent: stripe.PaymentIntent, acceptance: OnlineAcceptance | None
 ) -> dict[str, Any]:
     """What confirming ``intent`` sends beyond its id: for a bank debit, the payer's mandate,
-    which Stripe requires (accepted online, from this IP address and user agent)."""
+    which Stripe requires (accepted online, from this IP address and user agent); for a
+    card, how the payer's bank check is to be done."""
     if not is_bank_debit(intent):
-        return {}
+        # A card's bank may want the payer's check (3-D Secure): with this, Stripe asks for
+        # it in Stripe.js's frame on our page (stripe.handleNextAction) rather than by
+        # sending the payer to a page of the bank's, and back to a return_url.
+        return {"use_stripe_sdk": True}
     if acceptance is None or not acceptance.ip_address or not acceptance.user_agent:
         # Without them there is no mandate, and Stripe would refuse the debit anyway.
         raise Declined(

@@ -492,6 +492,12 @@ def _script_messages(request: Request, firm: str, amount_due: str) -> dict[str, 
             ),
             firm=firm,
         ),
+        "authentication_failed": t(
+            _(
+                "Your card's bank did not confirm the payment, so you were not charged. "
+                "Please try again, or use another card."
+            )
+        ),
         "declined": t(_("Your payment was declined. Please use another card or bank account.")),
         "already_paid": t(_("This link has already been paid.")),
         "already_used": t(

@@ -63,6 +63,7 @@
     "no_account",
     "debit_not_authorized",
     "bank_account_unverified",
+    "authentication_failed",
   ];
   // A decline about one field puts the payer's attention there.
   var DECLINE_FIELDS = { expired_card: "card_expiry", incorrect_cvc: "card_cvc" };
@@ -539,6 +540,28 @@
     showAlert(text.server);
   }
 
+  // The card's bank wants the payer to confirm the payment (3-D Secure), and nothing is
+  // charged until they do: Stripe.js shows the bank's check, then the same submission, with
+  // the same key, asks our server how it ended. Whatever Stripe.js says, the server decides:
+  // it asks Stripe, and cancels an attempt whose check was not finished.
+  function afterBankCheck(answer, payment, attempt) {
+    var body = answer.body || {};
+    if (answer.status !== 202 || body.status !== "requires_action") {
+      return answer;
+    }
+    var canCheck = stripe && typeof stripe.handleNextAction === "function";
+    var checked = canCheck
+      ? Promise.resolve(stripe.handleNextAction({ clientSecret: body.client_secret })).catch(
+          function () {
+            return null;
+          }
+        )
+      : Promise.resolve(null);
+    return checked.then(function () {
+      return postJSON(data.pay_url, payment, { "Idempotency-Key": attempt.key });
+    });
+  }
+
   function submit(event) {
     event.preventDefault();
     if (submitting || finished) {
@@ -582,7 +605,11 @@
         }
         attempt.token = tokenAnswer.body.token;
         payment.payment_token = attempt.token;
-        return postJSON(data.pay_url, payment, { "Idempotency-Key": attempt.key });
+        return postJSON(data.pay_url, payment, { "Idempotency-Key": attempt.key }).then(
+          function (answer) {
+            return afterBankCheck(answer, payment, attempt);
+          }
+        );
       })
       .then(
         function (answer) {

@@ -228,6 +228,55 @@ def test_a_declined_card_shows_why_and_the_link_stays_payable(
     assert len(set(keys)) == 2
 
 
+# Stripe's test card whose bank always asks the payer to confirm (3-D Secure).
+ASKS_FOR_3DS = "4000002760003184"
+
+
+def test_a_card_whose_bank_asks_to_confirm_is_paid_once_the_payer_confirms(
+    page: Page, live_server: LiveServer, localstripe: LocalStripe
+) -> None:
+    link_id, link = make_stripe_link(live_server)
+    requests = pay_requests(page, link)
+    page.goto(link.path)
+    fill_stripe_card(page, ASKS_FOR_3DS)
+    page.get_by_role("button", name="Pay $123.45").click()
+
+    # The bank's check, which Stripe.js shows over our page (the stand-in's: two buttons).
+    check = page.get_by_role("button", name="Fail authentication")
+    expect(check).to_be_visible()
+    expect(page.get_by_role("button", name="Processing your payment…")).to_be_disabled()
+    assert succeeded_intents(localstripe, link_id) == []
+    check.click()
+
+    alert = page.locator("#pay-error .pay-alert")
+    expect(alert).to_have_text(
+        "Your card's bank did not confirm the payment, so you were not charged. "
+        "Please try again, or use another card."
+    )
+    expect(page.get_by_role("button", name="Pay $123.45")).to_be_enabled()
+    stored_link, payments = stored(live_server, link.token)
+    assert stored_link.status == "outstanding"
+    assert [p.failure_code for p in payments] == ["authentication_failed"]
+
+    # Again, and this time the payer confirms: paid, once.
+    page.get_by_role("button", name="Pay $123.45").click()
+    page.get_by_role("button", name="Complete authentication").click()
+    receipt_number = expect_receipt(page, link)
+
+    [intent] = succeeded_intents(localstripe, link_id)
+    stored_link, payments = stored(live_server, link.token)
+    assert stored_link.status == "paid"
+    assert [(p.status, p.receipt_number) for p in payments] == [
+        ("failed", None),
+        (PAYMENT_SUCCEEDED, receipt_number),
+    ]
+    assert payments[1].processor_ref == intent.id
+    # Each attempt asked twice with its key (to charge, then after the check): two keys.
+    keys = [request.headers["idempotency-key"] for request in requests]
+    assert len(keys) == 4
+    assert keys[0] == keys[1] != keys[2] == keys[3]
+
+
 def test_bank_account_numbers_go_to_stripe_js_only(
     page: Page, live_server: LiveServer, stripe_js: StripeJsStandIn
 ) -> None:

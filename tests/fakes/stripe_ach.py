@@ -34,6 +34,11 @@ What it plays of Stripe:
   the same key answers the first answer.
 - ``dispute(intent_id)``: the payer's bank disputes a succeeded debit; the
   ``charge.dispute.created`` event is answered.
+
+And one thing for cards, which localstripe refuses: confirming a PaymentIntent with
+``use_stripe_sdk`` (which asks Stripe for a card's 3-D Secure check in Stripe.js's frame, next
+action ``use_stripe_sdk``). It is passed on to localstripe without it: localstripe's next
+action for its 3-D Secure test cards is that one anyway.
 """
 
 from __future__ import annotations
@@ -44,8 +49,9 @@ import secrets
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 import requests
 
@@ -151,6 +157,8 @@ class AchStripe(FakeHTTPServer):
         # "descriptor_code" (one, with a code in its description).
         self.microdeposit_type = "amounts"
         self._verify_attempts: dict[str, int] = {}
+        # Card PaymentIntents confirmed with use_stripe_sdk (3-D Secure in Stripe.js's frame).
+        self.confirmed_with_stripe_sdk: list[str] = []
 
     # --- routing ------------------------------------------------------------------------
 
@@ -159,13 +167,27 @@ class AchStripe(FakeHTTPServer):
             self.forget()
         elif request.path == "/_fake/ach/clear" and request.method == "POST":
             return FakeResponse.json(200, {"events": self.clear()})
-        form = nested_form(parse_qsl(request.body.decode("utf-8"), keep_blank_values=True))
+        pairs = parse_qsl(request.body.decode("utf-8"), keep_blank_values=True)
+        form = nested_form(pairs)
         if not self._ours(request, form):
-            return forward(request, self.upstream)
+            return forward(self._without_use_stripe_sdk(request, pairs), self.upstream)
         try:
             return self._answer_once(request, form)
         except StripeError as error:
             return error.response()
+
+    def _without_use_stripe_sdk(
+        self, request: FakeRequest, pairs: list[tuple[str, str]]
+    ) -> FakeRequest:
+        """A card's confirmation as localstripe takes it (see the module's docstring); the
+        PaymentIntent's id kept in ``confirmed_with_stripe_sdk``."""
+        confirming = request.method == "POST" and request.path.endswith("/confirm")
+        if not confirming or ("use_stripe_sdk", "true") not in pairs:
+            return request
+        with self._lock:
+            self.confirmed_with_stripe_sdk.append(request.path.split("/")[3])
+        kept = urlencode([(name, value) for name, value in pairs if name != "use_stripe_sdk"])
+        return replace(request, body=kept.encode("utf-8"))
 
     def _ours(self, request: FakeRequest, form: dict[str, Any]) -> bool:
         path = request.path
@@ -575,6 +597,7 @@ class AchStripe(FakeHTTPServer):
             self.mandates.clear()
             self._answers.clear()
             self._verify_attempts.clear()
+            self.confirmed_with_stripe_sdk.clear()
 
 
 def _online_acceptance(mandate_data: Any) -> dict[str, str]:

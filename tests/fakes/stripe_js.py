@@ -9,7 +9,9 @@ otherwise; this fake does them as Stripe documents them:
 - ``GET /js.stripe.com/v3/``: localstripe's script as localstripe serves it, followed by a
   ``createPaymentMethod`` that posts the card (from the stand-in's Element, its number's
   spaces left out) or the bank account to ``/v1/payment_methods`` with the publishable key
-  as ``key``, as Stripe.js does.
+  as ``key``, as Stripe.js does; and a ``handleNextAction`` that shows a card's 3-D Secure
+  check with the stand-in's own (its confirmCardPayment: a modal with a button to pass it
+  and one to fail it).
 - ``POST /v1/payment_methods`` with ``key=pk_…``: made at localstripe (with a secret key: it
   keeps one store for all keys), and the card's number remembered by the PaymentMethod's id.
 - ``POST /v1/payment_intents/{id}/confirm`` of a PaymentIntent paid with one of Stripe's
@@ -102,6 +104,13 @@ CREATE_PAYMENT_METHOD = r"""
           return { error: json.error || { type: "api_error", message: "Stripe failed." } };
         });
       });
+    };
+    // What Stripe.js's handleNextAction does for a card's 3-D Secure (docs.stripe.com/js/
+    // payment_intents/handle_next_action): the bank's check in a frame over the page, then
+    // the PaymentIntent as it stands. The stand-in's confirmCardPayment does the same with
+    // buttons to pass or fail the check (localstripe's /_authenticate).
+    stripe.handleNextAction = function (options) {
+      return stripe.confirmCardPayment(options.clientSecret);
     };
     return stripe;
   };

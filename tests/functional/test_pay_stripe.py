@@ -208,6 +208,133 @@ def test_a_confirmation_that_never_reached_stripe_is_cancelled_and_the_link_free
     assert paid.status_int == 201
 
 
+# --- 3-D Secure: the card's bank wants the payer to confirm ---------------------------------
+
+# Stripe's test card that always asks for 3-D Secure (localstripe asks for it too).
+ASKS_FOR_3DS = "4000002760003184"
+
+
+def _asked_to_confirm(payer, stripe_db, link, token, localstripe, key):
+    """The payer submits a card whose bank wants their check: nothing is charged yet."""
+    body = submission(localstripe.payment_method(ASKS_FOR_3DS), "123.45")
+    asked = pay(payer, token, body, key=key, status=202).json
+    [intent] = localstripe.payment_intents(link=str(link.id))
+    assert (asked["status"], asked["link_status"]) == ("requires_action", "processing")
+    assert asked["client_secret"] == intent.client_secret
+    assert intent.status == "requires_action"
+    assert intent.next_action.type == "use_stripe_sdk"
+    # Confirmed asking for the check in Stripe.js's frame on our page, not on a bank's page.
+    assert intent.id in localstripe.ach.confirmed_with_stripe_sdk
+    payment = _payment(stripe_db, asked["payment_id"])
+    assert (payment.status, payment.awaiting_authentication) == ("processing", True)
+    return body, asked, intent
+
+
+def test_a_card_whose_bank_asks_the_payer_to_confirm_is_charged_once_they_have(
+    payer, stripe_db, link_and_token, localstripe
+):
+    link, token = link_and_token
+    key = uuid.uuid4().hex
+    body, asked, intent = _asked_to_confirm(payer, stripe_db, link, token, localstripe, key)
+    # Held for this payer meanwhile: nobody else can pay the link.
+    other = pay(payer, token, submission(localstripe.payment_method(SUCCEEDS), "123.45"))
+    assert (other.status_int, other.json["error"]) == (409, "link_not_payable")
+    assert _receipts(stripe_db, asked["payment_id"]) == 0
+
+    localstripe.authenticate(asked["client_secret"], success=True)
+    paid = pay(payer, token, body, key=key, status=201).json
+    replayed = pay(payer, token, body, key=key, status=201).json
+
+    assert paid["payment_id"] == asked["payment_id"] == replayed["payment_id"]
+    assert (paid["status"], paid["link_status"]) == ("succeeded", "paid")
+    assert replayed["receipt_number"] == paid["receipt_number"]
+    assert "client_secret" not in paid
+    [charged] = localstripe.payment_intents(link=str(link.id))
+    assert (charged.id, charged.status) == (intent.id, "succeeded")
+    assert stripe_db.get(PaymentLink, link.id).status == "paid"
+    assert _receipts(stripe_db, paid["payment_id"]) == 1
+
+
+def test_a_failed_bank_check_is_declined_and_that_attempt_can_never_charge(
+    payer, stripe_db, link_and_token, localstripe
+):
+    link, token = link_and_token
+    key = uuid.uuid4().hex
+    body, asked, intent = _asked_to_confirm(payer, stripe_db, link, token, localstripe, key)
+
+    localstripe.authenticate(asked["client_secret"], success=False)
+    declined = pay(payer, token, body, key=key, status=402).json
+
+    assert (declined["error"], declined["link_status"]) == ("authentication_failed", "outstanding")
+    assert "bank did not confirm" in declined["message"]
+    payment = _payment(stripe_db, asked["payment_id"])
+    assert (payment.status, payment.failure_code) == ("failed", "authentication_failed")
+    # Cancelled at Stripe: the secret the payer's page held can no longer confirm it.
+    [cancelled] = localstripe.payment_intents(link=str(link.id))
+    assert (cancelled.id, cancelled.status) == (intent.id, "canceled")
+    assert stripe_db.get(PaymentLink, link.id).status == "outstanding"
+    paid = pay(payer, token, submission(localstripe.payment_method(SUCCEEDS), "123.45"))
+    assert paid.status_int == 201
+
+
+def test_asking_again_before_the_check_is_done_cancels_the_attempt(
+    payer, stripe_db, link_and_token, localstripe
+):
+    link, token = link_and_token
+    key = uuid.uuid4().hex
+    body, asked, _ = _asked_to_confirm(payer, stripe_db, link, token, localstripe, key)
+
+    # The payer closed Stripe's check, or their page lost the first answer and asked again.
+    again = pay(payer, token, body, key=key, status=402).json
+
+    assert (again["error"], again["payment_id"]) == ("authentication_failed", asked["payment_id"])
+    [cancelled] = localstripe.payment_intents(link=str(link.id))
+    assert cancelled.status == "canceled"
+    assert stripe_db.get(PaymentLink, link.id).status == "outstanding"
+
+
+def test_a_payer_who_never_finishes_the_check_is_declined_by_the_resolver(
+    stripe_pay_app, payer, stripe_db, link_and_token, localstripe
+):
+    link, token = link_and_token
+    key = uuid.uuid4().hex
+    body, asked, _ = _asked_to_confirm(payer, stripe_db, link, token, localstripe, key)
+    jobs = stripe_pay_app.registry["clientpay.jobs"]
+
+    # Within the timeout the payer may still be at their bank's check: left alone.
+    assert jobs.run_now(RESOLVE_JOB, utcnow() + dt.timedelta(minutes=1)) == 0
+    assert localstripe.payment_intents(link=str(link.id))[0].status == "requires_action"
+    assert jobs.run_now(RESOLVE_JOB, utcnow() + dt.timedelta(minutes=10)) == 1
+
+    payment = _payment(stripe_db, asked["payment_id"])
+    assert (payment.status, payment.failure_code) == ("failed", "authentication_failed")
+    assert localstripe.payment_intents(link=str(link.id))[0].status == "canceled"
+    assert stripe_db.get(PaymentLink, link.id).status == "outstanding"
+    # Their page, back at last, is told how it ended.
+    late = pay(payer, token, body, key=key, status=402).json
+    assert late["error"] == "authentication_failed"
+
+
+def test_the_webhook_settles_a_payment_the_payer_confirmed_and_left(
+    payer, stripe_db, link_and_token, localstripe
+):
+    link, token = link_and_token
+    key = uuid.uuid4().hex
+    body, asked, intent = _asked_to_confirm(payer, stripe_db, link, token, localstripe, key)
+    localstripe.authenticate(asked["client_secret"], success=True)
+    # The payer's page never asked again (closed, or offline): Stripe's event settles it.
+    [charged] = localstripe.payment_intents(link=str(link.id))
+    event, headers = signed_event(charged)
+
+    payer.post(_webhook_path(link), event, headers=headers, status=200)
+
+    payment = _payment(stripe_db, asked["payment_id"])
+    assert (payment.status, payment.processor_ref) == ("succeeded", intent.id)
+    assert stripe_db.get(PaymentLink, link.id).status == "paid"
+    assert pay(payer, token, body, key=key, status=201).json["payment_id"] == payment.id
+    assert _receipts(stripe_db, payment.id) == 1
+
+
 # --- Webhooks ----------------------------------------------------------------------------
 
 

@@ -27,7 +27,7 @@ def link_and_token(app: Any, dbsession: Any, firm: Any) -> Any:
 
 def submit(app: Any, token: str, body: dict[str, Any], key: str = "key-1") -> Any:
     with Work.fresh(app.registry) as work:
-        payment = submit_payment(work, Submission(token, body, key, "127.0.0.1"))
+        payment = submit_payment(work, Submission(token, body, key, "127.0.0.1")).payment
         return payment.id, payment.status
 
 

@@ -82,6 +82,17 @@ class LocalStripe:
         """Days pass: every ACH debit in processing clears or is returned; the events."""
         return self.ach.clear()
 
+    def authenticate(self, client_secret: str, *, success: bool) -> None:
+        """The payer passes (or fails) their card's 3-D Secure check, as localstripe's
+        stand-in Stripe.js does it: with the publishable key and the PaymentIntent's secret."""
+        intent_id = client_secret.split("_secret_")[0]
+        requests.post(
+            f"{self.url}/v1/payment_intents/{intent_id}/_authenticate",
+            params={"success": "true" if success else "false"},
+            json={"key": TEST_PUBLISHABLE_KEY, "client_secret": client_secret},
+            timeout=10,
+        ).raise_for_status()
+
     def payment_intents(self, **metadata: str) -> list[stripe.PaymentIntent]:
         """Every PaymentIntent whose metadata has these values, newest first."""
         found = []
