@@ -1,5 +1,6 @@
 """What happened to a link after it was made, for its page: the emails it sent the client
-and how each was delivered, and the postings of its payments to the matter system."""
+and how each was delivered, every attempt to pay it and how it ended, and the postings of
+its payments to the matter system."""
 
 from __future__ import annotations
 
@@ -22,6 +23,12 @@ from clientpay_connect.mail.models import (
     OUTBOX_WITHHELD,
     OutboxMessage,
     is_bounce,
+)
+from clientpay_connect.pay.models import (
+    PAYMENT_FAILED,
+    PAYMENT_PROCESSING,
+    PAYMENT_SUCCEEDED,
+    Payment,
 )
 from clientpay_connect.postings.models import Posting
 from clientpay_connect.postings.present import status_label as posting_status_label
@@ -163,3 +170,50 @@ def link_postings(dbsession: Session, firm_id: int, link_id: int) -> list[LinkPo
         )
         for p in rows
     ]
+
+
+# Why an attempt was not paid, in staff's words (the payer was told in theirs).
+REFUSAL_LABELS = {
+    "card_declined": "card declined",
+    "insufficient_funds": "insufficient funds",
+    "expired_card": "card expired",
+    "incorrect_cvc": "wrong security code",
+    "processing_error": "processing error",
+    "authentication_failed": "the card's bank check (3-D Secure) failed or was not finished",
+    "account_closed": "bank account closed",
+    "no_account": "no such bank account",
+    "debit_not_authorized": "debit not authorized by the account holder",
+    "invalid_currency": "the bank account cannot take this currency",
+    "bank_account_unverified": "bank account not verified",
+    "method_not_accepted": "payment method not accepted",
+    "invalid_payment_token": "payment details expired",
+    "not_charged": "never reached the processor",
+}
+
+
+def link_payments(dbsession: Session, firm_id: int, link_id: int) -> list[Payment]:
+    """Every attempt to pay the link, first first: a payer who says their card did not
+    work is answered by the attempts that failed, and why."""
+    return list(
+        dbsession.execute(
+            select(Payment)
+            .where(Payment.link_id == link_id, Payment.firm_id == firm_id)
+            .order_by(Payment.id)
+        ).scalars()
+    )
+
+
+def payment_state(payment: Payment) -> str:
+    """How an attempt to pay stands, for staff."""
+    if payment.status == PAYMENT_SUCCEEDED:
+        return "Paid"
+    if payment.status == PAYMENT_FAILED:
+        reason = REFUSAL_LABELS.get(payment.failure_code) or payment.failure_message
+        return f"Not paid: {reason}" if reason else "Not paid"
+    if payment.status == PAYMENT_PROCESSING and payment.awaiting_authentication:
+        return "Waiting for the payer's bank check (3-D Secure)"
+    if payment.status == PAYMENT_PROCESSING and payment.verification_url:
+        return "Waiting for the payer to verify the bank account"
+    if payment.status == PAYMENT_PROCESSING:
+        return "Bank debit clearing"
+    return "Being charged"

@@ -8,7 +8,6 @@ from typing import Any
 from pyramid.httpexceptions import HTTPNotFound, HTTPSeeOther
 from pyramid.request import Request
 from pyramid.view import view_config
-from sqlalchemy import select
 
 from clientpay_connect.connect.linking import link_invoices
 from clientpay_connect.links.actions import (
@@ -23,7 +22,12 @@ from clientpay_connect.links.forms import (
     check_link_input,
     default_message,
 )
-from clientpay_connect.links.history import link_emails, link_postings
+from clientpay_connect.links.history import (
+    link_emails,
+    link_payments,
+    link_postings,
+    payment_state,
+)
 from clientpay_connect.links.models import (
     EMAIL_FAILED,
     EMAIL_NOT_SENT,
@@ -48,7 +52,6 @@ from clientpay_connect.links.services import (
     was_emailed,
 )
 from clientpay_connect.money import display_amount
-from clientpay_connect.pay.models import PAYMENT_SUCCEEDED, Payment
 from clientpay_connect.refunds.pages import refund_panel
 from clientpay_connect.reminders.services import sent_reminders
 from clientpay_connect.security import STAFF, firm_id
@@ -254,7 +257,8 @@ def link_detail(request: Request) -> dict[str, Any]:
         "can_cancel": link.status == STATUS_OUTSTANDING,
         "can_make_balance_link": balance_due(link) > 0 and balance_link is None,
         "can_email_balance_link": was_emailed(link),
-        "payments": _succeeded_payments(request, link),
+        "payments": link_payments(request.dbsession, link.firm_id, link.id),
+        "payment_state": payment_state,
         "invoices": link_invoices(request.dbsession, link.id)
         if link.source == SOURCE_CONNECT
         else [],
@@ -266,20 +270,6 @@ def link_detail(request: Request) -> dict[str, Any]:
         "postings": link_postings(request.dbsession, link.firm_id, link.id),
         **refund_panel(request.dbsession, link),
     }
-
-
-def _succeeded_payments(request: Request, link: PaymentLink) -> list[Payment]:
-    return list(
-        request.dbsession.execute(
-            select(Payment)
-            .where(
-                Payment.link_id == link.id,
-                Payment.firm_id == link.firm_id,
-                Payment.status == PAYMENT_SUCCEEDED,
-            )
-            .order_by(Payment.id)
-        ).scalars()
-    )
 
 
 @view_config(route_name="links.cancel", request_method="POST", permission=STAFF)

@@ -153,3 +153,67 @@ def test_another_firms_emails_are_not_shown(
     login(testapp, staff)
     page = testapp.get(f"/links/{sent['link_id']}")
     assert [e[1] for e in rows(page, "[data-link-email]")] == ["ana@example.test"]
+
+
+def test_every_attempt_to_pay_is_shown_with_how_it_ended(app, testapp, dbsession, staff, account):
+    link, token = create_link(
+        dbsession, app.registry["clientpay.encryptor"], None, NewLink(account, amount_minor=5_000)
+    )
+    dbsession.flush()
+    payer = webtest.TestApp(app, extra_environ={"HTTP_HOST": "localhost"})
+    refused = tokenize(payer, card("4000000000009995"))
+    pay(payer, token, submission(refused, "50.00", payer_name="Pat Payer"), status=402)
+    paid = pay(payer, token, submission(tokenize(payer, card()), "50.00"), status=201).json
+    # A stranger's attempt at another firm's link is not this link's.
+    other_account = factories.MerchantAccountFactory()
+    _, other_token = create_link(
+        dbsession,
+        app.registry["clientpay.encryptor"],
+        None,
+        NewLink(other_account, amount_minor=5_000),
+    )
+    dbsession.flush()
+    pay(payer, other_token, submission(tokenize(payer, card()), "50.00"), status=201)
+
+    login(testapp, staff)
+    page = testapp.get(f"/links/{link.id}")
+
+    attempts = rows(page, "[data-link-payment]")
+    assert [a[5] for a in attempts] == ["Not paid: insufficient funds", "Paid"]
+    assert [a[0] for a in attempts] == ["—", paid["receipt_number"]]
+    assert attempts[0][4].startswith("Pat Payer")
+    assert [r["data-link-payment"] for r in page.html.select("[data-link-payment]")] == [
+        "failed",
+        "succeeded",
+    ]
+
+
+def test_an_attempt_still_waiting_says_for_what(app, testapp, dbsession, staff, account):
+    link, _token = create_link(
+        dbsession, app.registry["clientpay.encryptor"], None, NewLink(account, amount_minor=5_000)
+    )
+    for key, waiting in (
+        ("waiting-3ds", {"awaiting_authentication": True}),
+        ("waiting-deposits", {"verification_url": "https://verify.example.test/x"}),
+        ("clearing", {}),
+    ):
+        dbsession.add(
+            Payment(
+                firm_id=link.firm_id,
+                link_id=link.id,
+                status="processing",
+                amount_minor=5_000,
+                currency="USD",
+                idempotency_key=key,
+                processor_key=f"pk_{key}",
+                **waiting,
+            )
+        )
+    dbsession.flush()
+    login(testapp, staff)
+    page = testapp.get(f"/links/{link.id}")
+    assert [a[5] for a in rows(page, "[data-link-payment]")] == [
+        "Waiting for the payer's bank check (3-D Secure)",
+        "Waiting for the payer to verify the bank account",
+        "Bank debit clearing",
+    ]
