@@ -390,10 +390,8 @@ def _charge(work: Work, payment_id: int, charge: Charge) -> Outcome:
         # The link stays claimed: only the resolver job, asking the processor later, may
         # decide whether it was paid.
         raise PaymentOutcomeUnknown(payment_id) from unavailable
-    payment = record_result(work, payment_id, result)
-    if is_awaiting_authentication(payment):
-        return Outcome(payment, result.authentication_secret)
-    return Outcome(payment)
+    # The secret is told to the payer only while the payment awaits their check (payment_answer).
+    return Outcome(record_result(work, payment_id, result), result.authentication_secret)
 
 
 def record_result(work: Work, payment_id: int, result: ChargeResult) -> Payment:

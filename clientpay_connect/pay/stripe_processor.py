@@ -319,9 +319,8 @@ class StripeProcessor:
         was refused, ProcessorUnavailable while it is still processing."""
         if intent.status == "succeeded":
             return self._result(client, intent)
-        error = intent.last_payment_error
-        if intent.status == "requires_payment_method" and error is not None:
-            raise Declined(decline_code(error.code, getattr(error, "decline_code", None)))
+        if intent.status == "requires_payment_method" and intent.last_payment_error is not None:
+            raise Declined(refusal_code(intent))
         if awaiting_authentication(intent):
             # The card's bank wants the payer's check first; nothing is charged until then.
             return self._result(
@@ -432,7 +431,8 @@ def awaiting_authentication(intent: stripe.PaymentIntent) -> bool:
 
 
 def refusal_code(intent: stripe.PaymentIntent) -> str:
-    """Our decline code for a card's PaymentIntent left uncharged by the payer's bank check."""
+    """Our decline code for a PaymentIntent left uncharged: refused (its last error says
+    why), or a card's whose bank check the payer never finished."""
     if awaiting_authentication(intent):
         return AUTHENTICATION_FAILED
     error = intent.last_payment_error

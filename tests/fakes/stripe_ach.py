@@ -181,11 +181,13 @@ class AchStripe(FakeHTTPServer):
     ) -> FakeRequest:
         """A card's confirmation as localstripe takes it (see the module's docstring); the
         PaymentIntent's id kept in ``confirmed_with_stripe_sdk``."""
-        confirming = request.method == "POST" and request.path.endswith("/confirm")
-        if not confirming or ("use_stripe_sdk", "true") not in pairs:
+        found = INTENT_PATH.match(request.path)
+        if found is None or found["action"] != "/confirm" or request.method != "POST":
+            return request
+        if ("use_stripe_sdk", "true") not in pairs:
             return request
         with self._lock:
-            self.confirmed_with_stripe_sdk.append(request.path.split("/")[3])
+            self.confirmed_with_stripe_sdk.append(found["id"])
         kept = urlencode([(name, value) for name, value in pairs if name != "use_stripe_sdk"])
         return replace(request, body=kept.encode("utf-8"))
 

@@ -214,8 +214,10 @@ def test_a_confirmation_that_never_reached_stripe_is_cancelled_and_the_link_free
 ASKS_FOR_3DS = "4000002760003184"
 
 
-def _asked_to_confirm(payer, stripe_db, link, token, localstripe, key):
-    """The payer submits a card whose bank wants their check: nothing is charged yet."""
+def _asked_to_confirm(payer, stripe_db, link, token, localstripe):
+    """The payer submits a card whose bank wants their check: nothing is charged yet. The
+    submission, its key, the answer and the PaymentIntent."""
+    key = uuid.uuid4().hex
     body = submission(localstripe.payment_method(ASKS_FOR_3DS), "123.45")
     asked = pay(payer, token, body, key=key, status=202).json
     [intent] = localstripe.payment_intents(link=str(link.id))
@@ -227,15 +229,14 @@ def _asked_to_confirm(payer, stripe_db, link, token, localstripe, key):
     assert intent.id in localstripe.ach.confirmed_with_stripe_sdk
     payment = _payment(stripe_db, asked["payment_id"])
     assert (payment.status, payment.awaiting_authentication) == ("processing", True)
-    return body, asked, intent
+    return body, key, asked, intent
 
 
 def test_a_card_whose_bank_asks_the_payer_to_confirm_is_charged_once_they_have(
     payer, stripe_db, link_and_token, localstripe
 ):
     link, token = link_and_token
-    key = uuid.uuid4().hex
-    body, asked, intent = _asked_to_confirm(payer, stripe_db, link, token, localstripe, key)
+    body, key, asked, intent = _asked_to_confirm(payer, stripe_db, link, token, localstripe)
     # Held for this payer meanwhile: nobody else can pay the link.
     other = pay(payer, token, submission(localstripe.payment_method(SUCCEEDS), "123.45"))
     assert (other.status_int, other.json["error"]) == (409, "link_not_payable")
@@ -259,8 +260,7 @@ def test_a_failed_bank_check_is_declined_and_that_attempt_can_never_charge(
     payer, stripe_db, link_and_token, localstripe
 ):
     link, token = link_and_token
-    key = uuid.uuid4().hex
-    body, asked, intent = _asked_to_confirm(payer, stripe_db, link, token, localstripe, key)
+    body, key, asked, intent = _asked_to_confirm(payer, stripe_db, link, token, localstripe)
 
     localstripe.authenticate(asked["client_secret"], success=False)
     declined = pay(payer, token, body, key=key, status=402).json
@@ -281,8 +281,7 @@ def test_asking_again_before_the_check_is_done_cancels_the_attempt(
     payer, stripe_db, link_and_token, localstripe
 ):
     link, token = link_and_token
-    key = uuid.uuid4().hex
-    body, asked, _ = _asked_to_confirm(payer, stripe_db, link, token, localstripe, key)
+    body, key, asked, _ = _asked_to_confirm(payer, stripe_db, link, token, localstripe)
 
     # The payer closed Stripe's check, or their page lost the first answer and asked again.
     again = pay(payer, token, body, key=key, status=402).json
@@ -297,8 +296,7 @@ def test_a_payer_who_never_finishes_the_check_is_declined_by_the_resolver(
     stripe_pay_app, payer, stripe_db, link_and_token, localstripe
 ):
     link, token = link_and_token
-    key = uuid.uuid4().hex
-    body, asked, _ = _asked_to_confirm(payer, stripe_db, link, token, localstripe, key)
+    body, key, asked, _ = _asked_to_confirm(payer, stripe_db, link, token, localstripe)
     jobs = stripe_pay_app.registry["clientpay.jobs"]
 
     # Within the timeout the payer may still be at their bank's check: left alone.
@@ -319,8 +317,7 @@ def test_the_webhook_settles_a_payment_the_payer_confirmed_and_left(
     payer, stripe_db, link_and_token, localstripe
 ):
     link, token = link_and_token
-    key = uuid.uuid4().hex
-    body, asked, intent = _asked_to_confirm(payer, stripe_db, link, token, localstripe, key)
+    body, key, asked, intent = _asked_to_confirm(payer, stripe_db, link, token, localstripe)
     localstripe.authenticate(asked["client_secret"], success=True)
     # The payer's page never asked again (closed, or offline): Stripe's event settles it.
     [charged] = localstripe.payment_intents(link=str(link.id))
